@@ -1,0 +1,272 @@
+"""The state machine behind the ABCI methods, in plain Python types (no protobuf here).
+
+``Chain`` owns the committed store, the check-state used by CheckTx, and the block being
+finalized. FinalizeBlock stages the block's writes and computes the app hash; Commit persists them
+with the height and app hash in one transaction. Every tx outcome is a ``TxResult`` with a
+registered code: nothing a tx contains can raise out of here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+
+from nesachain.abci.router import Router
+from nesachain.modules.auth.keeper import AuthKeeper
+from nesachain.modules.auth.module import AuthModule
+from nesachain.modules.bank.keeper import BankKeeper
+from nesachain.modules.bank.module import BankModule
+from nesachain.store.commit import CommitStore
+from nesachain.store.kv import CacheStore
+from nesachain.tx.ante import run_ante
+from nesachain.tx.tx import Tx, decode_tx
+from nesachain.types.context import Context
+from nesachain.types.errors import ChainError
+from nesachain.types.events import Event
+from nesachain.types.module import AppModule, BlockInfo, ValidatorUpdate
+from nesachain.types.sdk_errors import ErrInternal, ErrInvalidRequest, ErrNotFound, ErrUnknownRequest
+
+__all__ = ["Chain", "FinalizeResult", "QueryResult", "TxResult"]
+
+log = structlog.get_logger("nesachain.chain")
+
+CHAIN_ID_KEY = b"app/chain_id"
+
+
+@dataclass(frozen=True)
+class TxResult:
+    code: int = 0
+    codespace: str = ""
+    log: str = ""
+    data: bytes = b""
+    events: tuple[Event, ...] = ()
+
+    @classmethod
+    def from_error(cls, err: ChainError, events: Sequence[Event] = ()) -> TxResult:
+        return cls(err.code, err.codespace, err.log, b"", tuple(events))
+
+    @property
+    def ok(self) -> bool:
+        return self.code == 0
+
+
+@dataclass(frozen=True)
+class FinalizeResult:
+    tx_results: tuple[TxResult, ...]
+    events: tuple[Event, ...]
+    validator_updates: tuple[ValidatorUpdate, ...]
+    app_hash: bytes
+
+
+@dataclass(frozen=True)
+class QueryResult:
+    code: int = 0
+    codespace: str = ""
+    log: str = ""
+    value: bytes = b""
+    height: int = 0
+
+
+@dataclass
+class _Pending:
+    height: int
+    store: CacheStore
+    app_hash: bytes
+    validator_updates: list[ValidatorUpdate] = field(default_factory=list)
+
+
+def _internal(exc: BaseException) -> ChainError:
+    log.error("internal_error", error=repr(exc))
+    return ErrInternal.wrap(type(exc).__name__)
+
+
+class Chain:
+    def __init__(self, store: CommitStore) -> None:
+        self.store = store
+        raw = store.get(CHAIN_ID_KEY)
+        self.chain_id = "" if raw is None else raw.decode()
+        self.auth = AuthKeeper()
+        self.bank = BankKeeper()
+        self.modules: list[AppModule] = [AuthModule(self.auth), BankModule(self.bank)]
+        self.router = Router(self.modules)
+        self._genesis: CacheStore | None = None
+        self._pending: _Pending | None = None
+        self._check = CacheStore(store)
+
+    # Info / InitChain -----------------------------------------------------------------------
+    @property
+    def height(self) -> int:
+        return self.store.height
+
+    @property
+    def app_hash(self) -> bytes:
+        return self.store.app_hash
+
+    def validate_genesis(self, app_state: Mapping[str, Any]) -> None:
+        names = {m.name for m in self.modules}
+        unknown = set(app_state) - names
+        if unknown:
+            raise ValueError(f"app_state has unknown modules: {sorted(unknown)}")
+        for module in self.modules:
+            module.validate_genesis(app_state.get(module.name, module.default_genesis()))
+
+    def init_chain(
+        self, chain_id: str, app_state: Mapping[str, Any], time_ns: int = 0
+    ) -> tuple[bytes, list[ValidatorUpdate]]:
+        """Load genesis into a pending store (persisted with block 1) and return its app hash."""
+        self.validate_genesis(app_state)
+        self.chain_id = chain_id
+        genesis = CacheStore(self.store)
+        genesis.set(CHAIN_ID_KEY, chain_id.encode())
+        ctx = Context(genesis, chain_id, 0, time_ns)
+        updates: list[ValidatorUpdate] = []
+        for module in self.modules:
+            updates += module.init_genesis(ctx, app_state.get(module.name, module.default_genesis()))
+        self._genesis = genesis
+        self._check = CacheStore(genesis)
+        return self.store.hash_with(genesis.writes()), updates
+
+    def export_genesis(self) -> dict[str, Any]:
+        return {m.name: m.export_genesis(self.store) for m in self.modules}
+
+    # txs --------------------------------------------------------------------------------------
+    def _decode(self, raw: bytes, store: CacheStore) -> Tx:
+        return decode_tx(raw, max_bytes=self.auth.params(store).max_tx_bytes)
+
+    def _run_msgs(self, ctx: Context, tx: Tx) -> bytes:
+        for msg in tx.body.msgs:
+            handler = self.router.handler(msg.TYPE)
+            if handler is None:
+                raise ErrUnknownRequest.wrap(f"no handler for {msg.TYPE}")
+            ctx.emit("message", action=msg.TYPE, sender=tx.body.account, module=msg.TYPE.split("/")[0])
+            handler(ctx, msg)
+        return b""
+
+    def _deliver(self, parent: Context, raw: bytes) -> TxResult:
+        """Ante then messages on branches of ``parent``; merges what succeeded."""
+        try:
+            tx = self._decode(raw, parent.store)
+            ante = parent.branch()
+            run_ante(ante, tx, self.auth, self.bank, self.auth.params(parent.store).min_fee)
+        except ChainError as err:
+            return TxResult.from_error(err)
+        except Exception as exc:
+            return TxResult.from_error(_internal(exc))
+        parent.merge(ante)
+        ante_events = tuple(ante.events)
+        run = parent.branch()
+        try:
+            data = self._run_msgs(run, tx)
+        except ChainError as err:
+            return TxResult.from_error(err, ante_events)
+        except Exception as exc:
+            return TxResult.from_error(_internal(exc), ante_events)
+        parent.merge(run)
+        return TxResult(data=data, events=ante_events + tuple(run.events))
+
+    def check_tx(self, raw: bytes) -> TxResult:
+        """Validate against the check-state; a tx that passes updates it (sequence, balances)."""
+        parent = Context(CacheStore(self._check), self.chain_id, self.height + 1)
+        result = self._deliver(parent, raw)
+        if result.ok:
+            parent.store.write()
+        return result
+
+    def prepare_txs(self, txs: Sequence[bytes], max_bytes: int) -> list[bytes]:
+        """The txs a proposal keeps: those that pass in order on a scratch state, within max_bytes."""
+        scratch = Context(CacheStore(self._base_store()), self.chain_id, self.height + 1)
+        kept: list[bytes] = []
+        total = 0
+        for raw in txs:
+            if max_bytes > 0 and total + len(raw) > max_bytes:
+                break
+            if self._deliver(scratch, raw).ok:
+                kept.append(raw)
+                total += len(raw)
+        return kept
+
+    def process_txs(self, txs: Sequence[bytes]) -> bool:
+        """ProcessProposal's check: every tx decodes and passes stateless validation."""
+        store = self._base_store()
+        for raw in txs:
+            try:
+                tx = self._decode(raw, store)
+                tx.verify_signature()
+            except ChainError:
+                return False
+            except Exception as exc:
+                log.error("process_proposal_error", error=repr(exc))
+                return False
+        return True
+
+    def _base_store(self) -> CacheStore:
+        return CacheStore(self._genesis if self._genesis is not None else self.store)
+
+    # blocks -----------------------------------------------------------------------------------
+    def finalize_block(
+        self,
+        height: int,
+        txs: Sequence[bytes],
+        *,
+        time_ns: int = 0,
+        block_hash: bytes = b"",
+        info: BlockInfo | None = None,
+    ) -> FinalizeResult:
+        block = self._base_store()
+        entropy = hashlib.sha256(b"nesachain/entropy" + block_hash + height.to_bytes(8, "big")).digest()
+        ctx = Context(block, self.chain_id, height, time_ns, entropy)
+        for module in self.modules:
+            module.begin_block(ctx, info or BlockInfo())
+        results = [self._deliver(Context(block, self.chain_id, height, time_ns, entropy), raw) for raw in txs]
+        updates: list[ValidatorUpdate] = []
+        for module in self.modules:
+            updates += module.end_block(ctx)
+        writes = block.writes()
+        if self._genesis is not None:
+            writes = {**self._genesis.writes(), **writes}
+        app_hash = self.store.hash_with(writes)
+        self._pending = _Pending(height, block, app_hash, updates)
+        return FinalizeResult(tuple(results), tuple(ctx.events), tuple(updates), app_hash)
+
+    def commit(self) -> int:
+        """Persist the finalized block atomically; returns the new height."""
+        pending = self._pending
+        if pending is None:
+            raise RuntimeError("Commit without FinalizeBlock")
+        writes = pending.store.writes()
+        if self._genesis is not None:
+            writes = {**self._genesis.writes(), **writes}
+        self.store.commit(writes, pending.height, pending.app_hash)
+        self._genesis = None
+        self._pending = None
+        self._check = CacheStore(self.store)
+        return pending.height
+
+    # queries ----------------------------------------------------------------------------------
+    def query(self, path: str, data: bytes) -> QueryResult:
+        fn = self.router.query(path)
+        if fn is None:
+            known = ", ".join(self.router.query_paths())
+            return self._query_error(ErrUnknownRequest.wrap(f"unknown query path {path!r}; known: {known}"))
+        try:
+            params = json.loads(data.decode()) if data else {}
+            if not isinstance(params, dict):
+                raise ValueError("query data must be a JSON object")
+            value = fn(self.store, params)
+        except ChainError as err:
+            return self._query_error(err)
+        except LookupError as exc:
+            return self._query_error(ErrNotFound.wrap(str(exc)))
+        except (ValueError, UnicodeDecodeError) as exc:
+            return self._query_error(ErrInvalidRequest.wrap(str(exc)))
+        except Exception as exc:
+            return self._query_error(_internal(exc))
+        return QueryResult(value=json.dumps(value, sort_keys=True).encode(), height=self.height)
+
+    def _query_error(self, err: ChainError) -> QueryResult:
+        return QueryResult(err.code, err.codespace, err.log, height=self.height)

@@ -1,0 +1,99 @@
+"""The asyncio ABCI socket server CometBFT connects to (four connections: consensus, mempool,
+query, snapshot — all to one address, told apart only by the requests they send).
+
+Each connection's requests are answered strictly in order, one at a time, under one app-wide
+lock. Flush is answered after everything before it has been written and drained. An exception
+from the app becomes a ResponseException, which makes CometBFT stop: that is wanted, since the
+app can no longer be trusted to agree with the others. (Tx problems never get here: they are
+result codes.)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+import structlog
+from tendermint.abci import types_pb2 as abci
+
+from nesachain.abci.app import NesaApp
+from nesachain.abci.framing import FrameError, FrameReader, encode_frame
+
+__all__ = ["ABCIServer"]
+
+log = structlog.get_logger("nesachain.abci")
+
+
+class ABCIServer:
+    def __init__(self, app: NesaApp, host: str, port: int) -> None:
+        self._app = app
+        self._host = host
+        self._port = port
+        self._lock = asyncio.Lock()
+        self._server: asyncio.base_events.Server | None = None
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._serve, self._host, self._port)
+        log.info("abci_listening", host=self._host, port=self._port)
+
+    async def serve_forever(self) -> None:
+        await self.start()
+        assert self._server is not None
+        async with self._server:
+            await self._server.serve_forever()
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+
+    @property
+    def port(self) -> int:
+        assert self._server is not None
+        port: int = self._server.sockets[0].getsockname()[1]
+        return port
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        peer = writer.get_extra_info("peername")
+        log.info("abci_connection", peer=str(peer))
+        frames = FrameReader()
+        try:
+            while True:
+                data = await reader.read(65536)
+                if not data:
+                    break
+                for frame in frames.feed(data):
+                    await self._answer(frame, writer)
+        except FrameError as exc:
+            log.error("abci_bad_frame", error=str(exc))
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            log.info("abci_connection_closed", peer=str(peer))
+            writer.close()
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()
+
+    async def _answer(self, frame: bytes, writer: asyncio.StreamWriter) -> None:
+        req = abci.Request()
+        resp = abci.Response()
+        try:
+            req.ParseFromString(frame)
+            kind = req.WhichOneof("value")
+            if kind == "flush":
+                await writer.drain()
+                resp.flush.SetInParent()
+            elif kind is None:
+                resp.exception.error = "empty request"
+            else:
+                async with self._lock:
+                    result: Any = self._app.handle(kind, getattr(req, kind))
+                getattr(resp, kind).CopyFrom(result)
+        except Exception as exc:  # the app is broken; CometBFT must stop rather than diverge
+            log.exception("abci_exception", error=repr(exc))
+            resp = abci.Response()
+            resp.exception.error = f"{type(exc).__name__}: {exc}"
+        writer.write(encode_frame(resp.SerializeToString()))
+        if resp.WhichOneof("value") == "flush":
+            await writer.drain()

@@ -1,0 +1,45 @@
+"""`nesad`: the node, wallet and miner command line. Every failure is one line on stderr and a
+non-zero exit status."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from nesachain.cli import keys_cmds, node_cmds, query_cmds, tx_cmds
+from nesachain.errors import NesaError
+
+__all__ = ["build_parser", "main"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="nesad", description="nesachain node, wallet and miner")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for mod in (node_cmds, keys_cmds, tx_cmds, query_cmds):
+        mod.register(sub)
+    try:
+        from nesachain.cli import shard_cmds
+    except ImportError:  # sharded execution not installed in this build
+        pass
+    else:
+        shard_cmds.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        rc: int = args.func(args)
+    except NesaError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    return rc
+
+
+if __name__ == "__main__":
+    sys.exit(main())

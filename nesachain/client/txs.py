@@ -1,0 +1,71 @@
+"""Build, sign, broadcast and await txs: what the CLI, tests and benches share."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from nacl.signing import SigningKey
+
+from nesachain.client.rpc import CometRPC
+from nesachain.errors import RPCError
+from nesachain.tx.msg import Msg
+from nesachain.tx.tx import TxBody, sign_tx
+from nesachain.types.address import address_from_pubkey, encode_address
+
+__all__ = ["TxOutcome", "account_of", "send_msgs"]
+
+
+@dataclass(frozen=True)
+class TxOutcome:
+    hash: str
+    height: int
+    code: int
+    codespace: str
+    log: str
+    stage: str  # "check" (refused by CheckTx) or "deliver" (in a block)
+
+    @property
+    def ok(self) -> bool:
+        return self.code == 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"hash": self.hash, "height": self.height, "code": self.code,
+                "codespace": self.codespace, "log": self.log, "stage": self.stage}
+
+
+def account_of(key: SigningKey) -> str:
+    return encode_address(address_from_pubkey(bytes(key.verify_key)))
+
+
+def send_msgs(
+    rpc: CometRPC,
+    key: SigningKey,
+    msgs: list[Msg],
+    *,
+    chain_id: str | None = None,
+    fee: int | None = None,
+    memo: str = "",
+    sequence: int | None = None,
+    wait: bool = True,
+    timeout: float = 30.0,
+) -> TxOutcome:
+    account = account_of(key)
+    chain_id = chain_id or rpc.chain_id()
+    if sequence is None:
+        sequence = int(rpc.abci_query("auth/account", {"address": account}).json()["sequence"])
+    if fee is None:
+        fee = int(rpc.abci_query("auth/params").json()["min_fee"])
+    raw = sign_tx(TxBody(chain_id, account, sequence, fee, tuple(msgs), memo), key)
+    res = rpc.broadcast_tx_sync(raw)
+    if res.code != 0 or not wait:
+        return TxOutcome(res.hash, 0, res.code, res.codespace, res.log, "check")
+    try:
+        committed = rpc.wait_tx(res.hash, timeout)
+    except RPCError:
+        raise
+    result = committed["tx_result"]
+    return TxOutcome(
+        res.hash, int(committed["height"]), int(result.get("code", 0)),
+        result.get("codespace", ""), result.get("log", ""), "deliver",
+    )

@@ -1,0 +1,117 @@
+"""`python -m nesachain.localnet init|up|down|status|logs|demo` (what localnet/*.sh and make call)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from nesachain.client.txs import send_msgs
+from nesachain.errors import NesaError
+from nesachain.localnet.net import REPO, Localnet
+from nesachain.modules.bank.msgs import MsgSend
+
+DEFAULT_ROOT = Path(os.environ.get("NESA_LOCALNET", REPO / ".localnet"))
+
+
+def _net(args: argparse.Namespace) -> Localnet:
+    root = Path(args.root)
+    if (root / "localnet.json").exists():
+        return Localnet.load(root)
+    return Localnet(root, base_port=args.base_port)
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    net = _net(args)
+    net.init()
+    print(f"initialized {net.n} validators in {net.root} (chain {net.chain_id}, RPC 127.0.0.1:{net.ports(0).rpc})")
+    return 0
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    net = _net(args)
+    if not net.initialized:
+        net.init()
+    if any(row["up"] for row in net.status()):
+        print("localnet is already running")
+    else:
+        net.up()
+    print_status(net)
+    return 0
+
+
+def print_status(net: Localnet) -> None:
+    for row in net.status():
+        state = f"height {row['height']:>6}  app_hash {row['app_hash']}" if row["up"] else "down"
+        print(f"node{row['node']}  rpc {row['rpc']}  {state}")
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    print_status(_net(args))
+    return 0
+
+
+def cmd_down(args: argparse.Namespace) -> int:
+    net = _net(args)
+    if args.clean:
+        net.clean()
+        print(f"stopped and removed {net.root}")
+    else:
+        net.down()
+        print("stopped")
+    return 0
+
+
+def cmd_logs(args: argparse.Namespace) -> int:
+    net = _net(args)
+    which = "app.log" if args.app else "cometbft.log"
+    lines = (net.home(args.node) / which).read_text(errors="replace").splitlines()[-args.lines :]
+    print("\n".join(lines))
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    net = _net(args)
+    cmd_up(args)
+    rpc = net.rpc(0)
+    ring = net.keyring()
+    faucet = ring.signing_key("faucet")
+    demo = ring.show("demo") if any(k.name == "demo" for k in ring.list()) else ring.add("demo")
+    out = send_msgs(rpc, faucet, [MsgSend(ring.show("faucet").address, demo.address, 1_000_000)])
+    balance = rpc.abci_query("bank/balance", {"address": demo.address}).json()["amount"]
+    print(f"demo transfer: 1000000unes faucet -> {demo.address}")
+    print(f"  txhash {out.hash}  height {out.height}  code {out.code} {out.log}")
+    print(f"  demo balance now {balance}unes; chain height {rpc.height()}")
+    print(f"wallet: nesad --home {net.root / 'wallet'} --keyring-backend test ... ; stop with `make localnet-down`")
+    return 0 if out.ok else 1
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m nesachain.localnet")
+    parser.add_argument("--root", default=str(DEFAULT_ROOT), help="folder holding the node homes")
+    parser.add_argument("--base-port", type=int, default=26656, help="node i uses base+10i (p2p), +1 (rpc), +2 (abci)")
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    sub.add_parser("init").set_defaults(func=cmd_init)
+    sub.add_parser("up").set_defaults(func=cmd_up)
+    sub.add_parser("status").set_defaults(func=cmd_status)
+    p = sub.add_parser("down")
+    p.add_argument("--clean", action="store_true", help="also delete the node homes")
+    p.set_defaults(func=cmd_down)
+    p = sub.add_parser("logs")
+    p.add_argument("--node", type=int, default=0)
+    p.add_argument("--app", action="store_true", help="the app's log instead of CometBFT's")
+    p.add_argument("--lines", type=int, default=50)
+    p.set_defaults(func=cmd_logs)
+    sub.add_parser("demo").set_defaults(func=cmd_demo)
+    args = parser.parse_args()
+    try:
+        rc: int = args.func(args)
+    except NesaError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return rc
+
+
+if __name__ == "__main__":
+    sys.exit(main())

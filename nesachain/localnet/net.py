@@ -1,0 +1,253 @@
+"""A localnet of N validators on 127.0.0.1: each a CometBFT node plus its own `nesad start` app.
+
+Used by `python -m nesachain.localnet` (the scripts in localnet/) and by the integration tests.
+Processes started here are tracked by pid in ``<root>/pids.json``; only those are ever signalled.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from nesachain.client.keyring import Keyring
+from nesachain.client.rpc import CometRPC
+from nesachain.errors import ConfigError, RPCError
+from nesachain.localnet.config import NodePorts, cometbft_init, configure_node, node_id, write_genesis
+
+__all__ = ["REPO", "Localnet", "find_cometbft"]
+
+REPO = Path(__file__).resolve().parents[2]
+FAUCET_AMOUNT = 10**15
+OPERATOR_AMOUNT = 10**12
+
+
+def find_cometbft() -> str:
+    for cand in (os.environ.get("NESA_COMETBFT"), str(REPO / "bin" / "cometbft"), shutil.which("cometbft")):
+        if cand and Path(cand).is_file():
+            return cand
+    raise ConfigError("cometbft not found: run `make setup` (installs the pinned v0.38 binary into ./bin)")
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.2)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+@dataclass
+class _Procs:
+    app: subprocess.Popen[bytes] | None = None
+    node: subprocess.Popen[bytes] | None = None
+
+
+class Localnet:
+    def __init__(
+        self,
+        root: str | Path,
+        n: int = 4,
+        base_port: int = 26656,
+        chain_id: str = "nesa-localnet-1",
+        timeout_commit: str = "400ms",
+    ) -> None:
+        self.root = Path(root).resolve()
+        self.n = n
+        self.base_port = base_port
+        self.chain_id = chain_id
+        self.timeout_commit = timeout_commit
+        self._procs: dict[int, _Procs] = {}
+
+    # layout -----------------------------------------------------------------------------------
+    def home(self, i: int) -> Path:
+        return self.root / f"node{i}"
+
+    def ports(self, i: int) -> NodePorts:
+        return NodePorts.for_node(self.base_port, i)
+
+    def rpc(self, i: int = 0, timeout: float = 10.0) -> CometRPC:
+        return CometRPC(f"http://127.0.0.1:{self.ports(i).rpc}", timeout=timeout)
+
+    def keyring(self) -> Keyring:
+        return Keyring(self.root / "wallet", "test")
+
+    @property
+    def initialized(self) -> bool:
+        return (self.root / "localnet.json").exists()
+
+    # init -------------------------------------------------------------------------------------
+    def init(self, app_state_template: Path | None = None, extra_balances: dict[str, int] | None = None) -> None:
+        if self.initialized:
+            raise ConfigError(f"{self.root} already holds a localnet (run `down --clean` to remove it)")
+        binary = find_cometbft()
+        self.root.mkdir(parents=True, exist_ok=True)
+        homes = [self.home(i) for i in range(self.n)]
+        for h in homes:
+            cometbft_init(binary, h)
+        template = app_state_template or REPO / "genesis" / "localnet.json"
+        app_state = {k: v for k, v in json.loads(template.read_text()).items() if not k.startswith("_")}
+        ring = self.keyring()
+        balances = [{"address": ring.add("faucet").address, "amount": FAUCET_AMOUNT}]
+        for i in range(self.n):
+            balances.append({"address": ring.add(f"operator{i}").address, "amount": OPERATOR_AMOUNT})
+        for address, amount in sorted((extra_balances or {}).items()):
+            balances.append({"address": address, "amount": amount})
+        app_state.setdefault("bank", {})["balances"] = balances
+        write_genesis(homes, self.chain_id, app_state)
+        ids = [node_id(h) for h in homes]
+        for i, h in enumerate(homes):
+            peers = ",".join(f"{ids[j]}@127.0.0.1:{self.ports(j).p2p}" for j in range(self.n) if j != i)
+            configure_node(h, self.ports(i), peers, f"node{i}", self.timeout_commit)
+        meta = {"n": self.n, "base_port": self.base_port, "chain_id": self.chain_id}
+        (self.root / "localnet.json").write_text(json.dumps(meta, indent=2))
+
+    @classmethod
+    def load(cls, root: str | Path) -> Localnet:
+        meta = json.loads((Path(root) / "localnet.json").read_text())
+        return cls(root, meta["n"], meta["base_port"], meta["chain_id"])
+
+    # processes --------------------------------------------------------------------------------
+    def _pidfile(self) -> Path:
+        return self.root / "pids.json"
+
+    def _read_pids(self) -> dict[str, int]:
+        try:
+            data: dict[str, int] = json.loads(self._pidfile().read_text())
+            return data
+        except (OSError, ValueError):
+            return {}
+
+    def _write_pid(self, name: str, pid: int | None) -> None:
+        pids = self._read_pids()
+        if pid is None:
+            pids.pop(name, None)
+        else:
+            pids[name] = pid
+        self._pidfile().write_text(json.dumps(pids, indent=2, sort_keys=True))
+
+    def start_app(self, i: int, timeout: float = 30.0) -> None:
+        port = self.ports(i).abci
+        if _port_open(port):
+            raise ConfigError(f"port {port} for node{i}'s app is already in use")
+        log = open(self.home(i) / "app.log", "ab")
+        cmd = [sys.executable, "-m", "nesachain.cli.main", "start", "--home", str(self.home(i) / "app"),
+               "--abci", f"tcp://127.0.0.1:{port}"]
+        proc = subprocess.Popen(cmd, stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True)
+        log.close()
+        self._procs.setdefault(i, _Procs()).app = proc
+        self._write_pid(f"app{i}", proc.pid)
+        deadline = time.monotonic() + timeout
+        while not _port_open(port):
+            if proc.poll() is not None:
+                raise ConfigError(f"node{i}'s app exited with {proc.returncode}; see {self.home(i) / 'app.log'}")
+            if time.monotonic() > deadline:
+                raise ConfigError(f"node{i}'s app did not listen on {port} within {timeout:.0f}s")
+            time.sleep(0.1)
+
+    def start_node(self, i: int) -> None:
+        p = self.ports(i)
+        log = open(self.home(i) / "cometbft.log", "ab")
+        cmd = [find_cometbft(), "node", "--home", str(self.home(i)),
+               "--proxy_app", f"tcp://127.0.0.1:{p.abci}",
+               "--rpc.laddr", f"tcp://127.0.0.1:{p.rpc}", "--p2p.laddr", f"tcp://127.0.0.1:{p.p2p}"]
+        proc = subprocess.Popen(cmd, stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True)
+        log.close()
+        self._procs.setdefault(i, _Procs()).node = proc
+        self._write_pid(f"node{i}", proc.pid)
+
+    def start(self, i: int) -> None:
+        self.start_app(i)
+        self.start_node(i)
+
+    def up(self, wait_height: int = 1, timeout: float = 90.0) -> None:
+        if not self.initialized:
+            raise ConfigError(f"no localnet in {self.root}: run init first")
+        for i in range(self.n):
+            self.start(i)
+        for i in range(self.n):
+            self.rpc(i).wait_height(wait_height, timeout)
+
+    def _signal_pid(self, name: str, sig: int) -> None:
+        pid = self._read_pids().get(name)
+        if pid is None:
+            return
+        role, idx = ("app", name[3:]) if name.startswith("app") else ("node", name[4:])
+        proc = getattr(self._procs.get(int(idx), _Procs()), role)
+        if proc is not None and proc.pid == pid:
+            if proc.poll() is None:
+                proc.send_signal(sig)
+                try:
+                    proc.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait(timeout=5)
+        elif _is_ours(pid, self.root):
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+            _wait_gone(pid, 15)
+        self._write_pid(name, None)
+
+    def kill_app(self, i: int, sig: int = signal.SIGKILL) -> None:
+        self._signal_pid(f"app{i}", sig)
+
+    def kill_node(self, i: int, sig: int = signal.SIGKILL) -> None:
+        self._signal_pid(f"node{i}", sig)
+
+    def stop(self, i: int, sig: int = signal.SIGTERM) -> None:
+        self.kill_node(i, sig)
+        self.kill_app(i, sig)
+
+    def down(self) -> None:
+        for name in sorted(self._read_pids()):
+            self._signal_pid(name, signal.SIGTERM)
+
+    def clean(self) -> None:
+        self.down()
+        if self.root.exists():
+            shutil.rmtree(self.root)
+
+    # status -----------------------------------------------------------------------------------
+    def status(self) -> list[dict[str, Any]]:
+        out = []
+        for i in range(self.n):
+            row: dict[str, Any] = {"node": i, "rpc": f"127.0.0.1:{self.ports(i).rpc}"}
+            try:
+                st = self.rpc(i, timeout=2).status()
+                row.update(height=int(st["sync_info"]["latest_block_height"]),
+                           app_hash=st["sync_info"]["latest_app_hash"], up=True)
+            except RPCError:
+                row.update(height=None, app_hash=None, up=False)
+            out.append(row)
+        return out
+
+
+def _is_ours(pid: int, root: Path) -> bool:
+    """Only signal a recorded pid if it is still a process of this localnet (pids get reused)."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
+    except OSError:
+        return False
+    return str(root).encode() in cmdline
+
+
+def _wait_gone(pid: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not Path(f"/proc/{pid}").exists():
+            return
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text().split()
+            if stat[2] == "Z":
+                return
+        except OSError:
+            return
+        time.sleep(0.1)

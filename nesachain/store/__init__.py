@@ -1,0 +1,8 @@
+"""Ordered key-value state: the committed store, caches above it, and the app-hash commitment."""
+
+from __future__ import annotations
+
+from nesachain.store.commit import CommitStore
+from nesachain.store.kv import CacheStore, KVReader, KVStore, prefix_end
+
+__all__ = ["CacheStore", "CommitStore", "KVReader", "KVStore", "prefix_end"]

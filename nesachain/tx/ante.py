@@ -1,0 +1,42 @@
+"""Ante checks, run before a tx's messages in CheckTx, PrepareProposal and FinalizeBlock alike:
+chain id, signature, sequence, fee. On success the fee is in the fee pool and the sequence is used,
+even if a message later fails (as in the Cosmos SDK)."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from nesachain.store.kv import KVReader, KVStore
+from nesachain.tx.tx import Tx
+from nesachain.types.address import decode_address
+from nesachain.types.context import Context
+from nesachain.types.sdk_errors import ErrInsufficientFee, ErrInvalidChainID, ErrInvalidSequence
+
+__all__ = ["run_ante"]
+
+
+class AuthKeeperLike(Protocol):
+    def sequence(self, store: KVReader, address: bytes) -> int: ...
+
+    def increment_sequence(self, store: KVStore, address: bytes) -> int: ...
+
+
+class BankKeeperLike(Protocol):
+    def collect_fee(self, ctx: Context, payer: bytes, amount: int) -> None: ...
+
+
+def run_ante(ctx: Context, tx: Tx, auth: AuthKeeperLike, bank: BankKeeperLike, min_fee: int) -> None:
+    body = tx.body
+    if body.chain_id != ctx.chain_id:
+        raise ErrInvalidChainID.wrap(f"tx is for chain {body.chain_id!r}, this chain is {ctx.chain_id!r}")
+    tx.verify_signature()
+    account = decode_address(body.account)
+    expected = auth.sequence(ctx.store, account)
+    if body.sequence != expected:
+        raise ErrInvalidSequence.wrap(
+            f"account {body.account} expects sequence {expected}, tx has {body.sequence}"
+        )
+    if body.fee < min_fee:
+        raise ErrInsufficientFee.wrap(f"fee {body.fee}unes is below the minimum {min_fee}unes")
+    bank.collect_fee(ctx, account, body.fee)
+    auth.increment_sequence(ctx.store, account)

@@ -1,0 +1,62 @@
+"""The message registry: every Msg type a tx can carry, by its ``@type`` name.
+
+A Msg is a frozen dataclass with ``TYPE``, ``from_fields`` (raises ChainError on malformed fields),
+``to_fields``, ``validate_basic`` (stateless checks) and ``signer`` (the account that must sign).
+Modules register their Msgs at import of their ``msgs.py``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Protocol, Self
+
+from nesachain.types.errors import ChainError
+from nesachain.types.sdk_errors import ErrTxDecode, ErrUnknownRequest
+
+__all__ = ["Msg", "decode_msg", "msg_types", "register_msg"]
+
+
+class Msg(Protocol):
+    TYPE: ClassVar[str]
+
+    @classmethod
+    def from_fields(cls, fields: dict[str, Any]) -> Self: ...
+
+    def to_fields(self) -> dict[str, Any]: ...
+
+    def validate_basic(self) -> None: ...
+
+    def signer(self) -> str: ...
+
+
+_MSGS: dict[str, type[Msg]] = {}
+
+
+def register_msg(cls: type[Msg]) -> type[Msg]:
+    if cls.TYPE in _MSGS:
+        raise ValueError(f"msg type {cls.TYPE} registered twice")
+    _MSGS[cls.TYPE] = cls
+    return cls
+
+
+def msg_types() -> list[str]:
+    return sorted(_MSGS)
+
+
+def decode_msg(obj: object) -> Msg:
+    if not isinstance(obj, dict) or not isinstance(obj.get("@type"), str):
+        raise ErrTxDecode.wrap("each message must be a map with an '@type' string")
+    type_name = obj["@type"]
+    cls = _MSGS.get(type_name)
+    if cls is None:
+        raise ErrUnknownRequest.wrap(f"unknown message type {type_name!r}")
+    fields = {k: v for k, v in obj.items() if k != "@type"}
+    try:
+        return cls.from_fields(fields)
+    except ChainError:
+        raise
+    except (TypeError, ValueError, KeyError) as exc:
+        raise ErrTxDecode.wrap(f"malformed {type_name}: {exc}") from None
+
+
+def encode_msg(msg: Msg) -> dict[str, Any]:
+    return {"@type": msg.TYPE, **msg.to_fields()}
