@@ -11,7 +11,12 @@ Importing this package loads nothing.
 from __future__ import annotations
 
 from nesachain.models._paths import cache_root
-from nesachain.models.efficientnet import IMAGENET_MEAN, IMAGENET_STD, load_efficientnet_lite0
+from nesachain.models.efficientnet import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    build_efficientnet_lite0,
+    load_efficientnet_lite0,
+)
 from nesachain.models.errors import ModelLoadError
 from nesachain.models.minilm import load_minilm, mean_pool
 from nesachain.models.smollm2 import load_smollm2, smollm2_cache_dir
@@ -20,6 +25,7 @@ __all__ = [
     "IMAGENET_MEAN",
     "IMAGENET_STD",
     "ModelLoadError",
+    "build_efficientnet_lite0",
     "cache_root",
     "load_efficientnet_lite0",
     "load_minilm",

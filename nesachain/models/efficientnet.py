@@ -9,7 +9,13 @@ import torch
 from nesachain.models._paths import package_dir
 from nesachain.models.errors import ModelLoadError
 
-__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "efficientnet_lite0_weights", "load_efficientnet_lite0"]
+__all__ = [
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "build_efficientnet_lite0",
+    "efficientnet_lite0_weights",
+    "load_efficientnet_lite0",
+]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -27,13 +33,19 @@ def efficientnet_lite0_weights() -> Path:
     return path
 
 
-def load_efficientnet_lite0() -> torch.nn.Module:
-    """Return EfficientNet-Lite0 in fp32 eval mode; input (B, 3, 224, 224) normalised with ImageNet stats."""
+def build_efficientnet_lite0() -> torch.nn.Module:
+    """The EfficientNet-Lite0 architecture in eval mode, without pretrained weights (works under meta)."""
     try:
         from efficientnet_lite_pytorch import EfficientNet
     except ImportError as exc:  # pragma: no cover - depends on the environment
         raise ModelLoadError("pip install efficientnet-lite-pytorch -c constraints.txt") from exc
     model: torch.nn.Module = EfficientNet.from_name("efficientnet-lite0")
+    return model.eval()
+
+
+def load_efficientnet_lite0() -> torch.nn.Module:
+    """Return EfficientNet-Lite0 in fp32 eval mode; input (B, 3, 224, 224) normalised with ImageNet stats."""
+    model = build_efficientnet_lite0()
     state = torch.load(str(efficientnet_lite0_weights()), map_location="cpu", weights_only=True)
     result = model.load_state_dict(state, strict=True)
     if result.missing_keys or result.unexpected_keys:  # strict=True raises first; kept for clarity

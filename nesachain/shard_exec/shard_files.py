@@ -1,0 +1,202 @@
+"""Shard folders: one safetensors file per block plus ``manifest.json``.
+
+    manifest.json          {"format": 1, "model_id", "architecture", "dtype", "n_blocks",
+                            "blocks": [{"index", "file", "sha256", "bytes", "units": [lo, hi)}],
+                            "client": {"file", "sha256", "bytes"} | null,
+                            "hf": {"class", "config", "family", "layers_path", "tied_head"} | null,
+                            "graph": {"factory", "digest", "inputs", "units", "bounds", "live", "specs"} | null,
+                            "tokenizer": "tokenizer" | null}
+    block_NNN.safetensors  block NNN's weights (HF: keys "<layer>.<param>"; graph: the stage's state dict)
+    client.safetensors     what the client keeps (embeddings, final norm, head)
+    tokenizer/             the tokenizer, when the model has one
+
+``units`` are layer indices for HF models and graph-unit indices for fx models. A miner reads and hashes
+only the block files it serves (``load_stage``); a mismatching sha256 is refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from nesachain.shard_exec.errors import ManifestError
+from nesachain.shard_exec.sources import Source, import_factory
+from nesachain.shard_exec.stage import StageRunner
+
+__all__ = ["MANIFEST", "load_client_state", "load_stage", "read_manifest", "write_shards"]
+
+MANIFEST = "manifest.json"
+FORMAT = 1
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _save(state: dict[str, torch.Tensor], path: Path) -> dict[str, Any]:
+    save_file({k: v.contiguous() for k, v in state.items()}, str(path))
+    return {"file": path.name, "sha256": _sha256(path), "bytes": path.stat().st_size}
+
+
+def write_shards(src: Source, out_dir: Path, k: int) -> dict[str, Any]:
+    """Cut ``src`` into ``k`` blocks under ``out_dir``; returns the manifest written."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if src.factory is not None:
+        manifest = _write_graph(src, out_dir, k)
+    else:
+        manifest = _write_hf(src, out_dir, k)
+    if src.tokenizer is not None:
+        src.tokenizer.save_pretrained(str(out_dir / "tokenizer"))
+        manifest["tokenizer"] = "tokenizer"
+    (out_dir / MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True))
+    return manifest
+
+
+def _write_hf(src: Source, out_dir: Path, k: int) -> dict[str, Any]:
+    from nesachain.shard_exec.hf_family import client_state, detect_family, get_path, layer_state
+    from nesachain.shard_exec.partition import balanced_layers
+
+    model = src.model
+    fam = detect_family(model)
+    n_layers = len(get_path(model, fam.layers))
+    blocks = []
+    for i, (lo, hi) in enumerate(balanced_layers(n_layers, k)):
+        entry = _save(layer_state(model, fam, lo, hi), out_dir / f"block_{i:03d}.safetensors")
+        blocks.append({"index": i, "units": [lo, hi], **entry})
+    cstate = client_state(model, fam)
+    tied = bool(fam.head and fam.embed and get_path(model, fam.head).weight is get_path(model, fam.embed).weight)
+    if tied:
+        cstate = {key: v for key, v in cstate.items() if not key.startswith("head.")}
+    config = dict(model.config.to_dict())  # type: ignore[union-attr,operator]
+    for key in ("_name_or_path", "transformers_version", "torch_dtype", "dtype"):
+        config.pop(key, None)
+    return {
+        "format": FORMAT, "model_id": src.model_id, "architecture": f"hf-{fam.kind}", "dtype": "float32",
+        "n_blocks": k, "blocks": blocks, "tokenizer": None, "graph": None,
+        "client": _save(cstate, out_dir / "client.safetensors"),
+        "hf": {"class": type(model).__name__, "config": config, "family": fam.name,
+               "layers_path": fam.layers, "tied_head": tied, "n_layers": n_layers},
+    }
+
+
+def _write_graph(src: Source, out_dir: Path, k: int) -> dict[str, Any]:
+    from nesachain.shard_exec.fx_graph import graph_digest, plan_stages, profile, split, trace
+
+    assert src.factory is not None and src.example_inputs is not None  # checked by the caller's branch
+    gm = trace(src.model)
+    prof = profile(gm, src.example_inputs)
+    bounds = plan_stages(prof, k)
+    live = {b: prof.live[b] for b in bounds}
+    stages = split(gm, live, prof.units, bounds)
+    blocks = []
+    for i, st in enumerate(stages):
+        entry = _save(dict(st.module.state_dict()), out_dir / f"block_{i:03d}.safetensors")
+        blocks.append({"index": i, "units": [bounds[i], bounds[i + 1]], **entry})
+    return {
+        "format": FORMAT, "model_id": src.model_id, "architecture": "fx-graph", "dtype": "float32",
+        "n_blocks": k, "blocks": blocks, "tokenizer": None, "hf": None, "client": None,
+        "graph": {"factory": src.factory, "digest": graph_digest(gm), "inputs": prof.inputs,
+                  "units": prof.units, "bounds": bounds, "live": {str(b): v for b, v in live.items()},
+                  "specs": prof.specs, "cut_bytes": [prof.cut_bytes[b] for b in bounds]},
+    }
+
+
+def read_manifest(shard_dir: Path) -> dict[str, Any]:
+    """Parse and sanity-check ``manifest.json``."""
+    path = shard_dir / MANIFEST
+    try:
+        manifest = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise ManifestError(f"cannot read {path}: {exc}") from exc
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise ManifestError(f"{path} is not a format-{FORMAT} shard manifest")
+    blocks = manifest.get("blocks")
+    if not isinstance(blocks, list) or len(blocks) != manifest.get("n_blocks"):
+        raise ManifestError(f"{path}: blocks do not match n_blocks")
+    return manifest
+
+
+def _read_block(shard_dir: Path, entry: dict[str, Any]) -> dict[str, torch.Tensor]:
+    path = shard_dir / entry["file"]
+    if not path.is_file():
+        raise ManifestError(f"block file {path} is missing")
+    digest = _sha256(path)
+    if digest != entry["sha256"]:
+        raise ManifestError(f"block file {path} has sha256 {digest[:16]}…, manifest says {entry['sha256'][:16]}…")
+    return load_file(str(path))
+
+
+def parse_range(text: str, n_blocks: int) -> tuple[int, int]:
+    """``"a:b"`` -> (a, b) with 0 <= a < b <= n_blocks."""
+    try:
+        lo_s, hi_s = text.split(":")
+        lo, hi = int(lo_s), int(hi_s)
+    except ValueError as exc:
+        raise ManifestError(f"a block range looks like 0:2, got {text!r}") from exc
+    if not 0 <= lo < hi <= n_blocks:
+        raise ManifestError(f"block range {lo}:{hi} is outside 0:{n_blocks}")
+    return lo, hi
+
+
+def load_stage(shard_dir: Path, start: int, end: int) -> StageRunner:
+    """Load blocks [start, end) only (hashes checked) and build their runner."""
+    manifest = read_manifest(shard_dir)
+    if not 0 <= start < end <= manifest["n_blocks"]:
+        raise ManifestError(f"block range {start}:{end} is outside 0:{manifest['n_blocks']}")
+    entries = manifest["blocks"][start:end]
+    if manifest["architecture"] == "fx-graph":
+        return _load_graph_stage(shard_dir, manifest, start, end)
+    from nesachain.shard_exec.hf_family import family_by_paths
+    from nesachain.shard_exec.hf_stages import build_hf_stage
+
+    hf = manifest["hf"]
+    state: dict[str, torch.Tensor] = {}
+    for entry in entries:
+        state.update(_read_block(shard_dir, entry))
+    fam = family_by_paths(hf["family"], hf["layers_path"])
+    return build_hf_stage(hf["class"], hf["config"], fam, entries[0]["units"][0], entries[-1]["units"][1], state)
+
+
+def _load_graph_stage(shard_dir: Path, manifest: dict[str, Any], start: int, end: int) -> StageRunner:
+    from torch import nn
+
+    from nesachain.shard_exec.fx_graph import graph_digest, split, trace
+    from nesachain.shard_exec.graph_stage import GraphStage
+    from nesachain.shard_exec.hf_family import materialize
+
+    g = manifest["graph"]
+    factory = import_factory(g["factory"])
+    with torch.device("meta"):
+        model = factory().eval()
+    gm = trace(model)
+    if graph_digest(gm) != g["digest"]:
+        raise ManifestError(f"factory {g['factory']} traces to a different graph than the one sharded")
+    live = {int(b): v for b, v in g["live"].items()}
+    stages = split(gm, live, g["units"], g["bounds"])[start:end]
+    holder = nn.ModuleList([st.module for st in stages])
+    state: dict[str, torch.Tensor] = {}
+    for i, entry in enumerate(manifest["blocks"][start:end]):
+        state.update({f"{i}.{key}": v for key, v in _read_block(shard_dir, entry).items()})
+    materialize(holder, state, f"graph stages {start}:{end}")
+    for st in stages:
+        leftover = [n for n, t in [*st.module.named_parameters(), *st.module.named_buffers()] if t.is_meta]
+        if leftover:
+            raise ManifestError(f"graph stage keeps tensors that are not weights: {leftover[:3]}")
+    return GraphStage(stages, g["specs"])
+
+
+def load_client_state(shard_dir: Path) -> dict[str, torch.Tensor]:
+    """The client part's weights (hash checked); empty for graph models."""
+    manifest = read_manifest(shard_dir)
+    if manifest.get("client") is None:
+        return {}
+    return _read_block(shard_dir, manifest["client"])

@@ -1,0 +1,92 @@
+"""Resolve a MODEL argument (a packaged name, an HF folder, or ``module:factory``) to a loaded model."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from nesachain.shard_exec.errors import ManifestError
+
+__all__ = ["NAMED_MODELS", "Source", "import_factory", "load_source"]
+
+NAMED_MODELS = ("smollm2-135m", "all-minilm-l6-v2", "efficientnet-lite0")
+
+
+@dataclass
+class Source:
+    """A model ready to shard: HF models have ``tokenizer``; graph models have a factory and example inputs."""
+
+    model_id: str
+    model: nn.Module
+    tokenizer: Any = None
+    factory: str | None = None  # "module:callable" building the architecture (called under meta by miners)
+    example_inputs: tuple[torch.Tensor, ...] | None = None
+
+
+def import_factory(spec: str) -> Callable[[], nn.Module]:
+    """``"package.module:callable"`` -> the callable."""
+    mod_name, _, attr = spec.partition(":")
+    if not mod_name or not attr:
+        raise ManifestError(f"a factory must look like 'package.module:callable', got {spec!r}")
+    try:
+        fn = getattr(importlib.import_module(mod_name), attr)
+    except (ImportError, AttributeError) as exc:
+        raise ManifestError(f"cannot import factory {spec!r}: {exc}") from exc
+    if not callable(fn):
+        raise ManifestError(f"factory {spec!r} is not callable")
+    return fn  # type: ignore[no-any-return]
+
+
+def _shape(text: str | None) -> tuple[int, ...]:
+    if not text:
+        raise ManifestError("a graph model needs --input-shape, e.g. 1,3,224,224")
+    try:
+        return tuple(int(x) for x in text.split(","))
+    except ValueError as exc:
+        raise ManifestError(f"bad --input-shape {text!r}") from exc
+
+
+def load_source(name: str, input_shape: str | None = None) -> Source:
+    """Load the model named on the command line."""
+    from nesachain import models
+
+    if name == "smollm2-135m":
+        model, tok = models.load_smollm2()
+        return Source(name, model, tok)
+    if name == "all-minilm-l6-v2":
+        model, tok = models.load_minilm()
+        return Source(name, model, tok)
+    if name == "efficientnet-lite0":
+        shape = _shape(input_shape) if input_shape else (1, 3, 224, 224)
+        return Source(name, models.load_efficientnet_lite0(), None,
+                      "nesachain.models.efficientnet:build_efficientnet_lite0",
+                      (torch.randn(*shape, generator=torch.Generator().manual_seed(0)),))
+    path = Path(name)
+    if (path / "config.json").is_file():
+        return _load_hf_dir(path)
+    if ":" in name:
+        model = import_factory(name)().eval()
+        gen = torch.Generator().manual_seed(0)
+        return Source(name, model, None, name, (torch.randn(*_shape(input_shape), generator=gen),))
+    raise ManifestError(f"unknown model {name!r}: use one of {', '.join(NAMED_MODELS)}, "
+                        "a Hugging Face folder, or package.module:factory")
+
+
+def _load_hf_dir(path: Path) -> Source:
+    import json
+
+    import transformers
+
+    arch = (json.loads((path / "config.json").read_text()).get("architectures") or ["AutoModel"])[0]
+    cls = getattr(transformers, arch, None) or transformers.AutoModel
+    model = cls.from_pretrained(str(path), local_files_only=True, dtype=torch.float32).eval()
+    tok = None
+    if (path / "tokenizer_config.json").is_file() or (path / "tokenizer.json").is_file():
+        tok = transformers.AutoTokenizer.from_pretrained(str(path), local_files_only=True)  # type: ignore[no-untyped-call]
+    return Source(path.name, model, tok)
