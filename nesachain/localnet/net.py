@@ -196,6 +196,19 @@ class Localnet:
             _wait_gone(pid, 15)
         self._write_pid(name, None)
 
+    def alive(self, i: int, role: str = "node") -> bool:
+        """Whether node i's CometBFT ("node") or app ("app") process started here still runs."""
+        proc = getattr(self._procs.get(i, _Procs()), role)
+        return proc is not None and proc.poll() is None
+
+    def wait_exit(self, i: int, role: str = "node", timeout: float = 30.0) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not self.alive(i, role):
+                return True
+            time.sleep(0.1)
+        return False
+
     def kill_app(self, i: int, sig: int = signal.SIGKILL) -> None:
         self._signal_pid(f"app{i}", sig)
 

@@ -89,9 +89,6 @@ class CommitStore:
         for key in self._keys[lo:hi]:
             yield key, self._data[key]
 
-    def __len__(self) -> int:
-        return len(self._data)
-
     # hashing
     def _bucket_hashes_with(self, writes: Mapping[bytes, bytes | None]) -> dict[int, bytes]:
         touched: dict[int, dict[bytes, bytes | None]] = {}
