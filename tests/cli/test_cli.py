@@ -1,0 +1,53 @@
+"""The `nesad` command line without a chain: keys, argument errors, unreachable nodes."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from nesachain.cli.main import main
+
+
+def run(capsys, *args: str) -> tuple[int, str, str]:
+    rc = main(list(args))
+    out = capsys.readouterr()
+    return rc, out.out, out.err
+
+
+def test_cli_keys_add_show_export_import_roundtrip(tmp_path, capsys):
+    home = ["--home", str(tmp_path), "--keyring-backend", "test"]
+    rc, out, _ = run(capsys, "keys", "add", "alice", *home, "-o", "json")
+    assert rc == 0
+    alice = json.loads(out)
+    rc, out, _ = run(capsys, "keys", "show", "alice", "-a", *home)
+    assert (rc, out.strip()) == (0, alice["address"])
+    rc, seed, err = run(capsys, "keys", "export", "alice", *home)
+    assert rc == 0 and "private key" in err
+    rc, _, _ = run(capsys, "keys", "delete", "alice", *home)
+    rc, out, _ = run(capsys, "keys", "import", "again", seed.strip(), *home, "-o", "json")
+    assert rc == 0 and json.loads(out)["address"] == alice["address"]
+
+
+def test_cli_file_keyring_without_passphrase_off_terminal_is_one_line_error(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("NESAD_KEYRING_PASSPHRASE", raising=False)
+    monkeypatch.setattr("sys.stdin.isatty", lambda: False)
+    rc, _, err = run(capsys, "keys", "add", "a", "--home", str(tmp_path), "--keyring-backend", "file")
+    assert rc == 1 and err.startswith("error: ") and err.count("\n") == 1 and "NESAD_KEYRING_PASSPHRASE" in err
+
+
+def test_cli_unreachable_node_is_one_line_error(capsys):
+    rc, _, err = run(capsys, "status", "--node", "http://127.0.0.1:1")
+    assert rc == 1 and err.startswith("error: cannot reach node") and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("amount", ["-5", "1.5", "10atom", "0", str(2**64)])
+def test_cli_bad_amount_rejected_before_signing(tmp_path, capsys, amount):
+    rc, _, err = run(capsys, "tx", "bank", "send", "a", "b", amount, "--home", str(tmp_path),
+                     "--keyring-backend", "test", "--node", "http://127.0.0.1:1")
+    assert rc == 1 and "amount" in err and err.count("\n") == 1
+
+
+def test_cli_start_rejects_bad_listen_address(tmp_path, capsys):
+    rc, _, err = run(capsys, "start", "--home", str(tmp_path), "--abci", "unix:///tmp/x.sock")
+    assert rc == 1 and "--abci must look like" in err
