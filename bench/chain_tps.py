@@ -27,10 +27,10 @@ from nacl.signing import SigningKey
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from nesachain.localnet.net import Localnet, find_cometbft  # noqa: E402
-from nesachain.modules.bank.msgs import MsgSend  # noqa: E402
-from nesachain.tx.tx import TxBody, sign_tx  # noqa: E402
-from nesachain.types.address import address_from_pubkey, encode_address  # noqa: E402
+from nesachain.localnet.net import Localnet, find_cometbft
+from nesachain.modules.bank.msgs import MsgSend
+from nesachain.tx.tx import TxBody, sign_tx
+from nesachain.types.address import address_from_pubkey, encode_address
 
 CHAIN_ID = "nesa-bench-1"
 BASE_PORT = 37656
@@ -61,7 +61,8 @@ class Watcher:
         self.stop = False
 
     async def rpc(self, method: str, **params: str) -> dict:
-        async with self.session.post(self.url, json={"jsonrpc": "2.0", "id": 1, "method": method, "params": params}) as r:
+        body = {"jsonrpc": "2.0", "id": 1, "method": method, "params": params}
+        async with self.session.post(self.url, json=body) as r:
             return (await r.json())["result"]
 
     async def run(self) -> None:
@@ -92,7 +93,7 @@ async def drive(urls: list[str], txs: list[bytes], rate: int, drain: float) -> d
             try:
                 async with session.post(urls[i % len(urls)], json=body) as r:
                     res = (await r.json()).get("result") or {}
-            except (aiohttp.ClientError, asyncio.TimeoutError):
+            except (TimeoutError, aiohttp.ClientError):
                 refused += 1
                 return
             if res.get("code", 1) == 0:
@@ -128,7 +129,7 @@ def start_kvstore(net: Localnet) -> list[subprocess.Popen[bytes]]:
     procs = []
     for i in range(net.n):
         p = net.ports(i)
-        log = open(net.home(i) / "kvstore.log", "ab")  # noqa: SIM115
+        log = open(net.home(i) / "kvstore.log", "ab")
         procs.append(subprocess.Popen(
             [find_cometbft(), "node", "--home", str(net.home(i)), "--proxy_app", "kvstore",
              "--rpc.laddr", f"tcp://127.0.0.1:{p.rpc}", "--p2p.laddr", f"tcp://127.0.0.1:{p.p2p}"],
