@@ -21,11 +21,13 @@ from nesachain.modules.auth.keeper import AuthKeeper
 from nesachain.modules.auth.module import AuthModule
 from nesachain.modules.bank.keeper import BankKeeper
 from nesachain.modules.bank.module import BankModule
+from nesachain.modules.staking.module import StakingModule
 from nesachain.store.commit import CommitStore
 from nesachain.store.kv import CacheStore
 from nesachain.tx.ante import run_ante
 from nesachain.tx.tx import Tx, decode_tx
 from nesachain.types.context import Context
+from nesachain.types.encoding import encode
 from nesachain.types.errors import ChainError
 from nesachain.types.events import Event
 from nesachain.types.module import AppModule, BlockInfo, ValidatorUpdate
@@ -92,7 +94,8 @@ class Chain:
         self.chain_id = "" if raw is None else raw.decode()
         self.auth = AuthKeeper()
         self.bank = BankKeeper()
-        self.modules: list[AppModule] = [AuthModule(self.auth), BankModule(self.bank)]
+        self.staking = StakingModule(self.bank)
+        self.modules: list[AppModule] = [AuthModule(self.auth), BankModule(self.bank), self.staking]
         self.router = Router(self.modules)
         self._genesis: CacheStore | None = None
         self._pending: _Pending | None = None
@@ -139,13 +142,16 @@ class Chain:
         return decode_tx(raw, max_bytes=self.auth.params(store).max_tx_bytes)
 
     def _run_msgs(self, ctx: Context, tx: Tx) -> bytes:
+        """Run each message's handler; the tx's data is the canonical list of their responses."""
+        responses = []
         for msg in tx.body.msgs:
             handler = self.router.handler(msg.TYPE)
             if handler is None:
                 raise ErrUnknownRequest.wrap(f"no handler for {msg.TYPE}")
             ctx.emit("message", action=msg.TYPE, sender=tx.body.account, module=msg.TYPE.split("/")[0])
-            handler(ctx, msg)
-        return b""
+            response = handler(ctx, msg)
+            responses.append(response if isinstance(response, dict) else {})
+        return encode(responses)
 
     def _deliver(self, parent: Context, raw: bytes) -> TxResult:
         """Ante then messages on branches of ``parent``; merges what succeeded."""

@@ -94,6 +94,11 @@ class BankKeeper:
         ctx.store.set(keys.SUPPLY, encode(supply - amount))
         ctx.emit("burn", amount=f"{amount}unes")
 
+    def locked_to_fee_pool(self, ctx: Context, amount: int) -> None:
+        """Move ``amount`` a module holds into the fee pool (supply unchanged)."""
+        ctx.store.set(keys.FEE_POOL, encode(self.fee_pool(ctx.store) + amount))
+        ctx.emit("fee_pool_deposit", amount=f"{amount}unes")
+
     def pay_from_fee_pool(self, ctx: Context, recipient: bytes, amount: int) -> None:
         pool = self.fee_pool(ctx.store)
         if amount > pool:

@@ -1,0 +1,48 @@
+"""What inference needs from other modules, as protocols (it never imports their keepers)."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from nesachain.store.kv import KVReader
+from nesachain.types.context import Context
+
+__all__ = ["BankKeeper", "MinerView", "Miners", "Validators"]
+
+
+class BankKeeper(Protocol):
+    def lock(self, ctx: Context, owner: bytes, amount: int) -> None: ...
+
+    def unlock(self, ctx: Context, owner: bytes, amount: int) -> None: ...
+
+    def locked_to_fee_pool(self, ctx: Context, amount: int) -> None: ...
+
+
+class MinerView(Protocol):
+    miner: bytes
+    owner: bytes
+    bond: int
+    model_id: str
+    block_start: int
+    block_end: int
+    status: str
+
+
+class Miners(Protocol):
+    def get_miner(self, store: KVReader, miner: bytes) -> MinerView | None: ...
+
+    def record_miner_outcome(self, ctx: Context, miner: bytes, failed: bool) -> None:
+        """Apply the reputation update R' = R·0.8^M·1.01^(1−M)."""
+        ...
+
+    def slash_miner(self, ctx: Context, miner: bytes, fraction_ppm: int) -> int:
+        """Slash a fraction of the miner's bond; returns the amount slashed."""
+        ...
+
+
+class Validators(Protocol):
+    def voting_power(self, store: KVReader, operator: bytes) -> int:
+        """Consensus power of the bonded, unjailed validator operated by this account (0 if none)."""
+        ...
+
+    def total_voting_power(self, store: KVReader) -> int: ...

@@ -1,0 +1,274 @@
+"""inference keeper: models, sessions, result commitments and verdicts. The only code that
+touches inference/ state; phase changes at deadlines live in ``lifecycle.py``.
+
+A session's escrow is locked out of the client's balance at open and held by this module until
+settlement pays the miners, the protocol fee goes to the fee pool and the rest goes back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import replace
+
+from nesachain.modules.inference import keys
+from nesachain.modules.inference.errors import (
+    ErrAlreadyCommitted,
+    ErrDeadlinePassed,
+    ErrEscrowTooSmall,
+    ErrInvalidModel,
+    ErrMinerUnavailable,
+    ErrModelExists,
+    ErrNotCommitted,
+    ErrNotInRoute,
+    ErrNotValidator,
+    ErrRevealMismatch,
+    ErrRouteGap,
+    ErrUnauthorizedMiner,
+    ErrUnknownChallenge,
+    ErrUnknownModel,
+    ErrUnknownSession,
+    ErrWrongPhase,
+)
+from nesachain.modules.inference.expected_keepers import BankKeeper, Miners, Validators
+from nesachain.modules.inference.params import PPM, Params
+from nesachain.modules.inference.types import (
+    CHALLENGING,
+    COMMITTING,
+    OPEN,
+    Challenge,
+    Hop,
+    Model,
+    Session,
+    result_commitment,
+    verdict_commitment,
+)
+from nesachain.store.kv import KVReader, KVStore, prefix_end
+from nesachain.types.address import encode_address
+from nesachain.types.context import Context
+from nesachain.types.encoding import decode_canonical, encode
+
+__all__ = ["InferenceKeeper", "max_cost"]
+
+
+def max_cost(price: int, blocks: int, max_tokens: int, fee_ppm: int) -> int:
+    """The most a session can cost: every block, every token, plus the protocol fee on that."""
+    pay = price * blocks * max_tokens
+    return pay + pay * fee_ppm // PPM
+
+
+class InferenceKeeper:
+    def __init__(self, bank: BankKeeper, miners: Miners, validators: Validators) -> None:
+        self.bank = bank
+        self.miners = miners
+        self.validators = validators
+
+    # params, models -----------------------------------------------------------------------------
+    def params(self, store: KVReader) -> Params:
+        raw = store.get(keys.PARAMS)
+        return Params() if raw is None else Params.from_dict(decode_canonical(raw))
+
+    def set_params(self, store: KVStore, params: Params) -> None:
+        params.validate()
+        store.set(keys.PARAMS, encode(params.to_dict()))
+
+    def model(self, store: KVReader, model_id: str) -> Model | None:
+        raw = store.get(keys.model_key(model_id))
+        return None if raw is None else Model.from_state(decode_canonical(raw))
+
+    def model_blocks(self, store: KVReader, model_id: str) -> int | None:
+        """staking's ModelRegistry: the block count of a registered model."""
+        m = self.model(store, model_id)
+        return None if m is None else m.n_blocks
+
+    def models(self, store: KVReader) -> Iterator[Model]:
+        for _, raw in store.iterate(keys.MODEL, prefix_end(keys.MODEL)):
+            yield Model.from_state(decode_canonical(raw))
+
+    def register_model(self, ctx: Context, model: Model) -> None:
+        if self.model(ctx.store, model.model_id) is not None:
+            raise ErrModelExists.wrap(model.model_id)
+        minimum = self.params(ctx.store).min_model_deposit
+        if model.deposit < minimum:
+            raise ErrInvalidModel.wrap(f"deposit {model.deposit}unes is below the minimum {minimum}unes")
+        self.bank.lock(ctx, model.owner, model.deposit)
+        self.set_model(ctx.store, model)
+        ctx.emit("model_registered", model_id=model.model_id, owner=encode_address(model.owner),
+                 n_blocks=model.n_blocks, price=model.price)
+
+    def set_model(self, store: KVStore, model: Model) -> None:
+        store.set(keys.model_key(model.model_id), encode(model.to_state()))
+
+    # sessions -----------------------------------------------------------------------------------
+    def session(self, store: KVReader, session_id: int) -> Session | None:
+        raw = store.get(keys.session_key(session_id))
+        return None if raw is None else Session.from_state(decode_canonical(raw))
+
+    def must_session(self, store: KVReader, session_id: int) -> Session:
+        s = self.session(store, session_id)
+        if s is None:
+            raise ErrUnknownSession.wrap(f"session {session_id}")
+        return s
+
+    def set_session(self, store: KVStore, s: Session) -> None:
+        store.set(keys.session_key(s.id), encode(s.to_state()))
+
+    def sessions(self, store: KVReader) -> Iterator[Session]:
+        for _, raw in store.iterate(keys.SESSION, prefix_end(keys.SESSION)):
+            yield Session.from_state(decode_canonical(raw))
+
+    def escrowed(self, store: KVReader) -> int:
+        """Tokens this module holds: escrow of unsettled sessions plus model deposits."""
+        held = sum(m.deposit for m in self.models(store))
+        return held + sum(s.escrow for s in self.sessions(store) if s.status != "settled")
+
+    def schedule(self, store: KVStore, height: int, session_id: int) -> None:
+        store.set(keys.due_key(height, session_id), b"")
+
+    def check_route(self, store: KVReader, model: Model, route: list[tuple[bytes, int, int]]) -> None:
+        pos = 0
+        seen: set[bytes] = set()
+        for miner_addr, start, end in route:
+            if start != pos:
+                raise ErrRouteGap.wrap(f"route jumps from block {pos} to {start}")
+            if miner_addr in seen:
+                raise ErrRouteGap.wrap(f"miner {encode_address(miner_addr)} appears twice")
+            seen.add(miner_addr)
+            m = self.miners.get_miner(store, miner_addr)
+            who = encode_address(miner_addr)
+            if m is None:
+                raise ErrMinerUnavailable.wrap(f"{who} is not a registered miner")
+            if m.status != "active" or m.bond <= 0:
+                raise ErrMinerUnavailable.wrap(f"{who} is {m.status}")
+            if m.model_id != model.model_id or not m.block_start <= start < end <= m.block_end:
+                raise ErrMinerUnavailable.wrap(
+                    f"{who} serves {m.model_id} blocks [{m.block_start}, {m.block_end}), not [{start}, {end})")
+            pos = end
+        if pos != model.n_blocks:
+            raise ErrRouteGap.wrap(f"route ends at block {pos}, the model has {model.n_blocks}")
+
+    def open_session(self, ctx: Context, client: bytes, model_id: str, route: list[tuple[bytes, int, int]],
+                     max_tokens: int, escrow: int) -> Session:
+        model = self.model(ctx.store, model_id)
+        if model is None:
+            raise ErrUnknownModel.wrap(model_id)
+        params = self.params(ctx.store)
+        if len(route) > params.max_route_hops:
+            raise ErrRouteGap.wrap(f"route has {len(route)} hops, the limit is {params.max_route_hops}")
+        self.check_route(ctx.store, model, route)
+        need = max_cost(model.price, model.n_blocks, max_tokens, params.protocol_fee_ppm)
+        if escrow < need:
+            raise ErrEscrowTooSmall.wrap(f"escrow {escrow}unes < maximum cost {need}unes")
+        self.bank.lock(ctx, client, escrow)
+        raw = ctx.store.get(keys.NEXT_SESSION)
+        sid = 1 if raw is None else int(decode_canonical(raw))
+        ctx.store.set(keys.NEXT_SESSION, encode(sid + 1))
+        s = Session(sid, client, model_id, tuple(Hop(m, a, b) for m, a, b in route), max_tokens, escrow,
+                    model.price, ctx.height)
+        self.set_session(ctx.store, s)
+        self.schedule(ctx.store, ctx.height + params.session_timeout, sid)
+        ctx.emit("session_opened", session_id=sid, client=encode_address(client), model_id=model_id,
+                 escrow=escrow, hops=len(route))
+        return s
+
+    def close_session(self, ctx: Context, s: Session, tokens: int) -> Session:
+        if s.status != OPEN:
+            raise ErrWrongPhase.wrap(f"session {s.id} is {s.status}")
+        tokens = min(tokens, s.max_tokens)
+        p = self.params(ctx.store)
+        commit_deadline = ctx.height + p.commit_window
+        s = s.with_(status=COMMITTING, tokens=tokens, closed_height=ctx.height, commit_deadline=commit_deadline,
+                    reveal_deadline=commit_deadline + p.reveal_window)
+        self.set_session(ctx.store, s)
+        self.schedule(ctx.store, s.reveal_deadline, s.id)
+        ctx.emit("session_closed", session_id=s.id, tokens=tokens)
+        return s
+
+    # miners' commit–reveal ------------------------------------------------------------------------
+    def _hop(self, store: KVReader, s: Session, owner: bytes, miner: bytes) -> int:
+        idx = s.hop_index(miner)
+        if idx is None:
+            raise ErrNotInRoute.wrap(f"{encode_address(miner)} in session {s.id}")
+        m = self.miners.get_miner(store, miner)
+        if m is None or m.owner != owner:
+            raise ErrUnauthorizedMiner.wrap(f"{encode_address(owner)} for miner {encode_address(miner)}")
+        return idx
+
+    def commit_result(self, ctx: Context, session_id: int, owner: bytes, miner: bytes, commitment: bytes) -> None:
+        s = self.must_session(ctx.store, session_id)
+        if s.status != COMMITTING:
+            raise ErrWrongPhase.wrap(f"session {s.id} is {s.status}, commitments need a closed session")
+        if ctx.height > s.commit_deadline:
+            raise ErrDeadlinePassed.wrap(f"commit deadline was height {s.commit_deadline}")
+        i = self._hop(ctx.store, s, owner, miner)
+        if s.hops[i].commitment:
+            raise ErrAlreadyCommitted.wrap(f"miner {encode_address(miner)} in session {s.id}")
+        hops = list(s.hops)
+        hops[i] = replace(hops[i], commitment=commitment)
+        self.set_session(ctx.store, s.with_(hops=tuple(hops)))
+        ctx.emit("result_committed", session_id=s.id, miner=encode_address(miner))
+
+    def reveal_result(self, ctx: Context, session_id: int, owner: bytes, miner: bytes, root: bytes, salt: bytes,
+                      n_steps: int) -> None:
+        s = self.must_session(ctx.store, session_id)
+        if s.status != COMMITTING:
+            raise ErrWrongPhase.wrap(f"session {s.id} is {s.status}")
+        if ctx.height > s.reveal_deadline:
+            raise ErrDeadlinePassed.wrap(f"reveal deadline was height {s.reveal_deadline}")
+        i = self._hop(ctx.store, s, owner, miner)
+        hop = s.hops[i]
+        if not hop.commitment:
+            raise ErrNotCommitted.wrap(f"miner {encode_address(miner)} in session {s.id}")
+        if hop.revealed:
+            raise ErrAlreadyCommitted.wrap(f"miner {encode_address(miner)} already revealed")
+        if result_commitment(s.id, miner, root, salt) != hop.commitment:
+            raise ErrRevealMismatch.wrap(f"miner {encode_address(miner)} in session {s.id}")
+        hops = list(s.hops)
+        hops[i] = replace(hop, root=root, n_steps=n_steps, revealed=True)
+        self.set_session(ctx.store, s.with_(hops=tuple(hops)))
+        ctx.emit("result_revealed", session_id=s.id, miner=encode_address(miner), root=root.hex(), n_steps=n_steps)
+
+    # validators' commit–reveal --------------------------------------------------------------------
+    def _challenge(self, ctx: Context, session_id: int, challenge: int, validator: bytes) -> tuple[Session, int]:
+        s = self.must_session(ctx.store, session_id)
+        if s.status != CHALLENGING:
+            raise ErrWrongPhase.wrap(f"session {s.id} is {s.status}, not challenging")
+        if not 0 <= challenge < len(s.challenges):
+            raise ErrUnknownChallenge.wrap(f"session {s.id} has {len(s.challenges)} challenges")
+        if self.validators.voting_power(ctx.store, validator) <= 0:
+            raise ErrNotValidator.wrap(encode_address(validator))
+        return s, challenge
+
+    def _put_challenge(self, ctx: Context, s: Session, idx: int, c: Challenge) -> None:
+        challenges = list(s.challenges)
+        challenges[idx] = c
+        self.set_session(ctx.store, s.with_(challenges=tuple(challenges)))
+
+    def commit_verdict(self, ctx: Context, session_id: int, challenge: int, validator: bytes,
+                       commitment: bytes) -> None:
+        s, idx = self._challenge(ctx, session_id, challenge, validator)
+        if ctx.height > s.verdict_commit_deadline:
+            raise ErrDeadlinePassed.wrap(f"verdict commit deadline was height {s.verdict_commit_deadline}")
+        c = s.challenges[idx]
+        if validator.hex() in c.commits:
+            raise ErrAlreadyCommitted.wrap(f"validator {encode_address(validator)} already committed a verdict")
+        self._put_challenge(ctx, s, idx, replace(c, commits={**c.commits, validator.hex(): commitment}))
+        ctx.emit("verdict_committed", session_id=s.id, challenge=idx, validator=encode_address(validator))
+
+    def reveal_verdict(self, ctx: Context, session_id: int, challenge: int, validator: bytes, verdict: str,
+                       salt: bytes) -> None:
+        s, idx = self._challenge(ctx, session_id, challenge, validator)
+        if ctx.height <= s.verdict_commit_deadline:
+            raise ErrWrongPhase.wrap(f"verdicts are revealed after height {s.verdict_commit_deadline}")
+        if ctx.height > s.verdict_reveal_deadline:
+            raise ErrDeadlinePassed.wrap(f"verdict reveal deadline was height {s.verdict_reveal_deadline}")
+        c = s.challenges[idx]
+        key = validator.hex()
+        if key not in c.commits:
+            raise ErrNotCommitted.wrap(f"validator {encode_address(validator)} committed no verdict")
+        if key in c.reveals:
+            raise ErrAlreadyCommitted.wrap(f"validator {encode_address(validator)} already revealed")
+        if verdict_commitment(s.id, idx, validator, verdict, salt) != c.commits[key]:
+            raise ErrRevealMismatch.wrap(f"verdict of {encode_address(validator)}")
+        self._put_challenge(ctx, s, idx, replace(c, reveals={**c.reveals, key: verdict}))
+        ctx.emit("verdict_revealed", session_id=s.id, challenge=idx, validator=encode_address(validator),
+                 verdict=verdict)

@@ -1,0 +1,61 @@
+"""inference Msg handlers: address checks, amount checks, stateful checks, one keeper call, response."""
+
+from __future__ import annotations
+
+from nesachain.modules.bank.msgs import check_address
+from nesachain.modules.inference.keeper import InferenceKeeper
+from nesachain.modules.inference.msgs import (
+    MsgCloseSession,
+    MsgCommitResult,
+    MsgCommitVerdict,
+    MsgOpenSession,
+    MsgRegisterModel,
+    MsgRevealResult,
+    MsgRevealVerdict,
+)
+from nesachain.modules.inference.types import Model
+from nesachain.types.context import Context
+from nesachain.types.sdk_errors import ErrUnauthorized
+
+__all__ = ["MsgServer"]
+
+
+class MsgServer:
+    def __init__(self, keeper: InferenceKeeper) -> None:
+        self._k = keeper
+
+    def register_model(self, ctx: Context, msg: MsgRegisterModel) -> dict[str, str]:
+        owner = check_address(msg.owner, "owner")
+        self._k.register_model(ctx, Model(msg.model_id, owner, msg.architecture, msg.n_blocks,
+                                          tuple(msg.block_hashes), msg.price, msg.deposit))
+        return {"model_id": msg.model_id}
+
+    def open_session(self, ctx: Context, msg: MsgOpenSession) -> dict[str, int]:
+        client = check_address(msg.client, "client")
+        route = [(check_address(m, "route miner"), a, b) for m, a, b in msg.route]
+        s = self._k.open_session(ctx, client, msg.model_id, route, msg.max_tokens, msg.escrow)
+        return {"session_id": s.id}
+
+    def close_session(self, ctx: Context, msg: MsgCloseSession) -> dict[str, int]:
+        client = check_address(msg.client, "client")
+        s = self._k.must_session(ctx.store, msg.session_id)
+        if s.client != client:
+            raise ErrUnauthorized.wrap(f"only the session's client may close session {s.id}")
+        s = self._k.close_session(ctx, s, msg.tokens)
+        return {"session_id": s.id, "tokens": s.tokens}
+
+    def commit_result(self, ctx: Context, msg: MsgCommitResult) -> None:
+        owner, miner = check_address(msg.owner, "owner"), check_address(msg.miner, "miner")
+        self._k.commit_result(ctx, msg.session_id, owner, miner, msg.commitment)
+
+    def reveal_result(self, ctx: Context, msg: MsgRevealResult) -> None:
+        owner, miner = check_address(msg.owner, "owner"), check_address(msg.miner, "miner")
+        self._k.reveal_result(ctx, msg.session_id, owner, miner, msg.root, msg.salt, msg.n_steps)
+
+    def commit_verdict(self, ctx: Context, msg: MsgCommitVerdict) -> None:
+        validator = check_address(msg.validator, "validator")
+        self._k.commit_verdict(ctx, msg.session_id, msg.challenge, validator, msg.commitment)
+
+    def reveal_verdict(self, ctx: Context, msg: MsgRevealVerdict) -> None:
+        validator = check_address(msg.validator, "validator")
+        self._k.reveal_verdict(ctx, msg.session_id, msg.challenge, validator, msg.verdict, msg.salt)

@@ -1,0 +1,49 @@
+"""inference params: windows in blocks, rates and fractions in parts per million (integers)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+__all__ = ["PPM", "Params"]
+
+PPM = 1_000_000
+
+
+@dataclass(frozen=True)
+class Params:
+    commit_window: int = 10  # blocks after a session closes for miners to commit their step-log root
+    reveal_window: int = 10  # then blocks to reveal root and salt
+    challenge_rate_ppm: int = 100_000  # chance each revealed (session, miner) is challenged
+    verdict_commit_window: int = 10  # blocks for validators to commit verdicts on challenges
+    verdict_reveal_window: int = 10  # then blocks to reveal them
+    slash_fraction_ppm: int = 100_000  # of a miner's bond, on a 2/3 mismatch verdict
+    protocol_fee_ppm: int = 20_000  # of the miners' pay, to the fee pool
+    session_timeout: int = 600  # blocks an open session may stay open before it closes with no tokens
+    min_model_deposit: int = 1_000_000
+    max_route_hops: int = 64
+
+    def validate(self) -> None:
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+                raise ValueError(f"inference.{f.name} must be a non-negative integer")
+        for name in ("challenge_rate_ppm", "slash_fraction_ppm", "protocol_fee_ppm"):
+            if getattr(self, name) > PPM:
+                raise ValueError(f"inference.{name} must be at most {PPM}")
+        for name in ("commit_window", "reveal_window", "verdict_commit_window", "verdict_reveal_window",
+                     "session_timeout", "max_route_hops"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"inference.{name} must be at least 1")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Params:
+        unknown = set(d) - {f.name for f in fields(cls)}
+        if unknown:
+            raise ValueError(f"unknown inference params: {sorted(unknown)}")
+        p = cls(**d)
+        p.validate()
+        return p

@@ -1,0 +1,130 @@
+"""inference's state records and the hashes miners and validators commit to."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+from nesachain.types.address import encode_address
+from nesachain.types.keys import u64
+
+__all__ = ["Challenge", "Hop", "Model", "Session", "result_commitment", "verdict_commitment"]
+
+OPEN, COMMITTING, CHALLENGING, SETTLED = "open", "committing", "challenging", "settled"
+MATCH, MISMATCH = "match", "mismatch"
+
+
+def result_commitment(session_id: int, miner: bytes, root: bytes, salt: bytes) -> bytes:
+    """What a miner commits: binds its step-log root to this session and this miner."""
+    return hashlib.sha256(b"nesachain/result/v1" + u64(session_id) + miner + root + salt).digest()
+
+
+def verdict_commitment(session_id: int, challenge: int, validator: bytes, verdict: str, salt: bytes) -> bytes:
+    """What a validator commits; including its own address means a copied commitment cannot be revealed."""
+    return hashlib.sha256(
+        b"nesachain/verdict/v1" + u64(session_id) + u64(challenge) + validator + verdict.encode() + b"\0" + salt
+    ).digest()
+
+
+@dataclass(frozen=True)
+class Model:
+    model_id: str
+    owner: bytes
+    architecture: str
+    n_blocks: int
+    block_hashes: tuple[str, ...]
+    price: int  # unes per token per block
+    deposit: int
+
+    def to_state(self) -> dict[str, Any]:
+        return {**asdict(self), "block_hashes": list(self.block_hashes)}
+
+    @classmethod
+    def from_state(cls, d: dict[str, Any]) -> Model:
+        return cls(**{**d, "block_hashes": tuple(d["block_hashes"])})
+
+    def to_json(self) -> dict[str, Any]:
+        return {**self.to_state(), "owner": encode_address(self.owner)}
+
+
+@dataclass(frozen=True)
+class Hop:
+    miner: bytes
+    start: int
+    end: int
+    commitment: bytes = b""
+    root: bytes = b""
+    n_steps: int = 0
+    revealed: bool = False
+    failed: str = ""  # why it is unpaid: "no_commit", "no_reveal", "challenge_mismatch"
+    paid: int = 0
+
+    @property
+    def blocks(self) -> int:
+        return self.end - self.start
+
+
+@dataclass(frozen=True)
+class Challenge:
+    hop: int
+    step: int
+    commits: dict[str, bytes] = field(default_factory=dict)  # validator operator hex -> commitment
+    reveals: dict[str, str] = field(default_factory=dict)  # validator operator hex -> verdict
+    outcome: str = ""  # "match", "mismatch" or "undecided" once tallied
+    match_power: int = 0
+    mismatch_power: int = 0
+
+
+@dataclass(frozen=True)
+class Session:
+    id: int
+    client: bytes
+    model_id: str
+    hops: tuple[Hop, ...]
+    max_tokens: int
+    escrow: int
+    price: int
+    opened_height: int
+    status: str = OPEN
+    tokens: int = 0
+    closed_height: int = 0
+    commit_deadline: int = 0
+    reveal_deadline: int = 0
+    verdict_commit_deadline: int = 0
+    verdict_reveal_deadline: int = 0
+    challenges: tuple[Challenge, ...] = ()
+    fee: int = 0
+    refund: int = 0
+
+    def with_(self, **changes: Any) -> Session:
+        return replace(self, **changes)
+
+    def hop_index(self, miner: bytes) -> int | None:
+        for i, h in enumerate(self.hops):
+            if h.miner == miner:
+                return i
+        return None
+
+    def to_state(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["hops"] = [asdict(h) for h in self.hops]
+        d["challenges"] = [asdict(c) for c in self.challenges]
+        return d
+
+    @classmethod
+    def from_state(cls, d: dict[str, Any]) -> Session:
+        return cls(**{**d, "hops": tuple(Hop(**h) for h in d["hops"]),
+                      "challenges": tuple(Challenge(**c) for c in d["challenges"])})
+
+    def to_json(self) -> dict[str, Any]:
+        d = self.to_state()
+        d["client"] = encode_address(self.client)
+        for h in d["hops"]:
+            h.update(miner=encode_address(h["miner"]), commitment=h["commitment"].hex(), root=h["root"].hex())
+        for c in d["challenges"]:
+            c["miner"] = encode_address(self.hops[c["hop"]].miner)
+            c["commits"] = {encode_address(bytes.fromhex(k)): v.hex() for k, v in c["commits"].items()}
+            c["reveals"] = {encode_address(bytes.fromhex(k)): v for k, v in c["reveals"].items()}
+        d["paid"] = sum(h.paid for h in self.hops)
+        return d

@@ -1,0 +1,192 @@
+"""inference keeper: sessions, commit–reveal of results and verdicts, challenges, settlement."""
+
+from __future__ import annotations
+
+import pytest
+
+from nesachain.modules.inference import errors as E
+from nesachain.modules.inference.keeper import max_cost
+from nesachain.modules.inference.types import result_commitment, verdict_commitment
+from nesachain.types.errors import ChainError
+from tests.modules.inference.conftest import CLIENT, MINERS, OWNER, PARAMS, PRICE, VALIDATORS, Env
+
+ROUTE = [(MINERS[0], 0, 2), (MINERS[1], 2, 4), (MINERS[2], 4, 6)]
+ESCROW = max_cost(PRICE, 6, 20, PARAMS.protocol_fee_ppm)
+SALT = b"s" * 16
+
+
+def rejected(env: Env, err, fn, *args):
+    """Run a keeper call on a branch; it must raise ``err`` and the store must not change."""
+    before = env.store.writes()
+    ctx = env.branch()
+    with pytest.raises(ChainError) as info:
+        fn(ctx, *args)
+    assert info.value.error == err, info.value.log
+    assert env.store.writes() == before
+    return info.value
+
+
+def open_and_close(env: Env, tokens: int = 10) -> int:
+    s = env.keeper.open_session(env.ctx(), CLIENT, "toy", ROUTE, 20, ESCROW)
+    env.keeper.close_session(env.ctx(), s, tokens)
+    return s.id
+
+
+def commit_reveal(env: Env, sid: int, miner: bytes, *, reveal: bool = True, steps: int = 11) -> bytes:
+    root = bytes([miner[0]]) * 32
+    env.keeper.commit_result(env.ctx(), sid, OWNER, miner, result_commitment(sid, miner, root, SALT))
+    if reveal:
+        env.keeper.reveal_result(env.ctx(), sid, OWNER, miner, root, SALT, steps)
+    return root
+
+
+def verdict(env: Env, sid: int, ch: int, validator: bytes, v: str) -> None:
+    env.keeper.commit_verdict(env.ctx(), sid, ch, validator, verdict_commitment(sid, ch, validator, v, SALT))
+
+
+def test_open_session_rejections_change_nothing(env):
+    k = env.keeper
+    rejected(env, E.ErrUnknownModel, k.open_session, CLIENT, "nope", ROUTE, 20, ESCROW)
+    rejected(env, E.ErrRouteGap, k.open_session, CLIENT, "toy", [ROUTE[0], ROUTE[2]], 20, ESCROW)
+    rejected(env, E.ErrRouteGap, k.open_session, CLIENT, "toy", ROUTE[:2], 20, ESCROW)
+    rejected(env, E.ErrEscrowTooSmall, k.open_session, CLIENT, "toy", ROUTE, 20, ESCROW - 1)
+    from dataclasses import replace
+
+    env.miners.miners[MINERS[1]] = replace(env.miners.miners[MINERS[1]], status="inactive")
+    err = rejected(env, E.ErrMinerUnavailable, k.open_session, CLIENT, "toy", ROUTE, 20, ESCROW)
+    assert "inactive" in err.log
+    env.miners.miners[MINERS[1]] = replace(env.miners.miners[MINERS[1]], status="active", block_start=3)
+    rejected(env, E.ErrMinerUnavailable, k.open_session, CLIENT, "toy", ROUTE, 20, ESCROW)
+
+
+def test_honest_session_settles_with_exact_payments_and_conserved_tokens(env):
+    total_before = env.balance(CLIENT) + env.balance(OWNER) + env.keeper.escrowed(env.store)
+    sid = open_and_close(env, tokens=10)
+    assert env.balance(CLIENT) == 10**9 - ESCROW
+    for m in MINERS:
+        commit_reveal(env, sid, m)
+    s = env.keeper.session(env.store, sid)
+    env.end_block(s.reveal_deadline)
+    s = env.keeper.session(env.store, sid)
+    assert s.status == "challenging" and len(s.challenges) == 3  # challenge_rate 100 %
+    for ch in range(3):
+        for v in VALIDATORS[:3]:
+            verdict(env, sid, ch, v, "match")
+    env.height = s.verdict_commit_deadline + 1
+    for ch in range(3):
+        for v in VALIDATORS[:3]:
+            env.keeper.reveal_verdict(env.ctx(), sid, ch, v, "match", SALT)
+    env.end_block(s.verdict_reveal_deadline)
+    s = env.keeper.session(env.store, sid)
+    assert s.status == "settled"
+    pay = 2 * 10 * PRICE  # blocks × tokens × price for each miner
+    assert [h.paid for h in s.hops] == [pay] * 3
+    assert s.fee == 3 * pay * PARAMS.protocol_fee_ppm // 1_000_000
+    assert s.refund == ESCROW - 3 * pay - s.fee
+    assert env.balance(CLIENT) == 10**9 - 3 * pay - s.fee
+    assert env.bank.fee_pool(env.store) == s.fee
+    assert [c.outcome for c in s.challenges] == ["match"] * 3
+    assert env.miners.outcomes == [(m, False) for m in MINERS]  # 3/4 of the power said match
+    total_after = env.balance(CLIENT) + env.balance(OWNER) + env.keeper.escrowed(env.store) + s.fee
+    assert total_after == total_before
+
+
+def test_two_thirds_mismatch_slashes_and_unpays_only_the_cheat(env):
+    sid = open_and_close(env)
+    for m in MINERS:
+        commit_reveal(env, sid, m)
+    s = env.keeper.session(env.store, sid)
+    env.end_block(s.reveal_deadline)
+    s = env.keeper.session(env.store, sid)
+    cheat = next(i for i, c in enumerate(s.challenges) if s.hops[c.hop].miner == MINERS[1])
+    for ch in range(3):
+        for v in VALIDATORS:
+            verdict(env, sid, ch, v, "mismatch" if ch == cheat else "match")
+    env.height = s.verdict_commit_deadline + 1
+    for ch in range(3):
+        for v in VALIDATORS:
+            env.keeper.reveal_verdict(env.ctx(), sid, ch, v, "mismatch" if ch == cheat else "match", SALT)
+    env.end_block(s.verdict_reveal_deadline)
+    s = env.keeper.session(env.store, sid)
+    assert s.hops[1].failed == "challenge_mismatch" and s.hops[1].paid == 0
+    assert s.hops[0].paid == s.hops[2].paid == 2 * 10 * PRICE
+    assert env.miners.slashed == {MINERS[1]: 1000}
+    assert (MINERS[1], True) in env.miners.outcomes
+
+
+def test_one_third_mismatch_decides_nothing(env):
+    sid = open_and_close(env)
+    for m in MINERS:
+        commit_reveal(env, sid, m)
+    s = env.keeper.session(env.store, sid)
+    env.end_block(s.reveal_deadline)
+    s = env.keeper.session(env.store, sid)
+    verdict(env, sid, 0, VALIDATORS[0], "mismatch")
+    env.height = s.verdict_commit_deadline + 1
+    env.keeper.reveal_verdict(env.ctx(), sid, 0, VALIDATORS[0], "mismatch", SALT)
+    env.end_block(s.verdict_reveal_deadline)
+    s = env.keeper.session(env.store, sid)
+    assert s.challenges[0].outcome == "undecided" and not env.miners.slashed
+    assert all(h.paid for h in s.hops)
+
+
+def test_commit_without_reveal_is_penalized_and_unpaid(env):
+    sid = open_and_close(env)
+    commit_reveal(env, sid, MINERS[0])
+    commit_reveal(env, sid, MINERS[1], reveal=False)
+    s = env.keeper.session(env.store, sid)
+    env.end_block(s.reveal_deadline)
+    s = env.keeper.session(env.store, sid)
+    assert [h.failed for h in s.hops] == ["", "no_reveal", "no_commit"]
+    assert (MINERS[1], True) in env.miners.outcomes and (MINERS[2], True) in env.miners.outcomes
+
+
+def test_result_reveal_rejections(env):
+    k = env.keeper
+    sid = open_and_close(env)
+    root = b"r" * 32
+    k.commit_result(env.ctx(), sid, OWNER, MINERS[0], result_commitment(sid, MINERS[0], root, SALT))
+    rejected(env, E.ErrRevealMismatch, k.reveal_result, sid, OWNER, MINERS[0], b"x" * 32, SALT, 5)
+    rejected(env, E.ErrAlreadyCommitted, k.commit_result, sid, OWNER, MINERS[0], b"c" * 32)
+    rejected(env, E.ErrUnauthorizedMiner, k.commit_result, sid, CLIENT, MINERS[1], b"c" * 32)
+    rejected(env, E.ErrNotInRoute, k.commit_result, sid, OWNER, b"\x99" * 20, b"c" * 32)
+    s = k.session(env.store, sid)
+    env.height = s.reveal_deadline + 1
+    rejected(env, E.ErrDeadlinePassed, k.reveal_result, sid, OWNER, MINERS[0], root, SALT, 5)
+
+
+def test_verdict_rejections_and_no_copying(env):
+    k = env.keeper
+    sid = open_and_close(env)
+    for m in MINERS:
+        commit_reveal(env, sid, m)
+    s = k.session(env.store, sid)
+    env.end_block(s.reveal_deadline)
+    s = k.session(env.store, sid)
+    rejected(env, E.ErrNotValidator, k.commit_verdict, sid, 0, b"\x77" * 20, b"c" * 32)
+    verdict(env, sid, 0, VALIDATORS[0], "mismatch")
+    rejected(env, E.ErrAlreadyCommitted, k.commit_verdict, sid, 0, VALIDATORS[0], b"c" * 32)
+    rejected(env, E.ErrUnknownChallenge, k.commit_verdict, sid, 9, VALIDATORS[1], b"c" * 32)
+    # validator 1 copies validator 0's commitment: it cannot reveal it as its own
+    copied = s.challenges[0]
+    k.commit_verdict(env.ctx(), sid, 0, VALIDATORS[1],
+                     verdict_commitment(sid, 0, VALIDATORS[0], "mismatch", SALT))
+    rejected(env, E.ErrWrongPhase, k.reveal_verdict, sid, 0, VALIDATORS[0], "mismatch", SALT)  # too early
+    env.height = s.verdict_commit_deadline + 1
+    rejected(env, E.ErrRevealMismatch, k.reveal_verdict, sid, 0, VALIDATORS[1], "mismatch", SALT)
+    k.reveal_verdict(env.ctx(), sid, 0, VALIDATORS[0], "mismatch", SALT)
+    rejected(env, E.ErrAlreadyCommitted, k.reveal_verdict, sid, 0, VALIDATORS[0], "mismatch", SALT)
+    env.height = s.verdict_reveal_deadline + 1
+    rejected(env, E.ErrDeadlinePassed, k.reveal_verdict, sid, 1, VALIDATORS[2], "match", SALT)
+    del copied
+
+
+def test_open_session_times_out_to_zero_tokens_and_full_refund(env):
+    s = env.keeper.open_session(env.ctx(), CLIENT, "toy", ROUTE, 20, ESCROW)
+    env.end_block(s.opened_height + PARAMS.session_timeout)
+    s2 = env.keeper.session(env.store, s.id)
+    assert s2.status == "committing" and s2.tokens == 0
+    env.end_block(s2.reveal_deadline)
+    s3 = env.keeper.session(env.store, s.id)
+    assert s3.status == "settled" and s3.refund == ESCROW and env.balance(CLIENT) == 10**9
+    assert env.miners.outcomes == []  # an unused session penalizes nobody
