@@ -1,0 +1,243 @@
+"""`nesad model …`, `nesad miner …`, `nesad infer …`: shard a model, serve blocks, run inference.
+
+    nesad model shard MODEL --blocks K --out DIR     per-block safetensors + manifest.json
+    nesad model info DIR                             what a shard folder holds
+    nesad miner start --model DIR --blocks a:b       serve blocks [a, b) on 127.0.0.1 (prints its URL)
+    nesad miner info URL                             a miner's /info document
+    nesad infer generate --model DIR --route …       stream a completion through a route of miners
+    nesad infer embed --model DIR --route … TEXT…    sentence embeddings through a route
+
+Handlers return an exit status; user output goes to stdout, errors as one line to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from nesachain.errors import NesaError
+
+__all__ = ["register"]
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``model``, ``miner`` and ``infer`` command groups to ``nesad``'s subparsers."""
+    model = subparsers.add_parser("model", help="shard models into block files")
+    msub = model.add_subparsers(dest="model_command", required=True)
+    p = msub.add_parser("shard", help="cut a model into K blocks: per-block safetensors + manifest")
+    p.add_argument("model", help="smollm2-135m, all-minilm-l6-v2, efficientnet-lite0, an HF folder, "
+                                 "or package.module:factory (torch.fx-traceable)")
+    p.add_argument("--blocks", type=int, required=True, help="number of blocks K")
+    p.add_argument("--out", type=Path, required=True, help="output folder")
+    p.add_argument("--input-shape", help="example input shape for graph models, e.g. 1,3,224,224")
+    p.set_defaults(func=model_shard)
+    p = msub.add_parser("info", help="print a shard folder's manifest summary")
+    p.add_argument("dir", type=Path)
+    p.set_defaults(func=model_info)
+
+    miner = subparsers.add_parser("miner", help="serve a block range of a sharded model")
+    nsub = miner.add_subparsers(dest="miner_command", required=True)
+    p = nsub.add_parser("start", help="start a miner (runs until SIGINT/SIGTERM)")
+    p.add_argument("--model", type=Path, required=True, help="shard folder (from `nesad model shard`)")
+    p.add_argument("--blocks", required=True, help="block range a:b")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    p.add_argument("--max-length", type=int, default=4096, help="max tokens per session")
+    p.add_argument("--memory-budget-mb", type=float, default=1024.0, help="KV-cache budget of all sessions")
+    p.add_argument("--max-sessions", type=int, default=256)
+    p.add_argument("--session-timeout", type=float, default=300.0, help="idle seconds before a session closes")
+    p.add_argument("--max-tensor-mb", type=float, default=64.0, help="largest tensor accepted")
+    p.set_defaults(func=miner_start)
+    p = nsub.add_parser("info", help="print a miner's /info")
+    p.add_argument("url", help="host:port or http://host:port")
+    p.set_defaults(func=miner_info)
+
+    infer = subparsers.add_parser("infer", help="run inference through a route of miners")
+    isub = infer.add_subparsers(dest="infer_command", required=True)
+    p = isub.add_parser("generate", help="stream a completion (chat template applied)")
+    _route_options(p)
+    p.add_argument("--prompt", required=True)
+    p.add_argument("--max-new-tokens", type=int, default=64)
+    p.add_argument("--temperature", type=float, default=0.0, help="0: greedy")
+    p.add_argument("--top-p", type=float, default=1.0)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--raw", action="store_true", help="do not apply the chat template")
+    p.set_defaults(func=infer_generate)
+    p = isub.add_parser("embed", help="sentence embeddings (first values and norms)")
+    _route_options(p)
+    p.add_argument("texts", nargs="+")
+    p.set_defaults(func=infer_embed)
+
+
+def _route_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", type=Path, required=True, help="shard folder (client weights, tokenizer)")
+    p.add_argument("--route", required=True, help="host:port@a:b,host:port@b:c,…")
+    p.add_argument("--alt", action="append", default=[], help="alternate miner host:port@a:b (repeatable)")
+    p.add_argument("--scheme", default="none", help="none, fp16, blockwise8 or mixed8")
+    p.add_argument("--no-push", action="store_true", help="client relays every hop (no miner-to-miner push)")
+    p.add_argument("--timeout", type=float, default=30.0)
+
+
+def _fail(msg: str) -> int:
+    print(f"error: {msg}", file=sys.stderr)
+    return 1
+
+
+def _configure_logging() -> None:
+    import logging
+
+    import structlog
+
+    structlog.configure(
+        processors=[structlog.processors.add_log_level, structlog.processors.TimeStamper(fmt="iso"),
+                    structlog.dev.ConsoleRenderer(colors=False)],
+        wrapper_class=structlog.make_filtering_bound_logger(logging.INFO),
+        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+    )
+
+
+def model_shard(args: argparse.Namespace) -> int:
+    from nesachain.shard_exec.shard_files import write_shards
+    from nesachain.shard_exec.sources import load_source
+
+    if args.blocks < 1:
+        return _fail("--blocks must be at least 1")
+    try:
+        manifest = write_shards(load_source(args.model, args.input_shape), args.out, args.blocks)
+    except NesaError as exc:
+        return _fail(str(exc))
+    _print_manifest(manifest, args.out)
+    return 0
+
+
+def _print_manifest(manifest: dict[str, Any], where: Path) -> None:
+    print(f"model {manifest['model_id']} ({manifest['architecture']}, {manifest['dtype']}) "
+          f"in {manifest['n_blocks']} blocks at {where}")
+    for b in manifest["blocks"]:
+        print(f"  block {b['index']}: units {b['units'][0]}:{b['units'][1]}  {b['bytes'] / 2**20:8.1f} MiB  "
+              f"sha256 {b['sha256'][:16]}  {b['file']}")
+    if manifest.get("client"):
+        print(f"  client part: {manifest['client']['bytes'] / 2**20:.1f} MiB  {manifest['client']['file']}")
+
+
+def model_info(args: argparse.Namespace) -> int:
+    from nesachain.shard_exec.shard_files import read_manifest
+
+    try:
+        _print_manifest(read_manifest(args.dir), args.dir)
+    except NesaError as exc:
+        return _fail(str(exc))
+    return 0
+
+
+def miner_start(args: argparse.Namespace) -> int:
+    from nesachain.shard_exec.miner.config import MinerConfig
+    from nesachain.shard_exec.miner.main import serve_forever
+    from nesachain.shard_exec.shard_files import parse_range, read_manifest
+
+    _configure_logging()
+    try:
+        manifest = read_manifest(args.model)
+        start, end = parse_range(args.blocks, manifest["n_blocks"])
+        cfg = MinerConfig(
+            shard_dir=args.model, start=start, end=end, host=args.host, port=args.port, threads=args.threads,
+            max_length=args.max_length, memory_budget=int(args.memory_budget_mb * 2**20),
+            max_sessions=args.max_sessions, session_idle_timeout=args.session_timeout,
+            max_tensor_bytes=int(args.max_tensor_mb * 2**20),
+            max_message_bytes=max(int(args.max_tensor_mb * 2**20) * 2, 8 << 20),
+        )
+
+        def ready(info: dict[str, Any]) -> None:
+            print(f"miner listening url={info['url']} model={info['model_id']} "
+                  f"blocks={start}:{end} units={info['units'][0]}:{info['units'][1]} "
+                  f"tokens_per_s={info['throughput_tokens_per_s']:.1f} "
+                  f"param_mib={info['param_bytes'] / 2**20:.1f} rss_mib={info['rss_bytes'] / 2**20:.1f}",
+                  flush=True)
+
+        # issue 5: pass a chain registrar here (MinerRegistrar); NullRegistrar registers nowhere
+        asyncio.run(serve_forever(cfg, ready, registrar=None))
+    except NesaError as exc:
+        return _fail(str(exc))
+    return 0
+
+
+def miner_info(args: argparse.Namespace) -> int:
+    import urllib.error
+    import urllib.request
+
+    base = args.url if args.url.startswith("http") else f"http://{args.url}"
+    try:
+        with urllib.request.urlopen(f"{base.rstrip('/')}/info", timeout=10) as resp:
+            info = json.loads(resp.read())
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        return _fail(f"cannot read {base}/info: {exc}")
+    print(json.dumps(info, indent=1, sort_keys=True))
+    return 0
+
+
+def infer_generate(args: argparse.Namespace) -> int:
+    from nesachain.shard_exec.client import DecoderClient, GenerationStats, Sampling, load_tokenizer, parse_route
+
+    async def run() -> GenerationStats:
+        client = DecoderClient.from_shard_dir(args.model)
+        tok = load_tokenizer(args.model)
+        if tok is None:
+            raise NesaError("the shard folder has no tokenizer")
+        text = args.prompt if args.raw else tok.apply_chat_template(
+            [{"role": "user", "content": args.prompt}], tokenize=False, add_generation_prompt=True)
+        ids = tok(text, add_special_tokens=False, return_tensors="pt").input_ids
+        route = parse_route(args.route, args.alt, args.scheme, push=not args.no_push)
+        stats = GenerationStats()
+        sampling = Sampling(args.temperature, 0, args.top_p, args.seed)
+        async for t in client.generate(route, ids, args.max_new_tokens, sampling, stop_at_eos=True,
+                                       stats=stats, timeout=args.timeout):
+            if t != client.head.eos_token_id:
+                print(tok.decode([t]), end="", flush=True)
+        print()
+        return stats
+
+    try:
+        stats = asyncio.run(run())
+    except NesaError as exc:
+        return _fail(str(exc))
+    for ev in stats.recoveries:
+        print(f"recovered hop {ev.hop} at step {ev.step}: {ev.failed_url} -> {ev.new_url} "
+              f"({ev.replayed_steps} steps replayed in {ev.seconds:.3f} s)", file=sys.stderr)
+    print(f"[{stats.new_tokens} tokens, ttft {stats.ttft_s * 1000:.0f} ms, {stats.tokens_per_s:.1f} tokens/s]",
+          file=sys.stderr)
+    return 0
+
+
+def infer_embed(args: argparse.Namespace) -> int:
+    from nesachain.shard_exec.client import EncoderClient, parse_route
+
+    async def run() -> Any:
+        client = EncoderClient.from_shard_dir(args.model)
+        route = parse_route(args.route, args.alt, args.scheme, push=not args.no_push)
+        return await client.embed(route, list(args.texts), timeout=args.timeout)
+
+    try:
+        emb = asyncio.run(run())
+    except NesaError as exc:
+        return _fail(str(exc))
+    for text, row in zip(args.texts, emb, strict=True):
+        head = " ".join(f"{v:+.4f}" for v in row[:6].tolist())
+        print(f"{text[:40]!r}: dim={row.shape[0]} [{head} …]")
+    if len(args.texts) > 1:
+        sims = emb @ emb.T
+        print("cosine similarities:")
+        for i in range(len(args.texts)):
+            print("  " + " ".join(f"{float(sims[i, j]):.3f}" for j in range(len(args.texts))))
+    return 0
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(prog="nesad")
+    register(parser.add_subparsers(dest="command", required=True))
+    ns = parser.parse_args()
+    sys.exit(ns.func(ns))

@@ -1,0 +1,68 @@
+"""Routes: the ordered miners a request flows through, each with its block range and alternates."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from nesachain.shard_exec.errors import RouteError
+from nesachain.shard_exec.wire import SCHEMES
+
+__all__ = ["Hop", "Route", "parse_route"]
+
+
+@dataclass
+class Hop:
+    """Blocks [start, end) served by ``url``; ``alternates`` serve the same blocks (failover order)."""
+
+    url: str
+    start: int
+    end: int
+    alternates: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Route:
+    """Hops in order; ``scheme`` compresses activations between hops; ``push`` lets miners forward directly."""
+
+    hops: list[Hop]
+    scheme: str = "none"
+    push: bool = True
+
+    def validate(self, n_blocks: int) -> None:
+        """The hops must cover blocks 0..n_blocks contiguously."""
+        if self.scheme not in SCHEMES:
+            raise RouteError(f"unknown compression scheme {self.scheme!r}; use one of {', '.join(SCHEMES)}")
+        at = 0
+        for hop in self.hops:
+            if hop.start != at or hop.end <= hop.start:
+                raise RouteError(f"hop {hop.url} serves {hop.start}:{hop.end}, expected to start at {at}")
+            at = hop.end
+        if at != n_blocks:
+            raise RouteError(f"route covers blocks 0:{at}, the model has {n_blocks}")
+
+
+def _ws_url(addr: str) -> str:
+    if addr.startswith(("ws://", "wss://")):
+        return addr
+    return f"ws://{addr}/ws"
+
+
+def parse_route(text: str, alternates: list[str] | None = None, scheme: str = "none", push: bool = True) -> Route:
+    """``"127.0.0.1:7001@0:1,127.0.0.1:7002@1:3"`` (+ alternates like ``"127.0.0.1:7003@1:3"``)."""
+    hops: list[Hop] = []
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        addr, _, rng = part.rpartition("@")
+        try:
+            lo, hi = (int(x) for x in rng.split(":"))
+        except ValueError as exc:
+            raise RouteError(f"a hop looks like host:port@start:end, got {part!r}") from exc
+        hops.append(Hop(_ws_url(addr), lo, hi))
+    for alt in alternates or []:
+        addr, _, rng = alt.rpartition("@")
+        match = [h for h in hops if f"{h.start}:{h.end}" == rng]
+        if not match:
+            raise RouteError(f"alternate {alt!r} serves no block range of the route")
+        match[0].alternates.append(_ws_url(addr))
+    if not hops:
+        raise RouteError("empty route")
+    return Route(hops, scheme, push)
