@@ -1,0 +1,53 @@
+"""Compression kernels for tensors on the wire: pure compute, no I/O, nothing runs at import.
+
+    quantize_blockwise / dequantize_blockwise   8-bit codes + one absmax scale per block of B values
+    quantize_mixed / dequantize_mixed           outliers apart (fp16, with positions) + rotated blocks
+    encode_frame / decode_frame                 one tensor as self-describing bytes (msgpack ``bin``)
+
+Errors: ``KernelError`` (an input the kernels cannot encode) and its subclass ``FrameError``
+(a frame that cannot be decoded), both under ``nesachain.errors.NesaError``.
+Plain reference implementations live in ``nesachain.kernels.reference``.
+"""
+
+from __future__ import annotations
+
+from nesachain.kernels.blockwise import (
+    DEFAULT_BLOCK_SIZE,
+    QuantizedBlocks,
+    dequantize_blockwise,
+    quantize_blockwise,
+)
+from nesachain.kernels.codemaps import MapId, code_map, error_factor
+from nesachain.kernels.errors import FrameError, KernelError
+from nesachain.kernels.frame import (
+    DEFAULT_MAX_FRAME_BYTES,
+    FrameConfig,
+    FrameHeader,
+    Scheme,
+    decode_frame,
+    encode_frame,
+    read_header,
+)
+from nesachain.kernels.mixed import MixedQuantized, dequantize_mixed, quantize_mixed
+
+__all__ = [
+    "DEFAULT_BLOCK_SIZE",
+    "DEFAULT_MAX_FRAME_BYTES",
+    "FrameConfig",
+    "FrameError",
+    "FrameHeader",
+    "KernelError",
+    "MapId",
+    "MixedQuantized",
+    "QuantizedBlocks",
+    "Scheme",
+    "code_map",
+    "decode_frame",
+    "dequantize_blockwise",
+    "dequantize_mixed",
+    "encode_frame",
+    "error_factor",
+    "quantize_blockwise",
+    "quantize_mixed",
+    "read_header",
+]

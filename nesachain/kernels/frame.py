@@ -1,0 +1,343 @@
+"""Tensor frames: one tensor as self-describing bytes, to carry as a msgpack ``bin`` value.
+
+Layout (little-endian; varint = unsigned LEB128, at most 10 bytes)::
+
+    offset  size  field
+    0       2     magic b"NT"
+    2       1     format version (1)
+    3       1     scheme: 0 none, 1 fp16, 2 blockwise8, 3 mixed8
+    4       1     dtype of the tensor: 0 float32, 1 float16, 2 bfloat16
+    5       1     flags: bit 0 scales are float32 (else float16); bits 1-2 outlier value dtype
+                  (0 float16, 1 bfloat16, 2 float32); bit 3 blocks are Hadamard-rotated; other bits 0
+    6       1     log2 of the block size (5..12); 0 for none and fp16
+    7       1     code map id (``MapId``); 0 for none and fp16
+    8       1     ndim (0..8)
+    9       ..    ndim varints: the shape
+    ..      ..    mixed8 only: varint outlier count k
+    payload:
+      none        numel values of dtype
+      fp16        numel float16 values
+      blockwise8  numel uint8 codes, then ceil(numel / block) scales
+      mixed8      as blockwise8, then k ascending positions (uint16 if numel <= 2^16, uint32 if
+                  <= 2^32, else uint64), then k outlier values
+
+Frames are canonical: flags and fields a scheme does not use are 0, positions strictly ascending.
+``decode_frame`` computes the exact frame length from the header with Python integers and refuses
+the frame (``FrameError``) unless the buffer has exactly that length and is within ``max_bytes``:
+nothing is allocated for a frame whose sizes do not add up.
+
+nan and inf: ``none``, ``fp16`` and ``mixed8`` reproduce them exactly (mixed8 sends them as
+outliers); ``blockwise8`` refuses them at encode time (``KernelError``); ``fp16`` refuses finite
+values beyond ±65504 rather than turning them into inf. A decoded ``blockwise8``/``mixed8`` frame
+is finite wherever its sender's tensor was: scales must be finite and non-negative.
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+from dataclasses import dataclass
+from enum import IntEnum
+
+import torch
+
+from nesachain.kernels.blockwise import (
+    DEFAULT_BLOCK_SIZE,
+    FP16_MAX,
+    QuantizedBlocks,
+    check_block_size,
+    check_dtype,
+    dequantize_blockwise,
+    quantize_blockwise,
+)
+from nesachain.kernels.codemaps import MapId
+from nesachain.kernels.errors import FrameError, KernelError
+from nesachain.kernels.mixed import (
+    DEFAULT_MAX_FRACTION,
+    DEFAULT_MIXED_MAP,
+    DEFAULT_THRESHOLD,
+    MixedQuantized,
+    dequantize_mixed,
+    quantize_mixed,
+)
+
+__all__ = [
+    "DEFAULT_MAX_FRAME_BYTES",
+    "FORMAT_VERSION",
+    "FrameConfig",
+    "FrameHeader",
+    "Scheme",
+    "decode_frame",
+    "encode_frame",
+    "read_header",
+]
+
+FORMAT_VERSION = 1
+DEFAULT_MAX_FRAME_BYTES = 64 << 20
+MAX_NDIM = 8
+_MAGIC = b"NT"
+_FIXED = struct.Struct("<2sBBBBBBB")  # magic, version, scheme, dtype, flags, block log2, map id, ndim
+_FLAG_SCALES_FP32 = 0x01
+_FLAG_ROTATED = 0x08
+_OUTLIER_SHIFT = 1
+
+_DTYPES = (torch.float32, torch.float16, torch.bfloat16)  # index = wire code
+_ITEMSIZE = {torch.float32: 4, torch.float16: 2, torch.bfloat16: 2}
+
+
+class Scheme(IntEnum):
+    """How a frame's payload encodes the tensor."""
+
+    NONE = 0
+    FP16 = 1
+    BLOCKWISE8 = 2
+    MIXED8 = 3
+
+
+@dataclass(frozen=True)
+class FrameConfig:
+    """Encoder settings; ``map_id`` None means DYNAMIC for blockwise8 and LINEAR for mixed8."""
+
+    scheme: Scheme = Scheme.MIXED8
+    block_size: int = DEFAULT_BLOCK_SIZE
+    map_id: MapId | None = None
+    threshold: float = DEFAULT_THRESHOLD
+    max_fraction: float = DEFAULT_MAX_FRACTION
+    rotate: bool = True
+
+
+@dataclass(frozen=True)
+class FrameHeader:
+    """A parsed header; ``header_bytes`` is where the payload starts."""
+
+    scheme: Scheme
+    dtype: torch.dtype
+    shape: tuple[int, ...]
+    block_size: int
+    map_id: int
+    scale_dtype: torch.dtype
+    outlier_dtype: torch.dtype
+    rotated: bool
+    outliers: int
+    header_bytes: int
+
+    @property
+    def numel(self) -> int:
+        return math.prod(self.shape)
+
+    def payload_bytes(self) -> int:
+        """Exact payload length this header announces (Python integers: no overflow)."""
+        n = self.numel
+        if self.scheme is Scheme.NONE:
+            return n * _ITEMSIZE[self.dtype]
+        if self.scheme is Scheme.FP16:
+            return n * 2
+        size = n + -(-n // self.block_size) * _ITEMSIZE[self.scale_dtype]
+        if self.scheme is Scheme.MIXED8:
+            size += self.outliers * (_position_width(n) + _ITEMSIZE[self.outlier_dtype])
+        return size
+
+
+def _position_width(numel: int) -> int:
+    return 2 if numel <= 1 << 16 else 4 if numel <= 1 << 32 else 8
+
+
+_POSITION_DTYPE = {2: torch.uint16, 4: torch.uint32, 8: torch.int64}
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte = value & 0x7F
+        value >>= 7
+        if value:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return bytes(out)
+
+
+def _read_varint(buf: memoryview, offset: int) -> tuple[int, int]:
+    value = 0
+    for i in range(10):
+        if offset + i >= len(buf):
+            raise FrameError("frame truncated inside its header")
+        byte = buf[offset + i]
+        value |= (byte & 0x7F) << (7 * i)
+        if not byte & 0x80:
+            if i and not byte:
+                raise FrameError("non-canonical varint in frame header")
+            return value, offset + i + 1
+    raise FrameError("varint longer than 10 bytes in frame header")
+
+
+def _to_bytes(t: torch.Tensor) -> bytes:
+    flat = t.detach().reshape(-1).contiguous().cpu()
+    if flat.numel() == 0:
+        return b""
+    return flat.view(torch.uint8).numpy().tobytes()
+
+
+def _from_bytes(buf: memoryview, offset: int, count: int, dtype: torch.dtype) -> torch.Tensor:
+    nbytes = count * dtype.itemsize
+    if count == 0:
+        return torch.empty(0, dtype=dtype)
+    raw = torch.frombuffer(bytearray(buf[offset : offset + nbytes]), dtype=torch.uint8)  # aligned copy
+    return raw.view(dtype)
+
+
+def _header(
+    scheme: Scheme,
+    x: torch.Tensor,
+    flags: int = 0,
+    block_size: int = 0,
+    map_id: int = 0,
+    outliers: int | None = None,
+) -> bytes:
+    if x.dim() > MAX_NDIM:
+        raise KernelError(f"frames carry at most {MAX_NDIM} dimensions, got {x.dim()}")
+    block_log2 = block_size.bit_length() - 1 if block_size else 0
+    fixed = _FIXED.pack(_MAGIC, FORMAT_VERSION, scheme, _DTYPES.index(x.dtype), flags, block_log2, map_id, x.dim())
+    tail = b"".join(_varint(d) for d in x.shape)
+    if outliers is not None:
+        tail += _varint(outliers)
+    return fixed + tail
+
+
+def encode_frame(x: torch.Tensor, config: FrameConfig | None = None) -> bytes:
+    """Encode ``x`` (float32, float16 or bfloat16, any shape, any device) as one frame."""
+    cfg = config or FrameConfig()
+    check_dtype(x.dtype)
+    scheme = Scheme(cfg.scheme)
+    if scheme is Scheme.NONE:
+        return _header(scheme, x) + _to_bytes(x)
+    if scheme is Scheme.FP16:
+        finite = x[torch.isfinite(x)]
+        if finite.numel() and float(finite.abs().max()) > FP16_MAX:
+            raise KernelError("fp16 frame: a finite value exceeds 65504; use mixed8 or none")
+        return _header(scheme, x) + _to_bytes(x.to(torch.float16))
+    check_block_size(cfg.block_size)
+    if scheme is Scheme.BLOCKWISE8:
+        map_id = MapId.DYNAMIC if cfg.map_id is None else MapId(cfg.map_id)
+        q = quantize_blockwise(x, cfg.block_size, map_id)
+        flags = _FLAG_SCALES_FP32 if q.scales.dtype == torch.float32 else 0
+        return _header(scheme, x, flags, cfg.block_size, map_id) + _to_bytes(q.codes) + _to_bytes(q.scales)
+    map_id = DEFAULT_MIXED_MAP if cfg.map_id is None else MapId(cfg.map_id)
+    m = quantize_mixed(x, cfg.block_size, map_id, cfg.threshold, cfg.max_fraction, cfg.rotate)
+    flags = _FLAG_SCALES_FP32 if m.blocks.scales.dtype == torch.float32 else 0
+    flags |= _DTYPES.index(m.values.dtype) << _OUTLIER_SHIFT
+    flags |= _FLAG_ROTATED if m.rotated else 0
+    positions = m.positions.to(_POSITION_DTYPE[_position_width(x.numel())])
+    return b"".join(
+        [
+            _header(scheme, x, flags, cfg.block_size, map_id, m.positions.numel()),
+            _to_bytes(m.blocks.codes),
+            _to_bytes(m.blocks.scales),
+            _to_bytes(positions),
+            _to_bytes(m.values),
+        ]
+    )
+
+
+def read_header(data: bytes | bytearray | memoryview, max_bytes: int = DEFAULT_MAX_FRAME_BYTES) -> FrameHeader:
+    """Parse and check a frame's header against the buffer's length; allocates nothing large."""
+    buf = memoryview(data).cast("B")
+    if len(buf) > max_bytes:
+        raise FrameError(f"frame of {len(buf)} bytes exceeds the limit of {max_bytes}")
+    if len(buf) < _FIXED.size:
+        raise FrameError(f"frame truncated: {len(buf)} bytes, a header needs at least {_FIXED.size}")
+    magic, version, scheme_id, dtype_id, flags, block_log2, map_id, ndim = _FIXED.unpack_from(buf, 0)
+    if magic != _MAGIC:
+        raise FrameError("not a tensor frame (bad magic)")
+    if version != FORMAT_VERSION:
+        raise FrameError(f"unsupported frame version {version}")
+    if scheme_id not in Scheme._value2member_map_:
+        raise FrameError(f"unknown scheme {scheme_id}")
+    scheme = Scheme(scheme_id)
+    if dtype_id >= len(_DTYPES):
+        raise FrameError(f"unknown dtype code {dtype_id}")
+    if ndim > MAX_NDIM:
+        raise FrameError(f"frame has {ndim} dimensions; at most {MAX_NDIM}")
+    quantized = scheme in (Scheme.BLOCKWISE8, Scheme.MIXED8)
+    allowed_flags = _FLAG_SCALES_FP32 if quantized else 0
+    if scheme is Scheme.MIXED8:
+        allowed_flags |= _FLAG_ROTATED | (0x3 << _OUTLIER_SHIFT)
+    if flags & ~allowed_flags:
+        raise FrameError(f"flags 0x{flags:02x} not valid for scheme {scheme.name}")
+    outlier_id = (flags >> _OUTLIER_SHIFT) & 0x3
+    if outlier_id >= len(_DTYPES):
+        raise FrameError(f"unknown outlier dtype code {outlier_id}")
+    if quantized:
+        if not 5 <= block_log2 <= 12:
+            raise FrameError(f"block size 2^{block_log2} outside 32..4096")
+        if map_id not in MapId._value2member_map_:
+            raise FrameError(f"unknown code map id {map_id}")
+    elif block_log2 or map_id:
+        raise FrameError(f"block size and map id must be 0 for scheme {scheme.name}")
+    offset = _FIXED.size
+    shape = []
+    for _ in range(ndim):
+        dim, offset = _read_varint(buf, offset)
+        shape.append(dim)
+    outliers = 0
+    if scheme is Scheme.MIXED8:
+        outliers, offset = _read_varint(buf, offset)
+    header = FrameHeader(
+        scheme=scheme,
+        dtype=_DTYPES[dtype_id],
+        shape=tuple(shape),
+        block_size=1 << block_log2 if quantized else 0,
+        map_id=map_id,
+        scale_dtype=torch.float32 if flags & _FLAG_SCALES_FP32 else torch.float16,
+        outlier_dtype=_DTYPES[outlier_id],
+        rotated=bool(flags & _FLAG_ROTATED),
+        outliers=outliers,
+        header_bytes=offset,
+    )
+    if outliers > header.numel:
+        raise FrameError(f"{outliers} outliers announced for {header.numel} values")
+    expected = offset + header.payload_bytes()
+    if expected != len(buf):
+        raise FrameError(f"frame sizes do not add up: header announces {expected} bytes, got {len(buf)}")
+    return header
+
+
+def decode_frame(
+    data: bytes | bytearray | memoryview,
+    max_bytes: int = DEFAULT_MAX_FRAME_BYTES,
+    device: torch.device | str | None = None,
+) -> torch.Tensor:
+    """Decode one frame into a tensor of its original shape and dtype (on ``device``, default CPU).
+
+    Raises ``FrameError`` for any frame that is truncated, inconsistent, unknown or too large.
+    """
+    h = read_header(data, max_bytes)
+    buf = memoryview(data).cast("B")
+    n, offset = h.numel, h.header_bytes
+    if h.scheme is Scheme.NONE:
+        return _from_bytes(buf, offset, n, h.dtype).view(h.shape).to(device or "cpu")
+    if h.scheme is Scheme.FP16:
+        return _from_bytes(buf, offset, n, torch.float16).to(device or "cpu", h.dtype).view(h.shape)
+    codes = _from_bytes(buf, offset, n, torch.uint8)
+    offset += n
+    nblocks = -(-n // h.block_size)
+    scales = _from_bytes(buf, offset, nblocks, h.scale_dtype)
+    offset += nblocks * _ITEMSIZE[h.scale_dtype]
+    if scales.numel() and not bool((torch.isfinite(scales) & (scales >= 0)).all()):
+        raise FrameError("frame scales must be finite and non-negative")
+    q = QuantizedBlocks(codes, scales, torch.Size(h.shape), h.dtype, h.block_size, MapId(h.map_id))
+    if device is not None:
+        q = QuantizedBlocks(codes.to(device), scales.to(device), q.shape, q.dtype, q.block_size, q.map_id)
+    if h.scheme is Scheme.BLOCKWISE8:
+        return dequantize_blockwise(q)
+    width = _position_width(n)
+    positions = _from_bytes(buf, offset, h.outliers, _POSITION_DTYPE[width]).to(torch.int64)
+    offset += h.outliers * width
+    values = _from_bytes(buf, offset, h.outliers, h.outlier_dtype)
+    if positions.numel():
+        if int(positions[-1]) >= n or int(positions[0]) < 0:
+            raise FrameError("outlier position outside the tensor")
+        if positions.numel() > 1 and not bool((positions[1:] > positions[:-1]).all()):
+            raise FrameError("outlier positions must be strictly ascending")
+    m = MixedQuantized(q, positions.to(q.codes.device), values.to(q.codes.device), h.rotated)
+    return dequantize_mixed(m)
