@@ -1,0 +1,108 @@
+"""Fixtures for the kernel tests: SmolLM2-135M loaded once per session, fixed text windows, and a
+teacher-forced evaluator that compresses the residual stream at chosen layer boundaries."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+import torch
+
+WINDOW_TOKENS = 256
+N_WINDOWS = 4
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    agreement: float  # fraction of positions whose top-1 next token matches the uncompressed model
+    ppl_ratio: float  # perplexity with compression / without
+    frame_bytes: int  # bytes of every frame sent
+    fp16_bytes: int  # bytes the same tensors take as fp16 frames
+
+
+@pytest.fixture(scope="session")
+def smollm2() -> tuple[Any, Any]:
+    """(LlamaForCausalLM fp32 eval, tokenizer), loaded once for the whole session."""
+    models = pytest.importorskip("nesachain.models")
+    torch.set_grad_enabled(False)
+    return models.load_smollm2()  # type: ignore[no-any-return]
+
+
+def pydoc_token_ids(tokenizer: Any) -> torch.Tensor:
+    """Python's ``pydoc_data.topics`` text, topics in sorted order, tokenized without BOS."""
+    from pydoc_data.topics import topics
+
+    text = "\n\n".join(topics[key] for key in sorted(topics))
+    ids: torch.Tensor = tokenizer(text, add_special_tokens=False, return_tensors="pt").input_ids[0]
+    return ids
+
+
+@pytest.fixture(scope="session")
+def pydoc_windows(smollm2: tuple[Any, Any]) -> torch.Tensor:
+    """(N_WINDOWS, WINDOW_TOKENS) token ids: windows spread evenly over the text."""
+    ids = pydoc_token_ids(smollm2[1])
+    stride = ids.numel() // N_WINDOWS
+    return torch.stack([ids[i * stride : i * stride + WINDOW_TOKENS] for i in range(N_WINDOWS)])
+
+
+@pytest.fixture(scope="session")
+def reference_logits(smollm2: tuple[Any, Any], pydoc_windows: torch.Tensor) -> torch.Tensor:
+    """(N_WINDOWS, WINDOW_TOKENS, vocab) logits of the uncompressed model."""
+    model = smollm2[0]
+    return torch.stack([model(window.view(1, -1)).logits[0] for window in pydoc_windows])
+
+
+def _nll(logits: torch.Tensor, windows: torch.Tensor) -> float:
+    vocab = logits.shape[-1]
+    flat_logits = logits[:, :-1].reshape(-1, vocab)  # (W*(T-1), V)
+    return float(torch.nn.functional.cross_entropy(flat_logits, windows[:, 1:].reshape(-1)))
+
+
+@pytest.fixture(scope="session")
+def evaluate_compression(
+    smollm2: tuple[Any, Any], pydoc_windows: torch.Tensor, reference_logits: torch.Tensor
+) -> Callable[[Callable[[torch.Tensor], bytes], Callable[[bytes], torch.Tensor], list[int]], Evaluation]:
+    """Run the windows with every boundary in ``after_layers`` sent through encode -> bytes -> decode.
+
+    A boundary ``i`` is the residual stream leaving decoder layer ``i`` (0-based), i.e. what the
+    miner serving layers ..i pushes to the miner serving layers i+1...
+    """
+    from nesachain.kernels import FrameConfig, Scheme, encode_frame
+
+    model = smollm2[0]
+    layers = model.model.layers
+    fp16 = FrameConfig(scheme=Scheme.FP16)
+
+    def run(
+        encode: Callable[[torch.Tensor], bytes], decode: Callable[[bytes], torch.Tensor], after_layers: list[int]
+    ) -> Evaluation:
+        sent = {"frame": 0, "fp16": 0}
+
+        def hook(_module: Any, _inputs: Any, output: Any) -> Any:
+            hidden = output[0] if isinstance(output, tuple) else output  # (1, T, C)
+            frame = encode(hidden)
+            sent["frame"] += len(frame)
+            sent["fp16"] += len(encode_frame(hidden, fp16))
+            restored = decode(frame)
+            return (restored, *output[1:]) if isinstance(output, tuple) else restored
+
+        handles = [layers[i].register_forward_hook(hook) for i in after_layers]
+        try:
+            logits = torch.stack([model(window.view(1, -1)).logits[0] for window in pydoc_windows])
+        finally:
+            for handle in handles:
+                handle.remove()
+        agreement = (logits[:, :-1].argmax(-1) == reference_logits[:, :-1].argmax(-1)).float().mean()
+        ppl_ratio = math.exp(_nll(logits, pydoc_windows) - _nll(reference_logits, pydoc_windows))
+        return Evaluation(float(agreement), ppl_ratio, sent["frame"], sent["fp16"])
+
+    return run
+
+
+@pytest.fixture
+def seeded() -> Iterator[None]:
+    torch.manual_seed(0)
+    yield
