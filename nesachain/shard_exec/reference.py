@@ -1,0 +1,31 @@
+"""Single-process references that remote results are checked against (tests, benchmarks, verifiers)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import torch
+
+from nesachain.shard_exec.client.sampling import Sampling, choose
+
+__all__ = ["local_generate"]
+
+
+@torch.inference_mode()
+def local_generate(model: Any, ids: torch.Tensor, max_new_tokens: int,
+                   sampling: Sampling = Sampling()) -> tuple[list[int], float, float]:  # noqa: B008
+    """Generate with the whole model and its own KV cache: (tokens, time to first token s, total s)."""
+    gen = sampling.generator()
+    t0 = time.perf_counter()
+    out = model(ids, use_cache=True)
+    past = out.past_key_values
+    tok = choose(out.logits[:, -1], sampling, gen)  # (1,)
+    ttft = time.perf_counter() - t0
+    tokens = [int(tok[0])]
+    for _ in range(max_new_tokens - 1):
+        out = model(tok.view(1, 1), past_key_values=past, use_cache=True)
+        past = out.past_key_values
+        tok = choose(out.logits[:, -1], sampling, gen)
+        tokens.append(int(tok[0]))
+    return tokens, ttft, time.perf_counter() - t0
