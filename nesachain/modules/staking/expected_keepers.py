@@ -1,0 +1,41 @@
+"""What staking needs from other modules, as protocols (it never imports their keepers).
+
+``ModelRegistry`` is how staking checks that a miner serves a real model's real blocks. Until the
+inference module (issue 6) brings the model registry, ``model_stub.GenesisModels`` answers from a
+list in staking's genesis (``staking.models``); issue 6 passes its own keeper to
+``StakingKeeper(bank, models=...)`` instead and drops that list.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Protocol
+
+from nesachain.store.kv import KVReader, KVStore
+from nesachain.types.context import Context
+
+__all__ = ["BankKeeper", "ModelRegistry"]
+
+
+class BankKeeper(Protocol):
+    def balance(self, store: KVReader, address: bytes) -> int: ...
+
+    def balances(self, store: KVReader) -> Iterator[tuple[bytes, int]]: ...
+
+    def supply(self, store: KVReader) -> int: ...
+
+    def fee_pool(self, store: KVReader) -> int: ...
+
+    def lock(self, ctx: Context, owner: bytes, amount: int) -> None: ...
+
+    def unlock(self, ctx: Context, owner: bytes, amount: int) -> None: ...
+
+    def burn_locked(self, ctx: Context, amount: int) -> None: ...
+
+    def mint_genesis(self, store: KVStore, address: bytes, amount: int) -> None: ...
+
+
+class ModelRegistry(Protocol):
+    def model_blocks(self, store: KVReader, model_id: str) -> int | None:
+        """The number of blocks of a registered model, or None if no such model."""
+        ...

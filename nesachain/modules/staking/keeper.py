@@ -1,0 +1,301 @@
+"""staking keeper: validators, delegations, unbonding and the validator set CometBFT runs.
+
+The only code that touches staking/ validator state. Bonded tokens leave the delegator's balance
+through ``bank.lock`` and come back through ``bank.unlock`` when an unbonding entry matures; the
+supply is unchanged by both. Slashed tokens are **burned**: ``bank.burn_locked`` takes them out of
+the supply (nothing goes to the fee pool), so after every block
+
+    sum(balances) + fee pool + validator tokens + unbonding + miner bonds == supply.
+
+Delegations hold shares of a validator: a delegation is worth ``shares * tokens // total shares``,
+so a slash of the validator's tokens reaches every delegator in proportion. Shares minted round
+down and shares burned round up, so rounding never moves value from one delegator to another.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from nesachain.modules.staking import keys
+from nesachain.modules.staking.errors import (
+    ErrDuplicateConsKey,
+    ErrInsufficientShares,
+    ErrNoDelegation,
+    ErrUnknownValidator,
+    ErrValidatorDrained,
+    ErrValidatorExists,
+)
+from nesachain.modules.staking.expected_keepers import BankKeeper
+from nesachain.modules.staking.params import PPM, Params
+from nesachain.modules.staking.types import UnbondingEntry, Validator, cons_address_hex
+from nesachain.store.kv import KVReader, KVStore, prefix_end
+from nesachain.types.address import address_from_pubkey, encode_address
+from nesachain.types.context import Context
+from nesachain.types.encoding import decode_canonical, encode
+from nesachain.types.keys import u64
+from nesachain.types.module import ValidatorUpdate
+
+__all__ = ["StakingKeeper"]
+
+
+def scan(store: KVReader, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
+    return store.iterate(prefix, prefix_end(prefix))
+
+
+class StakingKeeper:
+    def __init__(self, bank: BankKeeper) -> None:
+        self.bank = bank
+
+    # params -----------------------------------------------------------------------------------
+    def params(self, store: KVReader) -> Params:
+        raw = store.get(keys.PARAMS)
+        return Params() if raw is None else Params.from_dict(decode_canonical(raw))
+
+    def set_params(self, store: KVStore, params: Params) -> None:
+        params.validate()
+        store.set(keys.PARAMS, encode(params.to_dict()))
+
+    def _next_id(self, store: KVStore) -> int:
+        raw = store.get(keys.NEXT_ID)
+        n = 1 if raw is None else int(decode_canonical(raw))
+        store.set(keys.NEXT_ID, encode(n + 1))
+        return n
+
+    # validators -------------------------------------------------------------------------------
+    def validator(self, store: KVReader, operator: bytes) -> Validator | None:
+        raw = store.get(keys.validator_key(operator))
+        return None if raw is None else Validator.from_state(decode_canonical(raw))
+
+    def must_validator(self, store: KVReader, operator: bytes) -> Validator:
+        val = self.validator(store, operator)
+        if val is None:
+            raise ErrUnknownValidator.wrap(f"no validator with operator {encode_address(operator)}")
+        return val
+
+    def validator_by_cons(self, store: KVReader, cons_address: bytes) -> Validator | None:
+        op = store.get(keys.cons_index_key(cons_address))
+        return None if op is None else self.validator(store, op)
+
+    def validators(self, store: KVReader) -> Iterator[Validator]:
+        for _, raw in scan(store, keys.VALIDATOR):
+            yield Validator.from_state(decode_canonical(raw))
+
+    def set_validator(self, store: KVStore, val: Validator) -> None:
+        store.set(keys.validator_key(val.operator), encode(val.to_state()))
+
+    def last_power(self, store: KVReader, operator: bytes) -> int:
+        raw = store.get(keys.last_power_key(operator))
+        return 0 if raw is None else int(decode_canonical(raw))
+
+    def last_powers(self, store: KVReader) -> dict[bytes, int]:
+        out: dict[bytes, int] = {}
+        for key, raw in scan(store, keys.LAST_POWER):
+            out[keys.split_lp(key, len(keys.LAST_POWER))[0]] = int(decode_canonical(raw))
+        return out
+
+    def create_validator(self, ctx: Context, operator: bytes, pubkey: bytes, moniker: str, amount: int) -> Validator:
+        store = ctx.store
+        if self.validator(store, operator) is not None:
+            raise ErrValidatorExists.wrap(f"operator {encode_address(operator)} already runs a validator")
+        cons = address_from_pubkey(pubkey)
+        if store.get(keys.cons_index_key(cons)) is not None:
+            raise ErrDuplicateConsKey.wrap(f"consensus address {cons.hex().upper()} is taken")
+        self.bank.lock(ctx, operator, amount)
+        val = Validator(operator, pubkey, moniker, tokens=0, shares=0, created_height=ctx.height)
+        store.set(keys.cons_index_key(cons), operator)
+        self.set_validator(store, val)
+        ctx.emit("create_validator", validator=encode_address(operator), cons_address=cons.hex().upper(),
+                 moniker=moniker, amount=f"{amount}unes")
+        self._add_delegation(ctx, operator, val, amount)
+        return self.must_validator(store, operator)
+
+    # delegations ------------------------------------------------------------------------------
+    def delegation(self, store: KVReader, delegator: bytes, operator: bytes) -> int:
+        raw = store.get(keys.delegation_key(delegator, operator))
+        return 0 if raw is None else int(decode_canonical(raw))
+
+    def delegations_of(self, store: KVReader, delegator: bytes) -> Iterator[tuple[bytes, int]]:
+        prefix = keys.DELEGATION + bytes([len(delegator)]) + delegator
+        for key, raw in scan(store, prefix):
+            yield keys.split_lp(key, len(prefix))[0], int(decode_canonical(raw))
+
+    def delegations_to(self, store: KVReader, operator: bytes) -> Iterator[tuple[bytes, int]]:
+        prefix = keys.DELEGATION_BY_VAL + bytes([len(operator)]) + operator
+        for key, _ in scan(store, prefix):
+            delegator = keys.split_lp(key, len(prefix))[0]
+            yield delegator, self.delegation(store, delegator, operator)
+
+    def all_delegations(self, store: KVReader) -> Iterator[tuple[bytes, bytes, int]]:
+        for key, raw in scan(store, keys.DELEGATION):
+            delegator, off = keys.split_lp(key, len(keys.DELEGATION))
+            operator, _ = keys.split_lp(key, off)
+            yield delegator, operator, int(decode_canonical(raw))
+
+    def _set_delegation(self, store: KVStore, delegator: bytes, operator: bytes, shares: int) -> None:
+        if shares == 0:
+            store.delete(keys.delegation_key(delegator, operator))
+            store.delete(keys.delegation_by_val_key(operator, delegator))
+        else:
+            store.set(keys.delegation_key(delegator, operator), encode(shares))
+            store.set(keys.delegation_by_val_key(operator, delegator), b"")
+
+    def _add_delegation(self, ctx: Context, delegator: bytes, val: Validator, amount: int) -> int:
+        """Tokens already locked: mint shares and add ``amount`` to the validator."""
+        if val.shares > 0 and val.tokens == 0:
+            raise ErrValidatorDrained.wrap(f"validator {encode_address(val.operator)}")
+        shares = val.shares_for(amount)
+        self.set_validator(ctx.store, val.with_(tokens=val.tokens + amount, shares=val.shares + shares))
+        have = self.delegation(ctx.store, delegator, val.operator)
+        self._set_delegation(ctx.store, delegator, val.operator, have + shares)
+        ctx.emit("delegate", delegator=encode_address(delegator), validator=encode_address(val.operator),
+                 amount=f"{amount}unes", shares=shares)
+        return shares
+
+    def delegate(self, ctx: Context, delegator: bytes, operator: bytes, amount: int) -> int:
+        val = self.must_validator(ctx.store, operator)
+        if val.shares > 0 and val.tokens == 0:
+            raise ErrValidatorDrained.wrap(f"validator {encode_address(operator)}")
+        self.bank.lock(ctx, delegator, amount)
+        return self._add_delegation(ctx, delegator, val, amount)
+
+    def undelegate(self, ctx: Context, delegator: bytes, operator: bytes, amount: int) -> UnbondingEntry:
+        store = ctx.store
+        val = self.must_validator(store, operator)
+        have = self.delegation(store, delegator, operator)
+        if have == 0:
+            raise ErrNoDelegation.wrap(f"{encode_address(delegator)} has no delegation to {encode_address(operator)}")
+        worth = val.tokens_for(have)
+        if amount > worth:
+            raise ErrInsufficientShares.wrap(f"asked for {amount}unes, the delegation is worth {worth}unes")
+        burn = val.shares_to_remove(amount)
+        self._set_delegation(store, delegator, operator, have - burn)
+        self.set_validator(store, val.with_(tokens=val.tokens - amount, shares=val.shares - burn))
+        completion = ctx.height + self.params(store).unbonding_blocks
+        entry = UnbondingEntry(self._next_id(store), delegator, operator, amount, ctx.height, completion)
+        self.set_unbonding(store, entry)
+        ctx.emit("unbond", delegator=encode_address(delegator), validator=encode_address(operator),
+                 amount=f"{amount}unes", completion_height=completion)
+        return entry
+
+    # unbonding --------------------------------------------------------------------------------
+    def set_unbonding(self, store: KVStore, e: UnbondingEntry) -> None:
+        store.set(keys.unbonding_key(e.completion_height, e.id), encode(e.to_state()))
+        store.set(keys.unbonding_by_val_key(e.validator, e.id), u64(e.completion_height))
+        store.set(keys.unbonding_by_del_key(e.delegator, e.id), u64(e.completion_height))
+
+    def _delete_unbonding(self, store: KVStore, e: UnbondingEntry) -> None:
+        store.delete(keys.unbonding_key(e.completion_height, e.id))
+        store.delete(keys.unbonding_by_val_key(e.validator, e.id))
+        store.delete(keys.unbonding_by_del_key(e.delegator, e.id))
+
+    def unbonding_entries(self, store: KVReader) -> Iterator[UnbondingEntry]:
+        for _, raw in scan(store, keys.UNBONDING):
+            yield UnbondingEntry.from_state(decode_canonical(raw))
+
+    def _entries_by(self, store: KVReader, prefix: bytes) -> Iterator[UnbondingEntry]:
+        for key, completion in list(scan(store, prefix)):
+            entry_id = int.from_bytes(key[-8:], "big")
+            raw = store.get(keys.UNBONDING + completion + u64(entry_id))
+            if raw is not None:
+                yield UnbondingEntry.from_state(decode_canonical(raw))
+
+    def unbonding_of(self, store: KVReader, delegator: bytes) -> Iterator[UnbondingEntry]:
+        return self._entries_by(store, keys.UNBONDING_BY_DEL + bytes([len(delegator)]) + delegator)
+
+    def unbonding_from(self, store: KVReader, operator: bytes) -> Iterator[UnbondingEntry]:
+        return self._entries_by(store, keys.UNBONDING_BY_VAL + bytes([len(operator)]) + operator)
+
+    def complete_unbonding(self, ctx: Context) -> None:
+        """Return every entry whose completion height has been reached."""
+        matured = list(ctx.store.iterate(keys.UNBONDING, keys.UNBONDING + u64(ctx.height + 1)))
+        for _, raw in matured:
+            e = UnbondingEntry.from_state(decode_canonical(raw))
+            self._delete_unbonding(ctx.store, e)
+            if e.amount:
+                self.bank.unlock(ctx, e.delegator, e.amount)
+            ctx.emit("complete_unbonding", delegator=encode_address(e.delegator),
+                     validator=encode_address(e.validator), amount=f"{e.amount}unes")
+
+    # slashing primitives ----------------------------------------------------------------------
+    def slash(self, ctx: Context, operator: bytes, infraction_height: int, fraction_ppm: int, reason: str) -> int:
+        """Burn ``fraction_ppm`` of the validator's tokens and of the unbonding entries that left it
+        at or after ``infraction_height`` (they were at stake when it misbehaved). Returns unes burned."""
+        store = ctx.store
+        val = self.must_validator(store, operator)
+        cut_tokens = val.tokens * fraction_ppm // PPM
+        burned = cut_tokens
+        for e in list(self.unbonding_from(store, val.operator)):
+            if e.creation_height < infraction_height:
+                continue
+            cut = e.amount * fraction_ppm // PPM
+            if cut:
+                self.set_unbonding(store, UnbondingEntry(e.id, e.delegator, e.validator, e.amount - cut,
+                                                          e.creation_height, e.completion_height))
+                burned += cut
+        self.set_validator(store, val.with_(tokens=val.tokens - cut_tokens))
+        if burned:
+            self.bank.burn_locked(ctx, burned)
+        ctx.emit("slash", validator=encode_address(val.operator), cons_address=cons_address_hex(val.pubkey),
+                 reason=reason, fraction_ppm=fraction_ppm, burned=f"{burned}unes",
+                 infraction_height=infraction_height)
+        return burned
+
+    def jail(self, ctx: Context, operator: bytes, until: int, reason: str) -> None:
+        val = self.must_validator(ctx.store, operator)
+        self.set_validator(ctx.store, val.with_(jailed=True, jailed_until=until))
+        ctx.emit("jail", validator=encode_address(operator), reason=reason, jailed_until=until)
+
+    # the validator set ------------------------------------------------------------------------
+    def wanted_powers(self, store: KVReader) -> dict[bytes, int]:
+        """The top ``max_validators`` unjailed validators by power (ties: lower operator address)."""
+        params = self.params(store)
+        ranked = sorted(
+            (-v.power(params.power_reduction), v.operator)
+            for v in self.validators(store)
+            if not v.jailed and v.power(params.power_reduction) > 0
+        )
+        return {op: -neg for neg, op in ranked[: params.max_validators]}
+
+    def apply_validator_set(self, ctx: Context) -> tuple[list[ValidatorUpdate], list[Validator]]:
+        """Compare the wanted set with the last one sent and return the differences (power 0
+        removes; CometBFT applies them two heights later) and the validators that just joined.
+        An empty set is never sent."""
+        store = ctx.store
+        wanted = self.wanted_powers(store)
+        last = self.last_powers(store)
+        if not wanted:
+            if last:
+                ctx.emit("validator_set_kept", reason="the new set would be empty")
+            return [], []
+        updates: list[ValidatorUpdate] = []
+        joined: list[Validator] = []
+        for op in sorted(set(wanted) | set(last)):
+            new, old = wanted.get(op, 0), last.get(op, 0)
+            if new == old:
+                continue
+            val = self.must_validator(store, op)
+            updates.append(ValidatorUpdate(val.pubkey, new))
+            if new:
+                store.set(keys.last_power_key(op), encode(new))
+            else:
+                store.delete(keys.last_power_key(op))
+            if old == 0:
+                joined.append(val)
+            ctx.emit("validator_update", validator=encode_address(op), cons_address=cons_address_hex(val.pubkey),
+                     power=new, previous_power=old)
+        return updates, joined
+
+    def voting_power(self, store: KVReader, operator: bytes) -> int:
+        """Consensus power of this operator's validator in the current set (0 if jailed or out)."""
+        val = self.validator(store, operator)
+        return 0 if val is None or val.jailed else self.last_power(store, operator)
+
+    def total_voting_power(self, store: KVReader) -> int:
+        return sum(self.last_powers(store).values())
+
+    # totals (the supply invariant) ------------------------------------------------------------
+    def bonded_total(self, store: KVReader) -> int:
+        return sum(v.tokens for v in self.validators(store))
+
+    def unbonding_total(self, store: KVReader) -> int:
+        return sum(e.amount for e in self.unbonding_entries(store))

@@ -1,0 +1,207 @@
+"""Miners: bonded registrations of who serves which blocks of which model, their liveness and
+reputation. The only code that touches staking/ miner state.
+
+A miner is named by the address of its own key (never its owner's account key). Its owner bonds
+``bond`` unes (``bank.lock``), signs every miner tx, and gets the bond back ``miner_unbonding_blocks``
+after MsgUnbondMiner. A miner with no heartbeat (MsgMinerHeartbeat or MsgUpdateMiner) for more than
+``miner_heartbeat_timeout`` blocks turns inactive; its next heartbeat makes it active again.
+
+The inference module (issue 6) calls ``record_outcome`` after each judged challenge or timeout and
+``slash`` when a stake-weighted verdict finds a wrong result.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from nesachain.modules.staking import keys
+from nesachain.modules.staking.errors import (
+    ErrInvalidBlockRange,
+    ErrMinerBondTooLow,
+    ErrMinerExists,
+    ErrMinerUnbonding,
+    ErrNotMinerOwner,
+    ErrUnknownMiner,
+    ErrUnknownModel,
+)
+from nesachain.modules.staking.expected_keepers import BankKeeper, ModelRegistry
+from nesachain.modules.staking.keeper import StakingKeeper, scan
+from nesachain.modules.staking.params import PPM
+from nesachain.modules.staking.reputation import START_REPUTATION, format_reputation, next_reputation
+from nesachain.modules.staking.types import MINER_ACTIVE, MINER_INACTIVE, MINER_UNBONDING, Miner
+from nesachain.store.kv import KVReader, KVStore
+from nesachain.types.address import encode_address
+from nesachain.types.context import Context
+from nesachain.types.encoding import decode_canonical, encode
+from nesachain.types.keys import u64
+
+__all__ = ["MinerKeeper"]
+
+
+class MinerKeeper:
+    def __init__(self, staking: StakingKeeper, bank: BankKeeper, models: ModelRegistry) -> None:
+        self.staking = staking
+        self.bank = bank
+        self.models = models
+
+    # reads ------------------------------------------------------------------------------------
+    def miner(self, store: KVReader, miner: bytes) -> Miner | None:
+        raw = store.get(keys.miner_key(miner))
+        return None if raw is None else Miner.from_state(decode_canonical(raw))
+
+    def must_miner(self, store: KVReader, miner: bytes) -> Miner:
+        m = self.miner(store, miner)
+        if m is None:
+            raise ErrUnknownMiner.wrap(f"no miner {encode_address(miner)}")
+        return m
+
+    def owned_miner(self, store: KVReader, owner: bytes, miner: bytes) -> Miner:
+        m = self.must_miner(store, miner)
+        if m.owner != owner:
+            raise ErrNotMinerOwner.wrap(f"miner {encode_address(miner)} belongs to {encode_address(m.owner)}")
+        return m
+
+    def miners(self, store: KVReader) -> Iterator[Miner]:
+        for _, raw in scan(store, keys.MINER):
+            yield Miner.from_state(decode_canonical(raw))
+
+    def bonded_total(self, store: KVReader) -> int:
+        """Every miner bond the chain holds, unbonding ones included."""
+        return sum(m.bond for m in self.miners(store))
+
+    def check_range(self, store: KVReader, model_id: str, start: int, end: int) -> None:
+        n_blocks = self.models.model_blocks(store, model_id)
+        if n_blocks is None:
+            raise ErrUnknownModel.wrap(f"model {model_id!r}")
+        if not 0 <= start < end <= n_blocks:
+            raise ErrInvalidBlockRange.wrap(f"[{start}, {end}) is not inside model {model_id!r}'s [0, {n_blocks})")
+
+    # writes -----------------------------------------------------------------------------------
+    def _save(self, store: KVStore, m: Miner) -> None:
+        store.set(keys.miner_key(m.miner), encode(m.to_state()))
+
+    def _beat(self, ctx: Context, m: Miner) -> Miner:
+        """Record a heartbeat now; re-queue the inactivity deadline."""
+        store = ctx.store
+        if m.status != MINER_UNBONDING and m.heartbeat_deadline:
+            store.delete(keys.heartbeat_key(m.heartbeat_deadline, m.miner))
+        deadline = ctx.height + self.staking.params(store).miner_heartbeat_timeout
+        store.set(keys.heartbeat_key(deadline, m.miner), b"")
+        if m.status == MINER_INACTIVE:
+            ctx.emit("miner_active", miner=encode_address(m.miner))
+        return m.with_(status=MINER_ACTIVE, last_heartbeat=ctx.height, heartbeat_deadline=deadline)
+
+    def register(self, ctx: Context, m: Miner) -> Miner:
+        store = ctx.store
+        params = self.staking.params(store)
+        if m.bond < params.min_miner_bond:
+            raise ErrMinerBondTooLow.wrap(f"bond {m.bond}unes < {params.min_miner_bond}unes")
+        self.check_range(store, m.model_id, m.block_start, m.block_end)
+        if self.miner(store, m.miner) is not None:
+            raise ErrMinerExists.wrap(f"miner {encode_address(m.miner)}")
+        self.bank.lock(ctx, m.owner, m.bond)
+        m = self._beat(ctx, m.with_(reputation=START_REPUTATION, registered_height=ctx.height, status=MINER_ACTIVE,
+                                    heartbeat_deadline=0))
+        self._save(store, m)
+        store.set(keys.owner_miner_key(m.owner, m.miner), b"")
+        ctx.emit("register_miner", miner=encode_address(m.miner), owner=encode_address(m.owner),
+                 model_id=m.model_id, block_start=m.block_start, block_end=m.block_end, endpoint=m.endpoint,
+                 bond=f"{m.bond}unes", throughput=m.throughput)
+        return m
+
+    def update(self, ctx: Context, owner: bytes, miner: bytes, endpoint: str, start: int, end: int,
+               memory_mb: int, throughput: int) -> Miner:
+        m = self.owned_miner(ctx.store, owner, miner)
+        if m.status == MINER_UNBONDING:
+            raise ErrMinerUnbonding.wrap(f"miner {encode_address(miner)}")
+        self.check_range(ctx.store, m.model_id, start, end)
+        m = self._beat(ctx, m.with_(endpoint=endpoint, block_start=start, block_end=end, memory_mb=memory_mb,
+                                    throughput=throughput))
+        self._save(ctx.store, m)
+        ctx.emit("update_miner", miner=encode_address(miner), model_id=m.model_id, block_start=start,
+                 block_end=end, endpoint=endpoint, throughput=throughput)
+        return m
+
+    def heartbeat(self, ctx: Context, owner: bytes, miner: bytes) -> Miner:
+        m = self.owned_miner(ctx.store, owner, miner)
+        if m.status == MINER_UNBONDING:
+            raise ErrMinerUnbonding.wrap(f"miner {encode_address(miner)}")
+        m = self._beat(ctx, m)
+        self._save(ctx.store, m)
+        ctx.emit("miner_heartbeat", miner=encode_address(miner), height=ctx.height)
+        return m
+
+    def unbond(self, ctx: Context, owner: bytes, miner: bytes) -> Miner:
+        store = ctx.store
+        m = self.owned_miner(store, owner, miner)
+        if m.status == MINER_UNBONDING:
+            raise ErrMinerUnbonding.wrap(f"miner {encode_address(miner)} completes at {m.unbond_height}")
+        store.delete(keys.heartbeat_key(m.heartbeat_deadline, m.miner))
+        completion = ctx.height + self.staking.params(store).miner_unbonding_blocks
+        m = m.with_(status=MINER_UNBONDING, unbond_height=completion)
+        self._save(store, m)
+        store.set(keys.miner_unbonding_key(completion, m.miner), b"")
+        ctx.emit("unbond_miner", miner=encode_address(miner), owner=encode_address(owner),
+                 amount=f"{m.bond}unes", completion_height=completion)
+        return m
+
+    # hooks the inference module calls (its expected_keepers.Miners) --------------------------
+    def get_miner(self, store: KVReader, miner: bytes) -> Miner | None:
+        return self.miner(store, miner)
+
+    def record_miner_outcome(self, ctx: Context, miner: bytes, failed: bool) -> None:
+        self.record_outcome(ctx, miner, failed)
+
+    def slash_miner(self, ctx: Context, miner: bytes, fraction_ppm: int) -> int:
+        return self.slash(ctx, miner, fraction_ppm, "challenge_failed")
+
+    def record_outcome(self, ctx: Context, miner: bytes, failed: bool) -> int:
+        """Apply R' = R·0.8^M·1.01^(1−M) (M = 1 when ``failed``) with the clamps; returns the new R."""
+        m = self.must_miner(ctx.store, miner)
+        r = next_reputation(m.reputation, failed)
+        self._save(ctx.store, m.with_(reputation=r))
+        ctx.emit("miner_reputation", miner=encode_address(miner), failed=str(failed).lower(),
+                 reputation=format_reputation(r), previous=format_reputation(m.reputation))
+        return r
+
+    def slash(self, ctx: Context, miner: bytes, fraction_ppm: int, reason: str) -> int:
+        """Burn ``fraction_ppm`` of a miner's bond (unbonding bonds too); returns unes burned."""
+        m = self.must_miner(ctx.store, miner)
+        cut = m.bond * min(fraction_ppm, PPM) // PPM
+        self._save(ctx.store, m.with_(bond=m.bond - cut))
+        if cut:
+            self.bank.burn_locked(ctx, cut)
+        ctx.emit("slash_miner", miner=encode_address(miner), reason=reason, burned=f"{cut}unes")
+        return cut
+
+    # end block --------------------------------------------------------------------------------
+    def end_block(self, ctx: Context) -> None:
+        store = ctx.store
+        upto = u64(ctx.height)  # deadlines < height have passed
+        for key, _ in list(store.iterate(keys.HEARTBEAT_QUEUE, keys.HEARTBEAT_QUEUE + upto)):
+            store.delete(key)
+            miner, _ = keys.split_lp(key, len(keys.HEARTBEAT_QUEUE) + 8)
+            m = self.miner(store, miner)
+            if m is None or m.status != MINER_ACTIVE:
+                continue
+            self._save(store, m.with_(status=MINER_INACTIVE))
+            ctx.emit("miner_inactive", miner=encode_address(miner), last_heartbeat=m.last_heartbeat)
+        for key, _ in list(store.iterate(keys.MINER_UNBONDING, keys.MINER_UNBONDING + u64(ctx.height + 1))):
+            store.delete(key)
+            miner, _ = keys.split_lp(key, len(keys.MINER_UNBONDING) + 8)
+            m = self.must_miner(store, miner)
+            store.delete(keys.miner_key(miner))
+            store.delete(keys.owner_miner_key(m.owner, miner))
+            if m.bond:
+                self.bank.unlock(ctx, m.owner, m.bond)
+            ctx.emit("complete_miner_unbonding", miner=encode_address(miner), owner=encode_address(m.owner),
+                     amount=f"{m.bond}unes")
+
+    # genesis ----------------------------------------------------------------------------------
+    def import_miner(self, store: KVStore, m: Miner) -> None:
+        self._save(store, m)
+        store.set(keys.owner_miner_key(m.owner, m.miner), b"")
+        if m.status == MINER_UNBONDING:
+            store.set(keys.miner_unbonding_key(m.unbond_height, m.miner), b"")
+        elif m.status == MINER_ACTIVE:
+            store.set(keys.heartbeat_key(m.heartbeat_deadline, m.miner), b"")

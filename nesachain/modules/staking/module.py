@@ -1,0 +1,101 @@
+"""staking wiring: validators, delegations, slashing and miners as one app module.
+
+Block hooks, in order:
+- begin_block: double-sign evidence (slash + jail + tombstone), then liveness from the last commit
+  (slash + jail on too many misses).
+- end_block: matured unbondings are paid out, miners past their heartbeat deadline turn inactive,
+  matured miner unbondings are paid out, then the validator set is recomputed and its changes
+  returned to CometBFT (in effect two heights later).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from nesachain.modules.staking import genesis
+from nesachain.modules.staking.expected_keepers import BankKeeper, ModelRegistry
+from nesachain.modules.staking.keeper import StakingKeeper
+from nesachain.modules.staking.miner_keeper import MinerKeeper
+from nesachain.modules.staking.model_stub import GenesisModels
+from nesachain.modules.staking.msg_server import MsgServer
+from nesachain.modules.staking.msgs import (
+    MsgCreateValidator,
+    MsgDelegate,
+    MsgMinerHeartbeat,
+    MsgRegisterMiner,
+    MsgUnbondMiner,
+    MsgUndelegate,
+    MsgUnjail,
+    MsgUpdateMiner,
+)
+from nesachain.modules.staking.queries import Queries
+from nesachain.modules.staking.slashing import SlashingKeeper
+from nesachain.store.kv import KVReader
+from nesachain.types.context import Context
+from nesachain.types.module import BlockInfo, MsgHandler, QueryFn, ValidatorUpdate
+
+__all__ = ["StakingModule"]
+
+
+class StakingModule:
+    name = "staking"
+
+    def __init__(self, bank: BankKeeper, models: ModelRegistry | None = None) -> None:
+        """``models``: the model registry; None uses the genesis-listed stand-in (until issue 6)."""
+        self.genesis_models = GenesisModels()
+        self.keeper = StakingKeeper(bank)
+        self.slashing = SlashingKeeper(self.keeper)
+        self.miners = MinerKeeper(self.keeper, bank, models or self.genesis_models)
+        self._server = MsgServer(self.keeper, self.slashing, self.miners)
+        self._queries = Queries(self.keeper, self.slashing, self.miners, self.genesis_models)
+
+    def default_genesis(self) -> dict[str, Any]:
+        return genesis.default_genesis()
+
+    def validate_genesis(self, state: Mapping[str, Any]) -> None:
+        genesis.validate_genesis(state)
+
+    def init_genesis(self, ctx: Context, state: Mapping[str, Any]) -> list[ValidatorUpdate]:
+        return genesis.init_genesis(self.keeper, self.slashing, self.miners, self.genesis_models, ctx, state)
+
+    def export_genesis(self, store: KVReader) -> dict[str, Any]:
+        return genesis.export_genesis(self.keeper, self.slashing, self.miners, self.genesis_models, store)
+
+    def msg_handlers(self) -> Mapping[str, MsgHandler]:
+        s = self._server
+        return {
+            MsgCreateValidator.TYPE: s.create_validator,
+            MsgDelegate.TYPE: s.delegate,
+            MsgUndelegate.TYPE: s.undelegate,
+            MsgUnjail.TYPE: s.unjail,
+            MsgRegisterMiner.TYPE: s.register_miner,
+            MsgUpdateMiner.TYPE: s.update_miner,
+            MsgMinerHeartbeat.TYPE: s.miner_heartbeat,
+            MsgUnbondMiner.TYPE: s.unbond_miner,
+        }
+
+    def queries(self) -> Mapping[str, QueryFn]:
+        q = self._queries
+        return {
+            "params": q.params,
+            "validators": q.validators,
+            "validator": q.validator,
+            "delegations": q.delegations,
+            "unbonding": q.unbonding,
+            "pool": q.pool,
+            "models": q.models,
+            "miners": q.miners,
+            "miner": q.miner,
+        }
+
+    def begin_block(self, ctx: Context, info: BlockInfo) -> None:
+        self.slashing.begin_block(ctx, info)
+
+    def end_block(self, ctx: Context) -> list[ValidatorUpdate]:
+        self.keeper.complete_unbonding(ctx)
+        self.miners.end_block(ctx)
+        updates, joined = self.keeper.apply_validator_set(ctx)
+        for val in joined:
+            self.slashing.on_bonded(ctx, val)
+        return updates

@@ -1,0 +1,94 @@
+"""staking Msg handlers: address checks, amount checks, stateful checks, one keeper call, response."""
+
+from __future__ import annotations
+
+from nacl.exceptions import BadSignatureError
+from nacl.signing import VerifyKey
+
+from nesachain.modules.bank.msgs import check_address
+from nesachain.modules.staking.errors import ErrInvalidMinerKey, ErrInvalidPossession, ErrSelfBondTooLow
+from nesachain.modules.staking.keeper import StakingKeeper
+from nesachain.modules.staking.miner_keeper import MinerKeeper
+from nesachain.modules.staking.msgs import (
+    MsgCreateValidator,
+    MsgCreateValidatorResponse,
+    MsgDelegate,
+    MsgDelegateResponse,
+    MsgMinerHeartbeat,
+    MsgMinerResponse,
+    MsgRegisterMiner,
+    MsgUnbondMiner,
+    MsgUndelegate,
+    MsgUndelegateResponse,
+    MsgUnjail,
+    MsgUnjailResponse,
+    MsgUpdateMiner,
+    miner_pop_bytes,
+)
+from nesachain.modules.staking.slashing import SlashingKeeper
+from nesachain.modules.staking.types import Miner, cons_address_hex
+from nesachain.types.address import address_from_pubkey, encode_address
+from nesachain.types.context import Context
+
+__all__ = ["MsgServer"]
+
+
+class MsgServer:
+    def __init__(self, staking: StakingKeeper, slashing: SlashingKeeper, miners: MinerKeeper) -> None:
+        self._staking = staking
+        self._slashing = slashing
+        self._miners = miners
+
+    # validators
+    def create_validator(self, ctx: Context, msg: MsgCreateValidator) -> MsgCreateValidatorResponse:
+        operator = check_address(msg.operator, "operator")
+        reduction = self._staking.params(ctx.store).power_reduction
+        if msg.amount < reduction:
+            raise ErrSelfBondTooLow.wrap(f"self-bond {msg.amount}unes < power_reduction {reduction}unes")
+        self._staking.create_validator(ctx, operator, msg.pubkey, msg.moniker, msg.amount)
+        return MsgCreateValidatorResponse(cons_address_hex(msg.pubkey))
+
+    def delegate(self, ctx: Context, msg: MsgDelegate) -> MsgDelegateResponse:
+        delegator = check_address(msg.delegator, "delegator")
+        operator = check_address(msg.validator, "validator")
+        return MsgDelegateResponse(self._staking.delegate(ctx, delegator, operator, msg.amount))
+
+    def undelegate(self, ctx: Context, msg: MsgUndelegate) -> MsgUndelegateResponse:
+        delegator = check_address(msg.delegator, "delegator")
+        operator = check_address(msg.validator, "validator")
+        entry = self._staking.undelegate(ctx, delegator, operator, msg.amount)
+        return MsgUndelegateResponse(entry.completion_height)
+
+    def unjail(self, ctx: Context, msg: MsgUnjail) -> MsgUnjailResponse:
+        self._slashing.unjail(ctx, check_address(msg.operator, "operator"))
+        return MsgUnjailResponse()
+
+    # miners
+    def register_miner(self, ctx: Context, msg: MsgRegisterMiner) -> MsgMinerResponse:
+        owner = check_address(msg.owner, "owner")
+        miner = address_from_pubkey(msg.pubkey)
+        if miner == owner:
+            raise ErrInvalidMinerKey.wrap("the miner key must differ from the owner's account key")
+        try:
+            VerifyKey(msg.pubkey).verify(miner_pop_bytes(ctx.chain_id, msg.owner), msg.pop)
+        except (BadSignatureError, ValueError):
+            raise ErrInvalidPossession.wrap(f"for miner {encode_address(miner)} and owner {msg.owner}") from None
+        record = Miner(miner, owner, msg.pubkey, msg.endpoint, msg.bond, msg.model_id, msg.block_start,
+                       msg.block_end, msg.memory_mb, msg.throughput)
+        self._miners.register(ctx, record)
+        return MsgMinerResponse(encode_address(miner))
+
+    def update_miner(self, ctx: Context, msg: MsgUpdateMiner) -> MsgMinerResponse:
+        owner = check_address(msg.owner, "owner")
+        miner = check_address(msg.miner, "miner")
+        self._miners.update(ctx, owner, miner, msg.endpoint, msg.block_start, msg.block_end, msg.memory_mb,
+                            msg.throughput)
+        return MsgMinerResponse(msg.miner)
+
+    def miner_heartbeat(self, ctx: Context, msg: MsgMinerHeartbeat) -> MsgMinerResponse:
+        self._miners.heartbeat(ctx, check_address(msg.owner, "owner"), check_address(msg.miner, "miner"))
+        return MsgMinerResponse(msg.miner)
+
+    def unbond_miner(self, ctx: Context, msg: MsgUnbondMiner) -> MsgMinerResponse:
+        self._miners.unbond(ctx, check_address(msg.owner, "owner"), check_address(msg.miner, "miner"))
+        return MsgMinerResponse(msg.miner)
