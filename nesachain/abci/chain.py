@@ -22,7 +22,6 @@ from nesachain.modules.auth.module import AuthModule
 from nesachain.modules.bank.keeper import BankKeeper
 from nesachain.modules.bank.module import BankModule
 from nesachain.modules.staking.module import StakingModule
-from nesachain.modules.staking.module import StakingModule
 from nesachain.store.commit import CommitStore
 from nesachain.store.kv import CacheStore
 from nesachain.tx.ante import run_ante
