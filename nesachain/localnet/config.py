@@ -14,7 +14,7 @@ from typing import Any
 
 from nesachain.errors import ConfigError
 
-__all__ = ["NodePorts", "node_id", "set_toml", "write_genesis"]
+__all__ = ["NodePorts", "app_validators", "consensus_pubkey", "node_id", "set_toml", "write_genesis"]
 
 
 @dataclass(frozen=True)
@@ -62,14 +62,42 @@ def cometbft_init(binary: str, home: Path) -> None:
         raise ConfigError(f"cometbft init failed for {home}: {res.stderr.strip()}")
 
 
+def consensus_pubkey(home: Path) -> str:
+    """The node's ed25519 consensus public key (base64), as priv_validator_key.json holds it."""
+    pv = json.loads((home / "config" / "priv_validator_key.json").read_text())
+    return str(pv["pub_key"]["value"])
+
+
+def app_validators(homes: list[Path], chain_id: str, app_state: dict[str, Any]) -> list[dict[str, Any]]:
+    """genesis.json's validators, computed by running InitChain on app_state in memory, so CometBFT's
+    genesis set is exactly the one the app returns (staking.create_validators)."""
+    from nesachain.abci.chain import Chain
+    from nesachain.store.commit import CommitStore
+
+    names = {consensus_pubkey(h): f"node{i}" for i, h in enumerate(homes)}
+    _, updates = Chain(CommitStore()).init_chain(chain_id, app_state)
+    out = []
+    for u in updates:
+        b64 = base64.b64encode(u.pubkey).decode()
+        out.append({"address": hashlib.sha256(u.pubkey).hexdigest()[:40].upper(),
+                    "pub_key": {"type": "tendermint/PubKeyEd25519", "value": b64},
+                    "power": str(u.power), "name": names.get(b64, "")})
+    return out
+
+
 def write_genesis(homes: list[Path], chain_id: str, app_state: dict[str, Any], power: int = 10) -> dict[str, Any]:
+    """Write one genesis.json into every home. Its validators are the set InitChain returns for
+    app_state when staking creates any; otherwise every home's key with ``power``."""
     base = json.loads((homes[0] / "config" / "genesis.json").read_text())
+    validators = app_validators(homes, chain_id, app_state)
+    if not validators:
+        validators = [validator_entry(h, f"node{i}", power) for i, h in enumerate(homes)]
     genesis = {
         "genesis_time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
         "chain_id": chain_id,
         "initial_height": "1",
         "consensus_params": base["consensus_params"],
-        "validators": [validator_entry(h, f"node{i}", power) for i, h in enumerate(homes)],
+        "validators": validators,
         "app_hash": "",
         "app_state": app_state,
     }

@@ -21,13 +21,21 @@ from typing import Any
 from nesachain.client.keyring import Keyring
 from nesachain.client.rpc import CometRPC
 from nesachain.errors import ConfigError, RPCError
-from nesachain.localnet.config import NodePorts, cometbft_init, configure_node, node_id, write_genesis
+from nesachain.localnet.config import (
+    NodePorts,
+    cometbft_init,
+    configure_node,
+    consensus_pubkey,
+    node_id,
+    write_genesis,
+)
 
 __all__ = ["REPO", "Localnet", "find_cometbft"]
 
 REPO = Path(__file__).resolve().parents[2]
 FAUCET_AMOUNT = 10**15
 OPERATOR_AMOUNT = 10**12
+VALIDATOR_SELF_BOND = 10_000_000  # operator i self-bonds this at genesis (power 10 at 10^6 unes/power)
 
 
 def find_cometbft() -> str:
@@ -100,6 +108,11 @@ class Localnet:
         for address, amount in sorted((extra_balances or {}).items()):
             balances.append({"address": address, "amount": amount})
         app_state.setdefault("bank", {})["balances"] = balances
+        app_state.setdefault("staking", {})["create_validators"] = [
+            {"operator": balances[1 + i]["address"], "pubkey": consensus_pubkey(h), "moniker": f"node{i}",
+             "amount": VALIDATOR_SELF_BOND}
+            for i, h in enumerate(homes)
+        ]
         write_genesis(homes, self.chain_id, app_state)
         ids = [node_id(h) for h in homes]
         for i, h in enumerate(homes):
@@ -107,6 +120,26 @@ class Localnet:
             configure_node(h, self.ports(i), peers, f"node{i}", self.timeout_commit)
         meta = {"n": self.n, "base_port": self.base_port, "chain_id": self.chain_id}
         (self.root / "localnet.json").write_text(json.dumps(meta, indent=2))
+
+    def add_node(self, share_key_with: int | None = None) -> int:
+        """Prepare one more (non-genesis) node that syncs from the others; returns its index.
+        ``share_key_with``: copy that node's priv_validator_key (a double-signing setup, tests only)."""
+        if not self.initialized:
+            raise ConfigError(f"no localnet in {self.root}: run init first")
+        i = self.n
+        home = self.home(i)
+        cometbft_init(find_cometbft(), home)
+        shutil.copyfile(self.home(0) / "config" / "genesis.json", home / "config" / "genesis.json")
+        if share_key_with is not None:
+            src = self.home(share_key_with) / "config" / "priv_validator_key.json"
+            shutil.copyfile(src, home / "config" / "priv_validator_key.json")
+        peers = ",".join(f"{node_id(self.home(j))}@127.0.0.1:{self.ports(j).p2p}" for j in range(i))
+        configure_node(home, self.ports(i), peers, f"node{i}", self.timeout_commit)
+        self.n += 1
+        meta = json.loads((self.root / "localnet.json").read_text())
+        meta["n"] = self.n
+        (self.root / "localnet.json").write_text(json.dumps(meta, indent=2))
+        return i
 
     @classmethod
     def load(cls, root: str | Path) -> Localnet:
