@@ -7,7 +7,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from nesachain.cli import keys_cmds, node_cmds, query_cmds, tx_cmds
+from nesachain.cli import keys_cmds, node_cmds, query_cmds, staking_cmds, tx_cmds
 from nesachain.errors import NesaError
 
 __all__ = ["build_parser", "main"]
@@ -16,7 +16,7 @@ __all__ = ["build_parser", "main"]
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="nesad", description="nesachain node, wallet and miner")
     sub = parser.add_subparsers(dest="command", required=True)
-    for mod in (node_cmds, keys_cmds, tx_cmds, query_cmds):
+    for mod in (node_cmds, keys_cmds, tx_cmds, query_cmds, staking_cmds):
         mod.register(sub)
     try:
         from nesachain.cli import shard_cmds

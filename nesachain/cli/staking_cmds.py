@@ -1,0 +1,327 @@
+"""`nesad tx staking …`, `nesad tx miner …`, `nesad query staking …`, `nesad query miner …`.
+
+Registered after tx_cmds and query_cmds: these add their groups under the existing `tx` and
+`query` commands.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import binascii
+import json
+from pathlib import Path
+from typing import Any
+
+from nesachain.cli.common import add_client_options, add_keyring_options, emit, keyring_from, rpc_from
+from nesachain.cli.tx_cmds import add_tx_options, broadcast, parse_amount, resolve_address
+from nesachain.errors import ConfigError
+from nesachain.modules.staking.msgs import (
+    MsgCreateValidator,
+    MsgDelegate,
+    MsgMinerHeartbeat,
+    MsgRegisterMiner,
+    MsgUnbondMiner,
+    MsgUndelegate,
+    MsgUnjail,
+    MsgUpdateMiner,
+    miner_pop_bytes,
+)
+
+__all__ = ["consensus_pubkey_from", "parse_blocks", "register"]
+
+
+def _group(sub: argparse._SubParsersAction, name: str) -> argparse._SubParsersAction:  # type: ignore[type-arg]
+    parser = sub.choices.get(name)
+    if parser is None:
+        raise RuntimeError(f"register staking_cmds after the `{name}` command exists")
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return action
+    raise RuntimeError(f"`{name}` has no subcommands")
+
+
+def consensus_pubkey_from(pubkey: str | None, key_file: str | None) -> bytes:
+    """The ed25519 consensus key, from base64 text or a CometBFT priv_validator_key.json."""
+    if (pubkey is None) == (key_file is None):
+        raise ConfigError("give exactly one of --pubkey (base64) or --priv-validator-key (path to the JSON file)")
+    if key_file is not None:
+        try:
+            doc = json.loads(Path(key_file).read_text())
+            text = doc["pub_key"]["value"]
+            kind = doc["pub_key"].get("type", "")
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise ConfigError(f"cannot read the consensus key from {key_file}: {exc}") from None
+        if kind != "tendermint/PubKeyEd25519":
+            raise ConfigError(f"{key_file} holds a {kind!r} key; nesachain validators use ed25519")
+    else:
+        text = pubkey
+    try:
+        raw = base64.b64decode(str(text), validate=True)
+    except (binascii.Error, ValueError):
+        raise ConfigError("the consensus pubkey is not base64") from None
+    if len(raw) != 32:
+        raise ConfigError(f"the consensus pubkey has {len(raw)} bytes; ed25519 keys have 32")
+    return raw
+
+
+def parse_blocks(text: str) -> tuple[int, int]:
+    """``"0:10"`` -> (0, 10): the half-open range [start, end)."""
+    start, sep, end = text.partition(":")
+    if not sep or not start.isdigit() or not end.isdigit():
+        raise ConfigError(f"blocks {text!r} must look like START:END, e.g. 0:10 for blocks 0..9")
+    return int(start), int(end)
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    tx = _group(sub, "tx")
+    query = _group(sub, "query")
+
+    # tx staking
+    st = tx.add_parser("staking", help="validators and delegations").add_subparsers(dest="staking_cmd", required=True)
+    p = st.add_parser("create-validator", help="bond stake behind a node's consensus key")
+    p.add_argument("from_key", help="operator key in the keyring (self-bonds, later unjails)")
+    p.add_argument("--amount", required=True, help="self-bond in unes")
+    p.add_argument("--moniker", required=True)
+    p.add_argument("--pubkey", help="consensus public key, base64")
+    p.add_argument("--priv-validator-key", help="path to the node's config/priv_validator_key.json")
+    add_tx_options(p)
+    p.set_defaults(func=_create_validator)
+    for name, fn, what in (("delegate", _delegate, "bond unes to a validator"),
+                           ("undelegate", _undelegate, "unbond unes (returned after the unbonding period)")):
+        p = st.add_parser(name, help=what)
+        p.add_argument("from_key", help="delegator key in the keyring")
+        p.add_argument("validator", help="the validator's operator address or key name")
+        p.add_argument("amount", help="unes")
+        add_tx_options(p)
+        p.set_defaults(func=fn)
+    p = st.add_parser("unjail", help="return a jailed validator to the set after its jail period")
+    p.add_argument("from_key", help="operator key")
+    add_tx_options(p)
+    p.set_defaults(func=_unjail)
+
+    # tx miner
+    mt = tx.add_parser("miner", help="miner registration").add_subparsers(dest="miner_cmd", required=True)
+    p = mt.add_parser("register", help="bond stake and register a miner key for a model's blocks")
+    p.add_argument("from_key", help="owner key in the keyring (bonds and signs)")
+    p.add_argument("--miner-key", required=True, help="the miner's own key in the keyring (not the owner's)")
+    p.add_argument("--endpoint", required=True, help="host:port clients reach the miner at")
+    p.add_argument("--bond", required=True, help="unes")
+    p.add_argument("--model", required=True, help="model id")
+    p.add_argument("--blocks", required=True, help="START:END, the blocks [START, END) it serves")
+    p.add_argument("--memory-mb", type=int, required=True)
+    p.add_argument("--throughput", type=int, required=True, help="milli forward passes per second per block")
+    add_tx_options(p)
+    p.set_defaults(func=_register_miner)
+    p = mt.add_parser("update", help="move blocks or change endpoint or declared capacity")
+    p.add_argument("from_key", help="owner key")
+    p.add_argument("miner", help="miner address or key name")
+    p.add_argument("--endpoint")
+    p.add_argument("--blocks", help="START:END")
+    p.add_argument("--memory-mb", type=int)
+    p.add_argument("--throughput", type=int)
+    add_tx_options(p)
+    p.set_defaults(func=_update_miner)
+    for name, fn, what in (("heartbeat", _heartbeat, "tell the chain the miner is alive"),
+                           ("unbond", _unbond_miner, "stop serving; the bond returns after the unbonding period")):
+        p = mt.add_parser(name, help=what)
+        p.add_argument("from_key", help="owner key")
+        p.add_argument("miner", help="miner address or key name")
+        add_tx_options(p)
+        p.set_defaults(func=fn)
+
+    # query staking
+    qs = query.add_parser("staking", help="validators, delegations, params").add_subparsers(
+        dest="staking_query", required=True)
+    p = qs.add_parser("validators", help="all validators, most tokens first")
+    p.add_argument("--status", choices=("bonded", "unbonded", "jailed", "tombstoned"))
+    add_client_options(p)
+    p.set_defaults(func=_validators)
+    p = qs.add_parser("validator", help="one validator by operator address, key name or consensus address")
+    p.add_argument("address")
+    add_client_options(p)
+    add_keyring_options(p)
+    p.set_defaults(func=_validator)
+    p = qs.add_parser("delegations", help="a delegator's delegations (or, with --validator, a validator's)")
+    p.add_argument("delegator", nargs="?", help="address or key name")
+    p.add_argument("--validator", help="list the delegations to this validator instead")
+    add_client_options(p)
+    add_keyring_options(p)
+    p.set_defaults(func=_delegations)
+    p = qs.add_parser("unbonding", help="unbonding entries (of a delegator, or all)")
+    p.add_argument("delegator", nargs="?")
+    add_client_options(p)
+    add_keyring_options(p)
+    p.set_defaults(func=_unbonding)
+    for name, fn, what in (("params", _params, "staking and slashing params"),
+                           ("pool", _pool, "where every token is: balances, bonded, unbonding, miner bonds"),
+                           ("models", _models, "models miners may register for")):
+        p = qs.add_parser(name, help=what)
+        add_client_options(p)
+        p.set_defaults(func=fn)
+
+    # query miner
+    qm = query.add_parser("miner", help="registered miners").add_subparsers(dest="miner_query", required=True)
+    p = qm.add_parser("list", help="miners, optionally of one model or status")
+    p.add_argument("--model")
+    p.add_argument("--status", choices=("active", "inactive", "unbonding"))
+    add_client_options(p)
+    p.set_defaults(func=_miners)
+    p = qm.add_parser("show", help="one miner")
+    p.add_argument("miner", help="miner address or key name")
+    add_client_options(p)
+    add_keyring_options(p)
+    p.set_defaults(func=_miner)
+
+
+# tx handlers --------------------------------------------------------------------------------------
+def _create_validator(args: argparse.Namespace) -> int:
+    operator = resolve_address(args, args.from_key)
+    pubkey = consensus_pubkey_from(args.pubkey, args.priv_validator_key)
+    msg = MsgCreateValidator(operator, pubkey, args.moniker, parse_amount(args.amount))
+    return broadcast(args, args.from_key, [msg])
+
+
+def _delegate(args: argparse.Namespace) -> int:
+    msg = MsgDelegate(resolve_address(args, args.from_key), resolve_address(args, args.validator),
+                      parse_amount(args.amount))
+    return broadcast(args, args.from_key, [msg])
+
+
+def _undelegate(args: argparse.Namespace) -> int:
+    msg = MsgUndelegate(resolve_address(args, args.from_key), resolve_address(args, args.validator),
+                        parse_amount(args.amount))
+    return broadcast(args, args.from_key, [msg])
+
+
+def _unjail(args: argparse.Namespace) -> int:
+    return broadcast(args, args.from_key, [MsgUnjail(resolve_address(args, args.from_key))])
+
+
+def _register_miner(args: argparse.Namespace) -> int:
+    owner = resolve_address(args, args.from_key)
+    miner = keyring_from(args).signing_key(args.miner_key)
+    chain_id = args.chain_id or rpc_from(args).chain_id()
+    args.chain_id = chain_id
+    pop = bytes(miner.sign(miner_pop_bytes(chain_id, owner)).signature)
+    start, end = parse_blocks(args.blocks)
+    msg = MsgRegisterMiner(owner, bytes(miner.verify_key), pop, args.endpoint, parse_amount(args.bond), args.model,
+                           start, end, args.memory_mb, args.throughput)
+    return broadcast(args, args.from_key, [msg])
+
+
+def _update_miner(args: argparse.Namespace) -> int:
+    miner = resolve_address(args, args.miner)
+    current = rpc_from(args).abci_query("staking/miner", {"address": miner}).json()
+    start, end = parse_blocks(args.blocks) if args.blocks else (current["block_start"], current["block_end"])
+    msg = MsgUpdateMiner(
+        resolve_address(args, args.from_key), miner, args.endpoint or current["endpoint"], start, end,
+        args.memory_mb if args.memory_mb is not None else current["memory_mb"],
+        args.throughput if args.throughput is not None else current["throughput"],
+    )
+    return broadcast(args, args.from_key, [msg])
+
+
+def _heartbeat(args: argparse.Namespace) -> int:
+    msg = MsgMinerHeartbeat(resolve_address(args, args.from_key), resolve_address(args, args.miner))
+    return broadcast(args, args.from_key, [msg])
+
+
+def _unbond_miner(args: argparse.Namespace) -> int:
+    msg = MsgUnbondMiner(resolve_address(args, args.from_key), resolve_address(args, args.miner))
+    return broadcast(args, args.from_key, [msg])
+
+
+# query handlers -----------------------------------------------------------------------------------
+def _val_line(v: dict[str, Any]) -> str:
+    return (f"{v['operator']}  {v['moniker']:<16} power {v['power']:>6}  tokens {v['tokens']}unes  "
+            f"{v['status']}  cons {v['cons_address']}")
+
+
+def _validators(args: argparse.Namespace) -> int:
+    params: dict[str, Any] = {"limit": 1000}
+    if args.status:
+        params["status"] = args.status
+    res = rpc_from(args).abci_query("staking/validators", params).json()
+    emit(args, res, "\n".join(_val_line(v) for v in res["validators"]) or "no validators")
+    return 0
+
+
+def _validator(args: argparse.Namespace) -> int:
+    address = args.address
+    if not (len(address) == 40 and all(c in "0123456789abcdefABCDEF" for c in address)):
+        address = resolve_address(args, address)
+    res = rpc_from(args).abci_query("staking/validator", {"address": address}).json()
+    lines = [f"{k}: {v}" for k, v in res.items() if k != "signing_info"]
+    if "signing_info" in res:
+        info = res["signing_info"]
+        lines.append(f"missed_blocks: {info['missed']} in the current window (since height {info['start_height']})")
+    emit(args, res, "\n".join(lines))
+    return 0
+
+
+def _delegations(args: argparse.Namespace) -> int:
+    if args.validator:
+        params = {"validator": resolve_address(args, args.validator)}
+    elif args.delegator:
+        params = {"delegator": resolve_address(args, args.delegator)}
+    else:
+        raise ConfigError("give a delegator, or --validator")
+    params_any: dict[str, Any] = {**params, "limit": 1000}
+    res = rpc_from(args).abci_query("staking/delegations", params_any).json()
+    text = "\n".join(f"{d['delegator']} -> {d['validator']}  {d['tokens']}unes ({d['shares']} shares)"
+                     for d in res["delegations"])
+    emit(args, res, text or "no delegations")
+    return 0
+
+
+def _unbonding(args: argparse.Namespace) -> int:
+    params: dict[str, Any] = {"limit": 1000}
+    if args.delegator:
+        params["delegator"] = resolve_address(args, args.delegator)
+    res = rpc_from(args).abci_query("staking/unbonding", params).json()
+    text = "\n".join(f"#{e['id']} {e['delegator']} from {e['validator']}: {e['amount']}unes at height "
+                     f"{e['completion_height']}" for e in res["entries"])
+    emit(args, res, text or "no unbonding entries")
+    return 0
+
+
+def _params(args: argparse.Namespace) -> int:
+    res = rpc_from(args).abci_query("staking/params").json()
+    emit(args, res, "\n".join(f"{k}: {v}" for k, v in sorted(res.items())))
+    return 0
+
+
+def _pool(args: argparse.Namespace) -> int:
+    res = rpc_from(args).abci_query("staking/pool").json()
+    emit(args, res, "\n".join(f"{k}: {v}" for k, v in sorted(res.items())))
+    return 0
+
+
+def _models(args: argparse.Namespace) -> int:
+    res = rpc_from(args).abci_query("staking/models").json()
+    emit(args, res, "\n".join(f"{m['model_id']}  {m['n_blocks']} blocks" for m in res["models"]) or "no models")
+    return 0
+
+
+def _miner_line(m: dict[str, Any]) -> str:
+    return (f"{m['miner']}  {m['model_id']} [{m['block_start']},{m['block_end']})  {m['status']:<9} "
+            f"R {m['reputation_decimal']}  bond {m['bond']}unes  {m['endpoint']}")
+
+
+def _miners(args: argparse.Namespace) -> int:
+    params: dict[str, Any] = {"limit": 1000}
+    if args.model:
+        params["model_id"] = args.model
+    if args.status:
+        params["status"] = args.status
+    res = rpc_from(args).abci_query("staking/miners", params).json()
+    emit(args, res, "\n".join(_miner_line(m) for m in res["miners"]) or "no miners")
+    return 0
+
+
+def _miner(args: argparse.Namespace) -> int:
+    res = rpc_from(args).abci_query("staking/miner", {"address": resolve_address(args, args.miner)}).json()
+    emit(args, res, "\n".join(f"{k}: {v}" for k, v in res.items()))
+    return 0
+
