@@ -28,6 +28,7 @@ outliers, whatever the cap, so mixed8 reproduces them exactly.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 
 import torch
@@ -91,7 +92,7 @@ def select_outliers(flat: torch.Tensor, threshold: float, max_fraction: float) -
     if threshold < 0 or threshold != threshold:
         raise KernelError(f"outlier threshold must be >= 0, got {threshold}")
     budget = max_outliers(flat.numel(), max_fraction)
-    magnitude = flat.abs().float().nan_to_num_(nan=float("inf"))  # (N,), non-finite -> inf
+    magnitude = flat.abs().float().nan_to_num_(nan=math.inf, posinf=math.inf)  # (N,), non-finite -> inf
     is_candidate = magnitude > threshold
     count = int(is_candidate.sum())
     if count <= budget:

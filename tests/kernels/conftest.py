@@ -10,7 +10,9 @@ from typing import Any
 
 import pytest
 import torch
+from hypothesis import strategies as st
 
+DTYPES = [torch.float32, torch.float16, torch.bfloat16]
 WINDOW_TOKENS = 256
 N_WINDOWS = 4
 
@@ -106,3 +108,37 @@ def evaluate_compression(
 def seeded() -> Iterator[None]:
     torch.manual_seed(0)
     yield
+
+
+@st.composite
+def tensors(draw: st.DrawFn, max_numel: int = 6000, nonfinite: bool = False) -> torch.Tensor:
+    """Tensors of 0-3 dims (empty and one-element included), values over many magnitudes, with
+    spikes; with ``nonfinite`` some also hold nan and +-inf."""
+    ndim = draw(st.integers(0, 3))
+    shape = draw(st.lists(st.integers(0, 40 if ndim > 1 else max_numel), min_size=ndim, max_size=ndim))
+    seed = draw(st.integers(0, 2**31 - 1))
+    scale = 10.0 ** draw(st.integers(-4, 4))
+    dtype = draw(st.sampled_from(DTYPES))
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(shape, generator=gen, dtype=torch.float64) * scale
+    kind = draw(st.sampled_from(["normal", "spikes", "constant", "zeros"]))
+    flat = x.view(-1)
+    if kind == "spikes" and flat.numel():
+        idx = torch.randint(0, flat.numel(), (max(1, flat.numel() // 100),), generator=gen)
+        flat[idx] *= 1000.0
+    elif kind == "constant":
+        flat.fill_(scale)
+    elif kind == "zeros":
+        flat.zero_()
+    limit = 60000.0 if dtype == torch.float16 else 1e30
+    x = x.clamp(-limit, limit)
+    if nonfinite and flat.numel() and draw(st.booleans()):
+        idx = torch.randint(0, flat.numel(), (3,), generator=gen)
+        x.view(-1)[idx] = torch.tensor([math.nan, math.inf, -math.inf], dtype=torch.float64)
+    return x.to(dtype)
+
+
+@pytest.fixture(scope="session")
+def tensor_strategy() -> Callable[..., st.SearchStrategy[torch.Tensor]]:
+    """``tensors``, for tests to draw from with ``st.data()``."""
+    return tensors  # type: ignore[no-any-return]

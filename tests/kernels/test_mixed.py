@@ -1,0 +1,135 @@
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from nesachain.kernels import KernelError, MapId, dequantize_mixed, error_factor, quantize_mixed
+from nesachain.kernels.mixed import max_outliers, select_outliers
+from nesachain.kernels.reference import select_outliers_reference
+from nesachain.kernels.rotation import hadamard, rotate_blocks
+
+
+def _block_norm(x: torch.Tensor, block_size: int) -> torch.Tensor:
+    """float64 (numel,): the L2 norm of each value's block."""
+    flat = x.reshape(-1).double()
+    n = flat.numel()
+    padded = torch.nn.functional.pad(flat, (0, -n % block_size)).view(-1, block_size)  # (nblocks, B)
+    return padded.norm(dim=1).repeat_interleave(block_size)[:n]
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    data=st.data(),
+    block_size=st.sampled_from([32, 64, 128, 1024, 4096]),
+    map_id=st.sampled_from(list(MapId)),
+    rotate=st.booleans(),
+    threshold=st.sampled_from([0.0, 6.0, 20.0]),
+    max_fraction=st.sampled_from([0.0, 1 / 80, 1 / 8]),
+)
+def test_mixed_roundtrip_any_input_shape_dtype_and_error_bound(
+    tensor_strategy: Any,
+    data: st.DataObject,
+    block_size: int,
+    map_id: MapId,
+    rotate: bool,
+    threshold: float,
+    max_fraction: float,
+) -> None:
+    x = data.draw(tensor_strategy(nonfinite=True))
+    m = quantize_mixed(x, block_size, map_id, threshold, max_fraction, rotate)
+    y = dequantize_mixed(m)
+    assert y.shape == x.shape and y.dtype == x.dtype
+    flat_x, flat_y = x.reshape(-1).double(), y.reshape(-1).double()
+    nonfinite = ~torch.isfinite(flat_x)
+    assert m.positions.numel() <= max_outliers(x.numel(), max_fraction) + int(nonfinite.sum())
+    assert torch.equal(
+        flat_y[nonfinite],
+        flat_x[nonfinite],
+    ) or bool(
+        (torch.isnan(flat_y[nonfinite]) == torch.isnan(flat_x[nonfinite])).all()
+        and (flat_y[nonfinite].nan_to_num(0) == flat_x[nonfinite].nan_to_num(0)).all()
+    )
+    flat_x = flat_x.nan_to_num(0.0, 0.0, 0.0)  # compared above; the bound below is for finite values
+    flat_y = flat_y.nan_to_num(0.0, 0.0, 0.0)
+    is_outlier = torch.zeros(x.numel(), dtype=torch.bool)
+    is_outlier[m.positions] = True
+    # outliers: exact in the input's 16-bit dtype, fp16-rounded (2^-11 relative) from fp32
+    rel = 0.0 if x.dtype != torch.float32 else 2.0**-11
+    out_err = (flat_y - flat_x).abs()[is_outlier]
+    assert bool((out_err <= rel * flat_x.abs()[is_outlier]).all())
+    # the rest: a rotated block's L2 error is its rotated max error times sqrt(B) at most
+    rest = flat_x.clone()
+    rest[is_outlier] = 0
+    factor = error_factor(map_id, x.dtype) * (math.sqrt(block_size) if rotate else 1.0)
+    bound = factor * _block_norm(rest, block_size) * (1 + 1e-5)
+    err = (flat_y - flat_x).abs()[~is_outlier]
+    assert bool((err <= bound[~is_outlier] + 1e-30).all())
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    values=st.lists(st.integers(-30, 30), min_size=0, max_size=300),
+    threshold=st.sampled_from([0.0, 6.0, 20.0]),
+    max_fraction=st.sampled_from([0.0, 0.01, 0.1, 0.5, 1.0]),
+)
+def test_select_outliers_ties_and_caps_matches_reference(
+    values: list[int], threshold: float, max_fraction: float
+) -> None:
+    x = torch.tensor(values, dtype=torch.float32)
+    fast = select_outliers(x, threshold, max_fraction).tolist()
+    assert fast == select_outliers_reference(x, threshold, max_fraction)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
+def test_mixed_nan_and_inf_reproduced_exactly_even_past_the_cap(dtype: torch.dtype) -> None:
+    x = torch.randn(4, 300, generator=torch.Generator().manual_seed(5)).to(dtype)
+    x[0, :10] = float("nan")
+    x[1, 3] = float("inf")
+    x[2, 299] = float("-inf")
+    y = dequantize_mixed(quantize_mixed(x, max_fraction=0.0))
+    assert bool(torch.isnan(y[0, :10]).all())
+    assert float(y[1, 3]) == math.inf and float(y[2, 299]) == -math.inf
+    finite = torch.isfinite(x)
+    assert bool(torch.isfinite(y[finite]).all())
+    assert float((y[finite].float() - x[finite].float()).abs().max()) < 0.1
+
+
+def test_mixed_massive_activation_kept_exactly_and_rest_accurate() -> None:
+    x = torch.randn(8, 576, generator=torch.Generator().manual_seed(6))
+    x[0, 100] = 25000.0  # an attention-sink token's channel
+    y = dequantize_mixed(quantize_mixed(x))
+    assert abs(float(y[0, 100]) - 25000.0) <= 25000.0 * 2**-11  # fp16 on the wire: 24992
+    rest = torch.ones_like(x, dtype=torch.bool)
+    rest[0, 100] = False
+    assert float((y - x).abs()[rest].max()) < 0.05
+
+
+def test_mixed_fp32_outliers_outside_fp16_range_travel_as_fp32() -> None:
+    x = torch.zeros(1000)
+    x[3] = 1e9
+    m = quantize_mixed(x, threshold=1.0)
+    assert m.values.dtype == torch.float32
+    assert float(dequantize_mixed(m)[3]) == 1e9
+
+
+def test_mixed_bad_arguments_raise_kernel_error() -> None:
+    with pytest.raises(KernelError):
+        quantize_mixed(torch.ones(10), max_fraction=1.5)
+    with pytest.raises(KernelError):
+        quantize_mixed(torch.ones(10), threshold=-1.0)
+    with pytest.raises(KernelError):
+        quantize_mixed(torch.ones(10), block_size=24)
+
+
+def test_rotation_orthonormal_and_self_inverse_partial_block_untouched() -> None:
+    h = hadamard(64)
+    assert torch.allclose(h @ h, torch.eye(64), atol=1e-6)
+    x = torch.randn(64 * 3 + 5, generator=torch.Generator().manual_seed(7))
+    y = rotate_blocks(x.clone(), 64)
+    assert torch.equal(y[-5:], x[-5:])
+    assert torch.allclose(rotate_blocks(y, 64), x, atol=1e-5)
