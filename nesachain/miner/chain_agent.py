@@ -1,0 +1,199 @@
+"""The miner's chain agent: register (or check the registration), send heartbeats, rebalance.
+
+``nesad miner start`` (nesachain/cli/shard_cmds.py) runs the shard server and, beside it,
+``run_chain_agent(...)``. The agent only talks to a CometBFT node over RPC (it imports wire types,
+never keepers). Each tx is sent and awaited before the next (one account, one sequence).
+
+    blocks = await ChainAgent.create(rpc_url, keyring, "owner", "miner0", spec).ensure_registered()
+    await run_chain_agent(rpc_url, keyring, "owner", "miner0", spec, on_move=reload_shards)
+
+When ``spec.blocks`` is None the agent picks blocks as Petals does (``placement.choose_blocks``)
+and re-checks every ``rebalance_every`` heartbeats, moving with MsgUpdateMiner when
+``placement.rebalance`` says the swarm's minimum throughput would improve by more than 1/0.75.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any
+
+import structlog
+from nacl.signing import SigningKey
+
+from nesachain.client.keyring import Keyring
+from nesachain.client.rpc import CometRPC
+from nesachain.client.txs import TxOutcome, account_of, send_msgs
+from nesachain.errors import NesaError, RPCError
+from nesachain.miner.placement import Span, choose_blocks, rebalance
+from nesachain.modules.staking.msgs import (
+    MsgMinerHeartbeat,
+    MsgRegisterMiner,
+    MsgUpdateMiner,
+    miner_pop_bytes,
+)
+
+__all__ = ["ChainAgent", "ChainAgentError", "MinerSpec", "run_chain_agent"]
+
+log = structlog.get_logger("nesachain.miner.chain_agent")
+
+
+class ChainAgentError(NesaError):
+    """The chain refused a miner tx, or the registration on chain does not match this miner."""
+
+
+@dataclass(frozen=True)
+class MinerSpec:
+    model_id: str
+    endpoint: str
+    bond: int
+    memory_mb: int
+    throughput: int  # milli forward passes per second per block
+    blocks: tuple[int, int] | None = None  # [start, end); None: choose (then num_blocks is needed)
+    num_blocks: int | None = None
+    balance_quality: Fraction = Fraction(3, 4)
+
+
+class ChainAgent:
+    """Synchronous steps (each one or two RPC calls); ``run_chain_agent`` schedules them."""
+
+    def __init__(self, rpc: CometRPC, owner: SigningKey, miner: SigningKey, spec: MinerSpec) -> None:
+        if bytes(owner.verify_key) == bytes(miner.verify_key):
+            raise ChainAgentError("the miner key must differ from the owner's account key")
+        if spec.blocks is None and not spec.num_blocks:
+            raise ChainAgentError("give blocks, or num_blocks to let the agent choose them")
+        self.rpc = rpc
+        self.owner = owner
+        self.miner_key = miner
+        self.spec = spec
+        self.owner_address = account_of(owner)
+        self.miner_address = account_of(miner)
+
+    @classmethod
+    def from_keyring(cls, rpc_url: str, keyring: Keyring, owner: str, miner: str, spec: MinerSpec) -> ChainAgent:
+        return cls(CometRPC(rpc_url), keyring.signing_key(owner), keyring.signing_key(miner), spec)
+
+    # reads
+    def registration(self) -> dict[str, Any] | None:
+        res = self.rpc.abci_query("staking/miner", {"address": self.miner_address})
+        if res.code != 0:
+            if "not found" in res.log:
+                return None
+            raise RPCError(f"staking/miner: {res.log}")
+        out: dict[str, Any] = res.json()
+        return out
+
+    def heartbeat_timeout(self) -> int:
+        return int(self.rpc.abci_query("staking/params").json()["miner_heartbeat_timeout"])
+
+    def model_blocks(self) -> int:
+        for m in self.rpc.abci_query("staking/models").json()["models"]:
+            if m["model_id"] == self.spec.model_id:
+                return int(m["n_blocks"])
+        raise ChainAgentError(f"model {self.spec.model_id!r} is not registered on chain")
+
+    def active_spans(self) -> list[Span]:
+        res = self.rpc.abci_query("staking/miners", {"model_id": self.spec.model_id, "status": "active",
+                                                    "limit": 1000}).json()
+        return [Span(m["miner"], m["block_start"], m["block_end"], m["throughput"]) for m in res["miners"]]
+
+    # writes
+    def _send(self, msg: Any) -> TxOutcome:
+        out = send_msgs(self.rpc, self.owner, [msg])
+        if not out.ok:
+            raise ChainAgentError(f"{msg.TYPE} refused: code {out.code} ({out.codespace}): {out.log}")
+        return out
+
+    def ensure_registered(self) -> tuple[int, int]:
+        """Register if the chain does not know this miner key; otherwise check it is ours and
+        serving the configured blocks (moving it if they differ). Returns the blocks served."""
+        current = self.registration()
+        if current is not None:
+            if current["owner"] != self.owner_address or current["model_id"] != self.spec.model_id:
+                raise ChainAgentError(f"miner {self.miner_address} is registered to {current['owner']} for "
+                                      f"{current['model_id']!r}")
+            if current["status"] == "unbonding":
+                raise ChainAgentError(f"miner {self.miner_address} is unbonding; use a new miner key")
+            blocks = (current["block_start"], current["block_end"])
+            if self.spec.blocks is not None and self.spec.blocks != blocks:
+                return self.move(self.spec.blocks)
+            self.heartbeat()
+            return blocks
+        if self.spec.blocks is not None:
+            blocks = self.spec.blocks
+        else:
+            blocks = choose_blocks(self.active_spans(), self.model_blocks(), self.spec.num_blocks or 1)
+        chain_id = self.rpc.chain_id()
+        pop = bytes(self.miner_key.sign(miner_pop_bytes(chain_id, self.owner_address)).signature)
+        s = self.spec
+        self._send(MsgRegisterMiner(self.owner_address, bytes(self.miner_key.verify_key), pop, s.endpoint, s.bond,
+                                    s.model_id, blocks[0], blocks[1], s.memory_mb, s.throughput))
+        log.info("miner_registered", miner=self.miner_address, model=s.model_id, blocks=blocks)
+        return blocks
+
+    def heartbeat(self) -> TxOutcome:
+        return self._send(MsgMinerHeartbeat(self.owner_address, self.miner_address))
+
+    def move(self, blocks: tuple[int, int]) -> tuple[int, int]:
+        s = self.spec
+        self._send(MsgUpdateMiner(self.owner_address, self.miner_address, s.endpoint, blocks[0], blocks[1],
+                                  s.memory_mb, s.throughput))
+        log.info("miner_moved", miner=self.miner_address, blocks=blocks)
+        return blocks
+
+    def maybe_rebalance(self) -> tuple[int, int] | None:
+        """Move if the swarm would gain enough; returns the new blocks, or None when staying."""
+        if self.spec.blocks is not None:
+            return None  # pinned by the operator
+        spans = self.active_spans()
+        if self.miner_address not in {s.miner for s in spans}:
+            return None
+        target = rebalance(self.miner_address, spans, self.model_blocks(), self.spec.balance_quality)
+        return None if target is None else self.move(target)
+
+
+async def run_chain_agent(
+    rpc_url: str,
+    keyring: Keyring,
+    owner: str,
+    miner: str,
+    spec: MinerSpec,
+    *,
+    on_move: Callable[[int, int], Awaitable[None]] | None = None,
+    stop: asyncio.Event | None = None,
+    poll_s: float = 1.0,
+    rebalance_every: int = 3,
+) -> None:
+    """Register (or check), then heartbeat every third of the chain's heartbeat timeout (in
+    blocks) and, every ``rebalance_every`` heartbeats, rebalance; ``on_move(start, end)`` is awaited
+    after registration and after each move so the server can load its new blocks. Returns when
+    ``stop`` is set. RPC failures are logged and retried on the next poll; refusals by the chain
+    raise ChainAgentError."""
+    agent = ChainAgent.from_keyring(rpc_url, keyring, owner, miner, spec)
+    stop = stop or asyncio.Event()
+    blocks = await asyncio.to_thread(agent.ensure_registered)
+    if on_move is not None:
+        await on_move(*blocks)
+    every = max(1, await asyncio.to_thread(agent.heartbeat_timeout) // 3)
+    last_beat = await asyncio.to_thread(agent.rpc.height)
+    beats = 0
+    while not stop.is_set():
+        try:
+            await asyncio.wait_for(stop.wait(), timeout=poll_s)
+            break
+        except TimeoutError:
+            pass
+        try:
+            height = await asyncio.to_thread(agent.rpc.height)
+            if height - last_beat < every:
+                continue
+            await asyncio.to_thread(agent.heartbeat)
+            last_beat, beats = height, beats + 1
+            if beats % rebalance_every == 0:
+                moved = await asyncio.to_thread(agent.maybe_rebalance)
+                if moved is not None and on_move is not None:
+                    await on_move(*moved)
+        except RPCError as exc:
+            log.warning("chain_agent_rpc_error", error=str(exc))

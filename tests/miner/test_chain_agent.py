@@ -1,0 +1,118 @@
+"""The chain agent against an in-process chain behind a fake RPC: registration, the check of an
+existing registration, heartbeats, and rebalancing to an uncovered range."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+from typing import Any
+
+import pytest
+
+from nesachain.client.keyring import Keyring
+from nesachain.client.rpc import BroadcastResult, QueryResponse
+from nesachain.miner.chain_agent import ChainAgent, ChainAgentError, MinerSpec, run_chain_agent
+from tests.modules.staking.conftest import CHAIN_ID, Harness, key, miner_key
+
+
+@pytest.fixture
+def h() -> Harness:
+    return Harness()
+
+
+class FakeRPC:
+    """Enough of CometRPC for the agent: each accepted tx is put in its own block at once."""
+
+    def __init__(self, h: Harness) -> None:
+        self.h = h
+        self.done: dict[str, dict[str, Any]] = {}
+
+    def chain_id(self) -> str:
+        return CHAIN_ID
+
+    def height(self) -> int:
+        return self.h.height
+
+    def abci_query(self, path: str, data: dict[str, Any] | None = None, height: int = 0) -> QueryResponse:
+        r = self.h.chain.query(path, json.dumps(data or {}).encode())
+        return QueryResponse(r.code, r.codespace, r.log, r.value, r.height)
+
+    def broadcast_tx_sync(self, tx: bytes) -> BroadcastResult:
+        digest = hashlib.sha256(tx).hexdigest().upper()
+        check = self.h.chain.check_tx(tx)
+        if check.ok:
+            res = self.h.block([tx]).tx_results[0]
+            self.done[digest] = {"height": str(self.h.height),
+                                 "tx_result": {"code": res.code, "codespace": res.codespace, "log": res.log}}
+        return BroadcastResult(digest, check.code, check.codespace, check.log)
+
+    def wait_tx(self, tx_hash: str, timeout: float = 30.0) -> dict[str, Any]:
+        return self.done[tx_hash]
+
+
+def agent(h: Harness, owner: int, m: int, **spec: Any) -> ChainAgent:
+    defaults: dict[str, Any] = {"model_id": "smollm2-135m", "endpoint": f"127.0.0.1:{7000 + m}",
+                                "bond": 2_000_000, "memory_mb": 4096, "throughput": 1000}
+    return ChainAgent(FakeRPC(h), key(owner), miner_key(m), MinerSpec(**{**defaults, **spec}))  # type: ignore[arg-type]
+
+
+def test_agent_registers_chooses_uncovered_blocks_and_checks_an_existing_registration(h: Harness) -> None:
+    h.block()
+    assert agent(h, 4, 0, num_blocks=10).ensure_registered() == (0, 10)
+    assert agent(h, 5, 1, num_blocks=10).ensure_registered() == (10, 20)
+    assert agent(h, 6, 2, num_blocks=10).ensure_registered() == (20, 30)
+    again = agent(h, 4, 0, num_blocks=10)
+    before = h.height
+    assert again.ensure_registered() == (0, 10)  # already registered: a heartbeat, no new miner
+    assert h.height == before + 1 and h.q("staking/miners")["total"] == 3
+    with pytest.raises(ChainAgentError, match="registered to"):
+        agent(h, 5, 0, num_blocks=10).ensure_registered()
+
+
+def test_agent_rebalances_a_redundant_miner_to_the_uncovered_range(h: Harness) -> None:
+    h.block()
+    agent(h, 4, 0, blocks=(0, 10)).ensure_registered()
+    agent(h, 5, 1, blocks=(10, 20)).ensure_registered()
+    third = agent(h, 6, 2, blocks=(0, 10))
+    third.ensure_registered()
+    floating = agent(h, 6, 2, num_blocks=10)  # same miner, no longer pinned
+    assert floating.maybe_rebalance() == (20, 30)
+    m = h.q("staking/miner", address=floating.miner_address)
+    assert (m["block_start"], m["block_end"]) == (20, 30)
+    assert floating.maybe_rebalance() is None  # balanced now
+
+
+def test_agent_refuses_the_owner_key_as_miner_key(h: Harness) -> None:
+    with pytest.raises(ChainAgentError):
+        ChainAgent(FakeRPC(h), key(4), key(4), MinerSpec("m", "e", 1, 1, 1, blocks=(0, 1)))
+
+
+def test_run_chain_agent_heartbeats_until_stopped(h: Harness, tmp_path: Any, monkeypatch: Any) -> None:
+    h.block()
+    ring = Keyring(tmp_path, "test")
+    ring.add("owner", bytes(key(4)))
+    ring.add("miner", bytes(miner_key(0)))
+    rpc = FakeRPC(h)
+    monkeypatch.setattr("nesachain.miner.chain_agent.CometRPC", lambda url: rpc)
+    moves: list[tuple[int, int]] = []
+
+    async def on_move(start: int, end: int) -> None:
+        moves.append((start, end))
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        task = asyncio.create_task(run_chain_agent("fake", ring, "owner", "miner",
+                                                   MinerSpec("smollm2-135m", "127.0.0.1:7000", 2_000_000, 4096, 1000,
+                                                             num_blocks=6),
+                                                   on_move=on_move, stop=stop, poll_s=0.01))
+        for _ in range(40):  # the chain advances without the agent; it must keep the miner active
+            await asyncio.sleep(0.02)
+            h.block()
+        stop.set()
+        await task
+
+    asyncio.run(main())
+    assert moves == [(0, 6)]
+    m = h.q("staking/miners")["miners"][0]
+    assert m["status"] == "active" and m["last_heartbeat"] > 30
