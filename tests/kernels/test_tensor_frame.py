@@ -1,0 +1,260 @@
+from __future__ import annotations
+
+import struct
+import subprocess
+import sys
+import tracemalloc
+from typing import Any
+
+import msgpack
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from nesachain.kernels import (
+    FrameConfig,
+    FrameError,
+    KernelError,
+    MapId,
+    Scheme,
+    decode_frame,
+    encode_frame,
+    error_factor,
+    read_header,
+)
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        out.append((value & 0x7F) | (0x80 if value >> 7 else 0))
+        value >>= 7
+        if not value:
+            return bytes(out)
+
+
+def _frame(
+    scheme: int,
+    shape: tuple[int, ...],
+    payload: bytes = b"",
+    dtype: int = 0,
+    flags: int = 0,
+    block_log2: int = 0,
+    map_id: int = 0,
+    outliers: int | None = None,
+    version: int = 1,
+    magic: bytes = b"NT",
+) -> bytes:
+    """A frame written from the documented layout, independent of the encoder."""
+    head = struct.pack("<2sBBBBBBB", magic, version, scheme, dtype, flags, block_log2, map_id, len(shape))
+    head += b"".join(_varint(d) for d in shape)
+    if outliers is not None:
+        head += _varint(outliers)
+    return head + payload
+
+
+# Frames that must be refused; each is small, several announce absurd sizes.
+HOSTILE = {
+    "2^40 elements, none": _frame(0, (1 << 20, 1 << 20), b"\0" * 64),
+    "2^40 elements, blockwise8": _frame(2, (1 << 40,), b"\0" * 64, block_log2=6),
+    "2^40 elements, mixed8": _frame(3, (1 << 40,), b"\0" * 64, block_log2=6, outliers=5),
+    "1 GiB announced, none": _frame(0, (1 << 28,), b"\0" * 1024),
+    "2^63 dimension": _frame(0, (1 << 63, 1 << 63), b""),
+    "outliers above numel": _frame(3, (4,), b"\0" * 6 + b"\0" * 30, block_log2=6, outliers=5),
+    "truncated header": _frame(0, (3, 4))[:10],
+    "empty buffer": b"",
+    "bad magic": _frame(0, (1,), b"\0" * 4, magic=b"XX"),
+    "unknown version": _frame(0, (1,), b"\0" * 4, version=9),
+    "unknown scheme": _frame(7, (1,), b"\0" * 4),
+    "unknown dtype": _frame(0, (1,), b"\0" * 4, dtype=5),
+    "unknown map id": _frame(2, (1,), b"\0" * 3, block_log2=6, map_id=9),
+    "block size 2^4": _frame(2, (1,), b"\0" * 3, block_log2=4),
+    "block size 2^13": _frame(2, (1,), b"\0" * 3, block_log2=13),
+    "block size set for none": _frame(0, (1,), b"\0" * 4, block_log2=6),
+    "unused flag bit": _frame(2, (1,), b"\0" * 3, flags=0x80, block_log2=6),
+    "rotated flag on blockwise8": _frame(2, (1,), b"\0" * 3, flags=0x08, block_log2=6),
+    "outlier dtype code 3": _frame(3, (1,), b"\0" * 3, flags=0x06, block_log2=6, outliers=0),
+    "nine dimensions": _frame(0, (1,) * 9, b"\0" * 4),
+    "varint of 11 bytes": _frame(0, (), b"")[:8] + b"\x01" + b"\xff" * 10 + b"\x01",
+    "non-canonical varint": _frame(0, (), b"")[:8] + b"\x01\x81\x00" + b"\0" * 4,
+}
+
+
+def test_frame_hostile_frames_rejected_with_frame_error_only() -> None:
+    for name, frame in HOSTILE.items():
+        with pytest.raises(FrameError):
+            decode_frame(frame)
+            pytest.fail(f"accepted: {name}")
+
+
+def test_frame_hostile_frames_rejected_without_large_python_allocation() -> None:
+    decode_frame(encode_frame(torch.ones(4)))  # warm caches outside the measurement
+    tracemalloc.start()
+    try:
+        for frame in HOSTILE.values():
+            with pytest.raises(FrameError):
+                decode_frame(frame)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 256 * 1024
+
+
+_RSS_PROBE = r"""
+import resource, struct, torch
+from nesachain.kernels import FrameError, decode_frame, encode_frame
+def frame(scheme, shape, payload, block_log2=0, outliers=None):
+    head = struct.pack("<2sBBBBBBB", b"NT", 1, scheme, 0, 0, block_log2, 0, len(shape))
+    for d in shape:
+        while True:
+            head += bytes([(d & 0x7F) | (0x80 if d >> 7 else 0)]); d >>= 7
+            if not d: break
+    if outliers is not None: head += bytes([outliers])
+    return head + payload
+decode_frame(encode_frame(torch.ones(1000)))
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+for f in [frame(0, (1 << 28,), b"\0" * 4096), frame(2, (1 << 30,), b"\0" * 4096, 6),
+          frame(3, (1 << 29,), b"\0" * 4096, 6, 100), frame(0, (1 << 20, 1 << 20), b"\0" * 64)]:
+    try:
+        decode_frame(f)
+    except FrameError:
+        pass
+    else:
+        raise SystemExit("accepted a hostile frame")
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before)
+"""
+
+
+def test_frame_absurd_shapes_rejected_without_peak_rss_growth() -> None:
+    out = subprocess.run([sys.executable, "-c", _RSS_PROBE], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert int(out.stdout.strip()) < 16 * 1024  # KiB: the frames announce 1-4 GiB
+
+
+def test_frame_every_truncation_of_valid_frame_rejected() -> None:
+    x = torch.randn(3, 100, generator=torch.Generator().manual_seed(0)) * 10
+    x[0, 0] = 3000.0
+    for scheme in Scheme:
+        frame = encode_frame(x, FrameConfig(scheme=scheme))
+        for cut in range(len(frame)):
+            with pytest.raises(FrameError):
+                decode_frame(frame[:cut])
+        with pytest.raises(FrameError, match="do not add up"):
+            decode_frame(frame + b"\0")
+
+
+def test_frame_over_size_limit_rejected() -> None:
+    frame = encode_frame(torch.zeros(1000), FrameConfig(scheme=Scheme.NONE))
+    assert decode_frame(frame, max_bytes=len(frame)).shape == (1000,)
+    with pytest.raises(FrameError, match="exceeds the limit"):
+        decode_frame(frame, max_bytes=len(frame) - 1)
+
+
+def test_frame_bad_payload_values_rejected() -> None:
+    x = torch.randn(300, generator=torch.Generator().manual_seed(1))
+    x[7], x[200] = 50.0, -70.0
+    frame = bytearray(encode_frame(x, FrameConfig(scheme=Scheme.MIXED8)))
+    header = read_header(frame)
+    assert header.outliers == 2  # only 50 and -70 pass the threshold; the cap is floor(300 / 80) = 3
+    positions_at = header.header_bytes + 300 + 5 * 2  # codes, 5 fp16 scales
+    swapped = bytearray(frame)
+    swapped[positions_at : positions_at + 4] = (
+        frame[positions_at + 2 : positions_at + 4] + frame[positions_at : positions_at + 2]
+    )
+    with pytest.raises(FrameError, match="ascending"):
+        decode_frame(swapped)
+    outside = bytearray(frame)
+    outside[positions_at + 2 : positions_at + 4] = struct.pack("<H", 300)
+    with pytest.raises(FrameError, match="outside"):
+        decode_frame(outside)
+    nan_scale = bytearray(frame)
+    nan_scale[header.header_bytes + 300 : header.header_bytes + 302] = struct.pack("<e", float("nan"))
+    with pytest.raises(FrameError, match="scales"):
+        decode_frame(nan_scale)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    scheme=st.sampled_from(list(Scheme)),
+    position=st.integers(0, 10_000),
+    byte=st.integers(0, 255),
+    cut=st.integers(0, 3),
+)
+def test_frame_random_corruption_decodes_or_raises_frame_error(
+    scheme: Scheme, position: int, byte: int, cut: int
+) -> None:
+    x = torch.randn(2, 150, generator=torch.Generator().manual_seed(2)) * 5
+    frame = bytearray(encode_frame(x, FrameConfig(scheme=scheme)))
+    frame[position % len(frame)] = byte
+    try:
+        y = decode_frame(bytes(frame[: len(frame) - cut]))
+    except FrameError:
+        return
+    assert y.numel() <= 2 * 150 * 4  # a corrupted frame can only be as big as its bytes allow
+
+
+@settings(max_examples=60, deadline=None)
+@given(data=st.data(), scheme=st.sampled_from(list(Scheme)), block_size=st.sampled_from([32, 64, 4096]))
+def test_frame_roundtrip_inside_msgpack_shape_dtype_and_error_bound(
+    tensor_strategy: Any, data: st.DataObject, scheme: Scheme, block_size: int
+) -> None:
+    x = data.draw(tensor_strategy(max_numel=3000, nonfinite=scheme is not Scheme.BLOCKWISE8))
+    if scheme is Scheme.FP16:
+        x = x.clamp(-60000, 60000)
+    config = FrameConfig(scheme=scheme, block_size=block_size)
+    message = msgpack.packb({"step": 3, "hidden": encode_frame(x, config)})
+    y = decode_frame(msgpack.unpackb(message)["hidden"])
+    assert y.shape == x.shape and y.dtype == x.dtype
+    xd, yd = x.double(), y.double()
+    assert torch.equal(torch.isnan(xd), torch.isnan(yd))
+    if scheme is Scheme.NONE:
+        assert (
+            torch.equal(x.view(-1).view(torch.uint8), y.view(-1).view(torch.uint8))
+            or not x.numel()
+            or bool(torch.isnan(xd).any())
+        )
+    elif scheme is Scheme.FP16:
+        finite = torch.isfinite(xd)
+        assert torch.allclose(yd[finite], xd[finite], rtol=2**-8 if x.dtype == torch.bfloat16 else 2**-11, atol=1e-7)
+    elif scheme is Scheme.BLOCKWISE8:
+        absmax = float(xd.abs().max()) if x.numel() else 0.0
+        assert (
+            float((yd - xd).abs().max() if x.numel() else 0.0) <= error_factor(MapId.DYNAMIC, x.dtype) * absmax + 1e-30
+        )
+
+
+def test_frame_decode_step_576_header_and_ratios() -> None:
+    x = torch.randn(1, 1, 576, generator=torch.Generator().manual_seed(3))
+    x[0, 0, ::50] = 100.0  # 12 large values: the cap keeps 7
+    fp16 = encode_frame(x, FrameConfig(scheme=Scheme.FP16))
+    blockwise = encode_frame(x, FrameConfig(scheme=Scheme.BLOCKWISE8))
+    mixed = encode_frame(x, FrameConfig(scheme=Scheme.MIXED8))
+    assert read_header(fp16).header_bytes == 13
+    assert len(fp16) == 13 + 1152
+    assert len(blockwise) == 13 + 576 + 9 * 2
+    assert len(mixed) == 14 + 576 + 9 * 2 + 7 * (2 + 2)  # 7 = floor(576 / 80) outliers
+    assert len(blockwise) <= 0.53 * len(fp16) and len(mixed) <= 0.56 * len(fp16)
+
+
+def test_frame_encode_refusals_raise_kernel_error() -> None:
+    with pytest.raises(KernelError, match="65504"):
+        encode_frame(torch.tensor([1e5]), FrameConfig(scheme=Scheme.FP16))
+    with pytest.raises(KernelError, match="nan or inf"):
+        encode_frame(torch.tensor([1.0, float("nan")]), FrameConfig(scheme=Scheme.BLOCKWISE8))
+    with pytest.raises(KernelError, match="dtype"):
+        encode_frame(torch.ones(3, dtype=torch.float64))
+    with pytest.raises(KernelError, match="dimensions"):
+        encode_frame(torch.ones([1] * 9))
+
+
+def test_frame_nonfinite_fp16_and_none_carried_exactly() -> None:
+    x = torch.tensor([1.0, float("inf"), float("-inf"), float("nan")])
+    for scheme in (Scheme.NONE, Scheme.FP16, Scheme.MIXED8):
+        y = decode_frame(encode_frame(x, FrameConfig(scheme=scheme)))
+        assert y[1] == float("inf") and y[2] == float("-inf") and bool(torch.isnan(y[3]))
+
+
+def test_frame_decode_onto_device_argument_honoured() -> None:
+    y = decode_frame(encode_frame(torch.ones(70)), device="cpu")
+    assert y.device.type == "cpu" and torch.allclose(y, torch.ones(70), atol=0.01)
