@@ -47,7 +47,8 @@ def test_kernels_import_no_side_effects_nothing_built_no_heavy_imports() -> None
         "from nesachain.kernels import codemaps, rotation\n"
         "assert codemaps._cpu_map.cache_info().currsize == 0\n"
         "assert rotation._hadamard_cpu.cache_info().currsize == 0\n"
-        "print(sorted(m for m in ('transformers', 'bitsandbytes', 'msgpack', 'nesachain.models') if m in sys.modules))\n"
+        "heavy = ('transformers', 'bitsandbytes', 'msgpack', 'nesachain.models')\n"
+        "print(sorted(m for m in heavy if m in sys.modules))\n"
     )
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
