@@ -85,7 +85,7 @@ def test_agent_rebalances_a_redundant_miner_to_the_uncovered_range(h: Harness) -
 
 def test_agent_refuses_the_owner_key_as_miner_key(h: Harness) -> None:
     with pytest.raises(ChainAgentError):
-        ChainAgent(FakeRPC(h), key(4), key(4), MinerSpec("m", "e", 1, 1, 1, blocks=(0, 1)))
+        ChainAgent(FakeRPC(h), key(4), key(4), MinerSpec("m", "e", 1, 1, 1, blocks=(0, 1)))  # type: ignore[arg-type]
 
 
 def test_run_chain_agent_heartbeats_until_stopped(h: Harness, tmp_path: Any, monkeypatch: Any) -> None:
