@@ -42,7 +42,7 @@ DEFAULT_BLOCK_SIZE = 64
 SUPPORTED_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 FP16_MIN_NORMAL = 2.0**-14
 FP16_MAX = 65504.0
-_CHUNK_VALUES = 1 << 18  # values per CPU chunk: intermediates stay in L2
+_CHUNK_VALUES = 1 << 16  # values per CPU chunk: intermediates stay in L2
 
 
 @dataclass(frozen=True)
@@ -83,8 +83,8 @@ def choose_scale_dtype(absmax: torch.Tensor) -> torch.dtype:
     """fp16 when every value is 0 or a normal fp16 number, else fp32 (``absmax`` is float32, >= 0)."""
     if absmax.numel() == 0:
         return torch.float16
-    nonzero = absmax[absmax > 0]
-    if nonzero.numel() and (float(nonzero.min()) < FP16_MIN_NORMAL or float(nonzero.max()) > FP16_MAX):
+    smallest_nonzero = torch.where(absmax > 0, absmax, torch.inf).min()
+    if float(smallest_nonzero) < FP16_MIN_NORMAL or float(absmax.max()) > FP16_MAX:
         return torch.float32
     return torch.float16
 
@@ -121,7 +121,7 @@ def quantize_blockwise(
         raise KernelError("blockwise8 cannot encode nan or inf; use mixed8, which keeps them exactly")
     scales = absmax.to(choose_scale_dtype(absmax))
     divisors = scales.float()
-    divisors[divisors == 0] = 1.0  # an all-zero block: 0 / 1 = 0 -> the code for 0
+    divisors = torch.where(divisors == 0, 1.0, divisors)  # an all-zero block: 0 / 1 = 0 -> code for 0
     codes = torch.empty(n, dtype=torch.uint8, device=x.device)
     full = n // block_size
     rows_per_chunk = max(1, full if x.device.type != "cpu" else _CHUNK_VALUES // block_size)

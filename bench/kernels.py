@@ -1,0 +1,121 @@
+"""Quantize + dequantize throughput and error: nesachain.kernels against bitsandbytes, same CPU tensors.
+
+    .venv/bin/python bench/kernels.py [--repeat 7] [--threads N]
+
+GB/s are bytes of the input tensor per second (best of ``--repeat`` runs after one warm-up);
+"round trip" is quantize then dequantize. Both libraries use dynamic-map blockwise-64 codes with
+one absmax per block and run on the same torch intra-op thread count (bitsandbytes' CPU kernels
+use OpenMP). Not a test: numbers depend on the machine and its load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+from nesachain.kernels import (
+    FrameConfig,
+    MapId,
+    Scheme,
+    decode_frame,
+    dequantize_blockwise,
+    dequantize_mixed,
+    encode_frame,
+    quantize_blockwise,
+    quantize_mixed,
+)
+
+SHAPES = [(512, 576), (512, 4096), (2048, 2048)]  # a SmolLM2 prefill, a 7B-wide prefill, 16 MiB fp32
+
+
+def best_seconds(fn: Callable[[], object], repeat: int) -> float:
+    fn()
+    best = float("inf")
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def errors(x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
+    """(max |y - x|, RMS(y - x) / RMS(x)) in float64."""
+    diff = y.double() - x.double()
+    return float(diff.abs().max()), float(diff.pow(2).mean().sqrt() / x.double().pow(2).mean().sqrt())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: leave as is)")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    try:
+        import bitsandbytes
+        import bitsandbytes.functional as bnb
+    except ImportError as exc:  # the bench extra is not installed
+        raise SystemExit(f"bitsandbytes is not importable ({exc}); install the bench extra") from exc
+
+    print(f"torch {torch.__version__}, bitsandbytes {bitsandbytes.__version__}, threads {torch.get_num_threads()}")
+    header = f"{'tensor':>22} {'impl':>24} {'quant GB/s':>10} {'dequant GB/s':>12} {'round trip GB/s':>15}"
+    print(header + f" {'max err':>9} {'rel RMS err':>11}")
+    gen = torch.Generator().manual_seed(0)
+    for shape in SHAPES:
+        for dtype in (torch.float32, torch.bfloat16):
+            bench_tensor(torch.randn(shape, generator=gen).to(dtype), args.repeat, bnb)
+
+
+def bench_tensor(x: torch.Tensor, repeat: int, bnb: Any) -> None:
+    """Print one row per implementation for ``x`` and the ratio of ours to bitsandbytes."""
+    nbytes = x.numel() * x.element_size()
+    label = f"{tuple(x.shape)} {str(x.dtype).removeprefix('torch.')}"
+    q = quantize_blockwise(x, 64, MapId.DYNAMIC)
+    code = bnb.create_dynamic_map(signed=True)
+    qb, state = bnb.quantize_blockwise(x, code=code, blocksize=64)
+    m = quantize_mixed(x)
+    mixed8 = FrameConfig(scheme=Scheme.MIXED8)
+    frame = encode_frame(x, mixed8)
+    rows: list[tuple[str, float, float, torch.Tensor]] = [
+        (
+            "nesachain blockwise8",
+            best_seconds(lambda: quantize_blockwise(x, 64, MapId.DYNAMIC), repeat),
+            best_seconds(lambda: dequantize_blockwise(q), repeat),
+            dequantize_blockwise(q),
+        ),
+        (
+            "bitsandbytes blockwise",
+            best_seconds(lambda: bnb.quantize_blockwise(x, code=code, blocksize=64), repeat),
+            best_seconds(lambda: bnb.dequantize_blockwise(qb, state), repeat),
+            bnb.dequantize_blockwise(qb, state),
+        ),
+        (
+            "nesachain mixed8",
+            best_seconds(lambda: quantize_mixed(x), repeat),
+            best_seconds(lambda: dequantize_mixed(m), repeat),
+            dequantize_mixed(m),
+        ),
+        (
+            "nesachain mixed8 frame",
+            best_seconds(lambda: encode_frame(x, mixed8), repeat),
+            best_seconds(lambda: decode_frame(frame), repeat),
+            decode_frame(frame),
+        ),
+    ]
+    speeds = {}
+    for name, tq, tdq, y in rows:
+        max_err, rel = errors(x, y)
+        speeds[name] = (nbytes / tq / 1e9, nbytes / tdq / 1e9, nbytes / (tq + tdq) / 1e9)
+        gbq, gbdq, gbrt = speeds[name]
+        print(f"{label:>22} {name:>24} {gbq:10.2f} {gbdq:12.2f} {gbrt:15.2f} {max_err:9.4f} {rel:11.5f}")
+    ours, theirs = speeds["nesachain blockwise8"], speeds["bitsandbytes blockwise"]
+    ratio = " ".join(f"{a / b:.2f}x" for a, b in zip(ours, theirs, strict=True))
+    print(f"{label:>22} {'ratio ours/bnb':>24} {ratio}  (quant dequant round-trip)", flush=True)
+
+
+if __name__ == "__main__":
+    main()
