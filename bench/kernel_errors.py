@@ -1,0 +1,211 @@
+"""Errors on real activations, bytes per step, and the measurement behind mixed8's outlier rule.
+
+    .venv/bin/python bench/kernel_errors.py [--part errors|bytes|rules|all] [--windows 4]
+
+errors  the residual stream at every layer boundary of SmolLM2-135M (29) and all-MiniLM-L6-v2 (5),
+        on fixed windows of Python's ``pydoc_data.topics`` text, through none / fp16 / blockwise8 /
+        mixed8 frames: relative RMS error, worst relative error of a tensor, bytes / fp16 bytes.
+bytes   frame bytes per decode step (batch 1, one token) and per 512-token prefill for hidden sizes
+        384..8192, header included; mixed8 at its cap (values drawn so the cap binds: worst case).
+rules   SmolLM2 teacher-forced with all 29 boundaries compressed, one row per outlier rule / map /
+        rotation: top-1 agreement with the uncompressed model, perplexity change, bytes / fp16.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import math
+import time
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+from nesachain.kernels import (
+    FrameConfig,
+    MapId,
+    Scheme,
+    decode_frame,
+    dequantize_blockwise,
+    dequantize_mixed,
+    encode_frame,
+    quantize_blockwise,
+    quantize_mixed,
+)
+
+WINDOW_TOKENS = 256
+SCHEMES = [Scheme.NONE, Scheme.FP16, Scheme.BLOCKWISE8, Scheme.MIXED8]
+FP16 = FrameConfig(scheme=Scheme.FP16)
+
+
+def pydoc_text() -> str:
+    from pydoc_data.topics import topics
+
+    return "\n\n".join(topics[key] for key in sorted(topics))
+
+
+def windows(ids: torch.Tensor, count: int, length: int) -> torch.Tensor:
+    """(count, length) windows spread evenly over ``ids`` (as the tests take them)."""
+    stride = ids.numel() // count
+    return torch.stack([ids[i * stride : i * stride + length] for i in range(count)])
+
+
+def smollm2_boundaries(n_windows: int) -> list[torch.Tensor]:
+    """29 tensors (W, T, 576): the residual stream leaving decoder layers 0..28."""
+    from nesachain.models import load_smollm2
+
+    model, tok = load_smollm2()
+    ids = tok(pydoc_text(), add_special_tokens=False, return_tensors="pt").input_ids[0]
+    hidden = model(windows(ids, n_windows, WINDOW_TOKENS), output_hidden_states=True).hidden_states
+    return list(hidden[1:30])  # hidden[0] is the embedding output, hidden[30] is after the final norm
+
+
+def minilm_boundaries(n_windows: int) -> list[torch.Tensor]:
+    """5 tensors (W, 128, 384): the hidden states leaving BERT layers 0..4."""
+    from nesachain.models import load_minilm
+
+    model, tok = load_minilm()
+    ids = tok(pydoc_text(), add_special_tokens=False, return_tensors="pt").input_ids[0]
+    hidden = model(windows(ids, n_windows, 128), output_hidden_states=True).hidden_states
+    return list(hidden[1:6])
+
+
+def part_errors(n_windows: int) -> None:
+    for name, loader in (("SmolLM2-135M", smollm2_boundaries), ("all-MiniLM-L6-v2", minilm_boundaries)):
+        tensors = loader(n_windows)
+        absmax = max(float(t.abs().max()) for t in tensors)
+        print(f"\n{name}: {len(tensors)} boundaries, {tuple(tensors[0].shape)} each, |x| up to {absmax:.0f}")
+        print(f"{'scheme':>11} {'rel RMS err (mean)':>18} {'rel RMS err (worst)':>19} {'bytes / fp16':>12}")
+        for scheme in SCHEMES:
+            config = FrameConfig(scheme=scheme)
+            rel, sent, fp16 = [], 0, 0
+            for x in tensors:
+                frame = encode_frame(x, config)
+                y = decode_frame(frame)
+                rel.append(float((y.double() - x.double()).norm() / x.double().norm()))
+                sent += len(frame)
+                fp16 += len(encode_frame(x, FP16))
+            print(f"{scheme.name.lower():>11} {sum(rel) / len(rel):18.2e} {max(rel):19.2e} {sent / fp16:12.4f}")
+
+
+def part_bytes() -> None:
+    print("\nbytes per frame, header included (mixed8 with its outlier cap full: the worst case)")
+    print(f"{'hidden':>6} {'step':>13} {'fp16':>9} {'blockwise8':>10} {'ratio':>6} {'mixed8':>9} {'ratio':>6}")
+    gen = torch.Generator().manual_seed(0)
+    for hidden in (384, 576, 768, 4096, 8192):
+        for label, tokens in (("decode 1 tok", 1), ("prefill 512", 512)):
+            x = torch.randn(1, tokens, hidden, generator=gen) * 10  # ~55 % of values past the threshold
+            fp16 = len(encode_frame(x, FP16))
+            blockwise = len(encode_frame(x, FrameConfig(scheme=Scheme.BLOCKWISE8)))
+            mixed = len(encode_frame(x, FrameConfig(scheme=Scheme.MIXED8)))
+            print(
+                f"{hidden:>6} {label:>13} {fp16:9d} {blockwise:10d} {blockwise / fp16:6.3f} "
+                f"{mixed:9d} {mixed / fp16:6.3f}"
+            )
+
+
+def blockwise_rule(block_size: int, map_id: MapId) -> Callable[[torch.Tensor], tuple[torch.Tensor, int]]:
+    def run(x: torch.Tensor) -> tuple[torch.Tensor, int]:
+        q = quantize_blockwise(x, block_size, map_id)
+        return dequantize_blockwise(q), q.numel + q.scales.numel() * q.scales.element_size()
+
+    return run
+
+
+def mixed_rule(**kwargs: Any) -> Callable[[torch.Tensor], tuple[torch.Tensor, int]]:
+    def run(x: torch.Tensor) -> tuple[torch.Tensor, int]:
+        m = quantize_mixed(x, **kwargs)
+        width = 2 if x.numel() <= 1 << 16 else 4
+        size = m.blocks.numel + m.blocks.scales.numel() * m.blocks.scales.element_size()
+        return dequantize_mixed(m), size + m.positions.numel() * (width + m.values.element_size())
+
+    return run
+
+
+RULES: list[tuple[str, Callable[[torch.Tensor], tuple[torch.Tensor, int]]]] = [
+    ("blockwise8 dynamic-64 (bitsandbytes' scheme)", blockwise_rule(64, MapId.DYNAMIC)),
+    ("blockwise8 linear-64", blockwise_rule(64, MapId.LINEAR)),
+    (
+        "dynamic-64 + |x|>20 outliers, no cap",
+        mixed_rule(map_id=MapId.DYNAMIC, threshold=20.0, max_fraction=1.0, rotate=False),
+    ),
+    (
+        "linear-64 + |x|>20 outliers, no cap",
+        mixed_rule(map_id=MapId.LINEAR, threshold=20.0, max_fraction=1.0, rotate=False),
+    ),
+    ("dynamic-64 + top 1/80 above 6", mixed_rule(map_id=MapId.DYNAMIC, max_fraction=1 / 80, rotate=False)),
+    ("linear-64 + top 1/80 above 6", mixed_rule(map_id=MapId.LINEAR, max_fraction=1 / 80, rotate=False)),
+    ("linear-64 + top 1/80 above 6 + Hadamard-64 [default]", mixed_rule()),
+    ("dynamic-64 + top 1/80 above 6 + Hadamard-64", mixed_rule(map_id=MapId.DYNAMIC)),
+    ("linear-64 + Hadamard-64, no outliers", mixed_rule(max_fraction=0.0)),
+    ("linear-64 + top 1/256 above 6 + Hadamard-64", mixed_rule(max_fraction=1 / 256)),
+    ("linear-128 + top 1/80 above 6 + Hadamard-128", mixed_rule(block_size=128)),
+]
+
+
+def part_rules(n_windows: int) -> None:
+    from nesachain.models import load_smollm2
+
+    model, tok = load_smollm2()
+    ids = tok(pydoc_text(), add_special_tokens=False, return_tensors="pt").input_ids[0]
+    batch = windows(ids, n_windows, WINDOW_TOKENS)  # (W, T)
+    layers = model.model.layers
+    state: dict[str, Any] = {"rule": None, "bytes": 0, "fp16": 0}
+
+    def hook(_module: Any, _inputs: Any, output: Any) -> Any:
+        if state["rule"] is None:
+            return output
+        hidden = output[0] if isinstance(output, tuple) else output  # (1, T, C): one message
+        restored, size = state["rule"](hidden)
+        state["bytes"] += size
+        state["fp16"] += hidden.numel() * 2
+        return (restored, *output[1:]) if isinstance(output, tuple) else restored
+
+    handles = [layers[i].register_forward_hook(hook) for i in range(29)]
+
+    def logits() -> torch.Tensor:
+        return torch.stack([model(window.view(1, -1)).logits[0] for window in batch])  # (W, T, V)
+
+    def nll(lg: torch.Tensor) -> float:
+        return float(torch.nn.functional.cross_entropy(lg[:, :-1].reshape(-1, lg.shape[-1]), batch[:, 1:].reshape(-1)))
+
+    try:
+        reference = logits()
+        print(
+            f"\nSmolLM2-135M, all 29 boundaries compressed, {n_windows} x {WINDOW_TOKENS} tokens of pydoc_data.topics"
+        )
+        print(f"{'rule':>55} {'top-1 agree':>11} {'ppl change':>10} {'bytes/fp16':>10} {'s':>4}")
+        for name, rule in RULES:
+            start = time.perf_counter()
+            state.update(rule=rule, bytes=0, fp16=0)
+            lg = logits()
+            state["rule"] = None
+            agree = float((lg[:, :-1].argmax(-1) == reference[:, :-1].argmax(-1)).float().mean())
+            ppl = math.exp(nll(lg) - nll(reference)) - 1.0
+            ratio = state["bytes"] / state["fp16"]  # payload only, no headers
+            print(f"{name:>55} {agree:11.2%} {ppl:+10.3%} {ratio:10.4f} {time.perf_counter() - start:4.0f}", flush=True)
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--part", choices=["errors", "bytes", "rules", "all"], default="all")
+    parser.add_argument("--windows", type=int, default=4)
+    args = parser.parse_args()
+    torch.manual_seed(0)
+    torch.set_grad_enabled(False)
+    parts: dict[str, Callable[[], None]] = {
+        "errors": functools.partial(part_errors, args.windows),
+        "bytes": part_bytes,
+        "rules": functools.partial(part_rules, args.windows),
+    }
+    for name, run in parts.items():
+        if args.part in (name, "all"):
+            run()
+
+
+if __name__ == "__main__":
+    main()
