@@ -3,6 +3,7 @@
     quantize_blockwise / dequantize_blockwise   8-bit codes + one absmax scale per block of B values
     quantize_mixed / dequantize_mixed           outliers apart (fp16, with positions) + rotated blocks
     encode_frame / decode_frame                 one tensor as self-describing bytes (msgpack ``bin``)
+    Int8Linear / quantize_linear_weight         int8 Linear weights, one scale per row, fp16 outliers
 
 Errors: ``KernelError`` (an input the kernels cannot encode) and its subclass ``FrameError``
 (a frame that cannot be decoded), both under ``nesachain.errors.NesaError``.
@@ -28,6 +29,7 @@ from nesachain.kernels.frame import (
     encode_frame,
     read_header,
 )
+from nesachain.kernels.int8_linear import Int8Linear, Int8Weight, dequantize_linear_weight, quantize_linear_weight
 from nesachain.kernels.mixed import MixedQuantized, dequantize_mixed, quantize_mixed
 
 __all__ = [
@@ -36,6 +38,8 @@ __all__ = [
     "FrameConfig",
     "FrameError",
     "FrameHeader",
+    "Int8Linear",
+    "Int8Weight",
     "KernelError",
     "MapId",
     "MixedQuantized",
@@ -44,10 +48,12 @@ __all__ = [
     "code_map",
     "decode_frame",
     "dequantize_blockwise",
+    "dequantize_linear_weight",
     "dequantize_mixed",
     "encode_frame",
     "error_factor",
     "quantize_blockwise",
+    "quantize_linear_weight",
     "quantize_mixed",
     "read_header",
 ]
