@@ -22,6 +22,7 @@ ErrNotJailed = register(CODESPACE, 11, "validator is not jailed")
 ErrJailPeriod = register(CODESPACE, 12, "jail period has not ended")
 ErrTombstoned = register(CODESPACE, 13, "validator is tombstoned for double-signing and can never be unjailed")
 ErrPowerTooLow = register(CODESPACE, 14, "validator's tokens give no consensus power; cannot unjail")
+ErrDelegationTooSmall = register(CODESPACE, 15, "delegation too small to buy one share")
 # miners and models
 ErrUnknownModel = register(CODESPACE, 20, "model is not registered")
 ErrInvalidBlockRange = register(CODESPACE, 21, "invalid block range for the model")

@@ -18,6 +18,7 @@ from collections.abc import Iterator
 
 from nesachain.modules.staking import keys
 from nesachain.modules.staking.errors import (
+    ErrDelegationTooSmall,
     ErrDuplicateConsKey,
     ErrInsufficientShares,
     ErrNoDelegation,
@@ -144,6 +145,8 @@ class StakingKeeper:
         if val.shares > 0 and val.tokens == 0:
             raise ErrValidatorDrained.wrap(f"validator {encode_address(val.operator)}")
         shares = val.shares_for(amount)
+        if shares == 0:
+            raise ErrDelegationTooSmall.wrap(f"{amount}unes buys no share of {encode_address(val.operator)}")
         self.set_validator(ctx.store, val.with_(tokens=val.tokens + amount, shares=val.shares + shares))
         have = self.delegation(ctx.store, delegator, val.operator)
         self._set_delegation(ctx.store, delegator, val.operator, have + shares)
@@ -155,6 +158,8 @@ class StakingKeeper:
         val = self.must_validator(ctx.store, operator)
         if val.shares > 0 and val.tokens == 0:
             raise ErrValidatorDrained.wrap(f"validator {encode_address(operator)}")
+        if val.shares_for(amount) == 0:
+            raise ErrDelegationTooSmall.wrap(f"{amount}unes buys no share of {encode_address(operator)}")
         self.bank.lock(ctx, delegator, amount)
         return self._add_delegation(ctx, delegator, val, amount)
 

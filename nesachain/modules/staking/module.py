@@ -10,7 +10,7 @@ Block hooks, in order:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from nesachain.modules.staking import genesis
@@ -49,6 +49,11 @@ class StakingModule:
         self.miners = MinerKeeper(self.keeper, bank, models or self.genesis_models)
         self._server = MsgServer(self.keeper, self.slashing, self.miners)
         self._queries = Queries(self.keeper, self.slashing, self.miners, self.genesis_models)
+
+    def add_holder(self, name: str, total: Callable[[KVReader], int]) -> None:
+        """Count tokens another module holds (e.g. inference escrow) in the ``staking/pool``
+        supply invariant: balances + fee pool + bonded + unbonding + miner bonds + holders == supply."""
+        self._queries.holders[name] = total
 
     def default_genesis(self) -> dict[str, Any]:
         return genesis.default_genesis()

@@ -3,7 +3,7 @@ Lists take ``offset`` and ``limit`` (default 100, at most 1000)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
 from nesachain.modules.bank.msgs import check_address
@@ -47,6 +47,7 @@ class Queries:
         self._slashing = slashing
         self._miners = miners
         self._models = models
+        self.holders: dict[str, Callable[[KVReader], int]] = {}
 
     def _val_json(self, store: KVReader, v: Validator) -> dict[str, Any]:
         reduction = self._staking.params(store).power_reduction
@@ -114,10 +115,11 @@ class Queries:
         miner_bonds = self._miners.bonded_total(store)
         fee_pool = bank.fee_pool(store)
         supply = bank.supply(store)
-        total = balances + bonded + unbonding + miner_bonds + fee_pool
+        others = {name: fn(store) for name, fn in sorted(self.holders.items())}
+        total = balances + bonded + unbonding + miner_bonds + fee_pool + sum(others.values())
         return {"balances": balances, "bonded": bonded, "unbonding": unbonding, "miner_bonds": miner_bonds,
-                "fee_pool": fee_pool, "supply": supply, "sum": total, "invariant_holds": total == supply,
-                "denom": DENOM}
+                "fee_pool": fee_pool, "other_holders": others, "supply": supply, "sum": total,
+                "invariant_holds": total == supply, "denom": DENOM}
 
     def models(self, store: KVReader, params: Mapping[str, Any]) -> dict[str, Any]:
         rows = [] if self._models is None else [{"model_id": m, "n_blocks": n} for m, n in self._models.models(store)]

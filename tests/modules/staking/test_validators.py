@@ -3,10 +3,13 @@ undelegate, unbonding, max_validators, and the two-height delay of validator upd
 
 from __future__ import annotations
 
+import pytest
+
 from nesachain.modules.staking.msgs import MsgCreateValidator, MsgDelegate, MsgUndelegate
 from nesachain.store.kv import CacheStore
 from nesachain.types.address import decode_address
 from nesachain.types.context import Context
+from nesachain.types.errors import ChainError
 from tests.modules.staking.conftest import (
     FEE,
     FUNDS,
@@ -114,3 +117,22 @@ def test_slash_reaches_every_delegator_in_proportion(h: Harness) -> None:
     keeper.undelegate(ctx, delegator, op, worth_other)
     after = keeper.must_validator(ctx.store, op)
     assert after.tokens * rate_before[1] >= rate_before[0] * after.shares
+
+
+def test_pool_counts_tokens_other_modules_hold(h: Harness) -> None:
+    h.block()
+    assert h.q("staking/pool")["other_holders"] == {}
+    h.chain.staking.add_holder("escrow", lambda store: 0)
+    pool = h.q("staking/pool")
+    assert pool["other_holders"] == {"escrow": 0} and pool["invariant_holds"]
+
+
+def test_delegation_too_small_for_a_share_is_refused(h: Harness) -> None:
+    h.block()
+    op = decode_address(addr(key(0)))
+    ctx = Context(CacheStore(h.chain.store), "x", 1)
+    keeper = h.chain.staking.keeper
+    keeper.set_validator(ctx.store, keeper.must_validator(ctx.store, op).with_(tokens=SELF_BOND, shares=100))
+    with pytest.raises(ChainError) as err:
+        keeper.delegate(ctx, decode_address(addr(key(6))), op, 1)
+    assert (err.value.codespace, err.value.code) == ("staking", 15)
