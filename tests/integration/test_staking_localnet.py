@@ -155,6 +155,12 @@ def test_staking_fifth_validator_joins_signs_leaves_and_gets_tokens_back(net4: L
         assert v["status"] == "bonded" and v["power"] == 20 and v["moniker"] == "node4"
         text = nesad(net, "query", "staking", "validators")
         assert text.returncode == 0 and "node4" in text.stdout and "bonded" in text.stdout
+        shown = json.loads(nesad(net, "query", "staking", "validator", "operator4", "-o", "json").stdout)
+        assert shown["cons_address"] == cons and shown["last_power"] == 20
+        dels = nesad(net, "query", "staking", "delegations", "operator4")
+        assert dels.returncode == 0 and f"{bond}unes" in dels.stdout, dels.stdout
+        params = nesad(net, "query", "staking", "params")
+        assert params.returncode == 0 and f"unbonding_blocks: {UNBONDING_BLOCKS}" in params.stdout
 
         before = rpc.abci_query("bank/balance", {"address": operator}).json()["amount"]
         out = nesad_tx(net, "staking", "undelegate", "operator4", operator, f"{bond}unes")
