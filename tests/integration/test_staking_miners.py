@@ -99,8 +99,15 @@ def test_staking_miners_register_heartbeat_rebalance_and_time_out(net4: Localnet
             row = miner_row(net, miners[2])
             assert (row["block_start"], row["block_end"]) == (20, 30)
             assert agent2.maybe_rebalance() is None
-            # ...and then stops heartbeating
+            # one heartbeat and one endpoint change by hand, then it stops heartbeating
+            beat = nesad_tx(net, "miner", "heartbeat", "owner2", "miner2")
+            assert beat["code"] == 0 and miner_row(net, miners[2])["last_heartbeat"] == beat["height"]
+            upd = nesad_tx(net, "miner", "update", "owner2", "miner2", "--endpoint", "127.0.0.1:7202")
+            assert upd["code"] == 0
+            row = miner_row(net, miners[2])
+            assert (row["endpoint"], row["block_start"], row["block_end"]) == ("127.0.0.1:7202", 20, 30)
             last = row["last_heartbeat"]
+            assert last == upd["height"]  # an update counts as a heartbeat
             inactive = wait_until("miner2 to turn inactive",
                                   lambda: (lambda r: r if r["status"] == "inactive" else None)(
                                       miner_row(net, miners[2])), timeout=90)
