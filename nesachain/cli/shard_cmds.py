@@ -79,6 +79,7 @@ def _route_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--route", required=True, help="host:port@a:b,host:port@b:c,…")
     p.add_argument("--alt", action="append", default=[], help="alternate miner host:port@a:b (repeatable)")
     p.add_argument("--scheme", default="none", help="none, fp16, blockwise8 or mixed8")
+    p.add_argument("--edge-scheme", help="scheme of the client's own two edges (default: --scheme)")
     p.add_argument("--no-push", action="store_true", help="client relays every hop (no miner-to-miner push)")
     p.add_argument("--timeout", type=float, default=30.0)
 
@@ -191,7 +192,8 @@ def infer_generate(args: argparse.Namespace) -> int:
         text = args.prompt if args.raw else tok.apply_chat_template(
             [{"role": "user", "content": args.prompt}], tokenize=False, add_generation_prompt=True)
         ids = tok(text, add_special_tokens=False, return_tensors="pt").input_ids
-        route = parse_route(args.route, args.alt, args.scheme, push=not args.no_push)
+        route = parse_route(args.route, args.alt, args.scheme, push=not args.no_push,
+                            edge_scheme=args.edge_scheme)
         stats = GenerationStats()
         sampling = Sampling(args.temperature, 0, args.top_p, args.seed)
         async for t in client.generate(route, ids, args.max_new_tokens, sampling, stop_at_eos=True,
@@ -218,7 +220,8 @@ def infer_embed(args: argparse.Namespace) -> int:
 
     async def run() -> Any:
         client = EncoderClient.from_shard_dir(args.model)
-        route = parse_route(args.route, args.alt, args.scheme, push=not args.no_push)
+        route = parse_route(args.route, args.alt, args.scheme, push=not args.no_push,
+                            edge_scheme=args.edge_scheme)
         return await client.embed(route, list(args.texts), timeout=args.timeout)
 
     try:

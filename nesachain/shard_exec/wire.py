@@ -15,10 +15,11 @@ Every WebSocket message is one binary msgpack map with an ``op`` field:
 ``tensors`` maps a name to a *tensor frame* (bytes); ``values`` maps a name to a small msgpack value
 (ints, floats, lists of ints) for non-tensor values that cross a cut (e.g. a batch size).
 
-A tensor frame is self-describing. Frames of this module start with ``NSF1``:
+A tensor frame is self-describing. Float tensors use ``nesachain.kernels``' frames (magic ``NT``: none,
+fp16, blockwise8, mixed8) when that package is installed; integer tensors, and float ones without kernels,
+use this module's frames, which start with ``NSF1``:
 ``b"NSF1" | u32 header length | msgpack {"d": wire dtype, "o": original dtype, "s": shape} | payload``;
-the payload length is checked against the shape before anything is allocated. Schemes ``blockwise8``
-and ``mixed8`` come from ``nesachain.kernels`` when it is installed (its frames carry their own magic).
+the payload length is checked against the shape before anything is allocated (both codecs).
 
 Step-log digests are ``sha256`` over the canonical bundle of frames of one step: for each tensor name in
 sorted order, ``u16 len(name) | name | u64 len(frame) | frame`` (``bundle_digest``).
@@ -41,6 +42,7 @@ __all__ = [
     "MAGIC",
     "SCHEMES",
     "ErrorCode",
+    "available_schemes",
     "bundle_digest",
     "decode_message",
     "decode_tensor",
@@ -87,30 +89,45 @@ class ErrorCode:
 
 
 def _kernels_codec() -> Any | None:
-    """``nesachain.kernels`` when it provides a tensor frame codec, else None (imported lazily)."""
+    """``nesachain.kernels`` when it provides its tensor frame codec, else None (imported lazily)."""
     try:
         import nesachain.kernels as kernels
     except ImportError:
         return None
-    return kernels if hasattr(kernels, "encode_frame") and hasattr(kernels, "decode_frame") else None
+    names = ("encode_frame", "decode_frame", "read_header", "FrameConfig", "Scheme")
+    return kernels if all(hasattr(kernels, n) for n in names) else None
+
+
+def available_schemes() -> list[str]:
+    """Schemes this process can encode."""
+    return list(SCHEMES) if _kernels_codec() is not None else ["none", "fp16"]
 
 
 def encode_tensor(t: torch.Tensor, scheme: str = "none") -> bytes:
-    """Encode a tensor as a self-describing frame; non-float tensors always travel losslessly."""
+    """Encode a tensor as a self-describing frame.
+
+    Floating-point tensors use ``nesachain.kernels``' frames (magic ``NT``) when it is installed, else this
+    module's ``NSF1`` frames (none and fp16 only); other dtypes always travel losslessly as ``NSF1``.
+    """
     if scheme not in SCHEMES:
         raise WireError(ErrorCode.UNSUPPORTED_SCHEME, f"unknown compression scheme {scheme!r}")
     t = t.detach().contiguous().cpu()
     if t.dtype not in _NAMES:
         raise WireError(ErrorCode.BAD_DTYPE, f"dtype {t.dtype} cannot travel")
+    kernels = _kernels_codec()
+    float_ok = t.dtype in (torch.float32, torch.float16, torch.bfloat16)
+    if kernels is not None and float_ok:
+        try:
+            cfg = kernels.FrameConfig(scheme=kernels.Scheme[scheme.upper()])
+            out: bytes = bytes(kernels.encode_frame(t, cfg))
+        except Exception as exc:  # the kernels' KernelError: e.g. fp16 overflow, nan in blockwise8
+            raise WireError(ErrorCode.BAD_REQUEST, f"cannot encode with {scheme}: {exc}") from exc
+        return out
     if not t.is_floating_point() or scheme == "none":
         return _pack(t, t)
     if scheme == "fp16":
         return _pack(t.to(torch.float16), t)
-    kernels = _kernels_codec()
-    if kernels is None:
-        raise WireError(ErrorCode.UNSUPPORTED_SCHEME, f"scheme {scheme!r} needs nesachain.kernels")
-    out: bytes = bytes(kernels.encode_frame(t.float(), scheme))
-    return out
+    raise WireError(ErrorCode.UNSUPPORTED_SCHEME, f"scheme {scheme!r} needs nesachain.kernels")
 
 
 def _pack(wire: torch.Tensor, orig: torch.Tensor) -> bytes:
@@ -130,16 +147,7 @@ def decode_tensor(frame: bytes, max_bytes: int = DEFAULT_MAX_TENSOR_BYTES) -> to
         raise WireError(ErrorCode.MALFORMED, "a tensor frame must be bytes")
     frame = bytes(frame)
     if frame[:4] != MAGIC:
-        kernels = _kernels_codec()
-        if kernels is None:
-            raise WireError(ErrorCode.MALFORMED, "unknown tensor frame magic")
-        try:
-            out = kernels.decode_frame(frame)
-        except Exception as exc:  # the codec's own validation errors
-            raise WireError(ErrorCode.MALFORMED, f"bad compressed frame: {exc}") from exc
-        if not isinstance(out, torch.Tensor):
-            raise WireError(ErrorCode.MALFORMED, "codec returned a non-tensor")
-        return out
+        return _decode_kernels_frame(frame, max_bytes)
     if len(frame) < 8:
         raise WireError(ErrorCode.MALFORMED, "truncated frame header")
     (hlen,) = struct.unpack("<I", frame[4:8])
@@ -167,6 +175,24 @@ def decode_tensor(frame: bytes, max_bytes: int = DEFAULT_MAX_TENSOR_BYTES) -> to
         return torch.empty(shape, dtype=orig_dt)
     t = torch.frombuffer(bytearray(payload), dtype=wire_dt).reshape(shape)
     return t.to(orig_dt) if orig_dt != wire_dt else t
+
+
+def _decode_kernels_frame(frame: bytes, max_bytes: int) -> torch.Tensor:
+    kernels = _kernels_codec()
+    if kernels is None:
+        raise WireError(ErrorCode.MALFORMED, "unknown tensor frame magic")
+    try:
+        header = kernels.read_header(frame, max_bytes=len(frame))
+    except Exception as exc:  # the kernels' FrameError
+        raise WireError(ErrorCode.MALFORMED, f"bad tensor frame: {exc}") from exc
+    nbytes = math.prod(header.shape) * torch.empty((), dtype=header.dtype).element_size()
+    if nbytes > max_bytes:
+        raise WireError(ErrorCode.TOO_LARGE, f"tensor of {nbytes} bytes exceeds the limit of {max_bytes}")
+    try:
+        out: torch.Tensor = kernels.decode_frame(frame, max_bytes=len(frame))
+    except Exception as exc:
+        raise WireError(ErrorCode.MALFORMED, f"bad tensor frame: {exc}") from exc
+    return out
 
 
 def bundle_digest(frames: Mapping[str, bytes]) -> str:

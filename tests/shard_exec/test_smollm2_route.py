@@ -77,3 +77,44 @@ def test_smollm2_miner_loads_only_its_blocks(smol: Sharded, smol_miners: list[Mi
         assert info["throughput_tokens_per_s"] > 0
         assert info["block_hashes"] == [b["sha256"] for b in smol.manifest["blocks"][info["blocks"][0]:
                                                                                      info["blocks"][1]]]
+
+
+def _pydoc_windows(tok, n_windows: int, length: int) -> list[torch.Tensor]:  # type: ignore[no-untyped-def]
+    from pydoc_data.topics import topics
+
+    text = "\n\n".join(topics[k] for k in sorted(topics))
+    ids = tok(text, add_special_tokens=False, return_tensors="pt").input_ids[0]
+    stride = (ids.shape[0] - length) // n_windows
+    return [ids[i * stride : i * stride + length].unsqueeze(0) for i in range(n_windows)]
+
+
+def _agreement(smol: Sharded, route) -> tuple[float, float, float, int]:  # type: ignore[no-untyped-def]
+    client = DecoderClient.from_shard_dir(smol.dir)
+    agree = total = 0
+    cosines = []
+    for ids in _pydoc_windows(smol.tokenizer, 8, 128):
+        _, logits = asyncio.run(client.teacher_forced(route, ids))
+        with torch.inference_mode():
+            ref = smol.model(ids).logits
+        agree += int((logits.argmax(-1) == ref.argmax(-1)).sum())
+        total += ids.shape[1]
+        cosines.append(torch.nn.functional.cosine_similarity(logits[0], ref[0], dim=-1))
+    cos = torch.cat(cosines)
+    return agree / total, cos.median().item(), cos.min().item(), total
+
+
+@pytest.mark.parametrize("edge", ["fp16", "mixed8"])
+def test_smollm2_route_mixed8_teacher_forced_agreement(smol: Sharded, smol_miners: list[MinerProc],
+                                                       edge: str) -> None:
+    from nesachain.shard_exec.wire import available_schemes
+
+    if "mixed8" not in available_schemes():
+        pytest.skip("nesachain.kernels' codec is not installed")
+    route = parse_route(",".join(m.hop() for m in smol_miners), scheme="mixed8", edge_scheme=edge)
+    rate, median, low, total = _agreement(smol, route)
+    print(f"\nmixed8 between 3 miners, {edge} on the client edges: teacher-forced top-1 agreement "
+          f"{rate * 100:.2f} % of {total} positions, median logits cosine {median:.5f}, min {low:.5f}")
+    assert median >= 0.999
+    # the issue's target (99.5 %) is met with mixed8 on the miner-to-miner hops; compressing the token
+    # embeddings and the final hidden state to 8 bits as well costs ~0.1 point more (measured 99.41 %)
+    assert rate >= (0.995 if edge == "fp16" else 0.99)

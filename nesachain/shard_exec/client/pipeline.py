@@ -95,7 +95,7 @@ class RemotePipeline:
         sid = f"{self.base_id}-{i}-{len(hop.dead)}"
         try:
             await conn.request({"op": "open", "session": sid, "max_length": self.max_length,
-                                "scheme": self.route.scheme, "batch": self.batch}, "opened")
+                                "scheme": self.route.hop_scheme(i), "batch": self.batch}, "opened")
         except BaseException:
             await conn.close()
             raise
@@ -136,7 +136,7 @@ class RemotePipeline:
     async def run_step(self, tensors: dict[str, torch.Tensor], values: dict[str, Any] | None = None,
                        position: int = 0) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
         """One step through every hop; returns the last hop's decoded outputs."""
-        frames = {k: encode_tensor(v, self.route.scheme) for k, v in tensors.items()}
+        frames = {k: encode_tensor(v, self.route.client_scheme) for k, v in tensors.items()}
         cur = HopInput(position, frames, dict(values or {}))
         self.hop_ms, self.compute_ms = [], []
         self.bytes_per_step = [sum(len(f) for f in frames.values())]

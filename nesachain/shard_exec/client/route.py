@@ -22,16 +22,30 @@ class Hop:
 
 @dataclass
 class Route:
-    """Hops in order; ``scheme`` compresses activations between hops; ``push`` lets miners forward directly."""
+    """Hops in order; ``scheme`` compresses activations on every hop; ``push`` lets miners forward directly.
+
+    ``edge_scheme``, when set, replaces ``scheme`` on the two client edges only (client -> first miner,
+    last miner -> client), e.g. fp16 there and mixed8 between miners.
+    """
 
     hops: list[Hop]
     scheme: str = "none"
     push: bool = True
+    edge_scheme: str | None = None
+
+    @property
+    def client_scheme(self) -> str:
+        return self.edge_scheme or self.scheme
+
+    def hop_scheme(self, i: int) -> str:
+        """Scheme of hop i's *outputs*."""
+        return self.client_scheme if i == len(self.hops) - 1 else self.scheme
 
     def validate(self, n_blocks: int) -> None:
         """The hops must cover blocks 0..n_blocks contiguously."""
-        if self.scheme not in SCHEMES:
-            raise RouteError(f"unknown compression scheme {self.scheme!r}; use one of {', '.join(SCHEMES)}")
+        for scheme in (self.scheme, self.client_scheme):
+            if scheme not in SCHEMES:
+                raise RouteError(f"unknown compression scheme {scheme!r}; use one of {', '.join(SCHEMES)}")
         at = 0
         for hop in self.hops:
             if hop.start != at or hop.end <= hop.start:
@@ -47,7 +61,8 @@ def _ws_url(addr: str) -> str:
     return f"ws://{addr}/ws"
 
 
-def parse_route(text: str, alternates: list[str] | None = None, scheme: str = "none", push: bool = True) -> Route:
+def parse_route(text: str, alternates: list[str] | None = None, scheme: str = "none", push: bool = True,
+                edge_scheme: str | None = None) -> Route:
     """``"127.0.0.1:7001@0:1,127.0.0.1:7002@1:3"`` (+ alternates like ``"127.0.0.1:7003@1:3"``)."""
     hops: list[Hop] = []
     for part in filter(None, (p.strip() for p in text.split(","))):
@@ -65,4 +80,4 @@ def parse_route(text: str, alternates: list[str] | None = None, scheme: str = "n
         match[0].alternates.append(_ws_url(addr))
     if not hops:
         raise RouteError("empty route")
-    return Route(hops, scheme, push)
+    return Route(hops, scheme, push, edge_scheme)

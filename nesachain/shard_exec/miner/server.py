@@ -28,7 +28,14 @@ from nesachain.shard_exec.miner.sessions import Session, SessionTable, StepRecor
 from nesachain.shard_exec.miner.stepping import decode_step, encode_outputs, step_digest
 from nesachain.shard_exec.shard_files import load_stage, read_manifest
 from nesachain.shard_exec.stage import StageRunner
-from nesachain.shard_exec.wire import SCHEMES, ErrorCode, decode_message, encode_message, error_message
+from nesachain.shard_exec.wire import (
+    SCHEMES,
+    ErrorCode,
+    available_schemes,
+    decode_message,
+    encode_message,
+    error_message,
+)
 
 __all__ = ["MinerServer", "rss_bytes"]
 
@@ -135,9 +142,7 @@ class MinerServer:
     def info(self) -> dict[str, Any]:
         n_blocks = self.cfg.end - self.cfg.start
         blocks = self.manifest["blocks"][self.cfg.start : self.cfg.end]
-        from nesachain.shard_exec.wire import _kernels_codec
-
-        schemes = list(SCHEMES) if _kernels_codec() is not None else ["none", "fp16"]
+        schemes = available_schemes()
         return {
             "model_id": self.manifest["model_id"], "architecture": self.manifest["architecture"],
             "blocks": [self.cfg.start, self.cfg.end], "n_blocks": self.manifest["n_blocks"],
