@@ -1,0 +1,38 @@
+"""`nesad model shard/info` handlers: output on stdout, one-line errors on stderr with a non-zero status."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pytest
+
+from nesachain.cli import shard_cmds
+
+
+def _parse(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="nesad")
+    shard_cmds.register(parser.add_subparsers(dest="command", required=True))
+    return parser.parse_args(argv)
+
+
+def test_shard_cli_model_shard_and_info_print_blocks(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "toy"
+    args = _parse(["model", "shard", "shard_exec_toy_models:build_toy", "--blocks", "2", "--out", str(out),
+                   "--input-shape", "2,32"])
+    assert args.func(args) == 0
+    text = capsys.readouterr().out
+    assert "in 2 blocks" in text and "block 1:" in text and (out / "manifest.json").is_file()
+    args = _parse(["model", "info", str(out)])
+    assert args.func(args) == 0
+    assert "sha256" in capsys.readouterr().out
+
+
+def test_shard_cli_errors_are_one_line_on_stderr(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    args = _parse(["model", "shard", "no-such-model", "--blocks", "2", "--out", str(tmp_path / "x")])
+    assert args.func(args) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: unknown model") and err.count("\n") == 1
+    args = _parse(["miner", "start", "--model", str(tmp_path / "missing"), "--blocks", "0:1"])
+    assert args.func(args) == 1
+    assert capsys.readouterr().err.startswith("error: cannot read")

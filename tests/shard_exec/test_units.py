@@ -1,0 +1,177 @@
+"""Fast unit tests: partition DP, wire frames and digests, KV cache bounds, routes, shard folders, API."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from shard_exec_support import Sharded
+
+import nesachain.shard_exec as se
+from nesachain.shard_exec.errors import ManifestError, PartitionError, RouteError, WireError
+from nesachain.shard_exec.kv_cache import BlockKVCache
+from nesachain.shard_exec.partition import CostWeights, balanced_layers, partition
+from nesachain.shard_exec.wire import MAGIC, bundle_digest, decode_tensor, encode_tensor
+
+
+def test_partition_balances_equal_layers() -> None:
+    assert balanced_layers(30, 3) == [(0, 10), (10, 20), (20, 30)]
+    sizes = [hi - lo for lo, hi in balanced_layers(7, 3)]
+    assert sorted(sizes) == [2, 2, 3]
+
+
+def test_partition_minimises_the_bottleneck_stage() -> None:
+    bounds = partition([1, 1, 1, 6, 1, 1, 1], 3, weights=CostWeights(1.0, 0.0, 0.0))
+    assert bounds == [0, 3, 4, 7]  # the heavy unit stands alone
+
+
+def test_partition_avoids_forbidden_and_expensive_cuts() -> None:
+    allowed = [True, True, False, True, True]
+    bounds = partition([1, 1, 1, 1], 2, allowed=allowed, weights=CostWeights(1.0, 0.0, 0.0))
+    assert bounds[1] != 2
+    cut = [0, 100, 100, 1, 100]
+    bounds = partition([1, 1, 1, 1], 2, cut_bytes=cut, weights=CostWeights(1.0, 0.0, 1.0))
+    assert bounds == [0, 3, 4] or bounds[1] == 3
+
+
+def test_partition_rejects_impossible_requests() -> None:
+    with pytest.raises(PartitionError):
+        partition([1, 1], 3)
+    with pytest.raises(PartitionError):
+        partition([1, 1, 1], 2, allowed=[True, False, False, True])
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.floats(0.0, 100.0), min_size=1, max_size=30), st.integers(1, 6))
+def test_partition_bounds_are_contiguous_and_non_empty(costs: list[float], k: int) -> None:
+    k = min(k, len(costs))
+    b = partition(costs, k)
+    assert b[0] == 0 and b[-1] == len(costs) and len(b) == k + 1
+    assert all(b[i] < b[i + 1] for i in range(k))
+
+
+@pytest.mark.parametrize("scheme", ["none", "fp16"])
+def test_wire_roundtrip_lossless_or_fp16(scheme: str) -> None:
+    x = torch.randn(2, 5, 7)
+    y = decode_tensor(encode_tensor(x, scheme))
+    assert y.dtype == torch.float32 and y.shape == x.shape
+    assert (x - y).abs().max() <= (0 if scheme == "none" else 1e-2)
+
+
+def test_wire_integer_tensors_travel_exactly_under_any_scheme() -> None:
+    m = torch.tensor([[1, 1, 0], [1, 0, 0]])
+    frame = encode_tensor(m, "mixed8" if "mixed8" in se.wire.available_schemes() else "none")
+    assert frame[:4] == MAGIC
+    assert torch.equal(decode_tensor(frame), m)
+
+
+@pytest.mark.parametrize("frame", [b"", b"NSF1", b"NSF1\xff\xff\xff\xff", b"XXXXXXXXXXXX"])
+def test_wire_malformed_frames_are_refused(frame: bytes) -> None:
+    with pytest.raises(WireError) as exc:
+        decode_tensor(frame)
+    assert exc.value.code == "malformed_frame"
+
+
+def test_wire_inconsistent_and_oversize_frames_are_refused() -> None:
+    good = encode_tensor(torch.ones(4, 4, dtype=torch.int64))
+    with pytest.raises(WireError, match="payload"):
+        decode_tensor(good[:-1])
+    with pytest.raises(WireError) as exc:
+        decode_tensor(encode_tensor(torch.zeros(64, 64, dtype=torch.int64)), max_bytes=1024)
+    assert exc.value.code == "too_large"
+
+
+def test_wire_bundle_digest_is_canonical() -> None:
+    a = {"x": b"1", "y": b"22"}
+    assert bundle_digest(a) == bundle_digest(dict(reversed(list(a.items()))))
+    assert bundle_digest(a) != bundle_digest({"x": b"12", "y": b"2"})
+
+
+def test_kv_cache_refuses_gaps_and_overflow_and_rolls_back() -> None:
+    c = BlockKVCache(10, 2, 1, 3, 4, max_length=5)
+    assert c.nbytes == 2 * 2 * 1 * 3 * 5 * 4 * 4
+    with pytest.raises(WireError, match="position"):
+        c.begin(1, 1)
+    c.begin(0, 3)
+    k = torch.randn(1, 3, 3, 4)
+    keys, _ = c.update(k, k, 10)
+    assert torch.equal(keys, k)
+    c.commit()
+    c.begin(3, 1)
+    c.rollback()
+    assert c.length == 3
+    with pytest.raises(WireError) as exc:
+        c.begin(3, 3)
+    assert exc.value.code == "past_max_length"
+
+
+def test_route_parsing_and_coverage() -> None:
+    r = se.client.parse_route("127.0.0.1:1@0:2,127.0.0.1:2@2:3", ["127.0.0.1:3@2:3"], "fp16")
+    assert [h.url for h in r.hops] == ["ws://127.0.0.1:1/ws", "ws://127.0.0.1:2/ws"]
+    assert r.hops[1].alternates == ["ws://127.0.0.1:3/ws"]
+    r.validate(3)
+    with pytest.raises(RouteError):
+        r.validate(4)
+    with pytest.raises(RouteError):
+        se.client.parse_route("127.0.0.1:1@0:2", ["127.0.0.1:3@1:2"])
+
+
+def test_shard_folder_manifest_and_partial_load(tiny_gpt2: Sharded) -> None:
+    from nesachain.shard_exec.shard_files import load_stage
+
+    m = tiny_gpt2.manifest
+    assert m["architecture"] == "hf-decoder" and m["hf"]["family"] == "gpt2" and m["dtype"] == "float32"
+    assert [b["units"] for b in m["blocks"]] == [[0, 2], [2, 4]]
+    layers = tiny_gpt2.model.transformer.h
+    whole = sum(t.numel() * t.element_size() for t in [*layers.parameters(), *layers.buffers()])
+    runner = load_stage(tiny_gpt2.dir, 1, 2)
+    assert runner.param_bytes == whole // 2
+
+
+def test_shard_folder_tampered_block_is_refused(tiny_gpt2: Sharded, tmp_path: Path) -> None:
+    import shutil
+
+    from nesachain.shard_exec.shard_files import load_stage
+
+    d = tmp_path / "copy"
+    shutil.copytree(tiny_gpt2.dir, d)
+    path = d / "block_001.safetensors"
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 0xFF
+    path.write_bytes(bytes(data))
+    load_stage(d, 0, 1)  # untouched block still loads
+    with pytest.raises(ManifestError, match="sha256"):
+        load_stage(d, 1, 2)
+    manifest = json.loads((d / "manifest.json").read_text())
+    manifest["format"] = 99
+    (d / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ManifestError):
+        load_stage(d, 0, 1)
+
+
+def test_graph_factory_that_traces_differently_is_refused(toy: Sharded, tmp_path: Path) -> None:
+    import shutil
+
+    from nesachain.shard_exec.shard_files import load_stage
+
+    d = tmp_path / "toy"
+    shutil.copytree(toy.dir, d)
+    manifest = json.loads((d / "manifest.json").read_text())
+    manifest["graph"]["factory"] = "nesachain.models.efficientnet:build_efficientnet_lite0"
+    (d / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ManifestError, match="different graph"):
+        load_stage(d, 0, 1)
+
+
+def test_public_api_is_small_and_client_never_imports_the_miner() -> None:
+    assert set(se.__all__) >= {"DecoderClient", "MinerServer", "write_shards", "load_stage", "partition"}
+    code = ("import sys, nesachain.shard_exec.client as c; "
+            "print(any(m.startswith('nesachain.shard_exec.miner') for m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
