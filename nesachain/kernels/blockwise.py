@@ -5,8 +5,8 @@ last block is padded in the computation only (the codes of the padding are never
 sent). Each block keeps its absmax ``s`` as the scale and each value the index of the code nearest
 to ``x / s`` in a code map (``codemaps``).
 
-Scales are fp16 when every block's absmax is 0 or a normal fp16 number (2^-14..65504), fp32
-otherwise; ``QuantizedBlocks.scales`` carries whichever was chosen.
+Scales are fp16 (rounded up, so that |x / s| <= 1) when every block's absmax is 0 or a normal fp16
+number (2^-14..65504), fp32 otherwise; ``QuantizedBlocks.scales`` carries whichever was chosen.
 
 Promise (tested): ``|decoded - x| <= error_factor(map_id, dtype) * absmax(block)`` for every value;
 for the dynamic map the factor is 0.0078, for the linear map 0.0047 (fp32 output).
@@ -35,6 +35,7 @@ __all__ = [
     "check_block_size",
     "choose_scale_dtype",
     "dequantize_blockwise",
+    "make_scales",
     "quantize_blockwise",
 ]
 
@@ -89,6 +90,19 @@ def choose_scale_dtype(absmax: torch.Tensor) -> torch.dtype:
     return torch.float16
 
 
+def make_scales(absmax: torch.Tensor) -> torch.Tensor:
+    """The scales the wire carries: ``absmax`` in ``choose_scale_dtype``, fp16 rounded up.
+
+    Rounding up keeps every x / s within [-1, 1], so the end codes never cost more than half a gap.
+    """
+    dtype = choose_scale_dtype(absmax)
+    if dtype == torch.float32:
+        return absmax.clone()
+    nearest = absmax.to(torch.float16)
+    above = torch.nextafter(nearest, torch.full_like(nearest, torch.inf))
+    return torch.where(nearest.float() < absmax, above, nearest)
+
+
 def block_absmax(flat: torch.Tensor, block_size: int) -> torch.Tensor:
     """float32 (nblocks,): the absmax of each block of the 1-D ``flat``; nan if a block holds nan."""
     n = flat.numel()
@@ -119,7 +133,7 @@ def quantize_blockwise(
     absmax = block_absmax(flat, block_size)
     if not bool(torch.isfinite(absmax).all()):
         raise KernelError("blockwise8 cannot encode nan or inf; use mixed8, which keeps them exactly")
-    scales = absmax.to(choose_scale_dtype(absmax))
+    scales = make_scales(absmax)
     divisors = scales.float()
     divisors = torch.where(divisors == 0, 1.0, divisors)  # an all-zero block: 0 / 1 = 0 -> code for 0
     codes = torch.empty(n, dtype=torch.uint8, device=x.device)

@@ -141,8 +141,9 @@ def error_factor(map_id: int, dtype: torch.dtype) -> float:
     """Blockwise promise: ``|decoded - x| <= error_factor * absmax(block of x)`` for every value.
 
     Sum of the map's largest half gap, the fp16 rounding of x / s (2^-12), the scale's own fp16
-    rounding (2^-11) and the output dtype's half ulp at the block's absmax.
+    rounding up (2^-10, times the half gap at most; counted in full) and the output dtype's ulp at
+    the block's absmax.
     """
     if dtype not in _OUTPUT_HALF_ULP:
         raise KernelError(f"unsupported dtype {dtype}; supported: float32, float16, bfloat16")
-    return max_half_gap(map_id) + 2.0**-12 + 2.0**-11 + 2.0 * _OUTPUT_HALF_ULP[dtype]
+    return max_half_gap(map_id) + 2.0**-12 + 2.0**-10 + 2.0 * _OUTPUT_HALF_ULP[dtype]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from nesachain.kernels.blockwise import QuantizedBlocks, check_block_size, check_dtype, choose_scale_dtype
+from nesachain.kernels.blockwise import QuantizedBlocks, check_block_size, check_dtype, make_scales
 from nesachain.kernels.codemaps import MapId, code_map, nearest_code
 from nesachain.kernels.errors import KernelError
 
@@ -24,7 +24,7 @@ def quantize_blockwise_reference(x: torch.Tensor, block_size: int = 64, map_id: 
     absmax = torch.tensor([float(block.abs().max()) for block in blocks], dtype=torch.float32)
     if not bool(torch.isfinite(absmax).all()):
         raise KernelError("blockwise8 cannot encode nan or inf")
-    scales = absmax.to(choose_scale_dtype(absmax))  # what the wire carries
+    scales = make_scales(absmax)  # what the wire carries: fp16 rounded up, or fp32
     codes = []
     for block, scale in zip(blocks, scales.float().tolist(), strict=True):
         u = block / scale if scale > 0 else torch.zeros_like(block)
