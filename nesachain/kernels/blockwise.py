@@ -142,7 +142,7 @@ def quantize_blockwise(
     blocks = flat[: full * block_size].view(full, block_size)  # (full, B)
     for r0 in range(0, full, rows_per_chunk):
         r1 = min(full, r0 + rows_per_chunk)
-        u = blocks[r0:r1].float() / divisors[r0:r1, None]  # (R, B) in [-1, 1] up to scale rounding
+        u = blocks[r0:r1].float() / divisors[r0:r1, None]  # (R, B) in [-1, 1]: scales round up
         pattern = u.half().view(torch.uint16).to(torch.int64)  # (R, B) fp16 bit patterns
         out = codes[r0 * block_size : r1 * block_size].view(r1 - r0, block_size)
         torch.gather(table.view(1, -1).expand(r1 - r0, -1), 1, pattern, out=out)  # (R, B) uint8
