@@ -171,6 +171,15 @@ def _read_varint(buf: memoryview, offset: int) -> tuple[int, int]:
     raise FrameError("varint longer than 10 bytes in frame header")
 
 
+def _byte_view(data: object) -> memoryview:
+    if not isinstance(data, bytes | bytearray | memoryview):
+        raise FrameError(f"a frame is bytes, got {type(data).__name__}")
+    try:
+        return memoryview(data).cast("B")
+    except TypeError as exc:  # a non-contiguous or multi-dimensional memoryview
+        raise FrameError(f"a frame is a flat byte buffer: {exc}") from None
+
+
 def _to_bytes(t: torch.Tensor) -> bytes:
     flat = t.detach().reshape(-1).contiguous().cpu()
     if flat.numel() == 0:
@@ -241,7 +250,7 @@ def encode_frame(x: torch.Tensor, config: FrameConfig | None = None) -> bytes:
 
 def read_header(data: bytes | bytearray | memoryview, max_bytes: int = DEFAULT_MAX_FRAME_BYTES) -> FrameHeader:
     """Parse and check a frame's header against the buffer's length; allocates nothing large."""
-    buf = memoryview(data).cast("B")
+    buf = _byte_view(data)
     if len(buf) > max_bytes:
         raise FrameError(f"frame of {len(buf)} bytes exceeds the limit of {max_bytes}")
     if len(buf) < _FIXED.size:
@@ -312,7 +321,7 @@ def decode_frame(
     Raises ``FrameError`` for any frame that is truncated, inconsistent, unknown or too large.
     """
     h = read_header(data, max_bytes)
-    buf = memoryview(data).cast("B")
+    buf = _byte_view(data)
     n, offset = h.numel, h.header_bytes
     if h.scheme is Scheme.NONE:
         return _from_bytes(buf, offset, n, h.dtype).view(h.shape).to(device or "cpu")

@@ -144,6 +144,14 @@ def test_frame_every_truncation_of_valid_frame_rejected() -> None:
             decode_frame(frame + b"\0")
 
 
+def test_frame_not_bytes_rejected_with_frame_error() -> None:
+    frame = encode_frame(torch.ones(3))
+    for bad in (frame.decode("latin-1"), None, 7, memoryview(frame * 2)[::2]):
+        with pytest.raises(FrameError):
+            decode_frame(bad)  # type: ignore[arg-type]
+    assert decode_frame(memoryview(bytearray(frame))).shape == (3,)
+
+
 def test_frame_over_size_limit_rejected() -> None:
     frame = encode_frame(torch.zeros(1000), FrameConfig(scheme=Scheme.NONE))
     assert decode_frame(frame, max_bytes=len(frame)).shape == (1000,)
