@@ -24,7 +24,16 @@ import torch
 
 from nesachain.kernels.errors import KernelError
 
-__all__ = ["MapId", "code_map", "error_factor", "max_half_gap", "nearest_code", "pair_table", "quantize_table"]
+__all__ = [
+    "MapId",
+    "check_map_id",
+    "code_map",
+    "error_factor",
+    "max_half_gap",
+    "nearest_code",
+    "pair_table",
+    "quantize_table",
+]
 
 _EXPONENT_BITS = 7  # decades 10^-7 .. 10^0 in the signed 8-bit dynamic map
 
@@ -54,7 +63,8 @@ def _linear_values() -> torch.Tensor:
     return torch.cat([k / 127.0, torch.ones(1, dtype=torch.float64)]).to(torch.float32)
 
 
-def _check(map_id: int) -> MapId:
+def check_map_id(map_id: int) -> MapId:
+    """``map_id`` as a ``MapId``; ``KernelError`` if no map has that id."""
     try:
         return MapId(map_id)
     except ValueError:
@@ -79,7 +89,7 @@ def code_map(map_id: int, device: torch.device | str | None = None) -> torch.Ten
 
     The returned tensor is shared: do not modify it.
     """
-    return _cached(_check(map_id), torch.device(device or "cpu"))
+    return _cached(check_map_id(map_id), torch.device(device or "cpu"))
 
 
 def nearest_code(u: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
@@ -107,7 +117,7 @@ def _cached_table(map_id: MapId, device: torch.device) -> torch.Tensor:
 
 def quantize_table(map_id: int, device: torch.device | str | None = None) -> torch.Tensor:
     """uint8[65536]: the code nearest to each fp16 value, indexed by the value's bit pattern."""
-    return _cached_table(_check(map_id), torch.device(device or "cpu"))
+    return _cached_table(check_map_id(map_id), torch.device(device or "cpu"))
 
 
 @functools.cache
@@ -123,12 +133,12 @@ def pair_table(map_id: int, device: torch.device | str | None = None) -> torch.T
 
     Decoding two codes per lookup halves the gathers of the dequantizer.
     """
-    return _cached_pairs(_check(map_id), torch.device(device or "cpu"))
+    return _cached_pairs(check_map_id(map_id), torch.device(device or "cpu"))
 
 
 def max_half_gap(map_id: int) -> float:
     """Largest distance from a value in [-1, 1] to its nearest code."""
-    codes = _cpu_map(_check(map_id)).double()
+    codes = _cpu_map(check_map_id(map_id)).double()
     inner = float((codes[1:] - codes[:-1]).max()) / 2.0
     ends = max(float(codes[0]) + 1.0, 1.0 - float(codes[-1]))  # -1 and 1 may lie past the end codes
     return max(inner, ends)

@@ -50,7 +50,7 @@ from nesachain.kernels.blockwise import (
     dequantize_blockwise,
     quantize_blockwise,
 )
-from nesachain.kernels.codemaps import MapId
+from nesachain.kernels.codemaps import MapId, check_map_id
 from nesachain.kernels.errors import FrameError, KernelError
 from nesachain.kernels.mixed import (
     DEFAULT_MAX_FRACTION,
@@ -217,6 +217,8 @@ def encode_frame(x: torch.Tensor, config: FrameConfig | None = None) -> bytes:
     """Encode ``x`` (float32, float16 or bfloat16, any shape, any device) as one frame."""
     cfg = config or FrameConfig()
     check_dtype(x.dtype)
+    if cfg.scheme not in Scheme._value2member_map_:
+        raise KernelError(f"unknown scheme {cfg.scheme!r}")
     scheme = Scheme(cfg.scheme)
     if scheme is Scheme.NONE:
         return _header(scheme, x) + _to_bytes(x)
@@ -227,11 +229,11 @@ def encode_frame(x: torch.Tensor, config: FrameConfig | None = None) -> bytes:
         return _header(scheme, x) + _to_bytes(x.to(torch.float16))
     check_block_size(cfg.block_size)
     if scheme is Scheme.BLOCKWISE8:
-        map_id = MapId.DYNAMIC if cfg.map_id is None else MapId(cfg.map_id)
+        map_id = MapId.DYNAMIC if cfg.map_id is None else check_map_id(cfg.map_id)
         q = quantize_blockwise(x, cfg.block_size, map_id)
         flags = _FLAG_SCALES_FP32 if q.scales.dtype == torch.float32 else 0
         return _header(scheme, x, flags, cfg.block_size, map_id) + _to_bytes(q.codes) + _to_bytes(q.scales)
-    map_id = DEFAULT_MIXED_MAP if cfg.map_id is None else MapId(cfg.map_id)
+    map_id = DEFAULT_MIXED_MAP if cfg.map_id is None else check_map_id(cfg.map_id)
     m = quantize_mixed(x, cfg.block_size, map_id, cfg.threshold, cfg.max_fraction, cfg.rotate)
     flags = _FLAG_SCALES_FP32 if m.blocks.scales.dtype == torch.float32 else 0
     flags |= _DTYPES.index(m.values.dtype) << _OUTLIER_SHIFT

@@ -254,6 +254,10 @@ def test_frame_encode_refusals_raise_kernel_error() -> None:
         encode_frame(torch.ones(3, dtype=torch.float64))
     with pytest.raises(KernelError, match="dimensions"):
         encode_frame(torch.ones([1] * 9))
+    with pytest.raises(KernelError, match="map id"):
+        encode_frame(torch.ones(3), FrameConfig(map_id=5))  # type: ignore[arg-type]
+    with pytest.raises(KernelError, match="scheme"):
+        encode_frame(torch.ones(3), FrameConfig(scheme=9))  # type: ignore[arg-type]
 
 
 def test_frame_nonfinite_fp16_and_none_carried_exactly() -> None:
