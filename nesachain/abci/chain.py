@@ -21,6 +21,8 @@ from nesachain.modules.auth.keeper import AuthKeeper
 from nesachain.modules.auth.module import AuthModule
 from nesachain.modules.bank.keeper import BankKeeper
 from nesachain.modules.bank.module import BankModule
+from nesachain.modules.inference.keeper import InferenceKeeper, InferenceModels
+from nesachain.modules.inference.module import InferenceModule
 from nesachain.modules.staking.module import StakingModule
 from nesachain.store.commit import CommitStore
 from nesachain.store.kv import CacheStore
@@ -94,8 +96,13 @@ class Chain:
         self.chain_id = "" if raw is None else raw.decode()
         self.auth = AuthKeeper()
         self.bank = BankKeeper()
-        self.staking = StakingModule(self.bank)
-        self.modules: list[AppModule] = [AuthModule(self.auth), BankModule(self.bank), self.staking]
+        self.staking = StakingModule(self.bank, models=InferenceModels())
+        self.inference = InferenceModule(
+            InferenceKeeper(self.bank, self.staking.miners, self.staking.keeper), self.bank)
+        self.staking.add_holder("inference", self.inference.keeper.escrowed)
+        self.modules: list[AppModule] = [
+            AuthModule(self.auth), BankModule(self.bank), self.staking, self.inference,
+        ]
         self.router = Router(self.modules)
         self._genesis: CacheStore | None = None
         self._pending: _Pending | None = None

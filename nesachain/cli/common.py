@@ -13,7 +13,7 @@ from nesachain.client.keyring import Keyring
 from nesachain.client.rpc import CometRPC
 from nesachain.errors import ConfigError
 
-__all__ = ["add_client_options", "add_keyring_options", "emit", "keyring_from", "rpc_from"]
+__all__ = ["add_client_options", "add_keyring_options", "emit", "keyring_from", "rpc_from", "subcommands"]
 
 
 def default_home() -> str:
@@ -62,3 +62,14 @@ def emit(args: argparse.Namespace, data: Any, text: str) -> None:
         print(json.dumps(data, indent=2, sort_keys=True))
     else:
         print(text)
+
+
+def subcommands(sub: argparse._SubParsersAction, name: str) -> argparse._SubParsersAction:  # type: ignore[type-arg]
+    """The subcommand set of the existing top-level command ``name`` (so modules can add to `tx`, `query`)."""
+    parser = sub.choices.get(name)
+    if parser is None:
+        raise RuntimeError(f"register after the `{name}` command exists")
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return action
+    raise RuntimeError(f"`{name}` has no subcommands")

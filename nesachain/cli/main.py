@@ -7,7 +7,16 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from nesachain.cli import keys_cmds, node_cmds, query_cmds, staking_cmds, tx_cmds
+from nesachain.cli import (
+    inference_cmds,
+    keys_cmds,
+    node_cmds,
+    query_cmds,
+    shard_cmds,
+    staking_cmds,
+    tx_cmds,
+    verifier_cmds,
+)
 from nesachain.errors import NesaError
 
 __all__ = ["build_parser", "main"]
@@ -16,14 +25,8 @@ __all__ = ["build_parser", "main"]
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="nesad", description="nesachain node, wallet and miner")
     sub = parser.add_subparsers(dest="command", required=True)
-    for mod in (node_cmds, keys_cmds, tx_cmds, query_cmds, staking_cmds):
+    for mod in (node_cmds, keys_cmds, tx_cmds, query_cmds, staking_cmds, inference_cmds, shard_cmds, verifier_cmds):
         mod.register(sub)
-    try:
-        from nesachain.cli import shard_cmds
-    except ImportError:  # sharded execution not installed in this build
-        pass
-    else:
-        shard_cmds.register(sub)
     return parser
 
 

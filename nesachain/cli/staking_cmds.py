@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from nesachain.cli.common import add_client_options, add_keyring_options, emit, keyring_from, rpc_from
+from nesachain.cli.common import add_client_options, add_keyring_options, emit, keyring_from, rpc_from, subcommands
 from nesachain.cli.tx_cmds import add_tx_options, broadcast, parse_amount, resolve_address
 from nesachain.errors import ConfigError
 from nesachain.modules.staking.msgs import (
@@ -29,16 +29,6 @@ from nesachain.modules.staking.msgs import (
 )
 
 __all__ = ["consensus_pubkey_from", "parse_blocks", "register"]
-
-
-def _group(sub: argparse._SubParsersAction, name: str) -> argparse._SubParsersAction:  # type: ignore[type-arg]
-    parser = sub.choices.get(name)
-    if parser is None:
-        raise RuntimeError(f"register staking_cmds after the `{name}` command exists")
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            return action
-    raise RuntimeError(f"`{name}` has no subcommands")
 
 
 def consensus_pubkey_from(pubkey: str | None, key_file: str | None) -> bytes:
@@ -74,8 +64,8 @@ def parse_blocks(text: str) -> tuple[int, int]:
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    tx = _group(sub, "tx")
-    query = _group(sub, "query")
+    tx = subcommands(sub, "tx")
+    query = subcommands(sub, "query")
 
     # tx staking
     st = tx.add_parser("staking", help="validators and delegations").add_subparsers(dest="staking_cmd", required=True)
@@ -154,8 +144,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     add_keyring_options(p)
     p.set_defaults(func=_unbonding)
     for name, fn, what in (("params", _params, "staking and slashing params"),
-                           ("pool", _pool, "where every token is: balances, bonded, unbonding, miner bonds"),
-                           ("models", _models, "models miners may register for")):
+                           ("pool", _pool, "where every token is: balances, bonded, unbonding, miner bonds")):
         p = qs.add_parser(name, help=what)
         add_client_options(p)
         p.set_defaults(func=fn)
@@ -297,11 +286,6 @@ def _pool(args: argparse.Namespace) -> int:
     emit(args, res, "\n".join(f"{k}: {v}" for k, v in sorted(res.items())))
     return 0
 
-
-def _models(args: argparse.Namespace) -> int:
-    res = rpc_from(args).abci_query("staking/models").json()
-    emit(args, res, "\n".join(f"{m['model_id']}  {m['n_blocks']} blocks" for m in res["models"]) or "no models")
-    return 0
 
 
 def _miner_line(m: dict[str, Any]) -> str:

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass
 from typing import Any
 
 from nacl.signing import SigningKey
 
 from nesachain.client.rpc import CometRPC
-from nesachain.errors import RPCError
 from nesachain.tx.msg import Msg
 from nesachain.tx.tx import TxBody, sign_tx
 from nesachain.types.address import address_from_pubkey, encode_address
+from nesachain.types.encoding import decode_canonical
 
 __all__ = ["TxOutcome", "account_of", "send_msgs"]
 
@@ -24,6 +25,13 @@ class TxOutcome:
     codespace: str
     log: str
     stage: str  # "check" (refused by CheckTx) or "deliver" (in a block)
+    data: bytes = b""  # the block's tx result data: canonical msgpack list of the msgs' responses
+
+    def responses(self) -> list[dict[str, Any]]:
+        if not self.data:
+            return []
+        out: list[dict[str, Any]] = decode_canonical(self.data)
+        return out
 
     @property
     def ok(self) -> bool:
@@ -60,12 +68,10 @@ def send_msgs(
     res = rpc.broadcast_tx_sync(raw)
     if res.code != 0 or not wait:
         return TxOutcome(res.hash, 0, res.code, res.codespace, res.log, "check")
-    try:
-        committed = rpc.wait_tx(res.hash, timeout)
-    except RPCError:
-        raise
+    committed = rpc.wait_tx(res.hash, timeout)
     result = committed["tx_result"]
     return TxOutcome(
         res.hash, int(committed["height"]), int(result.get("code", 0)),
         result.get("codespace", ""), result.get("log", ""), "deliver",
+        base64.b64decode(result.get("data") or ""),
     )

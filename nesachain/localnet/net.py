@@ -91,7 +91,10 @@ class Localnet:
         return (self.root / "localnet.json").exists()
 
     # init -------------------------------------------------------------------------------------
-    def init(self, app_state_template: Path | None = None, extra_balances: dict[str, int] | None = None) -> None:
+    def init(self, app_state_template: Path | None = None, extra_balances: dict[str, int] | None = None,
+             shards: dict[str, Path] | None = None) -> None:
+        """Write node homes and one genesis. ``shards`` maps a model id to its shard folder, whose
+        manifest gives the block hashes registered on chain (placeholder hashes otherwise)."""
         if self.initialized:
             raise ConfigError(f"{self.root} already holds a localnet (run `down --clean` to remove it)")
         binary = find_cometbft()
@@ -113,6 +116,9 @@ class Localnet:
              "amount": VALIDATOR_SELF_BOND}
             for i, h in enumerate(homes)
         ]
+        for model in app_state.get("inference", {}).get("models", []):
+            model.setdefault("owner", balances[0]["address"])
+            model.setdefault("block_hashes", _block_hashes(model, (shards or {}).get(model["model_id"])))
         write_genesis(homes, self.chain_id, app_state)
         ids = [node_id(h) for h in homes]
         for i, h in enumerate(homes):
@@ -274,6 +280,15 @@ class Localnet:
                 row.update(height=None, app_hash=None, up=False)
             out.append(row)
         return out
+
+
+def _block_hashes(model: dict[str, Any], shard_dir: Path | None) -> list[str]:
+    if shard_dir is None:
+        return ["0" * 64] * int(model["n_blocks"])
+    manifest = json.loads((shard_dir / "manifest.json").read_text())
+    if manifest["n_blocks"] != model["n_blocks"]:
+        raise ConfigError(f"{shard_dir} has {manifest['n_blocks']} blocks, genesis says {model['n_blocks']}")
+    return [b["sha256"] for b in sorted(manifest["blocks"], key=lambda b: b["index"])]
 
 
 def _is_ours(pid: int, root: Path) -> bool:

@@ -89,7 +89,7 @@ class ChainAgent:
         return int(self.rpc.abci_query("staking/params").json()["miner_heartbeat_timeout"])
 
     def model_blocks(self) -> int:
-        for m in self.rpc.abci_query("staking/models").json()["models"]:
+        for m in self.rpc.abci_query("inference/models").json()["models"]:
             if m["model_id"] == self.spec.model_id:
                 return int(m["n_blocks"])
         raise ChainAgentError(f"model {self.spec.model_id!r} is not registered on chain")

@@ -19,13 +19,26 @@ class BankKeeper(Protocol):
 
 
 class MinerView(Protocol):
-    miner: bytes
-    owner: bytes
-    bond: int
-    model_id: str
-    block_start: int
-    block_end: int
-    status: str
+    @property
+    def miner(self) -> bytes: ...
+
+    @property
+    def owner(self) -> bytes: ...
+
+    @property
+    def bond(self) -> int: ...
+
+    @property
+    def model_id(self) -> str: ...
+
+    @property
+    def block_start(self) -> int: ...
+
+    @property
+    def block_end(self) -> int: ...
+
+    @property
+    def status(self) -> str: ...
 
 
 class Miners(Protocol):

@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Protocol
 
 from nesachain.modules.inference.keeper import InferenceKeeper
 from nesachain.modules.inference.msgs import MsgRegisterModel
 from nesachain.modules.inference.params import Params
 from nesachain.modules.inference.types import Model
-from nesachain.store.kv import KVReader
+from nesachain.store.kv import KVReader, KVStore
 from nesachain.tx.msg import decode_msg
 from nesachain.types.address import decode_address, encode_address
 from nesachain.types.context import Context
 from nesachain.types.errors import ChainError
 
 __all__ = ["default_genesis", "export_genesis", "init_genesis", "validate_genesis"]
+
+
+class GenesisBank(Protocol):
+    def mint_genesis(self, store: KVStore, address: bytes, amount: int) -> None: ...
 
 
 def default_genesis() -> dict[str, Any]:
@@ -45,14 +49,16 @@ def validate_genesis(state: Mapping[str, Any]) -> None:
         seen.add(msg.model_id)
 
 
-def init_genesis(k: InferenceKeeper, ctx: Context, state: Mapping[str, Any]) -> None:
-    """Genesis models' deposits are minted by bank genesis to the module: they are listed under the
-    owners' balances and locked here, so supply stays whole."""
+def init_genesis(k: InferenceKeeper, bank: GenesisBank, ctx: Context, state: Mapping[str, Any]) -> None:
+    """A genesis model's deposit exists only inside this module (as it does after an export): it is
+    minted into the supply and locked here, never taken from the owner's listed balance."""
     validate_genesis(state)
     k.set_params(ctx.store, Params.from_dict(dict(state.get("params", {}))))
     for entry in state.get("models", []):
         msg = _as_msg(entry)
-        k.register_model(ctx, Model(msg.model_id, decode_address(msg.owner), msg.architecture, msg.n_blocks,
+        owner = decode_address(msg.owner)
+        bank.mint_genesis(ctx.store, owner, msg.deposit)
+        k.register_model(ctx, Model(msg.model_id, owner, msg.architecture, msg.n_blocks,
                                     tuple(msg.block_hashes), msg.price, msg.deposit))
 
 

@@ -47,7 +47,20 @@ from nesachain.types.address import encode_address
 from nesachain.types.context import Context
 from nesachain.types.encoding import decode_canonical, encode
 
-__all__ = ["InferenceKeeper", "max_cost"]
+__all__ = ["InferenceKeeper", "InferenceModels", "max_cost", "registered_model_blocks"]
+
+
+def registered_model_blocks(store: KVReader, model_id: str) -> int | None:
+    """The block count of a registered model, or None (reads inference state only)."""
+    raw = store.get(keys.model_key(model_id))
+    return None if raw is None else Model.from_state(decode_canonical(raw)).n_blocks
+
+
+class InferenceModels:
+    """staking's ModelRegistry, answered from the inference module's models."""
+
+    def model_blocks(self, store: KVReader, model_id: str) -> int | None:
+        return registered_model_blocks(store, model_id)
 
 
 def max_cost(price: int, blocks: int, max_tokens: int, fee_ppm: int) -> int:
@@ -74,11 +87,6 @@ class InferenceKeeper:
     def model(self, store: KVReader, model_id: str) -> Model | None:
         raw = store.get(keys.model_key(model_id))
         return None if raw is None else Model.from_state(decode_canonical(raw))
-
-    def model_blocks(self, store: KVReader, model_id: str) -> int | None:
-        """staking's ModelRegistry: the block count of a registered model."""
-        m = self.model(store, model_id)
-        return None if m is None else m.n_blocks
 
     def models(self, store: KVReader) -> Iterator[Model]:
         for _, raw in store.iterate(keys.MODEL, prefix_end(keys.MODEL)):

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from nesachain.modules.inference import genesis, lifecycle
+from nesachain.modules.inference.genesis import GenesisBank
 from nesachain.modules.inference.keeper import InferenceKeeper
 from nesachain.modules.inference.msg_server import MsgServer
 from nesachain.modules.inference.msgs import (
@@ -28,8 +29,9 @@ __all__ = ["InferenceModule"]
 class InferenceModule:
     name = "inference"
 
-    def __init__(self, keeper: InferenceKeeper) -> None:
+    def __init__(self, keeper: InferenceKeeper, bank: GenesisBank) -> None:
         self.keeper = keeper
+        self._bank = bank
         self._server = MsgServer(keeper)
         self._queries = Queries(keeper)
 
@@ -40,7 +42,7 @@ class InferenceModule:
         genesis.validate_genesis(state)
 
     def init_genesis(self, ctx: Context, state: Mapping[str, Any]) -> list[ValidatorUpdate]:
-        genesis.init_genesis(self.keeper, ctx, state)
+        genesis.init_genesis(self.keeper, self._bank, ctx, state)
         return []
 
     def export_genesis(self, store: KVReader) -> dict[str, Any]:

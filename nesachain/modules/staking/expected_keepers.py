@@ -1,9 +1,7 @@
 """What staking needs from other modules, as protocols (it never imports their keepers).
 
-``ModelRegistry`` is how staking checks that a miner serves a real model's real blocks. Until the
-inference module (issue 6) brings the model registry, ``model_stub.GenesisModels`` answers from a
-list in staking's genesis (``staking.models``); issue 6 passes its own keeper to
-``StakingKeeper(bank, models=...)`` instead and drops that list.
+``ModelRegistry`` is how staking checks that a miner serves a real model's real blocks: the
+inference module's model registry (``nesachain.modules.inference.keeper.registered_model_blocks``).
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ Two ways in:
   the tokens these hold are not in any bank balance, so import mints them into the supply and locks
   them at once (bank's own ``supply`` field must then be left out).
 
-``models`` (``[{model_id, n_blocks}]``) feeds the stand-in model registry until issue 6.
+Models are not staking's: miners register for models of the inference module's registry.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from typing import Any
 from nesachain.modules.staking import keys
 from nesachain.modules.staking.keeper import StakingKeeper
 from nesachain.modules.staking.miner_keeper import MinerKeeper
-from nesachain.modules.staking.model_stub import GenesisModels, check_model_id
 from nesachain.modules.staking.msgs import check_pubkey
 from nesachain.modules.staking.params import Params
 from nesachain.modules.staking.slashing import SlashingKeeper
@@ -34,12 +33,12 @@ from nesachain.types.module import ValidatorUpdate
 
 __all__ = ["default_genesis", "export_genesis", "init_genesis", "validate_genesis"]
 
-FIELDS = {"params", "models", "create_validators", "validators", "delegations", "unbonding", "signing_infos",
+FIELDS = {"params", "create_validators", "validators", "delegations", "unbonding", "signing_infos",
           "miners", "next_id"}
 
 
 def default_genesis() -> dict[str, Any]:
-    return {"params": Params().to_dict(), "models": [], "create_validators": []}
+    return {"params": Params().to_dict(), "create_validators": []}
 
 
 def _list(state: Mapping[str, Any], name: str) -> list[Any]:
@@ -64,16 +63,6 @@ def validate_genesis(state: Mapping[str, Any]) -> None:
     if not isinstance(raw_params, dict):
         raise ValueError("staking.params must be a map")
     params = Params.from_dict(raw_params)
-    seen_models: set[str] = set()
-    for i, m in enumerate(_list(state, "models")):
-        if not isinstance(m, dict) or set(m) != {"model_id", "n_blocks"}:
-            raise ValueError(f"staking.models[{i}] must have exactly model_id and n_blocks")
-        check_model_id(m["model_id"])
-        if isinstance(m["n_blocks"], bool) or not isinstance(m["n_blocks"], int) or not 0 < m["n_blocks"] <= 4096:
-            raise ValueError(f"staking.models[{i}].n_blocks must be an integer in [1, 4096]")
-        if m["model_id"] in seen_models:
-            raise ValueError(f"staking.models[{i}]: duplicate model {m['model_id']!r}")
-        seen_models.add(m["model_id"])
     operators: set[bytes] = set()
     cons: set[bytes] = set()
     shares: dict[bytes, int] = {}
@@ -127,14 +116,12 @@ def validate_genesis(state: Mapping[str, Any]) -> None:
     _nonneg(state.get("next_id", 1), "staking.next_id")
 
 
-def init_genesis(staking: StakingKeeper, slashing: SlashingKeeper, miners: MinerKeeper, models: GenesisModels,
-                 ctx: Context, state: Mapping[str, Any]) -> list[ValidatorUpdate]:
+def init_genesis(staking: StakingKeeper, slashing: SlashingKeeper, miners: MinerKeeper, ctx: Context,
+                 state: Mapping[str, Any]) -> list[ValidatorUpdate]:
     validate_genesis(state)
     store = ctx.store
     bank = staking.bank
     staking.set_params(store, Params.from_dict(state.get("params", {})))
-    for m in state.get("models", []):
-        models.set_model(store, m["model_id"], m["n_blocks"])
 
     def hold(owner: bytes, amount: int) -> None:  # tokens that exist only inside staking
         if amount:
@@ -177,7 +164,7 @@ def init_genesis(staking: StakingKeeper, slashing: SlashingKeeper, miners: Miner
     return updates
 
 
-def export_genesis(staking: StakingKeeper, slashing: SlashingKeeper, miners: MinerKeeper, models: GenesisModels,
+def export_genesis(staking: StakingKeeper, slashing: SlashingKeeper, miners: MinerKeeper,
                    store: KVReader) -> dict[str, Any]:
     params = staking.params(store)
     signing = []
@@ -189,7 +176,6 @@ def export_genesis(staking: StakingKeeper, slashing: SlashingKeeper, miners: Min
     raw_id = store.get(keys.NEXT_ID)
     return {
         "params": params.to_dict(),
-        "models": [{"model_id": m, "n_blocks": n} for m, n in models.models(store)],
         "create_validators": [],
         "validators": [v.to_json(params.power_reduction, staking.last_power(store, v.operator))
                        for v in staking.validators(store)],

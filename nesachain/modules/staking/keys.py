@@ -12,7 +12,6 @@ MODULE = "staking"
 PREFIX = b"staking/"
 PARAMS = PREFIX + b"params"  # -> Params
 NEXT_ID = PREFIX + b"next_id"  # -> next unbonding-entry id (int)
-MODEL = PREFIX + b"model/"  # MODEL + lp(model_id) -> n_blocks (int); the genesis model stub
 VALIDATOR = PREFIX + b"val/"  # VALIDATOR + lp(operator) -> Validator
 CONS_INDEX = PREFIX + b"cons/"  # CONS_INDEX + lp(consensus address) -> operator address
 LAST_POWER = PREFIX + b"power/"  # LAST_POWER + lp(operator) -> power last sent to CometBFT (int)
@@ -27,10 +26,6 @@ MINER = PREFIX + b"miner/"  # MINER + lp(miner address) -> Miner
 MINER_KEY_USED = PREFIX + b"mkey/"  # MINER_KEY_USED + lp(owner) + lp(miner) -> b"" (owner's miners)
 HEARTBEAT_QUEUE = PREFIX + b"mhb/"  # + u64(deadline height) + lp(miner) -> b""
 MINER_UNBONDING = PREFIX + b"mubd/"  # + u64(completion height) + lp(miner) -> b""
-
-
-def model_key(model_id: str) -> bytes:
-    return MODEL + lp(model_id.encode())
 
 
 def validator_key(operator: bytes) -> bytes:

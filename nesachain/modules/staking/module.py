@@ -17,7 +17,6 @@ from nesachain.modules.staking import genesis
 from nesachain.modules.staking.expected_keepers import BankKeeper, ModelRegistry
 from nesachain.modules.staking.keeper import StakingKeeper
 from nesachain.modules.staking.miner_keeper import MinerKeeper
-from nesachain.modules.staking.model_stub import GenesisModels
 from nesachain.modules.staking.msg_server import MsgServer
 from nesachain.modules.staking.msgs import (
     MsgCreateValidator,
@@ -41,14 +40,13 @@ __all__ = ["StakingModule"]
 class StakingModule:
     name = "staking"
 
-    def __init__(self, bank: BankKeeper, models: ModelRegistry | None = None) -> None:
-        """``models``: the model registry; None uses the genesis-listed stand-in (until issue 6)."""
-        self.genesis_models = GenesisModels()
+    def __init__(self, bank: BankKeeper, models: ModelRegistry) -> None:
+        """``models``: the model registry miners register against (the inference module's)."""
         self.keeper = StakingKeeper(bank)
         self.slashing = SlashingKeeper(self.keeper)
-        self.miners = MinerKeeper(self.keeper, bank, models or self.genesis_models)
+        self.miners = MinerKeeper(self.keeper, bank, models)
         self._server = MsgServer(self.keeper, self.slashing, self.miners)
-        self._queries = Queries(self.keeper, self.slashing, self.miners, self.genesis_models)
+        self._queries = Queries(self.keeper, self.slashing, self.miners)
 
     def add_holder(self, name: str, total: Callable[[KVReader], int]) -> None:
         """Count tokens another module holds (e.g. inference escrow) in the ``staking/pool``
@@ -62,10 +60,10 @@ class StakingModule:
         genesis.validate_genesis(state)
 
     def init_genesis(self, ctx: Context, state: Mapping[str, Any]) -> list[ValidatorUpdate]:
-        return genesis.init_genesis(self.keeper, self.slashing, self.miners, self.genesis_models, ctx, state)
+        return genesis.init_genesis(self.keeper, self.slashing, self.miners, ctx, state)
 
     def export_genesis(self, store: KVReader) -> dict[str, Any]:
-        return genesis.export_genesis(self.keeper, self.slashing, self.miners, self.genesis_models, store)
+        return genesis.export_genesis(self.keeper, self.slashing, self.miners, store)
 
     def msg_handlers(self) -> Mapping[str, MsgHandler]:
         s = self._server
@@ -89,7 +87,6 @@ class StakingModule:
             "delegations": q.delegations,
             "unbonding": q.unbonding,
             "pool": q.pool,
-            "models": q.models,
             "miners": q.miners,
             "miner": q.miner,
         }

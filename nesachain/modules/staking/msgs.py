@@ -18,7 +18,6 @@ from nesachain.modules.staking.errors import (
     ErrInvalidMoniker,
     ErrUnknownModel,
 )
-from nesachain.modules.staking.model_stub import check_model_id
 from nesachain.tx.msg import register_msg
 from nesachain.types.coin import check_amount
 from nesachain.types.errors import ErrorCode
@@ -114,6 +113,15 @@ class MsgCreateValidator(_Base):
 @dataclass(frozen=True)
 class MsgCreateValidatorResponse:
     cons_address: str
+
+
+MAX_MODEL_ID = 128
+
+
+def check_model_id(model_id: object) -> str:
+    if not isinstance(model_id, str) or not 0 < len(model_id) <= MAX_MODEL_ID or not model_id.isprintable():
+        raise ValueError(f"model id must be 1-{MAX_MODEL_ID} printable characters, got {model_id!r}")
+    return model_id
 
 
 @register_msg

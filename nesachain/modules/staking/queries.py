@@ -9,7 +9,6 @@ from typing import Any, TypeVar
 from nesachain.modules.bank.msgs import check_address
 from nesachain.modules.staking.keeper import StakingKeeper
 from nesachain.modules.staking.miner_keeper import MinerKeeper
-from nesachain.modules.staking.model_stub import GenesisModels
 from nesachain.modules.staking.slashing import SlashingKeeper
 from nesachain.modules.staking.types import MINER_STATUSES, Validator
 from nesachain.store.kv import KVReader
@@ -41,12 +40,10 @@ def _address(params: Mapping[str, Any], name: str) -> bytes:
 
 
 class Queries:
-    def __init__(self, staking: StakingKeeper, slashing: SlashingKeeper, miners: MinerKeeper,
-                 models: GenesisModels | None) -> None:
+    def __init__(self, staking: StakingKeeper, slashing: SlashingKeeper, miners: MinerKeeper) -> None:
         self._staking = staking
         self._slashing = slashing
         self._miners = miners
-        self._models = models
         self.holders: dict[str, Callable[[KVReader], int]] = {}
 
     def _val_json(self, store: KVReader, v: Validator) -> dict[str, Any]:
@@ -120,10 +117,6 @@ class Queries:
         return {"balances": balances, "bonded": bonded, "unbonding": unbonding, "miner_bonds": miner_bonds,
                 "fee_pool": fee_pool, "other_holders": others, "supply": supply, "sum": total,
                 "invariant_holds": total == supply, "denom": DENOM}
-
-    def models(self, store: KVReader, params: Mapping[str, Any]) -> dict[str, Any]:
-        rows = [] if self._models is None else [{"model_id": m, "n_blocks": n} for m, n in self._models.models(store)]
-        return {"models": rows}
 
     def miners(self, store: KVReader, params: Mapping[str, Any]) -> dict[str, Any]:
         model_id = params.get("model_id")

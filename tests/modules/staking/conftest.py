@@ -72,14 +72,21 @@ def genesis(n_vals: int = 4, n_accounts: int = 8, **params: int) -> dict[str, An
         "bank": {"balances": [{"address": addr(key(i)), "amount": FUNDS} for i in range(n_accounts)]},
         "staking": {
             "params": {**PARAMS, **params},
-            "models": [{"model_id": MODEL, "n_blocks": MODEL_BLOCKS}, {"model_id": "minilm-l6", "n_blocks": 6}],
             "create_validators": [
                 {"operator": addr(key(i)), "pubkey": base64.b64encode(pub(cons_key(i))).decode(),
                  "moniker": f"val{i}", "amount": SELF_BOND}
                 for i in range(n_vals)
             ],
         },
+        "inference": {"models": [model_entry(MODEL, MODEL_BLOCKS, addr(key(n_accounts - 1))),
+                                 model_entry("minilm-l6", 6, addr(key(n_accounts - 1)))]},
     }
+
+
+def model_entry(model_id: str, n_blocks: int, owner: str) -> dict[str, Any]:
+    """A registered model (block hashes are placeholders: these tests serve no shard files)."""
+    return {"owner": owner, "model_id": model_id, "architecture": "test", "n_blocks": n_blocks,
+            "block_hashes": ["0" * 64] * n_blocks, "price": 1, "deposit": 1_000_000}
 
 
 def register_miner_msg(owner: int, m: int, start: int, end: int, *, bond: int = 2_000_000, model: str = MODEL,
@@ -161,7 +168,7 @@ class Harness:
         pool = self.q("staking/pool")
         assert pool["invariant_holds"], pool
         assert pool["balances"] + pool["bonded"] + pool["unbonding"] + pool["miner_bonds"] + pool["fee_pool"] \
-            == pool["supply"]
+            + sum(pool["other_holders"].values()) == pool["supply"]
 
     def staking_state(self) -> dict[str, Any]:
         """Staking's exported state minus the liveness counters every block advances."""

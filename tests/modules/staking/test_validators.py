@@ -121,10 +121,12 @@ def test_slash_reaches_every_delegator_in_proportion(h: Harness) -> None:
 
 def test_pool_counts_tokens_other_modules_hold(h: Harness) -> None:
     h.block()
-    assert h.q("staking/pool")["other_holders"] == {}
+    pool = h.q("staking/pool")
+    assert pool["other_holders"] == {"inference": 2 * 1_000_000}  # the two genesis models' deposits
+    assert pool["invariant_holds"]
     h.chain.staking.add_holder("escrow", lambda store: 0)
     pool = h.q("staking/pool")
-    assert pool["other_holders"] == {"escrow": 0} and pool["invariant_holds"]
+    assert pool["other_holders"] == {"escrow": 0, "inference": 2_000_000} and pool["invariant_holds"]
 
 
 def test_delegation_too_small_for_a_share_is_refused(h: Harness) -> None:

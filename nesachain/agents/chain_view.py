@@ -1,0 +1,55 @@
+"""What the agents read from the chain and how they send their txs (thin, synchronous RPC)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+import time
+from typing import Any
+
+from nacl.signing import SigningKey
+
+from nesachain.client.rpc import CometRPC
+from nesachain.client.txs import TxOutcome, send_msgs
+from nesachain.tx.msg import Msg
+from nesachain.types.sdk_errors import ErrInvalidSequence
+
+__all__ = ["ChainView"]
+
+PAGE = 100
+
+
+class ChainView:
+    def __init__(self, rpc: CometRPC, key: SigningKey) -> None:
+        self.rpc = rpc
+        self.key = key
+        self._chain_id: str | None = None
+
+    def sessions(self, status: str | None = None) -> Iterator[dict[str, Any]]:
+        offset = 0
+        while True:
+            page = self.rpc.abci_query("inference/sessions", {"limit": PAGE, "offset": offset}).json()
+            for s in page["sessions"]:
+                if status is None or s["status"] == status:
+                    yield s
+            offset += PAGE
+            if offset >= page["total"]:
+                return
+
+    def height(self) -> int:
+        return self.rpc.height()
+
+    def miner(self, address: str) -> dict[str, Any]:
+        res: dict[str, Any] = self.rpc.abci_query("staking/miner", {"address": address}).json()
+        return res
+
+    def send(self, msgs: list[Msg], attempts: int = 5) -> TxOutcome:
+        """Send and await a tx. The same account may also be signing elsewhere (a miner's chain
+        agent sends heartbeats with it), so a sequence refused in CheckTx is retried."""
+        if self._chain_id is None:
+            self._chain_id = self.rpc.chain_id()
+        for attempt in range(attempts):
+            out = send_msgs(self.rpc, self.key, msgs, chain_id=self._chain_id)
+            if out.ok or out.stage != "check" or out.code != ErrInvalidSequence.code or out.codespace != "sdk":
+                return out
+            time.sleep(0.3 * (attempt + 1))
+        return out

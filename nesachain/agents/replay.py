@@ -1,0 +1,74 @@
+"""The verifier's recomputation: a challenged miner's steps replayed on this node's own copy of
+the blocks, loaded from its shard folder with every file's sha256 checked against the manifest
+and the manifest's hashes checked against the ones registered on chain."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import msgpack
+import torch
+
+from nesachain.errors import NesaError
+from nesachain.shard_exec.miner.stepping import step_digest
+from nesachain.shard_exec.shard_files import load_stage, read_manifest
+from nesachain.shard_exec.stage import StageRunner
+from nesachain.shard_exec.wire import MAGIC, decode_tensor, encode_tensor
+
+__all__ = ["ShardReplayer", "frame_scheme"]
+
+_KERNEL_SCHEMES = {0: "none", 1: "fp16", 2: "blockwise8", 3: "mixed8"}
+
+
+def frame_scheme(frame: bytes) -> str:
+    """The compression scheme a tensor frame was encoded with."""
+    if frame[:4] == MAGIC:
+        hlen = int.from_bytes(frame[4:8], "little")
+        header = msgpack.unpackb(frame[8 : 8 + hlen])
+        return "none" if header["d"] == header["o"] else "fp16"
+    from nesachain.kernels import read_header
+
+    return _KERNEL_SCHEMES[int(read_header(frame).scheme)]
+
+
+class ShardReplayer:
+    def __init__(self, shard_dirs: dict[str, Path], chain_hashes: Callable[[str], list[str]]) -> None:
+        self.shard_dirs = shard_dirs
+        self.chain_hashes = chain_hashes
+        self._stages: dict[tuple[str, int, int], StageRunner] = {}
+
+    def _stage(self, model_id: str, start: int, end: int) -> StageRunner:
+        key = (model_id, start, end)
+        if key not in self._stages:
+            shard_dir = self.shard_dirs.get(model_id)
+            if shard_dir is None:
+                raise NesaError(f"this verifier holds no shards of {model_id}")
+            mine = [b["sha256"] for b in sorted(read_manifest(shard_dir)["blocks"], key=lambda b: b["index"])]
+            if mine[start:end] != self.chain_hashes(model_id)[start:end]:
+                raise NesaError(f"shards of {model_id} in {shard_dir} differ from the hashes registered on chain")
+            self._stages[key] = load_stage(shard_dir, start, end)
+        return self._stages[key]
+
+    def digests_match(self, step: dict[str, Any], logged: dict[str, Any]) -> bool:
+        ins = step_digest(step["in"], step.get("in_values") or {})
+        outs = step_digest(step["out"], step.get("out_values") or {})
+        return bool(ins == logged["in_digest"] and outs == logged["out_digest"])
+
+    def decode_outputs(self, step: dict[str, Any]) -> dict[str, torch.Tensor]:
+        return {name: decode_tensor(frame) for name, frame in step["out"].items()}
+
+    def replay(self, model_id: str, start: int, end: int, steps: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        runner = self._stage(model_id, start, end)
+        decoded = [{name: decode_tensor(f) for name, f in st["in"].items()} for st in steps]
+        first = next(iter(decoded[0].values()))
+        batch = first.shape[0] if first.dim() > 0 else 1
+        max_length = int(steps[-1]["position"]) + runner.n_tokens(decoded[-1])
+        state = runner.new_state(batch, max(1, max_length))
+        out: dict[str, torch.Tensor] = {}
+        with torch.inference_mode():
+            for st, tensors in zip(steps, decoded, strict=True):
+                out, _ = runner.run(tensors, st.get("in_values") or {}, int(st["position"]), state)
+        schemes = {name: frame_scheme(frame) for name, frame in steps[-1]["out"].items()}
+        return {name: decode_tensor(encode_tensor(t, schemes.get(name, "none"))) for name, t in out.items()}

@@ -1,0 +1,125 @@
+"""A miner's result agent: after a session closes, commit H(merkle root of the step log ‖ salt),
+then reveal root and salt (DESIGN §4.6).
+
+The step log comes from the miner's own HTTP endpoint (``/sessions/chain-<id>/log``), so the
+agent can run inside the miner process or beside it. Salts are kept in a JSON file written
+atomically, so a restart between commit and reveal still reveals.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import tempfile
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from nesachain.agents.chain_view import ChainView
+from nesachain.client.txs import account_of
+from nesachain.errors import NesaError
+from nesachain.modules.inference.msgs import MsgCommitResult, MsgRevealResult
+from nesachain.modules.inference.types import result_commitment
+from nesachain.types.address import decode_address
+from nesachain.types.merkle import leaf_hash, merkle_root
+
+__all__ = ["ResultAgent", "chain_session_name", "step_log_leaves", "step_log_root"]
+
+log = structlog.get_logger("nesachain.results")
+
+
+def chain_session_name(session_id: int) -> str:
+    """The name a client uses for chain session ``session_id`` when it opens sessions on miners."""
+    return f"chain-{session_id}"
+
+
+def step_log_leaves(steps: list[dict[str, Any]]) -> list[bytes]:
+    ordered = sorted(steps, key=lambda s: int(s["step"]))
+    return [leaf_hash(int(s["step"]), bytes.fromhex(s["in_digest"]), bytes.fromhex(s["out_digest"]))
+            for s in ordered]
+
+
+def step_log_root(steps: list[dict[str, Any]]) -> tuple[bytes, int]:
+    leaves = step_log_leaves(steps)
+    return merkle_root(leaves), len(leaves)
+
+
+def fetch_json(url: str, timeout: float = 10.0) -> Any:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:
+            return json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        if exc.code == 404:
+            return None
+        raise NesaError(f"{url}: HTTP {exc.code}") from None
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        raise NesaError(f"{url}: {exc}") from None
+
+
+class ResultAgent:
+    def __init__(self, chain: ChainView, miner: str, miner_url: str, state_file: Path,
+                 fetch: Callable[[str], Any] = fetch_json) -> None:
+        self.chain = chain
+        self.miner = miner
+        self.owner = account_of(chain.key)
+        self.miner_url = miner_url.rstrip("/")
+        self.state_file = state_file
+        self.fetch = fetch
+        self._state: dict[str, dict[str, Any]] = self._load()
+
+    def _load(self) -> dict[str, dict[str, Any]]:
+        try:
+            data: dict[str, dict[str, Any]] = json.loads(self.state_file.read_text())
+            return data
+        except (OSError, ValueError):
+            return {}
+
+    def _save(self) -> None:
+        self.state_file.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=self.state_file.parent, suffix=".tmp")
+        with os.fdopen(fd, "w") as fh:
+            json.dump(self._state, fh)
+        os.replace(tmp, self.state_file)
+
+    def tick(self) -> int:
+        """One pass over sessions awaiting this miner's commitment or reveal; returns txs sent."""
+        sent = 0
+        for s in self.chain.sessions("committing"):
+            hop = next((h for h in s["hops"] if h["miner"] == self.miner), None)
+            if hop is None or hop["revealed"]:
+                continue
+            key = str(s["id"])
+            if not hop["commitment"]:
+                sent += self._commit(s, key)
+            elif key in self._state:
+                sent += self._reveal(s, key)
+        return sent
+
+    def _commit(self, s: dict[str, Any], key: str) -> int:
+        if s["tokens"] == 0:
+            return 0
+        log_doc = self.fetch(f"{self.miner_url}/sessions/{chain_session_name(s['id'])}/log")
+        steps = [] if log_doc is None else log_doc["steps"]
+        root, n = step_log_root(steps)
+        salt = secrets.token_bytes(32)
+        self._state[key] = {"root": root.hex(), "salt": salt.hex(), "n_steps": n}
+        self._save()
+        commitment = result_commitment(s["id"], decode_address(self.miner), root, salt)
+        out = self.chain.send([MsgCommitResult(self.owner, self.miner, s["id"], commitment)])
+        log.info("result_committed", session=s["id"], steps=n, code=out.code, log=out.log)
+        return 1
+
+    def _reveal(self, s: dict[str, Any], key: str) -> int:
+        st = self._state[key]
+        out = self.chain.send([MsgRevealResult(self.owner, self.miner, s["id"], bytes.fromhex(st["root"]),
+                                               bytes.fromhex(st["salt"]), st["n_steps"])])
+        log.info("result_revealed", session=s["id"], code=out.code, log=out.log)
+        if out.ok:
+            del self._state[key]
+            self._save()
+        return 1

@@ -1,0 +1,150 @@
+"""A validator's verifier (`nesad verifier start`): re-executes challenged steps and commits,
+then reveals, a verdict (DESIGN §4.7).
+
+For a challenge on (session, miner, step k) it fetches the miner's step log and the retained
+frames of steps 0..k, checks that the log's merkle root is the root the miner revealed on chain
+and that every frame hashes to its logged digest, replays the inputs through its own
+hash-checked copy of those blocks (rebuilding the KV cache), and compares step k's output with
+what the miner sent. Recomputation on other hardware is not bit-exact, so outputs are compared
+after both pass through the miner's compression scheme, by relative L2 error against
+``tolerance`` (2e-3: honest reruns on other thread counts differ by ~1e-6 in fp32 and by a few
+re-rounded 8-bit codes when compressed; a 1 % perturbation gives ~1e-2). A miner that does not
+serve the data, or serves data that does not match its commitments, gets "mismatch".
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Protocol
+
+import structlog
+import torch
+
+from nesachain.agents.chain_view import ChainView
+from nesachain.agents.results import chain_session_name, step_log_root
+from nesachain.client.txs import account_of
+from nesachain.errors import NesaError
+from nesachain.modules.inference.msgs import MsgCommitVerdict, MsgRevealVerdict
+from nesachain.modules.inference.types import MATCH, MISMATCH, verdict_commitment
+from nesachain.types.address import decode_address
+
+__all__ = ["Replayer", "Verifier", "relative_error"]
+
+log = structlog.get_logger("nesachain.verifier")
+DEFAULT_TOLERANCE = 2e-3
+
+
+def relative_error(mine: torch.Tensor, theirs: torch.Tensor) -> float:
+    if mine.shape != theirs.shape:
+        return float("inf")
+    a, b = mine.float(), theirs.float()
+    if not torch.isfinite(b).all():
+        return float("inf")
+    return float((a - b).norm() / (a.norm() + 1e-12))
+
+
+class Replayer(Protocol):
+    """Recomputes a miner's steps on this verifier's own copy of the blocks."""
+
+    def replay(self, model_id: str, start: int, end: int, steps: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        """Run every step's inputs in order; return the last step's outputs, compressed and
+        decompressed with the scheme of the miner's output frames (so both sides compare alike)."""
+        ...
+
+    def decode_outputs(self, step: dict[str, Any]) -> dict[str, torch.Tensor]: ...
+
+    def digests_match(self, step: dict[str, Any], logged: dict[str, Any]) -> bool: ...
+
+
+class Verifier:
+    def __init__(self, chain: ChainView, replayer: Replayer, state_file: Path,
+                 fetch_json: Callable[[str], Any], fetch_step: Callable[[str], dict[str, Any] | None],
+                 tolerance: float = DEFAULT_TOLERANCE) -> None:
+        self.chain = chain
+        self.replayer = replayer
+        self.operator = account_of(chain.key)
+        self.state_file = state_file
+        self.fetch_json = fetch_json
+        self.fetch_step = fetch_step
+        self.tolerance = tolerance
+        try:
+            self._state: dict[str, dict[str, str]] = json.loads(state_file.read_text())
+        except (OSError, ValueError):
+            self._state = {}
+
+    def _save(self) -> None:
+        self.state_file.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=self.state_file.parent, suffix=".tmp")
+        with os.fdopen(fd, "w") as fh:
+            json.dump(self._state, fh)
+        os.replace(tmp, self.state_file)
+
+    def tick(self) -> int:
+        height = self.chain.height()
+        sent = 0
+        for s in self.chain.sessions("challenging"):
+            for idx, c in enumerate(s["challenges"]):
+                key = f"{s['id']}/{idx}"
+                if self.operator not in c["commits"] and height < s["verdict_commit_deadline"]:
+                    sent += self._commit(s, idx, c, key)
+                elif (self.operator in c["commits"] and self.operator not in c["reveals"] and key in self._state
+                      and s["verdict_commit_deadline"] < height <= s["verdict_reveal_deadline"]):
+                    sent += self._reveal(s, idx, key)
+        return sent
+
+    def judge(self, s: dict[str, Any], c: dict[str, Any]) -> tuple[str, str]:
+        """(verdict, reason) for one challenge."""
+        hop = s["hops"][c["hop"]]
+        try:
+            endpoint = self.chain.miner(hop["miner"])["endpoint"].rstrip("/")
+            name = chain_session_name(s["id"])
+            log_doc = self.fetch_json(f"{endpoint}/sessions/{name}/log")
+            if log_doc is None:
+                return MISMATCH, "miner has no log for the session"
+            steps = sorted(log_doc["steps"], key=lambda r: int(r["step"]))
+            root, n = step_log_root(steps)
+            if root.hex() != hop["root"] or n != hop["n_steps"]:
+                return MISMATCH, "step log does not match the revealed root"
+            k = int(c["step"])
+            fetched = []
+            for rec in steps[: k + 1]:
+                data = self.fetch_step(f"{endpoint}/sessions/{name}/steps/{rec['step']}")
+                if data is None:
+                    return MISMATCH, f"step {rec['step']} not served"
+                if not self.replayer.digests_match(data, rec):
+                    return MISMATCH, f"step {rec['step']} frames do not match the logged digests"
+                fetched.append({**data, "position": rec["position"]})
+            mine = self.replayer.replay(s["model_id"], hop["start"], hop["end"], fetched)
+            theirs = self.replayer.decode_outputs(fetched[-1])
+        except NesaError as exc:
+            return MISMATCH, f"could not check: {exc}"
+        worst = max((relative_error(mine[name_], theirs.get(name_, torch.empty(0))) for name_ in mine),
+                    default=float("inf"))
+        if worst <= self.tolerance:
+            return MATCH, f"relative error {worst:.2e}"
+        return MISMATCH, f"relative error {worst:.2e} > {self.tolerance:.0e}"
+
+    def _commit(self, s: dict[str, Any], idx: int, c: dict[str, Any], key: str) -> int:
+        verdict, reason = self.judge(s, c)
+        salt = secrets.token_bytes(32)
+        self._state[key] = {"verdict": verdict, "salt": salt.hex()}
+        self._save()
+        commitment = verdict_commitment(s["id"], idx, decode_address(self.operator), verdict, salt)
+        out = self.chain.send([MsgCommitVerdict(self.operator, s["id"], idx, commitment)])
+        log.info("verdict_committed", session=s["id"], challenge=idx, verdict=verdict, reason=reason, code=out.code)
+        return 1
+
+    def _reveal(self, s: dict[str, Any], idx: int, key: str) -> int:
+        st = self._state[key]
+        out = self.chain.send([MsgRevealVerdict(self.operator, s["id"], idx, st["verdict"],
+                                                bytes.fromhex(st["salt"]))])
+        log.info("verdict_revealed", session=s["id"], challenge=idx, verdict=st["verdict"], code=out.code)
+        if out.ok:
+            del self._state[key]
+            self._save()
+        return 1

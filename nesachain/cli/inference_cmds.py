@@ -1,0 +1,99 @@
+"""`nesad tx inference …` and `nesad query inference …` (the request command is in request_cmd.py)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from nesachain.cli import request_cmd
+from nesachain.cli.common import add_client_options, emit, rpc_from, subcommands
+from nesachain.cli.inference_format import format_result
+from nesachain.cli.tx_cmds import add_tx_options, broadcast, parse_amount, resolve_address
+from nesachain.errors import ConfigError
+from nesachain.modules.inference.msgs import MsgCloseSession, MsgRegisterModel
+
+__all__ = ["register"]
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    register_tx(subcommands(sub, "tx"))
+    register_query(subcommands(sub, "query"))
+
+
+def register_tx(tsub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    inf = tsub.add_parser("inference", help="models and inference sessions")
+    isub = inf.add_subparsers(dest="inference_cmd", required=True)
+    p = isub.add_parser("register-model", help="register a sharded model (block hashes from its manifest)")
+    p.add_argument("owner", help="key that owns the model and pays the deposit")
+    p.add_argument("shard_dir", help="folder written by `nesad model shard` (holds manifest.json)")
+    p.add_argument("--model-id", help="id on chain (default: the manifest's model_id)")
+    p.add_argument("--price", required=True, help="unes per token per block")
+    p.add_argument("--deposit", required=True, help="unes locked while the model is registered")
+    add_tx_options(p)
+    p.set_defaults(func=_register_model)
+    p = isub.add_parser("close-session", help="close a session you opened, reporting the tokens generated")
+    p.add_argument("client", help="key that opened the session")
+    p.add_argument("session_id", type=int)
+    p.add_argument("tokens", type=int)
+    add_tx_options(p)
+    p.set_defaults(func=_close)
+    request_cmd.register(isub)
+
+
+def register_query(qsub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    inf = qsub.add_parser("inference", help="models and sessions")
+    isub = inf.add_subparsers(dest="inference_cmd", required=True)
+    p = isub.add_parser("models", help="registered models")
+    add_client_options(p)
+    p.set_defaults(func=lambda a: _query(a, "models", {}))
+    p = isub.add_parser("model", help="one model")
+    p.add_argument("model_id")
+    add_client_options(p)
+    p.set_defaults(func=lambda a: _query(a, "model", {"model_id": a.model_id}))
+    p = isub.add_parser("session", help="one session: route, commitments, challenges, verdicts, payments")
+    p.add_argument("session_id", type=int)
+    add_client_options(p)
+    p.set_defaults(func=lambda a: _query(a, "session", {"session_id": a.session_id}))
+    p = isub.add_parser("sessions", help="sessions, oldest first")
+    p.add_argument("--limit", type=int, default=100)
+    p.add_argument("--offset", type=int, default=0)
+    add_client_options(p)
+    p.set_defaults(func=lambda a: _query(a, "sessions", {"limit": a.limit, "offset": a.offset}))
+    p = isub.add_parser("params", help="inference params")
+    add_client_options(p)
+    p.set_defaults(func=lambda a: _query(a, "params", {}))
+
+
+def _query(args: argparse.Namespace, name: str, data: dict[str, Any]) -> int:
+    res = rpc_from(args).abci_query(f"inference/{name}", data).json()
+    emit(args, res, format_result(name, res))
+    return 0
+
+
+def _register_model(args: argparse.Namespace) -> int:
+    path = Path(args.shard_dir) / "manifest.json"
+    try:
+        manifest = json.loads(path.read_text())
+        hashes = [b["sha256"] for b in sorted(manifest["blocks"], key=lambda b: b["index"])]
+        model_id = args.model_id or manifest["model_id"]
+        arch = manifest.get("architecture") or "unknown"
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ConfigError(f"cannot read a shard manifest at {path}: {exc}") from None
+    owner = resolve_address(args, args.owner)
+    msg = MsgRegisterModel(owner, model_id, arch, len(hashes), hashes, parse_price(args.price),
+                           parse_amount(args.deposit))
+    return broadcast(args, args.owner, [msg])
+
+
+def parse_price(text: str) -> int:
+    digits = text.removesuffix("unes")
+    if not digits.isdigit():
+        raise ConfigError(f"price {text!r} must be a whole number of unes")
+    return int(digits)
+
+
+def _close(args: argparse.Namespace) -> int:
+    client = resolve_address(args, args.client)
+    return broadcast(args, args.client, [MsgCloseSession(client, args.session_id, args.tokens)])

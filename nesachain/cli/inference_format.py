@@ -1,0 +1,36 @@
+"""Text forms of inference query results (sessions with their commitments, challenges, payments)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+__all__ = ["format_result", "format_session"]
+
+
+def format_result(name: str, res: dict[str, Any]) -> str:
+    if name == "session":
+        return format_session(res)
+    if name == "sessions":
+        return "\n".join(f"{s['id']}\t{s['status']}\t{s['model_id']}\ttokens {s['tokens']}\tpaid {s['paid']}"
+                         for s in res["sessions"]) or "(no sessions)"
+    if name == "models":
+        return "\n".join(f"{m['model_id']}\t{m['architecture']}\t{m['n_blocks']} blocks\t{m['price']}unes/token/block"
+                         for m in res["models"]) or "(no models)"
+    return json.dumps(res, indent=2, sort_keys=True)
+
+
+def format_session(s: dict[str, Any]) -> str:
+    lines = [f"session {s['id']}: {s['status']}  model {s['model_id']}  client {s['client']}",
+             f"  tokens {s['tokens']}/{s['max_tokens']}  escrow {s['escrow']}unes  paid {s['paid']}unes  "
+             f"fee {s['fee']}unes  refund {s['refund']}unes"]
+    for h in s["hops"]:
+        state = "revealed" if h["revealed"] else ("committed" if h["commitment"] else "no commitment")
+        failed = f"  FAILED: {h['failed']}" if h["failed"] else ""
+        lines.append(f"  blocks [{h['start']},{h['end']}) {h['miner']}  {state}  steps {h['n_steps']}  "
+                     f"paid {h['paid']}unes{failed}")
+    for i, c in enumerate(s["challenges"]):
+        lines.append(f"  challenge {i}: miner {c['miner']} step {c['step']}  verdicts {len(c['reveals'])}/"
+                     f"{len(c['commits'])} revealed  outcome {c['outcome'] or 'pending'}  "
+                     f"(match {c['match_power']}, mismatch {c['mismatch_power']})")
+    return "\n".join(lines)

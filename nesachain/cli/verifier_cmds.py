@@ -1,0 +1,104 @@
+"""`nesad verifier start`: a validator's verifier, re-executing challenged steps (see agents/verifier.py)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import msgpack
+import structlog
+
+from nesachain.cli.common import add_client_options, add_keyring_options, keyring_from, rpc_from
+from nesachain.errors import ConfigError, NesaError
+
+__all__ = ["parse_shards", "register"]
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    v = sub.add_parser("verifier", help="re-execute sampled shard steps and vote on them (validators)")
+    vsub = v.add_subparsers(dest="verifier_cmd", required=True)
+    p = vsub.add_parser("start", help="run the verifier until SIGINT/SIGTERM")
+    p.add_argument("key", help="the validator's operator key (signs verdicts)")
+    p.add_argument("--shards", action="append", default=[], metavar="MODEL_ID=DIR",
+                   help="this verifier's own shard folder of a model (repeatable)")
+    p.add_argument("--state-file", help="where verdict salts are kept (default: HOME/verifier-<key>.json)")
+    p.add_argument("--poll", type=float, default=1.0, help="seconds between passes over the chain")
+    p.add_argument("--tolerance", type=float, default=2e-3, help="relative L2 error still judged a match")
+    add_client_options(p)
+    add_keyring_options(p)
+    p.set_defaults(func=_start)
+
+
+def parse_shards(items: list[str]) -> dict[str, Path]:
+    out: dict[str, Path] = {}
+    for item in items:
+        model_id, sep, folder = item.partition("=")
+        if not sep or not model_id or not (Path(folder) / "manifest.json").is_file():
+            raise ConfigError(f"--shards {item!r} must be MODEL_ID=DIR with DIR/manifest.json")
+        out[model_id] = Path(folder)
+    return out
+
+
+def fetch_json(url: str) -> Any:
+    from nesachain.agents.results import fetch_json as fetch
+
+    return fetch(url)
+
+
+def fetch_step(url: str) -> dict[str, Any] | None:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as resp:
+            data = msgpack.unpackb(resp.read(), raw=False)
+    except urllib.error.HTTPError as exc:
+        if exc.code == 404:
+            return None
+        raise NesaError(f"{url}: HTTP {exc.code}") from None
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        raise NesaError(f"{url}: {exc}") from None
+    if not isinstance(data, dict) or not isinstance(data.get("in"), dict) or not isinstance(data.get("out"), dict):
+        raise NesaError(f"{url} did not answer step frames")
+    return data
+
+
+def _start(args: argparse.Namespace) -> int:
+    from nesachain.agents.chain_view import ChainView
+    from nesachain.agents.replay import ShardReplayer
+    from nesachain.agents.verifier import Verifier
+    from nesachain.logging import configure
+
+    configure()
+    log = structlog.get_logger("nesachain.verifier")
+    rpc = rpc_from(args)
+    chain = ChainView(rpc, keyring_from(args).signing_key(args.key))
+
+    def chain_hashes(model_id: str) -> list[str]:
+        hashes: list[str] = rpc.abci_query("inference/model", {"model_id": model_id}).json()["block_hashes"]
+        return hashes
+
+    state = Path(args.state_file) if args.state_file else Path(args.home) / f"verifier-{args.key}.json"
+    verifier = Verifier(chain, ShardReplayer(parse_shards(args.shards), chain_hashes), state,
+                        fetch_json, fetch_step, args.tolerance)
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        log.info("verifier_start", operator=verifier.operator)
+        while not stop.is_set():
+            try:
+                await asyncio.to_thread(verifier.tick)
+            except NesaError as exc:
+                log.warning("verifier_pass_failed", error=str(exc))
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=args.poll)
+            except TimeoutError:
+                pass
+
+    asyncio.run(run())
+    return 0

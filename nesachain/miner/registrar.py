@@ -1,0 +1,77 @@
+"""The chain side of `nesad miner start`: a ``MinerRegistrar`` for the shard server.
+
+When the server listens, ``register`` checks that the shards it loaded are the ones registered on
+chain (block by block sha256) and refuses to start otherwise; then it runs, beside the server,
+the chain agent (registration, heartbeats) and the result agent (commit–reveal of each session's
+step-log root). ``deregister`` stops both.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from nesachain.agents.chain_view import ChainView
+from nesachain.agents.results import ResultAgent
+from nesachain.client.keyring import Keyring
+from nesachain.client.rpc import CometRPC
+from nesachain.errors import NesaError
+from nesachain.miner.chain_agent import MinerSpec, run_chain_agent
+
+__all__ = ["ChainRegistrar"]
+
+log = structlog.get_logger("nesachain.miner")
+
+
+class ChainRegistrar:
+    def __init__(self, rpc_url: str, keyring: Keyring, owner: str, miner: str, model_id: str, bond: int,
+                 memory_mb: int, state_file: Path, poll_s: float = 1.0) -> None:
+        self.rpc_url, self.keyring, self.owner, self.miner = rpc_url, keyring, owner, miner
+        self.model_id, self.bond, self.memory_mb = model_id, bond, memory_mb
+        self.state_file, self.poll_s = state_file, poll_s
+        self._stop = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def check_hashes(self, rpc: CometRPC, info: dict[str, Any]) -> None:
+        start, end = info["blocks"]
+        model = rpc.abci_query("inference/model", {"model_id": self.model_id}).json()
+        registered = model["block_hashes"][start:end]
+        if registered != info["block_hashes"]:
+            bad = [start + i for i, (a, b) in enumerate(zip(registered, info["block_hashes"], strict=False)) if a != b]
+            raise NesaError(f"shards differ from {self.model_id}'s hashes on chain (blocks {bad or 'count'}): "
+                            f"refusing to serve")
+
+    async def register(self, info: dict[str, Any]) -> None:
+        rpc = CometRPC(self.rpc_url)
+        await asyncio.to_thread(self.check_hashes, rpc, info)
+        start, end = info["blocks"]
+        endpoint = str(info["url"]).removeprefix("http://")
+        per_block = float(info["throughput_tokens_per_s_per_block"])
+        spec = MinerSpec(self.model_id, endpoint, self.bond, self.memory_mb, max(1, int(per_block * 1000)),
+                         blocks=(start, end))
+        self._tasks.append(asyncio.create_task(
+            run_chain_agent(self.rpc_url, self.keyring, self.owner, self.miner, spec, stop=self._stop)))
+        chain = ChainView(rpc, self.keyring.signing_key(self.owner))
+        miner_address = self.keyring.show(self.miner).address
+        agent = ResultAgent(chain, miner_address, str(info["url"]), self.state_file)
+        self._tasks.append(asyncio.create_task(self._results(agent)))
+        log.info("miner_on_chain", miner=miner_address, model=self.model_id, blocks=[start, end])
+
+    async def _results(self, agent: ResultAgent) -> None:
+        while not self._stop.is_set():
+            try:
+                await asyncio.to_thread(agent.tick)
+            except NesaError as exc:
+                log.warning("result_agent_pass_failed", error=str(exc))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), timeout=self.poll_s)
+
+    async def deregister(self, info: dict[str, Any]) -> None:
+        self._stop.set()
+        for task in self._tasks:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(task, timeout=10)

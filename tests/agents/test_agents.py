@@ -1,0 +1,132 @@
+"""Result and verifier agents against a fake chain view: what they commit, reveal and judge."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from nacl.signing import SigningKey
+
+from nesachain.agents.results import ResultAgent, step_log_root
+from nesachain.agents.verifier import Verifier
+from nesachain.client.txs import TxOutcome, account_of
+from nesachain.modules.inference.msgs import MsgCommitResult, MsgCommitVerdict, MsgRevealResult, MsgRevealVerdict
+from nesachain.modules.inference.types import result_commitment, verdict_commitment
+from nesachain.types.address import decode_address, encode_address
+
+MINER = encode_address(b"\x31" * 20)
+STEPS = [{"step": i, "position": i, "in_digest": hashlib.sha256(b"i%d" % i).hexdigest(),
+          "out_digest": hashlib.sha256(b"o%d" % i).hexdigest()} for i in range(4)]
+
+
+@dataclass
+class FakeChain:
+    key: SigningKey
+    sessions_: list[dict[str, Any]]
+    h: int = 10
+    sent: list[Any] = field(default_factory=list)
+
+    def sessions(self, status: str | None = None):
+        return [s for s in self.sessions_ if status is None or s["status"] == status]
+
+    def height(self) -> int:
+        return self.h
+
+    def miner(self, address: str) -> dict[str, Any]:
+        return {"endpoint": "http://miner"}
+
+    def send(self, msgs):
+        self.sent.extend(msgs)
+        return TxOutcome("H", self.h, 0, "", "", "deliver")
+
+
+def session(status: str, **over: Any) -> dict[str, Any]:
+    hop = {"miner": MINER, "start": 0, "end": 2, "commitment": "", "root": "", "n_steps": 0, "revealed": False}
+    s = {"id": 7, "status": status, "tokens": 4, "model_id": "toy", "hops": [hop], "challenges": [],
+         "verdict_commit_deadline": 20, "verdict_reveal_deadline": 30}
+    s.update(over)
+    return s
+
+
+def test_result_agent_commits_root_then_reveals_what_it_committed(tmp_path):
+    chain = FakeChain(SigningKey(b"\x05" * 32), [session("committing")])
+    agent = ResultAgent(chain, MINER, "http://miner", tmp_path / "s.json",  # type: ignore[arg-type]
+                        fetch=lambda url: {"steps": STEPS})
+    assert agent.tick() == 1
+    commit = chain.sent[0]
+    assert isinstance(commit, MsgCommitResult)
+    chain.sessions_[0]["hops"][0]["commitment"] = commit.commitment.hex()
+    # a restarted agent still knows the salt
+    agent2 = ResultAgent(chain, MINER, "http://miner", tmp_path / "s.json",  # type: ignore[arg-type]
+                         fetch=lambda url: {"steps": STEPS})
+    assert agent2.tick() == 1
+    reveal = chain.sent[1]
+    assert isinstance(reveal, MsgRevealResult)
+    root, n = step_log_root(STEPS)
+    assert (reveal.root, reveal.n_steps) == (root, 4)
+    assert result_commitment(7, decode_address(MINER), reveal.root, reveal.salt) == commit.commitment
+
+
+class FakeReplayer:
+    def __init__(self, out: torch.Tensor, digests_ok: bool = True) -> None:
+        self.out, self.ok = out, digests_ok
+
+    def replay(self, model_id, start, end, steps):
+        return {"hidden": self.out}
+
+    def decode_outputs(self, step):
+        return {"hidden": step["theirs"]}
+
+    def digests_match(self, step, logged):
+        return self.ok
+
+
+def challenged(root: bytes) -> dict[str, Any]:
+    s = session("challenging", challenges=[{"hop": 0, "step": 2, "commits": {}, "reveals": {}, "outcome": ""}])
+    s["hops"][0].update(root=root.hex(), n_steps=4, revealed=True)
+    return s
+
+
+def verifier(tmp_path, chain, theirs, mine, *, serve=True, ok=True, log=True):
+    return Verifier(chain, FakeReplayer(mine, ok), tmp_path / "v.json",  # type: ignore[arg-type]
+                    fetch_json=lambda url: {"steps": STEPS} if log else None,
+                    fetch_step=lambda url: {"in": {}, "out": {}, "theirs": theirs} if serve else None)
+
+
+def test_verifier_match_within_tolerance_and_commit_then_reveal(tmp_path):
+    root, _ = step_log_root(STEPS)
+    chain = FakeChain(SigningKey(b"\x06" * 32), [challenged(root)])
+    x = torch.randn(1, 1, 64, generator=torch.Generator().manual_seed(0))
+    v = verifier(tmp_path, chain, x, x * (1 + 1e-6))
+    assert v.tick() == 1 and isinstance(chain.sent[0], MsgCommitVerdict)
+    op = account_of(chain.key)
+    assert chain.sent[0].commitment != b""
+    chain.sessions_[0]["challenges"][0]["commits"][op] = chain.sent[0].commitment.hex()
+    assert v.tick() == 0  # still in the commit window: nothing to reveal yet
+    chain.h = 21
+    assert v.tick() == 1
+    reveal = chain.sent[1]
+    assert isinstance(reveal, MsgRevealVerdict) and reveal.verdict == "match"
+    assert verdict_commitment(7, 0, decode_address(op), "match", reveal.salt) == chain.sent[0].commitment
+
+
+def test_verifier_flags_perturbed_unserved_and_inconsistent_data(tmp_path):
+    root, _ = step_log_root(STEPS)
+    x = torch.randn(1, 1, 576, generator=torch.Generator().manual_seed(1))
+    noisy = x * (1 + 0.01 * torch.randn(x.shape, generator=torch.Generator().manual_seed(2)))
+    cases = [
+        (dict(theirs=noisy, mine=x), "relative error"),
+        (dict(theirs=x, mine=x, serve=False), "not served"),
+        (dict(theirs=x, mine=x, ok=False), "do not match the logged digests"),
+        (dict(theirs=x, mine=x, log=False), "no log"),
+    ]
+    for kwargs, reason in cases:
+        chain = FakeChain(SigningKey(b"\x06" * 32), [challenged(root)])
+        v = verifier(tmp_path, chain, **kwargs)
+        verdict, why = v.judge(chain.sessions_[0], chain.sessions_[0]["challenges"][0])
+        assert verdict == "mismatch" and reason in why, (kwargs.keys(), why)
+    chain = FakeChain(SigningKey(b"\x06" * 32), [challenged(b"\x00" * 32)])  # revealed root differs from the log
+    verdict, why = verifier(tmp_path, chain, x, x).judge(chain.sessions_[0], chain.sessions_[0]["challenges"][0])
+    assert verdict == "mismatch" and "revealed root" in why
