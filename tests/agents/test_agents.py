@@ -64,7 +64,7 @@ def test_result_agent_commits_root_then_reveals_what_it_committed(tmp_path):
     assert agent2.tick() == 1
     reveal = chain.sent[1]
     assert isinstance(reveal, MsgRevealResult)
-    root, n = step_log_root(STEPS)
+    root, _ = step_log_root(STEPS)
     assert (reveal.root, reveal.n_steps) == (root, 4)
     assert result_commitment(7, decode_address(MINER), reveal.root, reveal.salt) == commit.commitment
 
