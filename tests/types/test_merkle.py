@@ -26,4 +26,4 @@ def test_merkle_tampering_fails():
     proof = merkle_proof(ls, 3)
     assert not verify_proof(root, ls[4], proof)
     assert not verify_proof(root, leaf_hash(3, b"x" * 32, b"y" * 32), proof)
-    assert merkle_root(ls[:6] + [ls[6][::-1]]) != root
+    assert merkle_root([*ls[:6], ls[6][::-1]]) != root
