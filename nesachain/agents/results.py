@@ -28,14 +28,20 @@ from nesachain.modules.inference.types import result_commitment
 from nesachain.types.address import decode_address
 from nesachain.types.merkle import leaf_hash, merkle_root
 
-__all__ = ["ResultAgent", "chain_session_name", "step_log_leaves", "step_log_root"]
+__all__ = ["ResultAgent", "chain_session_base", "chain_session_name", "step_log_leaves", "step_log_root"]
 
 log = structlog.get_logger("nesachain.results")
 
 
-def chain_session_name(session_id: int) -> str:
-    """The name a client uses for chain session ``session_id`` when it opens sessions on miners."""
+def chain_session_base(session_id: int) -> str:
+    """The session base a client uses on miners for chain session ``session_id``."""
     return f"chain-{session_id}"
+
+
+def chain_session_name(session_id: int, hop: int) -> str:
+    """The session hop ``hop`` of chain session ``session_id`` has on its miner (the client
+    pipeline names them base-hop-failovers; an alternate taking over is not on the chain route)."""
+    return f"{chain_session_base(session_id)}-{hop}-0"
 
 
 def step_log_leaves(steps: list[dict[str, Any]]) -> list[bytes]:
@@ -90,20 +96,21 @@ class ResultAgent:
         """One pass over sessions awaiting this miner's commitment or reveal; returns txs sent."""
         sent = 0
         for s in self.chain.sessions("committing"):
-            hop = next((h for h in s["hops"] if h["miner"] == self.miner), None)
-            if hop is None or hop["revealed"]:
+            index = next((i for i, h in enumerate(s["hops"]) if h["miner"] == self.miner), None)
+            if index is None or s["hops"][index]["revealed"]:
                 continue
+            hop = s["hops"][index]
             key = str(s["id"])
             if not hop["commitment"]:
-                sent += self._commit(s, key)
+                sent += self._commit(s, index, key)
             elif key in self._state:
                 sent += self._reveal(s, key)
         return sent
 
-    def _commit(self, s: dict[str, Any], key: str) -> int:
+    def _commit(self, s: dict[str, Any], hop: int, key: str) -> int:
         if s["tokens"] == 0:
             return 0
-        log_doc = self.fetch(f"{self.miner_url}/sessions/{chain_session_name(s['id'])}/log")
+        log_doc = self.fetch(f"{self.miner_url}/sessions/{chain_session_name(s['id'], hop)}/log")
         steps = [] if log_doc is None else log_doc["steps"]
         root, n = step_log_root(steps)
         salt = secrets.token_bytes(32)

@@ -102,7 +102,7 @@ class Verifier:
         hop = s["hops"][c["hop"]]
         try:
             endpoint = self.chain.miner(hop["miner"])["endpoint"].rstrip("/")
-            name = chain_session_name(s["id"])
+            name = chain_session_name(s["id"], int(c["hop"]))
             log_doc = self.fetch_json(f"{endpoint}/sessions/{name}/log")
             if log_doc is None:
                 return MISMATCH, "miner has no log for the session"

@@ -82,7 +82,7 @@ def _ws(endpoint: str) -> str:
 
 
 def _request(args: argparse.Namespace) -> int:
-    from nesachain.agents.results import chain_session_name
+    from nesachain.agents.results import chain_session_base
     from nesachain.shard_exec.client import DecoderClient, GenerationStats, Sampling, load_tokenizer
     from nesachain.shard_exec.client.route import Hop as ExecHop
     from nesachain.shard_exec.client.route import Route as ExecRoute
@@ -120,7 +120,7 @@ def _request(args: argparse.Namespace) -> int:
             [{"role": "user", "content": args.prompt}], tokenize=False, add_generation_prompt=True)
         ids = tok(text, add_special_tokens=False, return_tensors="pt").input_ids
         async for t in client.generate(exec_route, ids, args.max_tokens, Sampling(), stop_at_eos=True, stats=stats,
-                                       session_name=chain_session_name(sid)):
+                                       session_base=chain_session_base(sid)):
             tokens.append(t)
             if t != client.head.eos_token_id and args.output == "text":
                 print(tok.decode([t]), end="", flush=True)

@@ -15,10 +15,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
 
+from nesachain.cli.common import add_keyring_options
 from nesachain.errors import NesaError
 
 __all__ = ["register"]
@@ -52,6 +54,14 @@ def register(subparsers: Any) -> None:
     p.add_argument("--max-sessions", type=int, default=256)
     p.add_argument("--session-timeout", type=float, default=300.0, help="idle seconds before a session closes")
     p.add_argument("--max-tensor-mb", type=float, default=64.0, help="largest tensor accepted")
+    chain = p.add_argument_group("on chain (omit --owner to serve off chain)")
+    chain.add_argument("--owner", help="key that bonds the miner and signs its txs (enables the chain side)")
+    chain.add_argument("--miner-key", help="the miner's own key (distinct from the owner's)")
+    chain.add_argument("--model-id", help="model id on chain (default: the manifest's)")
+    chain.add_argument("--bond", default="1000000", help="unes to bond (default 1000000)")
+    chain.add_argument("--node", default=os.environ.get("NESAD_NODE", "http://127.0.0.1:26657"))
+    chain.add_argument("--state-file", help="where result salts are kept (default: HOME/miner-<key>.json)")
+    add_keyring_options(chain)
     p.set_defaults(func=miner_start)
     p = nsub.add_parser("info", help="print a miner's /info")
     p.add_argument("url", help="host:port or http://host:port")
@@ -160,11 +170,26 @@ def miner_start(args: argparse.Namespace) -> int:
                   f"param_mib={info['param_bytes'] / 2**20:.1f} rss_mib={info['rss_bytes'] / 2**20:.1f}",
                   flush=True)
 
-        # issue 5: pass a chain registrar here (MinerRegistrar); NullRegistrar registers nowhere
-        asyncio.run(serve_forever(cfg, ready, registrar=None))
+        asyncio.run(serve_forever(cfg, ready, registrar=_chain_registrar(args, manifest)))
     except NesaError as exc:
         return _fail(str(exc))
     return 0
+
+
+def _chain_registrar(args: argparse.Namespace, manifest: dict[str, Any]) -> Any:
+    """The chain side of a miner (registration, heartbeats, result commitments), or None off chain."""
+    if args.owner is None:
+        return None
+    if args.miner_key is None:
+        raise NesaError("--owner needs --miner-key (the miner's own key, distinct from the owner's)")
+    from nesachain.cli.common import keyring_from
+    from nesachain.cli.tx_cmds import parse_amount
+    from nesachain.miner.registrar import ChainRegistrar
+
+    state = Path(args.state_file) if args.state_file else Path(args.home) / f"miner-{args.miner_key}.json"
+    return ChainRegistrar(args.node, keyring_from(args), args.owner, args.miner_key,
+                          args.model_id or manifest["model_id"], parse_amount(args.bond),
+                          int(args.memory_budget_mb), state)
 
 
 def miner_info(args: argparse.Namespace) -> int:

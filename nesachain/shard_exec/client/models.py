@@ -68,9 +68,10 @@ class DecoderClient:
             raise ManifestError(f"{manifest['model_id']} is not a decoder")
         return cls(head, manifest["n_blocks"])
 
-    async def open(self, route: Route, max_length: int, timeout: float = 30.0) -> RemotePipeline:
+    async def open(self, route: Route, max_length: int, timeout: float = 30.0,
+                   session_base: str | None = None) -> RemotePipeline:
         route.validate(self.n_blocks)
-        return await RemotePipeline.create(route, max_length, 1, timeout)
+        return await RemotePipeline.create(route, max_length, 1, timeout, session_base)
 
     async def hidden(self, pipe: RemotePipeline, ids: torch.Tensor, position: int) -> torch.Tensor:
         """Run (B, T) ids at ``position`` through the route; (B, T, C) output of the last layer."""
@@ -79,11 +80,12 @@ class DecoderClient:
 
     async def generate(self, route: Route, ids: torch.Tensor, max_new_tokens: int,
                        sampling: Sampling = Sampling(), stop_at_eos: bool = False,  # noqa: B008
-                       stats: GenerationStats | None = None, timeout: float = 30.0) -> AsyncIterator[int]:
+                       stats: GenerationStats | None = None, timeout: float = 30.0,
+                       session_base: str | None = None) -> AsyncIterator[int]:
         """Stream new token ids for a (1, T) prompt."""
         stats = stats if stats is not None else GenerationStats()
         t0 = time.perf_counter()
-        pipe = await self.open(route, ids.shape[1] + max_new_tokens, timeout)
+        pipe = await self.open(route, ids.shape[1] + max_new_tokens, timeout, session_base)
         gen = sampling.generator()
         try:
             position = ids.shape[1]

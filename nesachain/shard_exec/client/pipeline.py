@@ -64,9 +64,11 @@ class _HopState:
 class RemotePipeline:
     """A session over a route. Use ``await RemotePipeline.create(route, max_length)`` and ``close()``."""
 
-    def __init__(self, route: Route, max_length: int, batch: int = 1, timeout: float = 30.0) -> None:
+    def __init__(self, route: Route, max_length: int, batch: int = 1, timeout: float = 30.0,
+                 session_base: str | None = None) -> None:
         self.route, self.max_length, self.batch, self.timeout = route, max_length, batch, timeout
-        self.base_id = uuid.uuid4().hex[:16]
+        # miners name hop i's session f"{base_id}-{i}-{failovers}"; a chain session passes its own base
+        self.base_id = session_base or uuid.uuid4().hex[:16]
         self._hops = [_HopState([h.url, *h.alternates]) for h in route.hops]
         self._http: aiohttp.ClientSession | None = None
         self.step = 0
@@ -76,8 +78,9 @@ class RemotePipeline:
         self.bytes_per_step: list[int] = []  # activation bytes of the last step, per hop input + final output
 
     @classmethod
-    async def create(cls, route: Route, max_length: int, batch: int = 1, timeout: float = 30.0) -> RemotePipeline:
-        pipe = cls(route, max_length, batch, timeout)
+    async def create(cls, route: Route, max_length: int, batch: int = 1, timeout: float = 30.0,
+                     session_base: str | None = None) -> RemotePipeline:
+        pipe = cls(route, max_length, batch, timeout, session_base)
         pipe._http = aiohttp.ClientSession()
         try:
             for i in range(len(pipe._hops)):

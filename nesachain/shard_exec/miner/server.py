@@ -176,7 +176,9 @@ class MinerServer:
         rec = next((r for r in records if str(r.step) == n), None)
         if rec is None or rec.in_frames is None:
             return web.json_response({"code": "not_retained", "message": "step unknown or expired"}, status=404)
-        body = encode_message({"op": "frames", "step": rec.step, "in": rec.in_frames, "out": rec.out_frames})
+        body = encode_message({"op": "frames", "step": rec.step, "position": rec.position, "in": rec.in_frames,
+                               "in_values": rec.in_values or {}, "out": rec.out_frames,
+                               "out_values": rec.out_values or {}})
         return web.Response(body=body, content_type="application/msgpack")
 
     # -- WebSocket -----------------------------------------------------------------------------------
@@ -284,7 +286,8 @@ class MinerServer:
         sess.last_used = time.monotonic()
         self.steps_served += 1
         self.table.record(sess, StepRecord(step, position, n_tokens, step_digest(frames, values),
-                                           step_digest(out_frames, out_v), time.time(), frames, out_frames, out_v))
+                                           step_digest(out_frames, out_v), time.time(), frames, out_frames, out_v,
+                                           values))
         pushed = await self._push(req, step, position, out_frames, out_v)
         reply = {"op": "result", "session": sess.sid, "step": step, "tensors": out_frames, "values": out_v,
                  "pushed": pushed, "compute_ms": compute_ms}

@@ -33,6 +33,7 @@ class StepRecord:
     in_frames: dict[str, bytes] | None = None
     out_frames: dict[str, bytes] | None = None
     out_values: dict[str, Any] | None = None
+    in_values: dict[str, Any] | None = None  # kept with the frames: a verifier replays frames and values
 
     @property
     def frame_bytes(self) -> int:
@@ -149,6 +150,7 @@ class SessionTable:
         if rec.in_frames is not None:
             self._retained_bytes -= rec.frame_bytes
             rec.in_frames = rec.out_frames = None
+            rec.in_values = rec.out_values = None
 
     def log_of(self, sid: str) -> list[StepRecord] | None:
         if sid in self.open:
