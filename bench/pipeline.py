@@ -1,0 +1,191 @@
+"""SmolLM2-135M through 3 miners on loopback against single-process local generation.
+
+    .venv/bin/python bench/pipeline.py [--threads 1] [--new-tokens 64] [--prompt-tokens 16] [--runs 3]
+
+Local: the whole model in this process with its own KV cache (``reference.local_generate``). Remote: the
+model sharded into 3 blocks, one miner process per block on 127.0.0.1 (each with the same torch thread
+count), the client keeping embeddings and head. Same dtype (fp32), batch 1, greedy, 16-token prompt,
+64 new tokens. Reported: time to first token, decode tokens/s (tokens after the first over the time
+after the first), the remote/local ratio, per-hop overhead = (remote decode step − local decode step) / 3,
+and activation bytes per decode step for each compression scheme; plus memory of a miner against a
+process holding the whole model. Medians over ``--runs`` after one warm-up. Not a test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+PROMPT = ("<|im_start|>user\nExplain in a few sentences why the sky is blue and why sunsets are red, "
+          "for a curious child.<|im_end|>\n<|im_start|>assistant\n")
+
+
+def start_miners(shard_dir: Path, ranges: list[str], threads: int) -> list[tuple[subprocess.Popen[str], str]]:
+    env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", OMP_NUM_THREADS=str(threads))
+    procs = []
+    for rng in ranges:
+        cmd = [sys.executable, "-m", "nesachain.cli.shard_cmds", "miner", "start", "--model", str(shard_dir),
+               "--blocks", rng, "--port", "0", "--threads", str(threads)]
+        procs.append(subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env,
+                                      cwd=str(REPO)))
+    out = []
+    for p in procs:
+        assert p.stdout is not None
+        line = p.stdout.readline()  # blocks until the miner prints its URL (or exits)
+        if not line.startswith("miner listening"):
+            raise SystemExit(f"miner failed to start: {line!r}")
+        url = dict(f.split("=", 1) for f in line.split()[2:])["url"]
+        out.append((p, url.removeprefix("ws://").removesuffix("/ws")))
+    return out
+
+
+def info(addr: str) -> dict[str, Any]:
+    with urllib.request.urlopen(f"http://{addr}/info", timeout=10) as resp:
+        return json.loads(resp.read())  # type: ignore[no-any-return]
+
+
+def whole_model_rss(threads: int) -> tuple[float, float]:
+    """(RSS MiB of a process that imported torch+transformers only, RSS MiB after loading and running the model)."""
+    code = f"""
+import torch; torch.set_num_threads({threads})
+def rss(): return int([l for l in open('/proc/self/status') if l.startswith('VmRSS')][0].split()[1]) / 1024
+import transformers
+from transformers import LlamaForCausalLM
+base = rss()
+from nesachain.models import load_smollm2
+from nesachain.shard_exec.reference import local_generate
+m, tok = load_smollm2()
+local_generate(m, torch.tensor([[1, 2, 3, 4]]), 8)
+print(base, rss())
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=str(REPO),
+                         env=dict(os.environ, HF_HUB_OFFLINE="1"))
+    base, full = out.stdout.split()[-2:]
+    return float(base), float(full)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--new-tokens", type=int, default=64)
+    ap.add_argument("--prompt-tokens", type=int, default=16)
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--out", type=Path, default=REPO / ".cache" / "bench" / "pipeline.json")
+    args = ap.parse_args()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    torch.set_num_threads(args.threads)
+
+    from nesachain.models import load_smollm2
+    from nesachain.shard_exec.client import DecoderClient, GenerationStats, parse_route
+    from nesachain.shard_exec.reference import local_generate
+    from nesachain.shard_exec.shard_files import write_shards
+    from nesachain.shard_exec.sources import Source
+    from nesachain.shard_exec.wire import available_schemes
+
+    model, tok = load_smollm2()
+    ids = tok(PROMPT, add_special_tokens=False, return_tensors="pt").input_ids[:, : args.prompt_tokens]
+    n = args.new_tokens
+    shard_dir = Path(tempfile.mkdtemp(prefix="nesa-bench-"))
+    write_shards(Source("smollm2-135m", model, tok), shard_dir, 3)
+
+    miners = start_miners(shard_dir, ["0:1", "1:2", "2:3"], args.threads)
+    results: dict[str, Any] = {"threads": args.threads, "prompt_tokens": int(ids.shape[1]), "new_tokens": n,
+                               "remote": {}, "load_average": os.getloadavg()}
+    try:
+        hop = ",".join(f"{addr}@{i}:{i + 1}" for i, (_, addr) in enumerate(miners))
+        client = DecoderClient.from_shard_dir(shard_dir)
+        configs = [("none", "none", True), ("none (relay, no push)", "none", False)]
+        configs += [(s, s, True) for s in ("fp16", "blockwise8", "mixed8") if s in available_schemes()]
+
+        async def gen(route: Any, k: int, stats: GenerationStats) -> list[int]:
+            return [t async for t in client.generate(route, ids, k, stats=stats)]
+
+        routes = {label: parse_route(hop, scheme=scheme, push=push) for label, scheme, push in configs}
+        local_generate(model, ids, 8)  # warm-up
+        for route in routes.values():
+            asyncio.run(gen(route, 8, GenerationStats()))
+        # interleave local and remote runs so that load from other processes hits all of them alike
+        local_runs: list[tuple[list[int], float, float]] = []
+        measured: dict[str, list[tuple[GenerationStats, list[int]]]] = {label: [] for label in routes}
+        for r in range(args.runs):
+            local_runs.append(local_generate(model, ids, n))
+            for label, route in routes.items():
+                stats = GenerationStats()
+                measured[label].append((stats, asyncio.run(gen(route, n, stats))))
+            print(f"run {r + 1}/{args.runs} done", file=sys.stderr)
+        ref_tokens = local_runs[0][0]
+        local_ttft = statistics.median(x[1] for x in local_runs)
+        local_decode = statistics.median((n - 1) / (x[2] - x[1]) for x in local_runs)
+        results["local"] = {"ttft_ms": local_ttft * 1000, "tokens_per_s": local_decode}
+        for label, runs in measured.items():
+            ttft = statistics.median(s.ttft_s for s, _ in runs)
+            tps = statistics.median(s.tokens_per_s for s, _ in runs)
+            st = runs[0][0]
+            step_ms = 1000 / tps
+            compute = statistics.mean(sum(c) for s, _ in runs for c in s.compute_ms)
+            nb = len(st.bytes_per_step[0])
+            bytes_step = [statistics.mean(b[i] for b in st.bytes_per_step) for i in range(nb)]
+            results["remote"][label] = {
+                "ttft_ms": ttft * 1000, "tokens_per_s": tps, "ratio": tps / local_decode,
+                "per_hop_overhead_ms": (step_ms - 1000 / local_decode) / 3,
+                "miner_compute_ms_per_step": compute, "bytes_per_boundary": bytes_step,
+                "bytes_per_step": sum(bytes_step), "same_tokens_as_local": runs[0][1] == ref_tokens,
+            }
+        infos = [info(addr) for _, addr in miners]
+    finally:
+        for p, _ in miners:
+            os.kill(p.pid, signal.SIGTERM)
+        for p, _ in miners:
+            p.wait(timeout=30)
+    base, full = whole_model_rss(args.threads)
+    whole_params = sum(p.numel() * p.element_size() for p in model.parameters()) / 2**20
+    results["memory"] = {"import_baseline_rss_mib": base, "whole_model_rss_mib": full, "whole_params_mib": whole_params,
+                         "miners": [{"blocks": i["blocks"], "param_mib": i["param_bytes"] / 2**20,
+                                     "rss_mib": i["rss_bytes"] / 2**20,
+                                     "tokens_per_s_at_start": i["throughput_tokens_per_s"]} for i in infos]}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=1))
+    report(results)
+
+
+def report(r: dict[str, Any]) -> None:
+    loc = r["local"]
+    print(f"load average during the run: {' / '.join(f'{x:.2f}' for x in r['load_average'])}\n")
+    print(f"### SmolLM2-135M, 3 miners on loopback vs local (fp32, batch 1, {r['prompt_tokens']}-token prompt, "
+          f"{r['new_tokens']} new tokens, {r['threads']} torch thread(s) per process)\n")
+    print("| run | TTFT ms | decode tokens/s | ratio to local | per-hop overhead ms | miner compute ms/step "
+          "| activation bytes/step (client→m0, m0→m1, m1→m2, m2→client) | same tokens |")
+    print("|---|---:|---:|---:|---:|---:|---|---|")
+    print(f"| local (whole model, KV cache) | {loc['ttft_ms']:.1f} | {loc['tokens_per_s']:.1f} | 1.00 "
+          "| – | – | – | – |")
+    for label, v in r["remote"].items():
+        b = " / ".join(f"{x:,.0f}" for x in v["bytes_per_boundary"])
+        print(f"| 3 miners, {label} | {v['ttft_ms']:.1f} | {v['tokens_per_s']:.1f} | {v['ratio']:.2f} | "
+              f"{v['per_hop_overhead_ms']:.2f} | {v['miner_compute_ms_per_step']:.1f} | "
+              f"{b} (Σ {v['bytes_per_step']:,.0f}) "
+              f"| {'yes' if v['same_tokens_as_local'] else 'no'} |")
+    m = r["memory"]
+    print("\n### Memory: a miner against the whole model\n")
+    print("| process | weights MiB | RSS MiB |")
+    print("|---|---:|---:|")
+    print(f"| python + torch + transformers imported, no model | 0 | {m['import_baseline_rss_mib']:.0f} |")
+    print(f"| whole model (local generation) | {m['whole_params_mib']:.1f} | {m['whole_model_rss_mib']:.0f} |")
+    for x in m["miners"]:
+        print(f"| miner blocks {x['blocks'][0]}:{x['blocks'][1]} | {x['param_mib']:.1f} | {x['rss_mib']:.0f} |")
+
+
+if __name__ == "__main__":
+    main()
