@@ -8,7 +8,8 @@ errors  the residual stream at every layer boundary of SmolLM2-135M (29) and all
 bytes   frame bytes per decode step (batch 1, one token) and per 512-token prefill for hidden sizes
         384..8192, header included; mixed8 at its cap (values drawn so the cap binds: worst case).
 rules   SmolLM2 teacher-forced with all 29 boundaries compressed, one row per outlier rule / map /
-        rotation: top-1 agreement with the uncompressed model, perplexity change, bytes / fp16.
+        rotation: top-1 agreement with the uncompressed model, perplexity change, mean KL divergence
+        of the next-token distributions from the uncompressed model's, bytes / fp16.
 """
 
 from __future__ import annotations
@@ -144,6 +145,16 @@ RULES: list[tuple[str, Callable[[torch.Tensor], tuple[torch.Tensor, int]]]] = [
 ]
 
 
+def kl_divergence(reference: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+    """Mean KL(reference || compressed) of the next-token distributions, nats per position."""
+    total = torch.zeros((), dtype=torch.float64)
+    for ref_window, window in zip(reference, logits, strict=True):  # (T, V) each: one window at a time
+        ref_logp = torch.log_softmax(ref_window.double(), dim=-1)
+        logp = torch.log_softmax(window.double(), dim=-1)
+        total += (ref_logp.exp() * (ref_logp - logp)).sum(-1).mean()
+    return total / reference.shape[0]
+
+
 def part_rules(n_windows: int) -> None:
     from nesachain.models import load_smollm2
 
@@ -175,7 +186,7 @@ def part_rules(n_windows: int) -> None:
         print(
             f"\nSmolLM2-135M, all 29 boundaries compressed, {n_windows} x {WINDOW_TOKENS} tokens of pydoc_data.topics"
         )
-        print(f"{'rule':>55} {'top-1 agree':>11} {'ppl change':>10} {'bytes/fp16':>10} {'s':>4}")
+        print(f"{'rule':>55} {'top-1 agree':>11} {'ppl change':>10} {'KL nats/tok':>11} {'bytes/fp16':>10} {'s':>4}")
         for name, rule in RULES:
             start = time.perf_counter()
             state.update(rule=rule, bytes=0, fp16=0)
@@ -183,8 +194,10 @@ def part_rules(n_windows: int) -> None:
             state["rule"] = None
             agree = float((lg[:, :-1].argmax(-1) == reference[:, :-1].argmax(-1)).float().mean())
             ppl = math.exp(nll(lg) - nll(reference)) - 1.0
+            kl = float(kl_divergence(reference, lg))
             ratio = state["bytes"] / state["fp16"]  # payload only, no headers
-            print(f"{name:>55} {agree:11.2%} {ppl:+10.3%} {ratio:10.4f} {time.perf_counter() - start:4.0f}", flush=True)
+            seconds = time.perf_counter() - start
+            print(f"{name:>55} {agree:11.2%} {ppl:+10.3%} {kl:11.2e} {ratio:10.4f} {seconds:4.0f}", flush=True)
     finally:
         for handle in handles:
             handle.remove()

@@ -29,7 +29,6 @@ class Evaluation:
 def smollm2() -> tuple[Any, Any]:
     """(LlamaForCausalLM fp32 eval, tokenizer), loaded once for the whole session."""
     models = pytest.importorskip("nesachain.models")
-    torch.set_grad_enabled(False)
     return models.load_smollm2()  # type: ignore[no-any-return]
 
 
@@ -54,7 +53,8 @@ def pydoc_windows(smollm2: tuple[Any, Any]) -> torch.Tensor:
 def reference_logits(smollm2: tuple[Any, Any], pydoc_windows: torch.Tensor) -> torch.Tensor:
     """(N_WINDOWS, WINDOW_TOKENS, vocab) logits of the uncompressed model."""
     model = smollm2[0]
-    return torch.stack([model(window.view(1, -1)).logits[0] for window in pydoc_windows])
+    with torch.no_grad():
+        return torch.stack([model(window.view(1, -1)).logits[0] for window in pydoc_windows])
 
 
 def _nll(logits: torch.Tensor, windows: torch.Tensor) -> float:
@@ -93,7 +93,8 @@ def evaluate_compression(
 
         handles = [layers[i].register_forward_hook(hook) for i in after_layers]
         try:
-            logits = torch.stack([model(window.view(1, -1)).logits[0] for window in pydoc_windows])
+            with torch.no_grad():
+                logits = torch.stack([model(window.view(1, -1)).logits[0] for window in pydoc_windows])
         finally:
             for handle in handles:
                 handle.remove()
