@@ -33,7 +33,7 @@ from nesachain.tx.tx import TxBody, sign_tx
 from nesachain.types.address import address_from_pubkey, encode_address
 
 CHAIN_ID = "nesa-bench-1"
-BASE_PORT = 37656
+BASE_PORT = 17656
 
 
 def nesa_txs(n: int) -> tuple[list[bytes], dict[str, int]]:

@@ -42,6 +42,11 @@ class ChainView:
         res: dict[str, Any] = self.rpc.abci_query("staking/miner", {"address": address}).json()
         return res
 
+    def active_miners(self, model_id: str) -> list[dict[str, Any]]:
+        res = self.rpc.abci_query("staking/miners", {"model_id": model_id, "status": "active"}).json()
+        miners: list[dict[str, Any]] = res["miners"]
+        return miners
+
     def send(self, msgs: list[Msg], attempts: int = 5) -> TxOutcome:
         """Send and await a tx. The same account may also be signing elsewhere (a miner's chain
         agent sends heartbeats with it), so a sequence refused in CheckTx is retried."""

@@ -39,6 +39,12 @@ class ShardReplayer:
         self.chain_hashes = chain_hashes
         self._stages: dict[tuple[str, int, int], StageRunner] = {}
 
+    def models(self) -> list[str]:
+        return sorted(self.shard_dirs)
+
+    def prepare(self, model_id: str, start: int, end: int) -> None:
+        self._stage(model_id, start, end)
+
     def _stage(self, model_id: str, start: int, end: int) -> StageRunner:
         key = (model_id, start, end)
         if key not in self._stages:

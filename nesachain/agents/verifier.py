@@ -51,6 +51,14 @@ def relative_error(mine: torch.Tensor, theirs: torch.Tensor) -> float:
 class Replayer(Protocol):
     """Recomputes a miner's steps on this verifier's own copy of the blocks."""
 
+    def models(self) -> list[str]:
+        """Models this verifier holds shards of."""
+        ...
+
+    def prepare(self, model_id: str, start: int, end: int) -> None:
+        """Load (and hash-check) blocks [start, end) ahead of any challenge on them."""
+        ...
+
     def replay(self, model_id: str, start: int, end: int, steps: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
         """Run every step's inputs in order; return the last step's outputs, compressed and
         decompressed with the scheme of the miner's output frames (so both sides compare alike)."""
@@ -84,6 +92,15 @@ class Verifier:
             json.dump(self._state, fh)
         os.replace(tmp, self.state_file)
 
+    def warm(self) -> None:
+        """Load the block ranges active miners serve now, so a challenge is judged within its window."""
+        for model_id in self.replayer.models():
+            for m in self.chain.active_miners(model_id):
+                try:
+                    self.replayer.prepare(model_id, int(m["block_start"]), int(m["block_end"]))
+                except NesaError as exc:
+                    log.warning("verifier_cannot_load", model=model_id, error=str(exc))
+
     def tick(self) -> int:
         height = self.chain.height()
         sent = 0
@@ -102,6 +119,7 @@ class Verifier:
         hop = s["hops"][c["hop"]]
         try:
             endpoint = self.chain.miner(hop["miner"])["endpoint"].rstrip("/")
+            endpoint = endpoint if "://" in endpoint else f"http://{endpoint}"
             name = chain_session_name(s["id"], int(c["hop"]))
             log_doc = self.fetch_json(f"{endpoint}/sessions/{name}/log")
             if log_doc is None:

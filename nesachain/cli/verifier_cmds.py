@@ -90,8 +90,12 @@ def _start(args: argparse.Namespace) -> int:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         log.info("verifier_start", operator=verifier.operator)
+        passes = 0
         while not stop.is_set():
             try:
+                if passes % 20 == 0:  # new miners get their blocks loaded within ~20 polls
+                    await asyncio.to_thread(verifier.warm)
+                passes += 1
                 await asyncio.to_thread(verifier.tick)
             except NesaError as exc:
                 log.warning("verifier_pass_failed", error=str(exc))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,6 +47,15 @@ def account_of(key: SigningKey) -> str:
     return encode_address(address_from_pubkey(bytes(key.verify_key)))
 
 
+_ACCOUNT_LOCKS: dict[str, threading.Lock] = {}
+_LOCKS_GUARD = threading.Lock()
+
+
+def _account_lock(account: str) -> threading.Lock:
+    with _LOCKS_GUARD:
+        return _ACCOUNT_LOCKS.setdefault(account, threading.Lock())
+
+
 def send_msgs(
     rpc: CometRPC,
     key: SigningKey,
@@ -59,6 +69,14 @@ def send_msgs(
     timeout: float = 30.0,
 ) -> TxOutcome:
     account = account_of(key)
+    # one account's txs from one process go one at a time: each reads the sequence the previous
+    # one left (several agents of a miner sign with its owner's key)
+    with _account_lock(account):
+        return _send(rpc, key, account, msgs, chain_id, fee, memo, sequence, wait, timeout)
+
+
+def _send(rpc: CometRPC, key: SigningKey, account: str, msgs: list[Msg], chain_id: str | None, fee: int | None,
+          memo: str, sequence: int | None, wait: bool, timeout: float) -> TxOutcome:
     chain_id = chain_id or rpc.chain_id()
     if sequence is None:
         sequence = int(rpc.abci_query("auth/account", {"address": account}).json()["sequence"])

@@ -14,7 +14,6 @@ import socket
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -51,12 +50,6 @@ def _port_open(port: int) -> bool:
         return s.connect_ex(("127.0.0.1", port)) == 0
 
 
-@dataclass
-class _Procs:
-    app: subprocess.Popen[bytes] | None = None
-    node: subprocess.Popen[bytes] | None = None
-
-
 class Localnet:
     def __init__(
         self,
@@ -71,7 +64,7 @@ class Localnet:
         self.base_port = base_port
         self.chain_id = chain_id
         self.timeout_commit = timeout_commit
-        self._procs: dict[int, _Procs] = {}
+        self._procs: dict[str, subprocess.Popen[bytes]] = {}  # by name: app0, node0, miner1, …
 
     # layout -----------------------------------------------------------------------------------
     def home(self, i: int) -> Path:
@@ -156,6 +149,10 @@ class Localnet:
     def _pidfile(self) -> Path:
         return self.root / "pids.json"
 
+    def pids(self) -> dict[str, int]:
+        """Recorded processes of this localnet by name."""
+        return self._read_pids()
+
     def _read_pids(self) -> dict[str, int]:
         try:
             data: dict[str, int] = json.loads(self._pidfile().read_text())
@@ -175,13 +172,9 @@ class Localnet:
         port = self.ports(i).abci
         if _port_open(port):
             raise ConfigError(f"port {port} for node{i}'s app is already in use")
-        log = open(self.home(i) / "app.log", "ab")
         cmd = [sys.executable, "-m", "nesachain.cli.main", "start", "--home", str(self.home(i) / "app"),
                "--abci", f"tcp://127.0.0.1:{port}"]
-        proc = subprocess.Popen(cmd, stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True)
-        log.close()
-        self._procs.setdefault(i, _Procs()).app = proc
-        self._write_pid(f"app{i}", proc.pid)
+        proc = self.spawn(f"app{i}", cmd, self.home(i) / "app.log")
         deadline = time.monotonic() + timeout
         while not _port_open(port):
             if proc.poll() is not None:
@@ -192,14 +185,20 @@ class Localnet:
 
     def start_node(self, i: int) -> None:
         p = self.ports(i)
-        log = open(self.home(i) / "cometbft.log", "ab")
         cmd = [find_cometbft(), "node", "--home", str(self.home(i)),
                "--proxy_app", f"tcp://127.0.0.1:{p.abci}",
                "--rpc.laddr", f"tcp://127.0.0.1:{p.rpc}", "--p2p.laddr", f"tcp://127.0.0.1:{p.p2p}"]
-        proc = subprocess.Popen(cmd, stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True)
-        log.close()
-        self._procs.setdefault(i, _Procs()).node = proc
-        self._write_pid(f"node{i}", proc.pid)
+        self.spawn(f"node{i}", cmd, self.home(i) / "cometbft.log")
+
+    def spawn(self, name: str, cmd: list[str], log_path: Path) -> subprocess.Popen[bytes]:
+        """Start a process of this localnet in its own session, logging to ``log_path``; its pid is
+        recorded under ``name`` so `down` (or another process) can stop exactly it."""
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(log_path, "ab") as log:
+            proc = subprocess.Popen(cmd, stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True)
+        self._procs[name] = proc
+        self._write_pid(name, proc.pid)
+        return proc
 
     def start(self, i: int) -> None:
         self.start_app(i)
@@ -217,8 +216,7 @@ class Localnet:
         pid = self._read_pids().get(name)
         if pid is None:
             return
-        role, idx = ("app", name[3:]) if name.startswith("app") else ("node", name[4:])
-        proc = getattr(self._procs.get(int(idx), _Procs()), role)
+        proc = self._procs.get(name)
         if proc is not None and proc.pid == pid:
             if proc.poll() is None:
                 proc.send_signal(sig)
@@ -237,7 +235,10 @@ class Localnet:
 
     def alive(self, i: int, role: str = "node") -> bool:
         """Whether node i's CometBFT ("node") or app ("app") process started here still runs."""
-        proc = getattr(self._procs.get(i, _Procs()), role)
+        return self.running(f"{role}{i}")
+
+    def running(self, name: str) -> bool:
+        proc = self._procs.get(name)
         return proc is not None and proc.poll() is None
 
     def wait_exit(self, i: int, role: str = "node", timeout: float = 30.0) -> bool:
@@ -247,6 +248,10 @@ class Localnet:
                 return True
             time.sleep(0.1)
         return False
+
+    def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
+        """Signal the recorded process ``name`` (and wait for it to go)."""
+        self._signal_pid(name, sig)
 
     def kill_app(self, i: int, sig: int = signal.SIGKILL) -> None:
         self._signal_pid(f"app{i}", sig)
@@ -259,7 +264,13 @@ class Localnet:
         self.kill_app(i, sig)
 
     def down(self) -> None:
-        for name in sorted(self._read_pids()):
+        """Stop everything this localnet started: agents first, then CometBFT nodes, then apps."""
+        order = ("verifier", "miner", "node", "app")
+
+        def rank(name: str) -> tuple[int, str]:
+            return next((i for i, p in enumerate(order) if name.startswith(p)), len(order)), name
+
+        for name in sorted(self._read_pids(), key=rank):
             self._signal_pid(name, signal.SIGTERM)
 
     def clean(self) -> None:

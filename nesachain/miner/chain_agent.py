@@ -197,3 +197,5 @@ async def run_chain_agent(
                     await on_move(*moved)
         except RPCError as exc:
             log.warning("chain_agent_rpc_error", error=str(exc))
+        except ChainAgentError as exc:  # a refused heartbeat is retried at the next poll, not fatal
+            log.warning("chain_agent_refused", error=str(exc))

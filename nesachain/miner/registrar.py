@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 import structlog
 
@@ -25,6 +26,11 @@ from nesachain.miner.chain_agent import MinerSpec, run_chain_agent
 __all__ = ["ChainRegistrar"]
 
 log = structlog.get_logger("nesachain.miner")
+
+
+def _log_failure(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("chain_agent_stopped", error=str(task.exception()))
 
 
 class ChainRegistrar:
@@ -49,15 +55,17 @@ class ChainRegistrar:
         rpc = CometRPC(self.rpc_url)
         await asyncio.to_thread(self.check_hashes, rpc, info)
         start, end = info["blocks"]
-        endpoint = str(info["url"]).removeprefix("http://")
+        endpoint = urlparse(str(info["url"])).netloc  # host:port; clients add ws:// or http://
         per_block = float(info["throughput_tokens_per_s_per_block"])
         spec = MinerSpec(self.model_id, endpoint, self.bond, self.memory_mb, max(1, int(per_block * 1000)),
                          blocks=(start, end))
-        self._tasks.append(asyncio.create_task(
-            run_chain_agent(self.rpc_url, self.keyring, self.owner, self.miner, spec, stop=self._stop)))
+        task = asyncio.create_task(
+            run_chain_agent(self.rpc_url, self.keyring, self.owner, self.miner, spec, stop=self._stop))
+        task.add_done_callback(_log_failure)
+        self._tasks.append(task)
         chain = ChainView(rpc, self.keyring.signing_key(self.owner))
         miner_address = self.keyring.show(self.miner).address
-        agent = ResultAgent(chain, miner_address, str(info["url"]), self.state_file)
+        agent = ResultAgent(chain, miner_address, f"http://{endpoint}", self.state_file)
         self._tasks.append(asyncio.create_task(self._results(agent)))
         log.info("miner_on_chain", miner=miner_address, model=self.model_id, blocks=[start, end])
 

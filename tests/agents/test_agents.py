@@ -73,6 +73,12 @@ class FakeReplayer:
     def __init__(self, out: torch.Tensor, digests_ok: bool = True) -> None:
         self.out, self.ok = out, digests_ok
 
+    def models(self):
+        return ["toy"]
+
+    def prepare(self, model_id, start, end):
+        pass
+
     def replay(self, model_id, start, end, steps):
         return {"hidden": self.out}
 

@@ -25,7 +25,7 @@ def free_base_port(n_nodes: int, rng: random.Random | None = None) -> int:
     """A base port whose 10-wide slots for n_nodes are all free (tries at most 200 bases)."""
     rng = rng or random.Random()
     for _ in range(200):
-        base = rng.randrange(30000, 60000, 100)
+        base = rng.randrange(11000, 32000, 100)  # below the ephemeral range (32768+): no clash with client ports
         if all(_free(base + 10 * i + k) for i in range(n_nodes) for k in range(3)):
             return base
     raise RuntimeError("no free port range found on 127.0.0.1")

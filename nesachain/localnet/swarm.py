@@ -1,0 +1,66 @@
+"""Miners and verifiers beside a localnet's validators (what `make localnet` and the end-to-end
+tests run): each miner serves a block range of a sharded model and lives on chain (bond,
+heartbeats, result commitments); each validator runs a verifier over its own copy of the shards."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+from nesachain.errors import ConfigError, RPCError
+from nesachain.localnet.net import Localnet
+
+__all__ = ["miner_port", "start_miner", "start_verifier", "wait_active_miners"]
+
+
+def miner_port(net: Localnet, i: int) -> int:
+    return net.base_port + 10 * net.n + 100 + i
+
+
+def _cli(net: Localnet, *args: str) -> list[str]:
+    return [sys.executable, "-m", "nesachain.cli.main", *args, "--home", str(net.root / "wallet"),
+            "--keyring-backend", "test"]
+
+
+def start_miner(net: Localnet, i: int, shard_dir: Path, blocks: tuple[int, int], *, owner: str | None = None,
+                model_id: str | None = None, extra: tuple[str, ...] = ()) -> str:
+    """Start miner i (key ``miner<i>``, owned by ``operator<i>`` unless given); returns host:port."""
+    ring = net.keyring()
+    if not any(k.name == f"miner{i}" for k in ring.list()):
+        ring.add(f"miner{i}")
+    port = miner_port(net, i)
+    cmd = [*_cli(net, "miner", "start", "--model", str(shard_dir), "--blocks", f"{blocks[0]}:{blocks[1]}",
+                 "--port", str(port), "--threads", "1", "--memory-budget-mb", "256",
+                 "--owner", owner or f"operator{i % net.n}", "--miner-key", f"miner{i}",
+                 "--node", f"http://127.0.0.1:{net.ports(i % net.n).rpc}"), *extra]
+    if model_id:
+        cmd += ["--model-id", model_id]
+    net.spawn(f"miner{i}", cmd, net.root / f"miner{i}.log")
+    return f"127.0.0.1:{port}"
+
+
+def start_verifier(net: Localnet, i: int, shards: dict[str, Path]) -> None:
+    """Validator i's verifier, signing with ``operator<i>``."""
+    cmd = _cli(net, "verifier", "start", f"operator{i}", "--node", f"http://127.0.0.1:{net.ports(i).rpc}",
+               "--poll", "0.5", *[a for m, d in shards.items() for a in ("--shards", f"{m}={d}")])
+    net.spawn(f"verifier{i}", cmd, net.root / f"verifier{i}.log")
+
+
+def wait_active_miners(net: Localnet, model_id: str, n: int, timeout: float = 180.0) -> list[dict[str, object]]:
+    deadline = time.monotonic() + timeout
+    rpc = net.rpc(0)
+    while time.monotonic() < deadline:
+        for name in [k for k in net.pids() if k.startswith("miner")]:
+            if not net.running(name):
+                log = (net.root / f"{name}.log").read_text(errors="replace").strip().splitlines()[-3:]
+                raise ConfigError(f"{name} exited: {' | '.join(log)}")
+        try:
+            miners: list[dict[str, object]] = rpc.abci_query(
+                "staking/miners", {"model_id": model_id, "status": "active"}).json()["miners"]
+        except RPCError:
+            miners = []
+        if len(miners) >= n:
+            return miners
+        time.sleep(1.0)
+    raise ConfigError(f"fewer than {n} active miners for {model_id} after {timeout:.0f}s")
