@@ -175,3 +175,45 @@ def test_public_api_is_small_and_client_never_imports_the_miner() -> None:
             "print(any(m.startswith('nesachain.shard_exec.miner') for m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def _session(sid: str, reserved: int, idle_for: float = 0.0):  # type: ignore[no-untyped-def]
+    import time
+
+    from nesachain.shard_exec.miner.sessions import Session
+
+    s = Session(sid, owner=None, batch=1, max_length=8, scheme="none", reserved=reserved, state=None)
+    s.last_used = time.monotonic() - idle_for
+    return s
+
+
+def test_session_table_budget_evicts_idle_sessions_first(tmp_path: Path) -> None:
+    from nesachain.shard_exec.miner.config import MinerConfig
+    from nesachain.shard_exec.miner.sessions import SessionTable
+
+    table = SessionTable(MinerConfig(tmp_path, 0, 1, memory_budget=100, evict_idle_after=10.0))
+    table.add(_session("old", 60, idle_for=60.0))
+    table.add(_session("busy", 30))
+    assert table.add(_session("new", 50)) == ["old"]  # the idle one makes room
+    assert set(table.open) == {"busy", "new"} and table.reserved == 80
+    with pytest.raises(WireError) as exc:
+        table.add(_session("toobig", 50))  # nobody is idle long enough to evict
+    assert exc.value.code == "memory_budget_exhausted"
+    assert table.log_of("old") == []  # the evicted session's log is kept for commitments
+
+
+def test_session_table_expires_idle_sessions_and_bounds_retained_tensors(tmp_path: Path) -> None:
+    import time
+
+    from nesachain.shard_exec.miner.config import MinerConfig
+    from nesachain.shard_exec.miner.sessions import SessionTable, StepRecord
+
+    table = SessionTable(MinerConfig(tmp_path, 0, 1, session_idle_timeout=5.0, retention_bytes=1000))
+    a = _session("a", 1, idle_for=10.0)
+    table.add(a)
+    table.add(_session("b", 1))
+    for i in range(10):
+        table.record(a, StepRecord(i, i, 1, "d", "d", time.time(), {"x": b"0" * 200}, {"y": b"1" * 200}))
+    assert sum(r.in_frames is not None for r in a.log) == 2  # 400 bytes a step, 1000 bytes kept
+    assert table.expire_idle() == ["a"]
+    assert set(table.open) == {"b"} and len(table.log_of("a") or []) == 10
