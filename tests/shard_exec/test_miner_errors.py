@@ -157,3 +157,31 @@ def test_miner_1000_sessions_opened_and_closed_keep_rss_bounded(gpt2_miners: lis
           f"({(after - before) / 2**20:+.1f} MiB); open sessions {info['open_sessions']}")
     assert info["open_sessions"] == 0 and info["reserved_bytes"] == 0
     assert after - before < 32 * 2**20
+
+
+def test_miner_step_log_digests_match_frames_sent_and_received(gpt2_miners: list[MinerProc]) -> None:
+    from nesachain.shard_exec.miner.stepping import step_digest
+
+    miner = gpt2_miners[2]
+    frames = [encode_tensor(torch.randn(1, 3, WIDTH)), encode_tensor(torch.randn(1, 1, WIDTH))]
+
+    async def run() -> list[dict[str, Any]]:
+        async with aiohttp.ClientSession() as http, http.ws_connect(miner.url) as ws:
+            raw = Raw(ws)
+            await raw.ask({"op": "open", "session": "logged", "max_length": 8})
+            r0 = await raw.ask(_step("logged", 0, 0, frames[0]))
+            r1 = await raw.ask(_step("logged", 1, 3, frames[1]))
+            async with http.get(f"http://{miner.addr}/sessions/logged/log") as resp:
+                log = await resp.json()
+            async with http.get(f"http://{miner.addr}/sessions/logged/steps/1") as resp:
+                kept = decode_message(await resp.read(), 1 << 30)
+            await raw.ask({"op": "close", "session": "logged"})
+        assert kept["in"] == {"hidden": frames[1]} and kept["out"] == r1["tensors"]
+        return [r0, r1, log]
+
+    r0, r1, log = asyncio.run(run())
+    steps = log["steps"]
+    assert [s["step"] for s in steps] == [0, 1] and [s["n_tokens"] for s in steps] == [3, 1]
+    for i, (reply, frame) in enumerate(zip((r0, r1), frames, strict=True)):
+        assert steps[i]["in_digest"] == step_digest({"hidden": frame}, {})
+        assert steps[i]["out_digest"] == step_digest(reply["tensors"], {})
