@@ -25,6 +25,8 @@ from nesachain.client.txs import account_of
 from nesachain.errors import NesaError
 from nesachain.modules.inference.msgs import MsgCommitResult, MsgRevealResult
 from nesachain.modules.inference.types import result_commitment
+from nesachain.tx.msg import Msg
+from nesachain.tx.tx import MAX_MSGS
 from nesachain.types.address import decode_address
 from nesachain.types.merkle import leaf_hash, merkle_root
 
@@ -69,13 +71,14 @@ def fetch_json(url: str, timeout: float = 10.0) -> Any:
 
 class ResultAgent:
     def __init__(self, chain: ChainView, miner: str, miner_url: str, state_file: Path,
-                 fetch: Callable[[str], Any] = fetch_json) -> None:
+                 fetch: Callable[[str], Any] = fetch_json, withhold_reveals: bool = False) -> None:
         self.chain = chain
         self.miner = miner
         self.owner = account_of(chain.key)
         self.miner_url = miner_url.rstrip("/")
         self.state_file = state_file
         self.fetch = fetch
+        self.withhold_reveals = withhold_reveals  # TEST ONLY: a miner that commits and never reveals
         self._state: dict[str, dict[str, Any]] = self._load()
 
     def _load(self) -> dict[str, dict[str, Any]]:
@@ -93,40 +96,41 @@ class ResultAgent:
         os.replace(tmp, self.state_file)
 
     def tick(self) -> int:
-        """One pass over sessions awaiting this miner's commitment or reveal; returns txs sent."""
-        sent = 0
+        """One pass: commit the step-log root of every closed session this miner served, reveal
+        every root committed earlier; each kind in as few txs as possible. Returns txs sent."""
+        commits: list[Msg] = []
+        reveals: list[Msg] = []
         for s in self.chain.sessions("committing"):
             index = next((i for i, h in enumerate(s["hops"]) if h["miner"] == self.miner), None)
             if index is None or s["hops"][index]["revealed"]:
                 continue
-            hop = s["hops"][index]
             key = str(s["id"])
-            if not hop["commitment"]:
-                sent += self._commit(s, index, key)
-            elif key in self._state:
-                sent += self._reveal(s, key)
+            if not s["hops"][index]["commitment"]:
+                if s["tokens"] > 0:
+                    commits.append(self._commit_msg(s, index, key))
+            elif key in self._state and not self.withhold_reveals:
+                st = self._state[key]
+                reveals.append(MsgRevealResult(self.owner, self.miner, s["id"], bytes.fromhex(st["root"]),
+                                               bytes.fromhex(st["salt"]), st["n_steps"]))
+        if commits:
+            self._save()
+        sent = 0
+        for msgs, event in ((commits, "results_committed"), (reveals, "results_revealed")):
+            for i in range(0, len(msgs), MAX_MSGS):
+                out = self.chain.send(msgs[i : i + MAX_MSGS])
+                log.info(event, count=len(msgs[i : i + MAX_MSGS]), code=out.code, log=out.log)
+                sent += 1
+        if reveals:
+            done = {str(m.session_id) for m in reveals if isinstance(m, MsgRevealResult)}
+            self._state = {k: v for k, v in self._state.items() if k not in done}
+            self._save()
         return sent
 
-    def _commit(self, s: dict[str, Any], hop: int, key: str) -> int:
-        if s["tokens"] == 0:
-            return 0
+    def _commit_msg(self, s: dict[str, Any], hop: int, key: str) -> Msg:
         log_doc = self.fetch(f"{self.miner_url}/sessions/{chain_session_name(s['id'], hop)}/log")
         steps = [] if log_doc is None else log_doc["steps"]
         root, n = step_log_root(steps)
         salt = secrets.token_bytes(32)
         self._state[key] = {"root": root.hex(), "salt": salt.hex(), "n_steps": n}
-        self._save()
-        commitment = result_commitment(s["id"], decode_address(self.miner), root, salt)
-        out = self.chain.send([MsgCommitResult(self.owner, self.miner, s["id"], commitment)])
-        log.info("result_committed", session=s["id"], steps=n, code=out.code, log=out.log)
-        return 1
-
-    def _reveal(self, s: dict[str, Any], key: str) -> int:
-        st = self._state[key]
-        out = self.chain.send([MsgRevealResult(self.owner, self.miner, s["id"], bytes.fromhex(st["root"]),
-                                               bytes.fromhex(st["salt"]), st["n_steps"])])
-        log.info("result_revealed", session=s["id"], code=out.code, log=out.log)
-        if out.ok:
-            del self._state[key]
-            self._save()
-        return 1
+        return MsgCommitResult(self.owner, self.miner, s["id"], result_commitment(s["id"], decode_address(self.miner),
+                                                                                  root, salt))

@@ -18,6 +18,7 @@ import json
 import os
 import secrets
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
@@ -31,6 +32,8 @@ from nesachain.client.txs import account_of
 from nesachain.errors import NesaError
 from nesachain.modules.inference.msgs import MsgCommitVerdict, MsgRevealVerdict
 from nesachain.modules.inference.types import MATCH, MISMATCH, verdict_commitment
+from nesachain.tx.msg import Msg
+from nesachain.tx.tx import MAX_MSGS
 from nesachain.types.address import decode_address
 
 __all__ = ["Replayer", "Verifier", "relative_error"]
@@ -101,18 +104,44 @@ class Verifier:
                 except NesaError as exc:
                     log.warning("verifier_cannot_load", model=model_id, error=str(exc))
 
-    def tick(self) -> int:
+    def tick(self, budget_s: float = 3.0) -> int:
+        """One pass: reveal every verdict whose reveal window is open, then judge and commit open
+        challenges (earliest deadline first) for about ``budget_s`` seconds. Verdicts travel in as
+        few txs as possible (MAX_MSGS each), and a busy verifier sends what it has judged every
+        pass, so a backlog does not push them all past their deadlines. Returns txs sent."""
         height = self.chain.height()
-        sent = 0
+        pending: list[tuple[int, dict[str, Any], int, dict[str, Any], str]] = []
+        reveals: list[Msg] = []
         for s in self.chain.sessions("challenging"):
             for idx, c in enumerate(s["challenges"]):
                 key = f"{s['id']}/{idx}"
                 if self.operator not in c["commits"] and height < s["verdict_commit_deadline"]:
-                    sent += self._commit(s, idx, c, key)
+                    pending.append((s["verdict_commit_deadline"], s, idx, c, key))
                 elif (self.operator in c["commits"] and self.operator not in c["reveals"] and key in self._state
                       and s["verdict_commit_deadline"] < height <= s["verdict_reveal_deadline"]):
-                    sent += self._reveal(s, idx, key)
-        return sent
+                    st = self._state[key]
+                    reveals.append(MsgRevealVerdict(self.operator, s["id"], idx, st["verdict"],
+                                                    bytes.fromhex(st["salt"])))
+        sent = self._send_all(reveals, "verdicts_revealed")
+        if reveals:
+            done = {f"{m.session_id}/{m.challenge}" for m in reveals if isinstance(m, MsgRevealVerdict)}
+            self._state = {k: v for k, v in self._state.items() if k not in done}
+            self._save()
+        commits: list[Msg] = []
+        t0 = time.monotonic()
+        for _, s, idx, c, key in sorted(pending, key=lambda p: (p[0], p[4])):
+            if time.monotonic() - t0 > budget_s:
+                break
+            commits.append(self._commit_msg(s, idx, c, key))
+        if commits:
+            self._save()
+        return sent + self._send_all(commits, "verdicts_committed")
+
+    def _send_all(self, msgs: list[Msg], event: str) -> int:
+        for i in range(0, len(msgs), MAX_MSGS):
+            out = self.chain.send(msgs[i : i + MAX_MSGS])
+            log.info(event, count=len(msgs[i : i + MAX_MSGS]), code=out.code, log=out.log)
+        return -(-len(msgs) // MAX_MSGS)
 
     def judge(self, s: dict[str, Any], c: dict[str, Any]) -> tuple[str, str]:
         """(verdict, reason) for one challenge."""
@@ -147,22 +176,11 @@ class Verifier:
             return MATCH, f"relative error {worst:.2e}"
         return MISMATCH, f"relative error {worst:.2e} > {self.tolerance:.0e}"
 
-    def _commit(self, s: dict[str, Any], idx: int, c: dict[str, Any], key: str) -> int:
+    def _commit_msg(self, s: dict[str, Any], idx: int, c: dict[str, Any], key: str) -> Msg:
         verdict, reason = self.judge(s, c)
         salt = secrets.token_bytes(32)
         self._state[key] = {"verdict": verdict, "salt": salt.hex()}
-        self._save()
-        commitment = verdict_commitment(s["id"], idx, decode_address(self.operator), verdict, salt)
-        out = self.chain.send([MsgCommitVerdict(self.operator, s["id"], idx, commitment)])
-        log.info("verdict_committed", session=s["id"], challenge=idx, verdict=verdict, reason=reason, code=out.code)
-        return 1
-
-    def _reveal(self, s: dict[str, Any], idx: int, key: str) -> int:
-        st = self._state[key]
-        out = self.chain.send([MsgRevealVerdict(self.operator, s["id"], idx, st["verdict"],
-                                                bytes.fromhex(st["salt"]))])
-        log.info("verdict_revealed", session=s["id"], challenge=idx, verdict=st["verdict"], code=out.code)
-        if out.ok:
-            del self._state[key]
-            self._save()
-        return 1
+        log.info("verdict", session=s["id"], challenge=idx, miner=s["hops"][c["hop"]]["miner"], verdict=verdict,
+                 reason=reason)
+        return MsgCommitVerdict(self.operator, s["id"], idx,
+                                verdict_commitment(s["id"], idx, decode_address(self.operator), verdict, salt))

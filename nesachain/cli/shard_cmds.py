@@ -54,6 +54,10 @@ def register(subparsers: Any) -> None:
     p.add_argument("--max-sessions", type=int, default=256)
     p.add_argument("--session-timeout", type=float, default=300.0, help="idle seconds before a session closes")
     p.add_argument("--max-tensor-mb", type=float, default=64.0, help="largest tensor accepted")
+    # test-only misbehaviour, hidden from --help: a cheating miner, one that withholds reveals or data
+    p.add_argument("--test-perturb", type=float, default=0.0, help=argparse.SUPPRESS)
+    p.add_argument("--test-no-reveal", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--test-refuse-data", action="store_true", help=argparse.SUPPRESS)
     chain = p.add_argument_group("on chain (omit --owner to serve off chain)")
     chain.add_argument("--owner", help="key that bonds the miner and signs its txs (enables the chain side)")
     chain.add_argument("--miner-key", help="the miner's own key (distinct from the owner's)")
@@ -160,7 +164,8 @@ def miner_start(args: argparse.Namespace) -> int:
             max_length=args.max_length, memory_budget=int(args.memory_budget_mb * 2**20),
             max_sessions=args.max_sessions, session_idle_timeout=args.session_timeout,
             max_tensor_bytes=int(args.max_tensor_mb * 2**20),
-            max_message_bytes=max(int(args.max_tensor_mb * 2**20) * 2, 8 << 20),
+            max_message_bytes=max(int(args.max_tensor_mb * 2**20) * 2, 8 << 20), test_perturb=args.test_perturb,
+            test_refuse_data=args.test_refuse_data,
         )
 
         def ready(info: dict[str, Any]) -> None:
@@ -189,7 +194,7 @@ def _chain_registrar(args: argparse.Namespace, manifest: dict[str, Any]) -> Any:
     state = Path(args.state_file) if args.state_file else Path(args.home) / f"miner-{args.miner_key}.json"
     return ChainRegistrar(args.node, keyring_from(args), args.owner, args.miner_key,
                           args.model_id or manifest["model_id"], parse_amount(args.bond),
-                          int(args.memory_budget_mb), state)
+                          int(args.memory_budget_mb), state, withhold_reveals=args.test_no_reveal)
 
 
 def miner_info(args: argparse.Namespace) -> int:

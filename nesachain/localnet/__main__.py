@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import sys
 from pathlib import Path
 
+from nesachain.cli.inference_format import format_session
+from nesachain.client.inference import await_settled, run_request
 from nesachain.client.txs import send_msgs
 from nesachain.errors import NesaError
 from nesachain.localnet.net import REPO, Localnet
+from nesachain.localnet.swarm import ensure_shards, start_miner, start_verifier, wait_active_miners
 from nesachain.modules.bank.msgs import MsgSend
 
 DEFAULT_ROOT = Path(os.environ.get("NESA_LOCALNET", REPO / ".localnet"))
@@ -22,9 +26,20 @@ def _net(args: argparse.Namespace) -> Localnet:
     return Localnet(root, base_port=args.base_port)
 
 
+SHARDS = REPO / ".cache" / "shards" / "smollm2-135m"
+DEMO_MODEL = "smollm2-135m"
+MINER_RANGES = [(0, 10), (10, 20), (20, 30)]
+
+
+def _init(net: Localnet) -> None:
+    print(f"sharding {DEMO_MODEL} into 30 blocks under {SHARDS} (once)", flush=True)
+    ensure_shards(DEMO_MODEL, 30, SHARDS)
+    net.init(shards={DEMO_MODEL: SHARDS})
+
+
 def cmd_init(args: argparse.Namespace) -> int:
     net = _net(args)
-    net.init()
+    _init(net)
     print(f"initialized {net.n} validators in {net.root} (chain {net.chain_id}, RPC 127.0.0.1:{net.ports(0).rpc})")
     return 0
 
@@ -32,11 +47,17 @@ def cmd_init(args: argparse.Namespace) -> int:
 def cmd_up(args: argparse.Namespace) -> int:
     net = _net(args)
     if not net.initialized:
-        net.init()
+        _init(net)
     if any(row["up"] for row in net.status()):
         print("localnet is already running")
     else:
         net.up()
+    for i, blocks in enumerate(MINER_RANGES):
+        if not net.recorded_alive(f"miner{i}"):
+            start_miner(net, i, SHARDS, blocks)
+    for i in range(net.n):
+        if not net.recorded_alive(f"verifier{i}"):
+            start_verifier(net, i, {DEMO_MODEL: SHARDS})
     print_status(net)
     return 0
 
@@ -83,8 +104,18 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(f"demo transfer: 1000000unes faucet -> {demo.address}")
     print(f"  txhash {out.hash}  height {out.height}  code {out.code} {out.log}")
     print(f"  demo balance now {balance}unes; chain height {rpc.height()}")
+    print("waiting for 3 miners to register …", flush=True)
+    wait_active_miners(net, DEMO_MODEL, len(MINER_RANGES))
+    prompt = "What is the capital of France? Answer in one sentence."
+    print(f"verified request to {DEMO_MODEL}: {prompt!r}")
+    result = asyncio.run(run_request(rpc, faucet, SHARDS, DEMO_MODEL, prompt, 24,
+                                     on_token=lambda piece: print(piece, end="", flush=True)))
+    print(f"\n  session {result.session_id}: {len(result.tokens)} tokens, ttft {result.ttft_s * 1000:.0f} ms, "
+          f"{result.tokens_per_s:.1f} tokens/s; waiting for commitments, challenges and verdicts …", flush=True)
+    session = await_settled(rpc, result.session_id, 240)
+    print(format_session(session))
     print(f"wallet: nesad --home {net.root / 'wallet'} --keyring-backend test ... ; stop with `make localnet-down`")
-    return 0 if out.ok else 1
+    return 0 if out.ok and session["status"] == "settled" else 1
 
 
 def main() -> int:

@@ -237,6 +237,11 @@ class Localnet:
         """Whether node i's CometBFT ("node") or app ("app") process started here still runs."""
         return self.running(f"{role}{i}")
 
+    def recorded_alive(self, name: str) -> bool:
+        """Whether the process recorded as ``name`` (maybe by another command) still runs."""
+        pid = self._read_pids().get(name)
+        return pid is not None and _is_ours(pid, self.root)
+
     def running(self, name: str) -> bool:
         proc = self._procs.get(name)
         return proc is not None and proc.poll() is None

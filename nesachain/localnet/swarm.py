@@ -11,7 +11,7 @@ from pathlib import Path
 from nesachain.errors import ConfigError, RPCError
 from nesachain.localnet.net import Localnet
 
-__all__ = ["miner_port", "start_miner", "start_verifier", "wait_active_miners"]
+__all__ = ["ensure_shards", "miner_port", "start_miner", "start_verifier", "wait_active_miners"]
 
 
 def miner_port(net: Localnet, i: int) -> int:
@@ -64,3 +64,17 @@ def wait_active_miners(net: Localnet, model_id: str, n: int, timeout: float = 18
             return miners
         time.sleep(1.0)
     raise ConfigError(f"fewer than {n} active miners for {model_id} after {timeout:.0f}s")
+
+
+def ensure_shards(model: str, blocks: int, out: Path) -> Path:
+    """Shard ``model`` into ``blocks`` blocks under ``out`` unless a matching manifest is there."""
+    import json
+
+    manifest = out / "manifest.json"
+    if manifest.exists() and json.loads(manifest.read_text()).get("n_blocks") == blocks:
+        return out
+    from nesachain.shard_exec.shard_files import write_shards
+    from nesachain.shard_exec.sources import load_source
+
+    write_shards(load_source(model, None), out, blocks)
+    return out

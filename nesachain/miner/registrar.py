@@ -35,10 +35,10 @@ def _log_failure(task: asyncio.Task[None]) -> None:
 
 class ChainRegistrar:
     def __init__(self, rpc_url: str, keyring: Keyring, owner: str, miner: str, model_id: str, bond: int,
-                 memory_mb: int, state_file: Path, poll_s: float = 1.0) -> None:
+                 memory_mb: int, state_file: Path, poll_s: float = 1.0, withhold_reveals: bool = False) -> None:
         self.rpc_url, self.keyring, self.owner, self.miner = rpc_url, keyring, owner, miner
         self.model_id, self.bond, self.memory_mb = model_id, bond, memory_mb
-        self.state_file, self.poll_s = state_file, poll_s
+        self.state_file, self.poll_s, self.withhold_reveals = state_file, poll_s, withhold_reveals
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -65,7 +65,8 @@ class ChainRegistrar:
         self._tasks.append(task)
         chain = ChainView(rpc, self.keyring.signing_key(self.owner))
         miner_address = self.keyring.show(self.miner).address
-        agent = ResultAgent(chain, miner_address, f"http://{endpoint}", self.state_file)
+        agent = ResultAgent(chain, miner_address, f"http://{endpoint}", self.state_file,
+                            withhold_reveals=self.withhold_reveals)
         self._tasks.append(asyncio.create_task(self._results(agent)))
         log.info("miner_on_chain", miner=miner_address, model=self.model_id, blocks=[start, end])
 

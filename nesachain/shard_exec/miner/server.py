@@ -42,6 +42,12 @@ __all__ = ["MinerServer", "rss_bytes"]
 log = structlog.get_logger(__name__)
 
 
+def perturb(tensors: dict[str, torch.Tensor], rel: float) -> dict[str, torch.Tensor]:
+    """TEST ONLY (``--test-perturb``): what a cheating miner sends: float outputs with noise of
+    ``rel`` relative to each value."""
+    return {k: t + rel * t.abs() * torch.randn_like(t) if t.is_floating_point() else t for k, t in tensors.items()}
+
+
 def rss_bytes() -> int:
     """Resident set size of this process."""
     with contextlib.suppress(OSError):
@@ -174,7 +180,7 @@ class MinerServer:
         records = self.table.log_of(request.match_info["sid"]) or []
         n = request.match_info["n"]
         rec = next((r for r in records if str(r.step) == n), None)
-        if rec is None or rec.in_frames is None:
+        if rec is None or rec.in_frames is None or self.cfg.test_refuse_data:
             return web.json_response({"code": "not_retained", "message": "step unknown or expired"}, status=404)
         body = encode_message({"op": "frames", "step": rec.step, "position": rec.position, "in": rec.in_frames,
                                "in_values": rec.in_values or {}, "out": rec.out_frames,
@@ -277,6 +283,8 @@ class MinerServer:
                 self.queue_length -= 1
                 t0 = time.perf_counter()
                 out_t, out_v = await asyncio.to_thread(self.runner.run, tensors, values, position, sess.state)
+                if self.cfg.test_perturb:
+                    out_t = perturb(out_t, self.cfg.test_perturb)
                 out_frames = await asyncio.to_thread(encode_outputs, out_t, sess.scheme)
                 compute_ms = (time.perf_counter() - t0) * 1000
         finally:

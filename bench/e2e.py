@@ -1,0 +1,101 @@
+"""End-to-end latency of a verified request, and the chain's overhead.
+
+Starts its own 4-validator localnet with verifiers and 3 SmolLM2 miners (blocks 0:10, 10:20,
+20:30), then for the same prompt and route measures, N times each:
+  - off chain: the pipeline alone (time to first token, to the last token);
+  - on chain: open session tx + the same pipeline + close tx (time to first token, to the last
+    token), and the time until the session is "settled" (commitments, challenges, verdicts).
+
+    .venv/bin/python bench/e2e.py [--runs 3] [--max-tokens 16]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from nesachain.client.inference import await_settled, candidates, run_request
+from nesachain.client.routing import find_route
+from nesachain.localnet.net import REPO, Localnet
+from nesachain.localnet.swarm import ensure_shards, start_miner, start_verifier, wait_active_miners
+
+MODEL = "smollm2-135m"
+PROMPT = "Write one sentence about the sea."
+
+
+async def off_chain(net: Localnet, shards: Path, client, max_tokens: int) -> tuple[float, float]:
+    from nesachain.client.inference import _ws
+    from nesachain.shard_exec.client import GenerationStats, Sampling, load_tokenizer
+    from nesachain.shard_exec.client.route import Hop, Route
+
+    cands, endpoints = candidates(net.rpc(0), MODEL)
+    route = find_route(cands, 30)
+    exec_route = Route([Hop(_ws(endpoints[h.miner_id]), h.start, h.end) for h in route.hops], "none", push=True)
+    tok = load_tokenizer(shards)
+    text = tok.apply_chat_template([{"role": "user", "content": PROMPT}], tokenize=False, add_generation_prompt=True)
+    ids = tok(text, add_special_tokens=False, return_tensors="pt").input_ids
+    stats = GenerationStats()
+    t0 = time.perf_counter()
+    async for _ in client.generate(exec_route, ids, max_tokens, Sampling(), stop_at_eos=False, stats=stats):
+        pass
+    return stats.ttft_s, time.perf_counter() - t0
+
+
+async def on_chain(net: Localnet, shards: Path, client, max_tokens: int) -> tuple[float, float, int]:
+    key = net.keyring().signing_key("faucet")
+    t0 = time.perf_counter()
+    first: list[float] = []
+    result = await run_request(net.rpc(0), key, shards, MODEL, PROMPT, max_tokens, client=client,
+                               on_token=lambda _: first.append(time.perf_counter()) if not first else None)
+    return (first[0] - t0) if first else float("nan"), time.perf_counter() - t0, result.session_id
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--max-tokens", type=int, default=16)
+    args = ap.parse_args()
+    shards = ensure_shards(MODEL, 30, REPO / ".cache" / "shards" / MODEL)
+    net = Localnet(Path(tempfile.mkdtemp(prefix="bench-e2e-")), base_port=18656, chain_id="nesa-bench-e2e")
+    net.init(shards={MODEL: shards})
+    try:
+        net.up(wait_height=2)
+        for i, r in enumerate([(0, 10), (10, 20), (20, 30)]):
+            start_miner(net, i, shards, r)
+        for i in range(4):
+            start_verifier(net, i, {MODEL: shards})
+        wait_active_miners(net, MODEL, 3)
+        from nesachain.shard_exec.client import DecoderClient
+
+        client = DecoderClient.from_shard_dir(shards)
+        off, on, settle = [], [], []
+        for _ in range(args.runs):
+            off.append(asyncio.run(off_chain(net, shards, client, args.max_tokens)))
+            ttft, total, sid = asyncio.run(on_chain(net, shards, client, args.max_tokens))
+            t = time.perf_counter()
+            s = await_settled(net.rpc(0), sid, 300)
+            settle.append(total + time.perf_counter() - t)
+            on.append((ttft, total))
+            assert s["status"] == "settled", s["status"]
+    finally:
+        net.down()
+    med = statistics.median
+    print(f"SmolLM2-135M, 3 miners (10 blocks each), {args.max_tokens} new tokens, median of {args.runs} runs, "
+          "4-validator localnet (timeout_commit 400 ms), all on one 2-core machine")
+    print("| path | time to first token s | time to last token s | to settled s |")
+    print("|---|---:|---:|---:|")
+    print(f"| pipeline only (no chain) | {med(o[0] for o in off):.2f} | {med(o[1] for o in off):.2f} | - |")
+    print(f"| request with on-chain session | {med(o[0] for o in on):.2f} | {med(o[1] for o in on):.2f} | "
+          f"{med(settle):.1f} |")
+    print(f"chain overhead (on-chain / off-chain, last token): {med(o[1] for o in on) / med(o[1] for o in off):.2f}x")
+
+
+if __name__ == "__main__":
+    main()

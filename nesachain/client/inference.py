@@ -1,0 +1,141 @@
+"""A verified inference request, end to end (what `nesad tx inference request` runs).
+
+Finds the model's active miners on chain, measures this client's round trip to each, routes
+(client/routing.py), opens an escrowed session, streams the completion through the miners
+(embeddings and LM head stay here), and closes the session with the number of tokens generated.
+Following the session to "settled" is ``await_settled``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from nacl.signing import SigningKey
+
+from nesachain.client.routing import PREFERENCES, MinerCandidate, NoRouteError, Route, find_route
+from nesachain.client.rpc import CometRPC
+from nesachain.client.txs import account_of, send_msgs
+from nesachain.errors import ConfigError, NesaError
+from nesachain.modules.inference.keeper import max_cost
+from nesachain.modules.inference.msgs import MsgCloseSession, MsgOpenSession
+
+__all__ = ["RequestResult", "await_settled", "candidates", "run_request"]
+
+
+@dataclass
+class RequestResult:
+    session_id: int
+    route: Route
+    escrow: int
+    tokens: list[int] = field(default_factory=list)
+    answer: str = ""
+    opened_height: int = 0
+    closed_height: int = 0
+    ttft_s: float = 0.0
+    tokens_per_s: float = 0.0
+
+
+def _probe(endpoint: str) -> tuple[float, dict[str, Any]] | None:
+    """(round trip in seconds, /info) of a miner, or None if it does not answer."""
+    base = endpoint if "://" in endpoint else f"http://{endpoint}"
+    try:
+        t = time.perf_counter()
+        with urllib.request.urlopen(f"{base}/health", timeout=2) as r:
+            r.read()
+        rtt = time.perf_counter() - t
+        with urllib.request.urlopen(f"{base}/info", timeout=2) as r:
+            info: dict[str, Any] = json.loads(r.read())
+    except (OSError, ValueError):
+        return None
+    return rtt, info
+
+
+def candidates(rpc: CometRPC, model_id: str) -> tuple[list[MinerCandidate], dict[str, str]]:
+    """The model's active miners that answer, with this client's RTT; and miner -> endpoint."""
+    miners = rpc.abci_query("staking/miners", {"model_id": model_id, "status": "active"}).json()["miners"]
+    out, endpoints = [], {}
+    for m in miners:
+        probe = _probe(m["endpoint"])
+        if probe is None:
+            continue
+        rtt, info = probe
+        out.append(MinerCandidate(m["miner"], m["block_start"], m["block_end"], max(m["throughput"], 1) / 1000,
+                                  int(m["reputation"]) / 1_000_000, int(info.get("queue_length", 0) or 0), 0, rtt))
+        endpoints[m["miner"]] = m["endpoint"]
+    return out, endpoints
+
+
+def _ws(endpoint: str) -> str:
+    return endpoint if endpoint.startswith("ws") else f"ws://{endpoint.removeprefix('http://')}/ws"
+
+
+async def run_request(rpc: CometRPC, key: SigningKey, shards: Path, model_id: str, prompt: str, max_tokens: int,
+                      *, prefer: str = "latency", scheme: str = "none", raw: bool = False, client: Any = None,
+                      on_token: Callable[[str], None] | None = None, on_open: Callable[[RequestResult], None]
+                      | None = None) -> RequestResult:
+    from nesachain.agents.results import chain_session_base
+    from nesachain.shard_exec.client import DecoderClient, GenerationStats, Sampling, load_tokenizer
+    from nesachain.shard_exec.client.route import Hop as ExecHop
+    from nesachain.shard_exec.client.route import Route as ExecRoute
+
+    model = await asyncio.to_thread(lambda: rpc.abci_query("inference/model", {"model_id": model_id}).json())
+    params = await asyncio.to_thread(lambda: rpc.abci_query("inference/params").json())
+    cands, endpoints = await asyncio.to_thread(candidates, rpc, model_id)
+    try:
+        route = find_route(cands, model["n_blocks"], PREFERENCES[prefer])
+    except NoRouteError as exc:
+        raise ConfigError(f"cannot route {model_id}: {exc}") from None
+    escrow = max_cost(model["price"], model["n_blocks"], max_tokens, params["protocol_fee_ppm"])
+    me = account_of(key)
+    opened = await asyncio.to_thread(
+        send_msgs, rpc, key, [MsgOpenSession(me, model_id, route.as_chain_route(), max_tokens, escrow)])
+    if not opened.ok:
+        raise NesaError(f"opening the session was refused: code {opened.code} ({opened.codespace}): {opened.log}")
+    result = RequestResult(int(opened.responses()[0]["session_id"]), route, escrow, opened_height=opened.height)
+    if on_open is not None:
+        on_open(result)
+    exec_route = ExecRoute([ExecHop(_ws(endpoints[h.miner_id]), h.start, h.end,
+                                    [_ws(endpoints[a]) for a in h.alternates]) for h in route.hops], scheme, push=True)
+    client = client or DecoderClient.from_shard_dir(shards)
+    tok = load_tokenizer(shards)
+    if tok is None:
+        raise ConfigError(f"{shards} has no tokenizer")
+    text = prompt if raw else tok.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False,
+                                                      add_generation_prompt=True)
+    ids = tok(text, add_special_tokens=False, return_tensors="pt").input_ids
+    stats = GenerationStats()
+    try:
+        async for t in client.generate(exec_route, ids, max_tokens, Sampling(), stop_at_eos=True, stats=stats,
+                                       session_base=chain_session_base(result.session_id)):
+            result.tokens.append(t)
+            if on_token is not None and t != client.head.eos_token_id:
+                on_token(tok.decode([t]))
+    finally:
+        closed = await asyncio.to_thread(
+            send_msgs, rpc, key, [MsgCloseSession(me, result.session_id, len(result.tokens))])
+        result.closed_height = closed.height
+    result.answer = tok.decode([t for t in result.tokens if t != client.head.eos_token_id])
+    result.ttft_s, result.tokens_per_s = stats.ttft_s, stats.tokens_per_s
+    return result
+
+
+def await_settled(rpc: CometRPC, session_id: int, timeout: float,
+                  on_status: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Poll the session until it settles (or ``timeout`` seconds pass); returns its last state."""
+    deadline = time.monotonic() + timeout
+    last = ""
+    while True:
+        s: dict[str, Any] = rpc.abci_query("inference/session", {"session_id": session_id}).json()
+        if s["status"] != last and on_status is not None:
+            on_status(s["status"])
+        last = s["status"]
+        if s["status"] == "settled" or time.monotonic() > deadline:
+            return s
+        time.sleep(1.0)
