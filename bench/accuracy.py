@@ -34,7 +34,7 @@ import numpy as np
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
-SCHEMES = ("none", "fp16", "blockwise8", "mixed8")
+SCHEMES = ("none", "fp16", "blockwise8", "mixed8", "mixed8+fp16 edges")
 
 
 def wire(tensors: dict[str, torch.Tensor], scheme: str | None) -> dict[str, torch.Tensor]:
@@ -48,14 +48,19 @@ def wire(tensors: dict[str, torch.Tensor], scheme: str | None) -> dict[str, torc
 
 def run_route(stages: Sequence[Any], tensors: dict[str, torch.Tensor], scheme: str | None,
               values: dict[str, Any] | None = None, max_length: int = 1) -> dict[str, torch.Tensor]:
-    """Client -> stage 0 -> … -> client, compressing every transfer."""
+    """Client -> stage 0 -> … -> client, compressing every transfer.
+
+    ``scheme`` may be ``"mixed8+fp16 edges"``: mixed8 between stages, fp16 on the client's two edges.
+    """
+    inner, _, edge_part = scheme.partition("+") if scheme else (None, "", "")
+    edge = edge_part.split()[0] if edge_part else inner
     values = dict(values or {})
-    t = wire(tensors, scheme)
-    for st in stages:
+    t = wire(tensors, edge)
+    for i, st in enumerate(stages):
         batch = next(iter(t.values())).shape[0]
         state = st.new_state(batch, max_length)
         t, values = st.run(t, values, 0, state)
-        t = wire(t, scheme)
+        t = wire(t, edge if i == len(stages) - 1 else inner)
     return t
 
 
