@@ -1,12 +1,13 @@
 """Errors on real activations, bytes per step, and the measurement behind mixed8's outlier rule.
 
-    .venv/bin/python bench/kernel_errors.py [--part errors|bytes|rules|all] [--windows 4]
+    .venv/bin/python bench/kernel_errors.py [--part errors|bytes|caps|rules|all] [--windows 4]
 
 errors  the residual stream at every layer boundary of SmolLM2-135M (29) and all-MiniLM-L6-v2 (5),
         on fixed windows of Python's ``pydoc_data.topics`` text, through none / fp16 / blockwise8 /
         mixed8 frames: relative RMS error, worst relative error of a tensor, bytes / fp16 bytes.
 bytes   frame bytes per decode step (batch 1, one token) and per 512-token prefill for hidden sizes
         384..8192, header included; mixed8 at its cap (values drawn so the cap binds: worst case).
+caps    relative RMS error of mixed8 with other outlier caps, thresholds, and without rotation.
 rules   SmolLM2 teacher-forced with all 29 boundaries compressed, one row per outlier rule / map /
         rotation: top-1 agreement with the uncompressed model, perplexity change, mean KL divergence
         of the next-token distributions from the uncompressed model's, bytes / fp16.
@@ -104,6 +105,33 @@ def part_bytes() -> None:
                 f"{hidden:>6} {label:>13} {fp16:9d} {blockwise:10d} {blockwise / fp16:6.3f} "
                 f"{mixed:9d} {mixed / fp16:6.3f}"
             )
+
+
+CAPS: list[tuple[str, dict[str, Any]]] = [
+    ("top 1/80 above 6 + Hadamard [default]", {}),
+    ("top 1/128 above 6 + Hadamard", {"max_fraction": 1 / 128}),
+    ("top 1/256 above 6 + Hadamard", {"max_fraction": 1 / 256}),
+    ("no outliers + Hadamard", {"max_fraction": 0.0}),
+    ("top 1/80 above 0 + Hadamard", {"threshold": 0.0}),
+    ("top 1/80 above 6, no rotation", {"rotate": False}),
+]
+
+
+def part_caps(n_windows: int) -> None:
+    """Relative RMS error of mixed8 variants, one message per window (as a miner sends them)."""
+    for name, loader in (("SmolLM2-135M", smollm2_boundaries), ("all-MiniLM-L6-v2", minilm_boundaries)):
+        tensors = loader(n_windows)
+        print(f"\n{name}: mixed8 variants, linear-64 map, every boundary x window")
+        print(f"{'variant':>40} {'rel RMS err (mean)':>18} {'worst token rel err':>19}")
+        for label, kwargs in CAPS:
+            rel, worst = [], 0.0
+            for x in tensors:
+                for message in x:  # (T, C)
+                    diff = dequantize_mixed(quantize_mixed(message, **kwargs)).double() - message.double()
+                    rel.append(float(diff.norm() / message.double().norm()))
+                    per_token = diff.norm(dim=-1) / message.double().norm(dim=-1)  # (T,)
+                    worst = max(worst, float(per_token.max()))
+            print(f"{label:>40} {sum(rel) / len(rel):18.3e} {worst:19.3e}")
 
 
 def blockwise_rule(block_size: int, map_id: MapId) -> Callable[[torch.Tensor], tuple[torch.Tensor, int]]:
@@ -205,7 +233,7 @@ def part_rules(n_windows: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--part", choices=["errors", "bytes", "rules", "all"], default="all")
+    parser.add_argument("--part", choices=["errors", "bytes", "caps", "rules", "all"], default="all")
     parser.add_argument("--windows", type=int, default=4)
     args = parser.parse_args()
     torch.manual_seed(0)
@@ -213,6 +241,7 @@ def main() -> None:
     parts: dict[str, Callable[[], None]] = {
         "errors": functools.partial(part_errors, args.windows),
         "bytes": part_bytes,
+        "caps": functools.partial(part_caps, args.windows),
         "rules": functools.partial(part_rules, args.windows),
     }
     for name, run in parts.items():
