@@ -4,6 +4,9 @@ Rotating each block of B values by H / sqrt(B) spreads a block's energy evenly o
 the block's absmax (the quantization step) falls from the size of its largest value towards the
 block's RMS. H is symmetric and orthogonal: the same matrix undoes the rotation, and the L2 error
 of a block is the same before and after.
+
+Cost: B multiply-adds per value and a cached B×B float32 matrix per device (16 KiB at B = 64,
+64 MiB at B = 4096): mixed8 rotates at its default B = 64.
 """
 
 from __future__ import annotations
