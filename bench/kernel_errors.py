@@ -121,7 +121,17 @@ def part_caps(n_windows: int) -> None:
     """Relative RMS error of mixed8 variants, one message per window (as a miner sends them)."""
     for name, loader in (("SmolLM2-135M", smollm2_boundaries), ("all-MiniLM-L6-v2", minilm_boundaries)):
         tensors = loader(n_windows)
-        print(f"\n{name}: mixed8 variants, linear-64 map, every boundary x window")
+        above = [float((x.abs() >= 6).float().mean()) for x in tensors]
+        above20 = [float((x.abs() > 20).float().mean()) for x in tensors]
+        columns = [float((x.abs() >= 6).flatten(0, -2).any(0).float().mean()) for x in tensors]  # (C,) per window set
+        print(
+            f"\n{name}: |x| >= 6 for {min(above):.1%}..{max(above):.1%} of the values per boundary, "
+            f"|x| > 20 for up to {max(above20):.1%}; "
+            f"columns with some |x| >= 6: {min(columns):.0%}..{max(columns):.0%}, "
+            f">= 95 % of the columns at {sum(c >= 0.95 for c in columns)} of {len(columns)} boundaries "
+            f"(first at boundary {next((i for i, c in enumerate(columns) if c >= 0.95), None)})"
+        )
+        print(f"{name}: mixed8 variants, linear-64 map, every boundary x window")
         print(f"{'variant':>40} {'rel RMS err (mean)':>18} {'worst token rel err':>19}")
         for label, kwargs in CAPS:
             rel, worst = [], 0.0
