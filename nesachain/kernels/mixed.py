@@ -39,8 +39,8 @@ On all-MiniLM-L6-v2 (5 boundaries): default 5.81e-3, threshold 0 instead of 6 5.
 - The cap is the byte bound: 1 + 2/64 + 6/80 = 1.106 bytes per value with 32-bit positions, i.e.
   0.553 × fp16, the most the 0.56 budget allows. It binds at every SmolLM2 boundary, and the error
   falls steadily as it grows, so it is set as high as the budget allows. Largest-first spends it
-  where a block is hurt most: the attention-sink token (|x| up to ~26,000) and the few channels
-  at 20–600.
+  where a block is hurt most: the attention-sink token (|x| up to 26,562, ``--part errors``) and the
+  channels that sit far above the rest of their block.
 - The floor of 6 matters only for quiet tensors: on MiniLM (|x| <= 11) it keeps frames at 0.516 ×
   fp16 instead of 0.553, for 5.8e-3 relative error instead of 5.2e-3; a miner that prefers the
   error can pass ``threshold=0``.
