@@ -1,5 +1,5 @@
 # The whole set-up is two commands: `make localnet` (chain + demo) and `make test` (install + suite).
-.PHONY: setup localnet localnet-down test test-fast lint bench
+.PHONY: setup localnet localnet-down localnet-clean test test-fast lint bench
 
 setup:
 	@bash scripts/setup.sh
@@ -10,6 +10,10 @@ localnet: setup
 
 localnet-down:
 	@.venv/bin/python -m nesachain.localnet down
+
+# Stop the localnet and delete its folder (.localnet/): the next `make localnet` starts from genesis.
+localnet-clean:
+	@.venv/bin/python -m nesachain.localnet down --clean
 
 # Installs what tests need, then runs the whole suite. pytest's exit 5 ("no tests ran") is a failure.
 test: setup

@@ -11,7 +11,7 @@ from pathlib import Path
 from nesachain.cli.inference_format import format_session
 from nesachain.client.inference import await_settled, run_request
 from nesachain.client.txs import send_msgs
-from nesachain.errors import NesaError
+from nesachain.errors import ConfigError, NesaError
 from nesachain.localnet.net import REPO, Localnet
 from nesachain.localnet.swarm import ensure_shards, start_miner, start_verifier, wait_active_miners
 from nesachain.modules.bank.msgs import MsgSend
@@ -46,6 +46,13 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 def cmd_up(args: argparse.Namespace) -> int:
     net = _net(args)
+    if net.initialized and net.stale():
+        if any(row["up"] for row in net.status()):
+            raise ConfigError(f"{net.root} was made from an older genesis template: stop it and start over with "
+                              "`python -m nesachain.localnet down --clean`")
+        print(f"{net.root} was made from an older genesis template: starting a new localnet", flush=True)
+        net.clean()
+        net = Localnet(net.root, base_port=net.base_port)
     if not net.initialized:
         _init(net)
     if any(row["up"] for row in net.status()):

@@ -6,6 +6,7 @@ Processes started here are tracked by pid in ``<root>/pids.json``; only those ar
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -117,7 +118,8 @@ class Localnet:
         for i, h in enumerate(homes):
             peers = ",".join(f"{ids[j]}@127.0.0.1:{self.ports(j).p2p}" for j in range(self.n) if j != i)
             configure_node(h, self.ports(i), peers, f"node{i}", self.timeout_commit)
-        meta = {"n": self.n, "base_port": self.base_port, "chain_id": self.chain_id}
+        meta = {"n": self.n, "base_port": self.base_port, "chain_id": self.chain_id,
+                "template_sha256": template_digest(template)}
         (self.root / "localnet.json").write_text(json.dumps(meta, indent=2))
 
     def add_node(self, share_key_with: int | None = None) -> int:
@@ -139,6 +141,11 @@ class Localnet:
         meta["n"] = self.n
         (self.root / "localnet.json").write_text(json.dumps(meta, indent=2))
         return i
+
+    def stale(self) -> bool:
+        """True when the localnet was made from another genesis template than today's."""
+        meta = json.loads((self.root / "localnet.json").read_text())
+        return bool(meta.get("template_sha256") != template_digest(REPO / "genesis" / "localnet.json"))
 
     @classmethod
     def load(cls, root: str | Path) -> Localnet:
@@ -296,6 +303,11 @@ class Localnet:
                 row.update(height=None, app_hash=None, up=False)
             out.append(row)
         return out
+
+
+def template_digest(template: Path) -> str:
+    """Identifies the genesis template a localnet was made from (a changed template means a stale net)."""
+    return hashlib.sha256(template.read_bytes()).hexdigest()
 
 
 def _block_hashes(model: dict[str, Any], shard_dir: Path | None) -> list[str]:

@@ -52,7 +52,7 @@ def wait_active_miners(net: Localnet, model_id: str, n: int, timeout: float = 18
     rpc = net.rpc(0)
     while time.monotonic() < deadline:
         for name in [k for k in net.pids() if k.startswith("miner")]:
-            if not net.running(name):
+            if not net.recorded_alive(name):
                 log = (net.root / f"{name}.log").read_text(errors="replace").strip().splitlines()[-3:]
                 raise ConfigError(f"{name} exited: {' | '.join(log)}")
         try:
