@@ -38,8 +38,8 @@ def _start(args: argparse.Namespace) -> int:
     from nesachain.logging import configure
     from nesachain.store.commit import CommitStore
 
-    configure(args.log_level)
     host, port = parse_listen(args.abci)
+    configure(args.log_level)
     home = Path(args.home)
     store = CommitStore(home / "state.db")
     chain = Chain(store)
