@@ -8,12 +8,7 @@ atomically, so a restart between commit and reveal still reveals.
 
 from __future__ import annotations
 
-import json
-import os
 import secrets
-import tempfile
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -21,8 +16,9 @@ from typing import Any
 import structlog
 
 from nesachain.agents.chain_view import ChainView
+from nesachain.agents.fetch import fetch_json
 from nesachain.client.txs import account_of
-from nesachain.errors import NesaError
+from nesachain.files import read_json, write_json_atomic
 from nesachain.modules.inference.msgs import MsgCommitResult, MsgRevealResult
 from nesachain.modules.inference.types import result_commitment
 from nesachain.tx.msg import Msg
@@ -57,18 +53,6 @@ def step_log_root(steps: list[dict[str, Any]]) -> tuple[bytes, int]:
     return merkle_root(leaves), len(leaves)
 
 
-def fetch_json(url: str, timeout: float = 10.0) -> Any:
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp:
-            return json.loads(resp.read())
-    except urllib.error.HTTPError as exc:
-        if exc.code == 404:
-            return None
-        raise NesaError(f"{url}: HTTP {exc.code}") from None
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        raise NesaError(f"{url}: {exc}") from None
-
-
 class ResultAgent:
     def __init__(self, chain: ChainView, miner: str, miner_url: str, state_file: Path,
                  fetch: Callable[[str], Any] = fetch_json, withhold_reveals: bool = False) -> None:
@@ -79,21 +63,10 @@ class ResultAgent:
         self.state_file = state_file
         self.fetch = fetch
         self.withhold_reveals = withhold_reveals  # TEST ONLY: a miner that commits and never reveals
-        self._state: dict[str, dict[str, Any]] = self._load()
-
-    def _load(self) -> dict[str, dict[str, Any]]:
-        try:
-            data: dict[str, dict[str, Any]] = json.loads(self.state_file.read_text())
-            return data
-        except (OSError, ValueError):
-            return {}
+        self._state: dict[str, dict[str, Any]] = read_json(state_file, {})
 
     def _save(self) -> None:
-        self.state_file.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.state_file.parent, suffix=".tmp")
-        with os.fdopen(fd, "w") as fh:
-            json.dump(self._state, fh)
-        os.replace(tmp, self.state_file)
+        write_json_atomic(self.state_file, self._state)
 
     def tick(self) -> int:
         """One pass: commit the step-log root of every closed session this miner served, reveal

@@ -14,10 +14,7 @@ serve the data, or serves data that does not match its commitments, gets "mismat
 
 from __future__ import annotations
 
-import json
-import os
 import secrets
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -30,6 +27,7 @@ from nesachain.agents.chain_view import ChainView
 from nesachain.agents.results import chain_session_name, step_log_root
 from nesachain.client.txs import account_of
 from nesachain.errors import NesaError
+from nesachain.files import read_json, write_json_atomic
 from nesachain.modules.inference.msgs import MsgCommitVerdict, MsgRevealVerdict
 from nesachain.modules.inference.types import MATCH, MISMATCH, verdict_commitment
 from nesachain.tx.msg import Msg
@@ -83,17 +81,10 @@ class Verifier:
         self.fetch_json = fetch_json
         self.fetch_step = fetch_step
         self.tolerance = tolerance
-        try:
-            self._state: dict[str, dict[str, str]] = json.loads(state_file.read_text())
-        except (OSError, ValueError):
-            self._state = {}
+        self._state: dict[str, dict[str, str]] = read_json(state_file, {})
 
     def _save(self) -> None:
-        self.state_file.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.state_file.parent, suffix=".tmp")
-        with os.fdopen(fd, "w") as fh:
-            json.dump(self._state, fh)
-        os.replace(tmp, self.state_file)
+        write_json_atomic(self.state_file, self._state)
 
     def warm(self) -> None:
         """Load the block ranges active miners serve now, so a challenge is judged within its window."""

@@ -5,12 +5,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import signal
-import urllib.error
-import urllib.request
 from pathlib import Path
-from typing import Any
 
-import msgpack
 import structlog
 
 from nesachain.cli.common import add_client_options, add_keyring_options, keyring_from, rpc_from
@@ -44,29 +40,9 @@ def parse_shards(items: list[str]) -> dict[str, Path]:
     return out
 
 
-def fetch_json(url: str) -> Any:
-    from nesachain.agents.results import fetch_json as fetch
-
-    return fetch(url)
-
-
-def fetch_step(url: str) -> dict[str, Any] | None:
-    try:
-        with urllib.request.urlopen(url, timeout=10) as resp:
-            data = msgpack.unpackb(resp.read(), raw=False)
-    except urllib.error.HTTPError as exc:
-        if exc.code == 404:
-            return None
-        raise NesaError(f"{url}: HTTP {exc.code}") from None
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        raise NesaError(f"{url}: {exc}") from None
-    if not isinstance(data, dict) or not isinstance(data.get("in"), dict) or not isinstance(data.get("out"), dict):
-        raise NesaError(f"{url} did not answer step frames")
-    return data
-
-
 def _start(args: argparse.Namespace) -> int:
     from nesachain.agents.chain_view import ChainView
+    from nesachain.agents.fetch import fetch_json, fetch_step
     from nesachain.agents.replay import ShardReplayer
     from nesachain.agents.verifier import Verifier
     from nesachain.logging import configure

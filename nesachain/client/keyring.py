@@ -10,9 +10,7 @@ Two backends, as in the Cosmos SDK:
 from __future__ import annotations
 
 import json
-import os
 import secrets
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +21,7 @@ import nacl.secret
 from nacl.signing import SigningKey
 
 from nesachain.errors import KeyringError
+from nesachain.files import write_json_atomic
 from nesachain.types.address import address_from_pubkey, encode_address
 
 __all__ = ["BACKENDS", "KeyInfo", "Keyring"]
@@ -68,18 +67,7 @@ class Keyring:
         return data
 
     def _save(self, data: dict[str, Any]) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".keyring-", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w") as fh:
-                json.dump(data, fh, indent=2, sort_keys=True)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.chmod(tmp, 0o600)
-            os.replace(tmp, self.path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_json_atomic(self.path, data, private=True)
 
     # secrets ----------------------------------------------------------------------------------
     def _need_passphrase(self) -> str:
