@@ -9,6 +9,7 @@ registered code: nothing a tx contains can raise out of here.
 from __future__ import annotations
 
 import hashlib
+from collections import OrderedDict
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -40,6 +41,7 @@ __all__ = ["Chain", "FinalizeResult", "QueryResult", "TxResult"]
 log = structlog.get_logger("nesachain.chain")
 
 CHAIN_ID_KEY = b"app/chain_id"
+VERIFIED_CACHE = 20_000  # txs whose decoding and signature check are remembered
 
 
 @dataclass(frozen=True)
@@ -107,6 +109,7 @@ class Chain:
         self._genesis: CacheStore | None = None
         self._pending: _Pending | None = None
         self._check = CacheStore(store)
+        self._verified: OrderedDict[bytes, Tx] = OrderedDict()  # tx bytes -> decoded, signature checked
 
     # Info / InitChain -----------------------------------------------------------------------
     @property
@@ -146,7 +149,20 @@ class Chain:
 
     # txs --------------------------------------------------------------------------------------
     def _decode(self, raw: bytes, store: CacheStore) -> Tx:
-        return decode_tx(raw, max_bytes=self.auth.params(store).max_tx_bytes)
+        """Decode, validate statelessly and verify the signature, once per distinct tx: a tx passes
+        through CheckTx, PrepareProposal, ProcessProposal, FinalizeBlock and rechecks, and the
+        outcome depends on its bytes alone, so later passes reuse it."""
+        max_bytes = self.auth.params(store).max_tx_bytes
+        tx = self._verified.get(raw)
+        if tx is not None and len(raw) <= max_bytes:
+            self._verified.move_to_end(raw)
+            return tx
+        tx = decode_tx(raw, max_bytes=max_bytes)
+        tx.verify_signature()
+        self._verified[raw] = tx
+        if len(self._verified) > VERIFIED_CACHE:
+            self._verified.popitem(last=False)
+        return tx
 
     def _run_msgs(self, ctx: Context, tx: Tx) -> bytes:
         """Run each message's handler; the tx's data is the canonical list of their responses."""
@@ -208,8 +224,7 @@ class Chain:
         store = self._base_store()
         for raw in txs:
             try:
-                tx = self._decode(raw, store)
-                tx.verify_signature()
+                self._decode(raw, store)
             except ChainError:
                 return False
             except Exception as exc:

@@ -1,5 +1,5 @@
 """Ante checks, run before a tx's messages in CheckTx, PrepareProposal and FinalizeBlock alike:
-chain id, signature, sequence, fee. On success the fee is in the fee pool and the sequence is used,
+chain id, sequence, fee (the signature was verified when the tx was decoded). On success the fee is in the fee pool and the sequence is used,
 even if a message later fails (as in the Cosmos SDK)."""
 
 from __future__ import annotations
@@ -29,7 +29,6 @@ def run_ante(ctx: Context, tx: Tx, auth: AuthKeeperLike, bank: BankKeeperLike, m
     body = tx.body
     if body.chain_id != ctx.chain_id:
         raise ErrInvalidChainID.wrap(f"tx is for chain {body.chain_id!r}, this chain is {ctx.chain_id!r}")
-    tx.verify_signature()
     account = decode_address(body.account)
     expected = auth.sequence(ctx.store, account)
     if body.sequence != expected:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 
 import bech32
@@ -22,6 +23,7 @@ def address_from_pubkey(pubkey: bytes) -> bytes:
     return hashlib.sha256(pubkey).digest()[:ADDRESS_LEN]
 
 
+@functools.lru_cache(maxsize=65536)  # pure; the reference bech32 code is slow and txs repeat addresses
 def encode_address(raw: bytes, hrp: str = HRP) -> str:
     if len(raw) != ADDRESS_LEN:
         raise AddressError(f"address must be {ADDRESS_LEN} bytes, got {len(raw)}")
@@ -33,6 +35,11 @@ def encode_address(raw: bytes, hrp: str = HRP) -> str:
 def decode_address(text: str, hrp: str = HRP) -> bytes:
     if not isinstance(text, str) or len(text) > 90:
         raise AddressError(f"not a bech32 address: {text!r}")
+    return _decode(text, hrp)
+
+
+@functools.lru_cache(maxsize=65536)  # pure (errors are raised, not cached)
+def _decode(text: str, hrp: str) -> bytes:
     got_hrp, data = bech32.bech32_decode(text)
     if got_hrp is None or data is None:
         raise AddressError(f"invalid bech32 address (bad checksum or characters): {text!r}")
