@@ -9,8 +9,8 @@ registered code: nothing a tx contains can raise out of here.
 from __future__ import annotations
 
 import hashlib
-from collections import OrderedDict
 import json
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any

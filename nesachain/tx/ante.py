@@ -1,6 +1,6 @@
 """Ante checks, run before a tx's messages in CheckTx, PrepareProposal and FinalizeBlock alike:
-chain id, sequence, fee (the signature was verified when the tx was decoded). On success the fee is in the fee pool and the sequence is used,
-even if a message later fails (as in the Cosmos SDK)."""
+chain id, sequence, fee (the signature was verified when the tx was decoded). On success the fee
+is in the fee pool and the sequence is used, even if a message later fails (as in the Cosmos SDK)."""
 
 from __future__ import annotations
 
