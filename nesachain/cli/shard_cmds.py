@@ -22,6 +22,7 @@ from typing import Any
 
 from nesachain.cli.common import add_keyring_options
 from nesachain.errors import NesaError
+from nesachain.logging import configure
 
 __all__ = ["register"]
 
@@ -103,19 +104,6 @@ def _fail(msg: str) -> int:
     return 1
 
 
-def _configure_logging() -> None:
-    import logging
-
-    import structlog
-
-    structlog.configure(
-        processors=[structlog.processors.add_log_level, structlog.processors.TimeStamper(fmt="iso"),
-                    structlog.dev.ConsoleRenderer(colors=False)],
-        wrapper_class=structlog.make_filtering_bound_logger(logging.INFO),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
-    )
-
-
 def model_shard(args: argparse.Namespace) -> int:
     from nesachain.shard_exec.shard_files import write_shards
     from nesachain.shard_exec.sources import load_source
@@ -155,7 +143,7 @@ def miner_start(args: argparse.Namespace) -> int:
     from nesachain.shard_exec.miner.main import serve_forever
     from nesachain.shard_exec.shard_files import parse_range, read_manifest
 
-    _configure_logging()
+    configure(json=False)  # miners log for people watching a terminal
     try:
         manifest = read_manifest(args.model)
         start, end = parse_range(args.blocks, manifest["n_blocks"])
