@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import shutil
 import statistics
 import sys
 import tempfile
@@ -86,6 +87,7 @@ def main() -> None:
             assert s["status"] == "settled", s["status"]
     finally:
         net.down()
+        shutil.rmtree(net.root, ignore_errors=True)
     med = statistics.median
     print(f"SmolLM2-135M, 3 miners (10 blocks each), {args.max_tokens} new tokens, median of {args.runs} runs, "
           "4-validator localnet (timeout_commit 400 ms), all on one 2-core machine")
