@@ -56,9 +56,6 @@ class CacheStore:
             return self._writes[key]
         return self._parent.get(key)
 
-    def has(self, key: bytes) -> bool:
-        return self.get(key) is not None
-
     def set(self, key: bytes, value: bytes) -> None:
         if not isinstance(key, bytes) or not isinstance(value, bytes):
             raise TypeError("store keys and values are bytes")
@@ -92,9 +89,6 @@ class CacheStore:
             else:
                 yield nxt
                 nxt = next(parent, None)
-
-    def iterate_prefix(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
-        return self.iterate(prefix, prefix_end(prefix))
 
     def writes(self) -> dict[bytes, bytes | None]:
         return dict(self._writes)

@@ -12,7 +12,7 @@ from typing import Any, ClassVar, Protocol, Self
 from nesachain.types.errors import ChainError
 from nesachain.types.sdk_errors import ErrTxDecode, ErrUnknownRequest
 
-__all__ = ["Msg", "decode_msg", "msg_types", "register_msg"]
+__all__ = ["Msg", "decode_msg", "encode_msg", "register_msg"]
 
 
 class Msg(Protocol):
@@ -36,10 +36,6 @@ def register_msg(cls: type[Msg]) -> type[Msg]:
         raise ValueError(f"msg type {cls.TYPE} registered twice")
     _MSGS[cls.TYPE] = cls
     return cls
-
-
-def msg_types() -> list[str]:
-    return sorted(_MSGS)
 
 
 def decode_msg(obj: object) -> Msg:

@@ -99,13 +99,6 @@ class BankKeeper:
         ctx.store.set(keys.FEE_POOL, encode(self.fee_pool(ctx.store) + amount))
         ctx.emit("fee_pool_deposit", amount=f"{amount}unes")
 
-    def pay_from_fee_pool(self, ctx: Context, recipient: bytes, amount: int) -> None:
-        pool = self.fee_pool(ctx.store)
-        if amount > pool:
-            raise ErrModuleFundsShort.wrap(f"fee pool holds {pool}unes, asked for {amount}unes")
-        ctx.store.set(keys.FEE_POOL, encode(pool - amount))
-        self._credit(ctx.store, recipient, amount)
-
     # genesis
     def mint_genesis(self, store: KVStore, address: bytes, amount: int) -> None:
         self._credit(store, address, amount)
