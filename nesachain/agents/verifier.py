@@ -6,10 +6,14 @@ frames of steps 0..k, checks that the log's merkle root is the root the miner re
 and that every frame hashes to its logged digest, replays the inputs through its own
 hash-checked copy of those blocks (rebuilding the KV cache), and compares step k's output with
 what the miner sent. Recomputation on other hardware is not bit-exact, so outputs are compared
-after both pass through the miner's compression scheme, by relative L2 error against
-``tolerance`` (2e-3: honest reruns on other thread counts differ by ~1e-6 in fp32 and by a few
-re-rounded 8-bit codes when compressed; a 1 % perturbation gives ~1e-2). A miner that does not
-serve the data, or serves data that does not match its commitments, gets "mismatch".
+after both pass through the miner's compression scheme, by the median over elements of
+|mine − theirs| / max(|mine|, 1 % of mine's median magnitude), against ``tolerance`` (2e-3).
+A median is used because a residual stream's few huge channels dominate any norm: measured as
+relative L2 error, a 1 % perturbation came out as low as 1.5e-3 whenever the noise on those
+channels happened to be small. The honest replays seen in the tests matched exactly (0.0); a rerun
+on other hardware or thread counts differs by float rounding, far below the tolerance; 1 % noise
+gives a median near 7e-3. A miner that does not serve the
+data, or serves data that does not match its commitments, gets "mismatch".
 """
 
 from __future__ import annotations
@@ -34,19 +38,25 @@ from nesachain.tx.msg import Msg
 from nesachain.tx.tx import MAX_MSGS
 from nesachain.types.address import decode_address
 
-__all__ = ["Replayer", "Verifier", "relative_error"]
+__all__ = ["Replayer", "Verifier", "relative_deviation"]
 
 log = structlog.get_logger("nesachain.verifier")
 DEFAULT_TOLERANCE = 2e-3
 
 
-def relative_error(mine: torch.Tensor, theirs: torch.Tensor) -> float:
+def relative_deviation(mine: torch.Tensor, theirs: torch.Tensor) -> float:
+    """Median element-wise deviation of ``theirs`` from ``mine``, relative to each element's size
+    (floored at 1 % of the median magnitude, so near-zero elements do not blow up and a few huge
+    channels do not set the floor). inf for a shape mismatch or non-finite values."""
     if mine.shape != theirs.shape:
         return float("inf")
-    a, b = mine.float(), theirs.float()
+    a, b = mine.float().flatten(), theirs.float().flatten()
     if not torch.isfinite(b).all():
         return float("inf")
-    return float((a - b).norm() / (a.norm() + 1e-12))
+    if a.numel() == 0:
+        return 0.0
+    floor = 1e-2 * float(a.abs().median()) + 1e-12
+    return float(((a - b).abs() / a.abs().clamp_min(floor)).median())
 
 
 class Replayer(Protocol):
@@ -161,11 +171,11 @@ class Verifier:
             theirs = self.replayer.decode_outputs(fetched[-1])
         except NesaError as exc:
             return MISMATCH, f"could not check: {exc}"
-        worst = max((relative_error(mine[name_], theirs.get(name_, torch.empty(0))) for name_ in mine),
+        worst = max((relative_deviation(mine[name_], theirs.get(name_, torch.empty(0))) for name_ in mine),
                     default=float("inf"))
         if worst <= self.tolerance:
-            return MATCH, f"relative error {worst:.2e}"
-        return MISMATCH, f"relative error {worst:.2e} > {self.tolerance:.0e}"
+            return MATCH, f"relative deviation {worst:.2e}"
+        return MISMATCH, f"relative deviation {worst:.2e} > {self.tolerance:.0e}"
 
     def _commit_msg(self, s: dict[str, Any], idx: int, c: dict[str, Any], key: str) -> Msg:
         verdict, reason = self.judge(s, c)

@@ -24,7 +24,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                    help="this verifier's own shard folder of a model (repeatable)")
     p.add_argument("--state-file", help="where verdict salts are kept (default: HOME/verifier-<key>.json)")
     p.add_argument("--poll", type=float, default=1.0, help="seconds between passes over the chain")
-    p.add_argument("--tolerance", type=float, default=2e-3, help="relative L2 error still judged a match")
+    p.add_argument("--tolerance", type=float, default=2e-3, help="median relative deviation still judged a match")
     add_client_options(p)
     add_keyring_options(p)
     p.set_defaults(func=_start)

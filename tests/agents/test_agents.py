@@ -10,7 +10,7 @@ import torch
 from nacl.signing import SigningKey
 
 from nesachain.agents.results import ResultAgent, step_log_root
-from nesachain.agents.verifier import Verifier
+from nesachain.agents.verifier import Verifier, relative_deviation
 from nesachain.client.txs import TxOutcome, account_of
 from nesachain.modules.inference.msgs import MsgCommitResult, MsgCommitVerdict, MsgRevealResult, MsgRevealVerdict
 from nesachain.modules.inference.types import result_commitment, verdict_commitment
@@ -118,12 +118,24 @@ def test_verifier_match_within_tolerance_and_commit_then_reveal(tmp_path):
     assert verdict_commitment(7, 0, decode_address(op), "match", reveal.salt) == chain.sent[0].commitment
 
 
+def test_relative_deviation_sees_1pct_noise_even_when_one_channel_dominates():
+    gen = torch.Generator().manual_seed(3)
+    x = torch.randn(1, 1, 576, generator=gen)
+    x[..., 7] = 25_000.0  # a residual-stream outlier channel, as in SmolLM2
+    for seed in range(50):
+        z = torch.randn(x.shape, generator=torch.Generator().manual_seed(seed))
+        z[..., 7] = 0.0  # the worst case for a norm-based error: no noise where the norm lives
+        assert relative_deviation(x, x + 0.01 * x.abs() * z) > 4e-3
+    assert relative_deviation(x, x * (1 + 1e-7)) < 1e-6
+    assert relative_deviation(x, x[..., :10]) == float("inf")
+
+
 def test_verifier_flags_perturbed_unserved_and_inconsistent_data(tmp_path):
     root, _ = step_log_root(STEPS)
     x = torch.randn(1, 1, 576, generator=torch.Generator().manual_seed(1))
     noisy = x * (1 + 0.01 * torch.randn(x.shape, generator=torch.Generator().manual_seed(2)))
     cases = [
-        (dict(theirs=noisy, mine=x), "relative error"),
+        (dict(theirs=noisy, mine=x), "relative deviation"),
         (dict(theirs=x, mine=x, serve=False), "not served"),
         (dict(theirs=x, mine=x, ok=False), "do not match the logged digests"),
         (dict(theirs=x, mine=x, log=False), "no log"),
