@@ -28,8 +28,9 @@ class Evaluation:
 @pytest.fixture(scope="session")
 def smollm2() -> tuple[Any, Any]:
     """(LlamaForCausalLM fp32 eval, tokenizer), loaded once for the whole session."""
-    models = pytest.importorskip("nesachain.models")
-    return models.load_smollm2()  # type: ignore[no-any-return]
+    from nesachain.models import load_smollm2
+
+    return load_smollm2()  # type: ignore[no-any-return]
 
 
 def pydoc_token_ids(tokenizer: Any) -> torch.Tensor:
