@@ -93,7 +93,6 @@ def main() -> None:
     from nesachain.shard_exec.reference import local_generate
     from nesachain.shard_exec.shard_files import write_shards
     from nesachain.shard_exec.sources import Source
-    from nesachain.shard_exec.wire import available_schemes
 
     model, tok = load_smollm2()
     ids = tok(PROMPT, add_special_tokens=False, return_tensors="pt").input_ids[:, : args.prompt_tokens]
@@ -108,7 +107,7 @@ def main() -> None:
         hop = ",".join(f"{addr}@{i}:{i + 1}" for i, (_, addr) in enumerate(miners))
         client = DecoderClient.from_shard_dir(shard_dir)
         configs = [("none", "none", True), ("none (relay, no push)", "none", False)]
-        configs += [(s, s, True) for s in ("fp16", "blockwise8", "mixed8") if s in available_schemes()]
+        configs += [(s, s, True) for s in ("fp16", "blockwise8", "mixed8")]
 
         async def gen(route: Any, k: int, stats: GenerationStats) -> list[int]:
             return [t async for t in client.generate(route, ids, k, stats=stats)]

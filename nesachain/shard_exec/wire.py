@@ -15,9 +15,9 @@ Every WebSocket message is one binary msgpack map with an ``op`` field:
 ``tensors`` maps a name to a *tensor frame* (bytes); ``values`` maps a name to a small msgpack value
 (ints, floats, lists of ints) for non-tensor values that cross a cut (e.g. a batch size).
 
-A tensor frame is self-describing. Float tensors use ``nesachain.kernels``' frames (magic ``NT``: none,
-fp16, blockwise8, mixed8) when that package is installed; integer tensors, and float ones without kernels,
-use this module's frames, which start with ``NSF1``:
+A tensor frame is self-describing. fp32/fp16/bf16 tensors use ``nesachain.kernels``' frames (magic ``NT``:
+none, fp16, blockwise8, mixed8); integer tensors (and float64) use this module's frames, which start with
+``NSF1``:
 ``b"NSF1" | u32 header length | msgpack {"d": wire dtype, "o": original dtype, "s": shape} | payload``;
 the payload length is checked against the shape before anything is allocated (both codecs).
 
@@ -36,13 +36,13 @@ from typing import Any, Final
 import msgpack
 import torch
 
+from nesachain import kernels
 from nesachain.shard_exec.errors import WireError
 
 __all__ = [
     "MAGIC",
     "SCHEMES",
     "ErrorCode",
-    "available_schemes",
     "bundle_digest",
     "decode_message",
     "decode_tensor",
@@ -88,35 +88,18 @@ class ErrorCode:
     INTERNAL = "internal"
 
 
-def _kernels_codec() -> Any | None:
-    """``nesachain.kernels`` when it provides its tensor frame codec, else None (imported lazily)."""
-    try:
-        import nesachain.kernels as kernels
-    except ImportError:
-        return None
-    names = ("encode_frame", "decode_frame", "read_header", "FrameConfig", "Scheme")
-    return kernels if all(hasattr(kernels, n) for n in names) else None
-
-
-def available_schemes() -> list[str]:
-    """Schemes this process can encode."""
-    return list(SCHEMES) if _kernels_codec() is not None else ["none", "fp16"]
-
-
 def encode_tensor(t: torch.Tensor, scheme: str = "none") -> bytes:
     """Encode a tensor as a self-describing frame.
 
-    Floating-point tensors use ``nesachain.kernels``' frames (magic ``NT``) when it is installed, else this
-    module's ``NSF1`` frames (none and fp16 only); other dtypes always travel losslessly as ``NSF1``.
+    fp32/fp16/bf16 tensors use ``nesachain.kernels``' frames (magic ``NT``); other dtypes travel as this
+    module's ``NSF1`` frames (losslessly, or float64 as fp16).
     """
     if scheme not in SCHEMES:
         raise WireError(ErrorCode.UNSUPPORTED_SCHEME, f"unknown compression scheme {scheme!r}")
     t = t.detach().contiguous().cpu()
     if t.dtype not in _NAMES:
         raise WireError(ErrorCode.BAD_DTYPE, f"dtype {t.dtype} cannot travel")
-    kernels = _kernels_codec()
-    float_ok = t.dtype in (torch.float32, torch.float16, torch.bfloat16)
-    if kernels is not None and float_ok:
+    if t.dtype in (torch.float32, torch.float16, torch.bfloat16):
         try:
             cfg = kernels.FrameConfig(scheme=kernels.Scheme[scheme.upper()])
             out: bytes = bytes(kernels.encode_frame(t, cfg))
@@ -127,7 +110,7 @@ def encode_tensor(t: torch.Tensor, scheme: str = "none") -> bytes:
         return _pack(t, t)
     if scheme == "fp16":
         return _pack(t.to(torch.float16), t)
-    raise WireError(ErrorCode.UNSUPPORTED_SCHEME, f"scheme {scheme!r} needs nesachain.kernels")
+    raise WireError(ErrorCode.UNSUPPORTED_SCHEME, f"scheme {scheme!r} applies to fp32, fp16 and bf16 tensors")
 
 
 def _pack(wire: torch.Tensor, orig: torch.Tensor) -> bytes:
@@ -178,9 +161,6 @@ def decode_tensor(frame: bytes, max_bytes: int = DEFAULT_MAX_TENSOR_BYTES) -> to
 
 
 def _decode_kernels_frame(frame: bytes, max_bytes: int) -> torch.Tensor:
-    kernels = _kernels_codec()
-    if kernels is None:
-        raise WireError(ErrorCode.MALFORMED, "unknown tensor frame magic")
     try:
         header = kernels.read_header(frame, max_bytes=len(frame))
     except Exception as exc:  # the kernels' FrameError

@@ -106,10 +106,6 @@ def _agreement(smol: Sharded, route) -> tuple[float, float, float, int]:  # type
 @pytest.mark.parametrize("edge", ["fp16", "mixed8"])
 def test_smollm2_route_mixed8_teacher_forced_agreement(smol: Sharded, smol_miners: list[MinerProc],
                                                        edge: str) -> None:
-    from nesachain.shard_exec.wire import available_schemes
-
-    if "mixed8" not in available_schemes():
-        pytest.skip("nesachain.kernels' codec is not installed")
     route = parse_route(",".join(m.hop() for m in smol_miners), scheme="mixed8", edge_scheme=edge)
     rate, median, low, total = _agreement(smol, route)
     print(f"\nmixed8 between 3 miners, {edge} on the client edges: teacher-forced top-1 agreement "

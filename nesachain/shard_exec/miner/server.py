@@ -31,7 +31,6 @@ from nesachain.shard_exec.stage import StageRunner
 from nesachain.shard_exec.wire import (
     SCHEMES,
     ErrorCode,
-    available_schemes,
     decode_message,
     encode_message,
     error_message,
@@ -148,7 +147,7 @@ class MinerServer:
     def info(self) -> dict[str, Any]:
         n_blocks = self.cfg.end - self.cfg.start
         blocks = self.manifest["blocks"][self.cfg.start : self.cfg.end]
-        schemes = available_schemes()
+        schemes = list(SCHEMES)
         return {
             "model_id": self.manifest["model_id"], "architecture": self.manifest["architecture"],
             "blocks": [self.cfg.start, self.cfg.end], "n_blocks": self.manifest["n_blocks"],
