@@ -1,11 +1,13 @@
 """Quantize + dequantize throughput and error: nesachain.kernels against bitsandbytes, same CPU tensors.
 
-    .venv/bin/python bench/kernels.py [--repeat 7] [--threads N]
+    .venv/bin/python bench/kernels.py [--repeat 7] [--threads N] [--device cuda]
 
-GB/s are bytes of the input tensor per second (best of ``--repeat`` runs after one warm-up);
-"round trip" is quantize then dequantize. Both libraries use dynamic-map blockwise-64 codes with
-one absmax per block and run on the same torch intra-op thread count (bitsandbytes' CPU kernels
-use OpenMP). Not a test: numbers depend on the machine and its load.
+GB/s are bytes of the input tensor per second (best of ``--repeat`` runs after one warm-up; the
+runs of all implementations are interleaved, so that a slow spell of a shared machine falls on all
+of them alike); "round trip" is quantize then dequantize. Both libraries use dynamic-map
+blockwise-64 codes with one absmax per block and run on the same torch intra-op thread count
+(bitsandbytes' CPU kernels use OpenMP; ours split large tensors over that many threads). Not a
+test: numbers depend on the machine and its load.
 
 On a machine whose cores are busy with other work, run with ``OMP_WAIT_POLICY=PASSIVE`` (or
 ``--threads 1``): every torch op opens an OpenMP parallel region, and GNU OpenMP's spinning threads
@@ -39,13 +41,19 @@ from nesachain.kernels import (
 SHAPES = [(512, 576), (512, 4096), (2048, 2048)]  # a SmolLM2 prefill, a 7B-wide prefill, 16 MiB fp32
 
 
-def best_seconds(fn: Callable[[], object], repeat: int) -> float:
-    fn()
-    best = float("inf")
-    for _ in range(repeat):
-        start = time.perf_counter()
+def best_seconds(fns: dict[str, Callable[[], object]], repeat: int) -> dict[str, float]:
+    """Best wall time of each function over ``repeat`` rounds, each round calling every function once."""
+    sync = torch.cuda.synchronize if torch.cuda.is_initialized() else (lambda: None)
+    for fn in fns.values():
         fn()
-        best = min(best, time.perf_counter() - start)
+    best = dict.fromkeys(fns, float("inf"))
+    for _ in range(repeat):
+        for name, fn in fns.items():
+            sync()
+            start = time.perf_counter()
+            fn()
+            sync()
+            best[name] = min(best[name], time.perf_counter() - start)
     return best
 
 
@@ -59,6 +67,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeat", type=int, default=7)
     parser.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: leave as is)")
+    parser.add_argument("--device", default="cpu", help="where the tensors live: cpu (the issue's comparison) or cuda")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -68,13 +77,15 @@ def main() -> None:
     except ImportError as exc:  # the bench extra is not installed
         raise SystemExit(f"bitsandbytes is not importable ({exc}); install the bench extra") from exc
 
-    print(f"torch {torch.__version__}, bitsandbytes {bitsandbytes.__version__}, threads {torch.get_num_threads()}")
+    device = torch.device(args.device)
+    where = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, threads {torch.get_num_threads()}"
+    print(f"torch {torch.__version__}, bitsandbytes {bitsandbytes.__version__}, {where}")
     header = f"{'tensor':>22} {'impl':>24} {'quant GB/s':>10} {'dequant GB/s':>12} {'round trip GB/s':>15}"
     print(header + f" {'max err':>9} {'rel RMS err':>11}")
     gen = torch.Generator().manual_seed(0)
     for shape in SHAPES:
-        for dtype in (torch.float32, torch.bfloat16):
-            bench_tensor(torch.randn(shape, generator=gen).to(dtype), args.repeat, bnb)
+        for dtype in (torch.float32, torch.float16, torch.bfloat16):
+            bench_tensor(torch.randn(shape, generator=gen).to(device, dtype), args.repeat, bnb)
 
 
 def bench_tensor(x: torch.Tensor, repeat: int, bnb: Any) -> None:
@@ -82,37 +93,31 @@ def bench_tensor(x: torch.Tensor, repeat: int, bnb: Any) -> None:
     nbytes = x.numel() * x.element_size()
     label = f"{tuple(x.shape)} {str(x.dtype).removeprefix('torch.')}"
     q = quantize_blockwise(x, 64, MapId.DYNAMIC)
-    code = bnb.create_dynamic_map(signed=True)
+    code = bnb.create_dynamic_map(signed=True).to(x.device)
     qb, state = bnb.quantize_blockwise(x, code=code, blocksize=64)
     m = quantize_mixed(x)
     mixed8 = FrameConfig(scheme=Scheme.MIXED8)
     frame = encode_frame(x, mixed8)
-    rows: list[tuple[str, float, float, torch.Tensor]] = [
-        (
-            "nesachain blockwise8",
-            best_seconds(lambda: quantize_blockwise(x, 64, MapId.DYNAMIC), repeat),
-            best_seconds(lambda: dequantize_blockwise(q), repeat),
-            dequantize_blockwise(q),
-        ),
-        (
-            "bitsandbytes blockwise",
-            best_seconds(lambda: bnb.quantize_blockwise(x, code=code, blocksize=64), repeat),
-            best_seconds(lambda: bnb.dequantize_blockwise(qb, state), repeat),
-            bnb.dequantize_blockwise(qb, state),
-        ),
-        (
-            "nesachain mixed8",
-            best_seconds(lambda: quantize_mixed(x), repeat),
-            best_seconds(lambda: dequantize_mixed(m), repeat),
-            dequantize_mixed(m),
-        ),
-        (
-            "nesachain mixed8 frame",
-            best_seconds(lambda: encode_frame(x, mixed8), repeat),
-            best_seconds(lambda: decode_frame(frame), repeat),
-            decode_frame(frame),
-        ),
-    ]
+    seconds = best_seconds(
+        {
+            "nesachain blockwise8 q": lambda: quantize_blockwise(x, 64, MapId.DYNAMIC),
+            "nesachain blockwise8 dq": lambda: dequantize_blockwise(q),
+            "bitsandbytes blockwise q": lambda: bnb.quantize_blockwise(x, code=code, blocksize=64),
+            "bitsandbytes blockwise dq": lambda: bnb.dequantize_blockwise(qb, state),
+            "nesachain mixed8 q": lambda: quantize_mixed(x),
+            "nesachain mixed8 dq": lambda: dequantize_mixed(m),
+            "nesachain mixed8 frame q": lambda: encode_frame(x, mixed8),
+            "nesachain mixed8 frame dq": lambda: decode_frame(frame, device=x.device),
+        },
+        repeat,
+    )
+    outputs = {
+        "nesachain blockwise8": dequantize_blockwise(q),
+        "bitsandbytes blockwise": bnb.dequantize_blockwise(qb, state),
+        "nesachain mixed8": dequantize_mixed(m),
+        "nesachain mixed8 frame": decode_frame(frame, device=x.device),
+    }
+    rows = [(name, seconds[name + " q"], seconds[name + " dq"], y) for name, y in outputs.items()]
     speeds = {}
     for name, tq, tdq, y in rows:
         max_err, rel = errors(x, y)

@@ -14,9 +14,9 @@ for the dynamic map the factor is 0.0078, for the linear map 0.0047 (fp32 output
 Non-finite input: a block holding nan or +-inf has no absmax to scale by, so quantizing raises
 ``KernelError``. ``mixed`` carries such values exactly, as outliers.
 
-The fast path is vectorised torch working through the tensor in chunks that stay in cache; it runs
-on whatever device the input is on (CUDA included, one chunk there). ``reference`` holds the plain
-per-block loop it must agree with code for code.
+On CPU the fast path is ``cpu_loops``: compiled loops that read and write each byte once. On other
+devices (CUDA) it is vectorised torch ops over the whole tensor. Both produce the same codes, scales
+and values (tested); ``reference`` holds the plain per-block loop they must agree with code for code.
 """
 
 from __future__ import annotations
@@ -25,7 +25,8 @@ from dataclasses import dataclass
 
 import torch
 
-from nesachain.kernels.codemaps import MapId, code_map, pair_table, quantize_table
+from nesachain.kernels import cpu_loops
+from nesachain.kernels.codemaps import MapId, code_map, quantize_table
 from nesachain.kernels.errors import KernelError
 
 __all__ = [
@@ -43,7 +44,6 @@ DEFAULT_BLOCK_SIZE = 64
 SUPPORTED_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 FP16_MIN_NORMAL = 2.0**-14
 FP16_MAX = 65504.0
-_CHUNK_VALUES = 1 << 16  # values per CPU chunk: intermediates stay in L2
 
 
 @dataclass(frozen=True)
@@ -104,18 +104,19 @@ def make_scales(absmax: torch.Tensor) -> torch.Tensor:
 
 
 def block_absmax(flat: torch.Tensor, block_size: int) -> torch.Tensor:
-    """float32 (nblocks,): the absmax of each block of the 1-D ``flat``; nan if a block holds nan."""
+    """float32 (nblocks,): the absmax of each block of the 1-D ``flat``; nan if a block holds nan or inf."""
+    if flat.device.type == "cpu":
+        return cpu_loops.block_absmax(flat, block_size)
     n = flat.numel()
     full = n // block_size
     nblocks = -(-n // block_size)
     absmax = torch.empty(nblocks, dtype=torch.float32, device=flat.device)
     if full:
         rows = flat[: full * block_size].view(full, block_size)  # (full, B)
-        # max(amax, -amin): two vectorised reductions, no |x| copy of the whole tensor
-        absmax[:full] = torch.maximum(rows.amax(dim=1), rows.amin(dim=1).neg_())
+        absmax[:full] = torch.maximum(rows.amax(dim=1), rows.amin(dim=1).neg_()).float()
     if nblocks > full:
         absmax[full] = flat[full * block_size :].abs().amax().float()
-    return absmax
+    return torch.where(torch.isinf(absmax), torch.nan, absmax)
 
 
 def quantize_blockwise(
@@ -129,51 +130,53 @@ def quantize_blockwise(
     check_block_size(block_size)
     table = quantize_table(map_id, x.device)
     flat = x.detach().reshape(-1)  # (N,)
-    n = flat.numel()
     absmax = block_absmax(flat, block_size)
     if not bool(torch.isfinite(absmax).all()):
         raise KernelError("blockwise8 cannot encode nan or inf; use mixed8, which keeps them exactly")
     scales = make_scales(absmax)
     divisors = scales.float()
     divisors = torch.where(divisors == 0, 1.0, divisors)  # an all-zero block: 0 / 1 = 0 -> code for 0
-    codes = torch.empty(n, dtype=torch.uint8, device=x.device)
+    if flat.device.type == "cpu":
+        codes = cpu_loops.quantize(flat, divisors.contiguous(), table, block_size)
+    else:
+        codes = _quantize_torch(flat, divisors, table, block_size)
+    return QuantizedBlocks(codes, scales, x.shape, x.dtype, block_size, MapId(map_id))
+
+
+def _quantize_torch(flat: torch.Tensor, divisors: torch.Tensor, table: torch.Tensor, block_size: int) -> torch.Tensor:
+    """The codes of ``quantize_blockwise`` in vectorised torch ops (any device)."""
+    n = flat.numel()
     full = n // block_size
-    rows_per_chunk = max(1, full if x.device.type != "cpu" else _CHUNK_VALUES // block_size)
-    blocks = flat[: full * block_size].view(full, block_size)  # (full, B)
-    for r0 in range(0, full, rows_per_chunk):
-        r1 = min(full, r0 + rows_per_chunk)
-        u = blocks[r0:r1].float() / divisors[r0:r1, None]  # (R, B) in [-1, 1]: scales round up
-        pattern = u.half().view(torch.uint16).to(torch.int64)  # (R, B) fp16 bit patterns
-        out = codes[r0 * block_size : r1 * block_size].view(r1 - r0, block_size)
-        torch.gather(table.view(1, -1).expand(r1 - r0, -1), 1, pattern, out=out)  # (R, B) uint8
+    codes = torch.empty(n, dtype=torch.uint8, device=flat.device)
+    if full:
+        u = flat[: full * block_size].view(full, block_size).float() / divisors[:full, None]  # (R, B) in [-1, 1]
+        codes[: full * block_size] = table[u.half().view(torch.uint16).to(torch.int64)].view(-1)
     if n > full * block_size:
         u = flat[full * block_size :].float() / divisors[full]  # (n % B,)
         codes[full * block_size :] = table[u.half().view(torch.uint16).to(torch.int64)]
-    return QuantizedBlocks(codes, scales, x.shape, x.dtype, block_size, MapId(map_id))
+    return codes
 
 
 def dequantize_blockwise(q: QuantizedBlocks) -> torch.Tensor:
     """Rebuild a tensor of ``q.shape`` and ``q.dtype`` from its codes and scales."""
     check_dtype(q.dtype)
+    if q.codes.device.type == "cpu":
+        codes_f32 = code_map(q.map_id)
+        scales = q.scales.float().contiguous()
+        return cpu_loops.dequantize(q.codes.contiguous(), scales, codes_f32, q.block_size, q.dtype).view(q.shape)
+    return _dequantize_torch(q)
+
+
+def _dequantize_torch(q: QuantizedBlocks) -> torch.Tensor:
+    """``dequantize_blockwise`` in vectorised torch ops (any device)."""
     n, b = q.numel, q.block_size
-    device = q.codes.device
-    codes_f32 = code_map(q.map_id, device)
-    pairs = pair_table(q.map_id, device).view(1, -1)  # (1, 65536) int64 = two float32 codes
+    codes_f32 = code_map(q.map_id, q.codes.device)
     scales = q.scales.float()
     full = n // b
-    out = torch.empty(n, dtype=q.dtype, device=device)
-    rows_per_chunk = max(1, full if device.type != "cpu" else _CHUNK_VALUES // b)
-    in_place = q.dtype == torch.float32
-    scratch = out if in_place else torch.empty(min(full, rows_per_chunk) * b, device=device)
-    for r0 in range(0, full, rows_per_chunk):
-        r1 = min(full, r0 + rows_per_chunk)
-        chunk = out[r0 * b : r1 * b] if in_place else scratch[: (r1 - r0) * b]  # (R*B,) float32
-        two_codes = q.codes[r0 * b : r1 * b].view(torch.uint16).to(torch.int64).view(r1 - r0, b // 2)
-        torch.gather(pairs.expand(r1 - r0, -1), 1, two_codes, out=chunk.view(torch.int64).view(r1 - r0, -1))
-        chunk.view(r1 - r0, b).mul_(scales[r0:r1, None])  # (R, B) * (R, 1)
-        if not in_place:
-            out[r0 * b : r1 * b] = chunk
+    out = torch.empty(n, dtype=torch.float32, device=q.codes.device)
+    if full:
+        values = codes_f32[q.codes[: full * b].to(torch.int64)].view(full, b)  # (R, B)
+        out[: full * b] = (values * scales[:full, None]).view(-1)
     if n > full * b:
-        tail = codes_f32[q.codes[full * b :].to(torch.int64)]  # (n % B,)
-        out[full * b :] = tail * scales[full]
-    return out.view(q.shape)
+        out[full * b :] = codes_f32[q.codes[full * b :].to(torch.int64)] * scales[full]
+    return out.to(q.dtype).view(q.shape)

@@ -31,7 +31,6 @@ __all__ = [
     "error_factor",
     "max_half_gap",
     "nearest_code",
-    "pair_table",
     "quantize_table",
 ]
 
@@ -118,22 +117,6 @@ def _cached_table(map_id: MapId, device: torch.device) -> torch.Tensor:
 def quantize_table(map_id: int, device: torch.device | str | None = None) -> torch.Tensor:
     """uint8[65536]: the code nearest to each fp16 value, indexed by the value's bit pattern."""
     return _cached_table(check_map_id(map_id), torch.device(device or "cpu"))
-
-
-@functools.cache
-def _cached_pairs(map_id: MapId, device: torch.device) -> torch.Tensor:
-    codes = _cpu_map(map_id)
-    pattern = torch.arange(65536)
-    pairs = torch.stack([codes[pattern & 255], codes[pattern >> 8]], dim=1)  # (65536, 2) float32
-    return pairs.contiguous().view(torch.int64).view(-1).to(device)
-
-
-def pair_table(map_id: int, device: torch.device | str | None = None) -> torch.Tensor:
-    """int64[65536]: the float32 pair (code[lo], code[hi]) for each little-endian uint16 of two codes.
-
-    Decoding two codes per lookup halves the gathers of the dequantizer.
-    """
-    return _cached_pairs(check_map_id(map_id), torch.device(device or "cpu"))
 
 
 def max_half_gap(map_id: int) -> float:

@@ -1,0 +1,95 @@
+"""The CUDA path against the CPU path. Skipped where torch sees no GPU (this project's CI);
+run on a GPU machine with ``pytest -m gpu tests/kernels``."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from nesachain.kernels import (
+    FrameConfig,
+    Int8Linear,
+    MapId,
+    Scheme,
+    decode_frame,
+    dequantize_blockwise,
+    dequantize_mixed,
+    encode_frame,
+    quantize_blockwise,
+    quantize_mixed,
+)
+
+pytestmark = [
+    pytest.mark.gpu,
+    pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA"),
+]
+
+DTYPES = [torch.float32, torch.float16, torch.bfloat16]
+
+
+def activations(dtype: torch.dtype, seed: int = 3) -> torch.Tensor:
+    """(3, 333, 576): a residual-stream-like tensor with a few huge channels and a partial last block."""
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(3, 333, 576, generator=gen)
+    x[:, :, 7] *= 300.0
+    x[:, 0, :] *= 40.0
+    return x.to(dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("block_size", [32, 64, 4096])
+def test_blockwise_cuda_gives_the_cpu_bytes(dtype: torch.dtype, block_size: int) -> None:
+    x = activations(dtype)
+    for map_id in MapId:
+        cpu = quantize_blockwise(x, block_size, map_id)
+        gpu = quantize_blockwise(x.cuda(), block_size, map_id)
+        assert gpu.codes.is_cuda
+        assert torch.equal(cpu.codes, gpu.codes.cpu())
+        assert torch.equal(cpu.scales, gpu.scales.cpu())
+        out_cpu, out_gpu = dequantize_blockwise(cpu), dequantize_blockwise(gpu)
+        assert out_gpu.is_cuda and out_gpu.dtype == dtype and out_gpu.shape == x.shape
+        assert torch.equal(out_cpu.view(torch.uint8), out_gpu.cpu().view(torch.uint8))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_blockwise_frames_from_cuda_are_the_cpu_frames(dtype: torch.dtype) -> None:
+    x = activations(dtype)
+    for scheme in (Scheme.NONE, Scheme.FP16, Scheme.BLOCKWISE8):
+        config = FrameConfig(scheme=scheme)
+        frame = encode_frame(x.cuda(), config)
+        assert frame == encode_frame(x, config)
+        back = decode_frame(frame, device="cuda")
+        assert back.is_cuda and back.dtype == dtype and back.shape == x.shape
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_mixed8_on_cuda_keeps_outliers_and_error_bound(dtype: torch.dtype) -> None:
+    x = activations(dtype)
+    x.view(-1)[11] = float("nan")
+    x.view(-1)[12] = float("inf")
+    cpu = quantize_mixed(x)
+    gpu = quantize_mixed(x.cuda())
+    assert torch.equal(cpu.positions, gpu.positions.cpu())  # the same outliers, chosen on the GPU
+    y_cpu, y_gpu = dequantize_mixed(cpu), dequantize_mixed(gpu).cpu()
+    assert y_gpu.dtype == dtype and y_gpu.shape == x.shape
+    assert torch.isnan(y_gpu.view(-1)[11]) and y_gpu.view(-1)[12] == float("inf")
+    finite = torch.isfinite(x)
+    # the rotation's float32 matmul may round differently on the GPU, moving a code by one step
+    rel = (y_gpu[finite].double() - x[finite].double()).norm() / x[finite].double().norm()
+    rel_cpu = (y_cpu[finite].double() - x[finite].double()).norm() / x[finite].double().norm()
+    assert float(rel) <= 1.05 * float(rel_cpu) + 1e-6
+    frame = encode_frame(x.cuda(), FrameConfig(scheme=Scheme.MIXED8))
+    back = decode_frame(frame, device="cuda")
+    assert back.is_cuda and torch.isnan(back.view(-1)[11])
+
+
+def test_int8_linear_on_cuda_matches_cpu() -> None:
+    gen = torch.Generator().manual_seed(4)
+    linear = torch.nn.Linear(576, 1536)
+    with torch.no_grad():
+        linear.weight.copy_(torch.randn(1536, 576, generator=gen) * 0.05)
+    q = Int8Linear.from_linear(linear)
+    x = torch.randn(8, 576, generator=gen)
+    expected = q(x)
+    got = q.cuda()(x.cuda()).cpu()
+    assert torch.allclose(got, expected, rtol=1e-4, atol=1e-4)
