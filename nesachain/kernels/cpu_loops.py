@@ -219,10 +219,13 @@ def _run_parts(loop: Callable[[int, int], None], numel: int, block_size: int) ->
         loop(*parts[0])
         return
     with _POOL_LOCK:
-        if _POOL is None or _POOL._max_workers < len(parts):
-            _POOL = ThreadPoolExecutor(max_workers=len(parts), thread_name_prefix="nesachain-kernels")
-        pool = _POOL
-    for future in [pool.submit(loop, b0, b1) for b0, b1 in parts]:
+        if _POOL is None or _POOL._max_workers < len(parts) - 1:
+            if _POOL is not None:
+                _POOL.shutdown(wait=False)  # its idle threads exit; calls already queued still run
+            _POOL = ThreadPoolExecutor(max_workers=len(parts) - 1, thread_name_prefix="nesachain-kernels")
+        futures = [_POOL.submit(loop, b0, b1) for b0, b1 in parts[1:]]  # under the lock: no shutdown between
+    loop(*parts[0])  # the calling thread takes the first part
+    for future in futures:
         future.result()
 
 
