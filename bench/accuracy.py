@@ -220,7 +220,7 @@ def effnet(root: Path, n_digits: int) -> dict[str, dict[str, float]]:
     from nesachain.shard_exec.sources import load_source
 
     src = load_source("efficientnet-lite0")
-    photos = photo_crops(32)
+    photos = photo_crops(128)
     dx, dy = digits(n_digits)
     tr, te = train_test_split(np.arange(len(dy)), test_size=0.3, random_state=0, stratify=dy)
 
@@ -228,10 +228,12 @@ def effnet(root: Path, n_digits: int) -> dict[str, dict[str, float]]:
         with torch.inference_mode():
             return torch.cat([fn(x[i : i + 32]) for i in range(0, len(x), 32)])
 
-    ref_photo = logits(src.model, photos).argmax(-1)
+    ref_photo_logits = logits(src.model, photos)
+    ref_photo = ref_photo_logits.argmax(-1)
+    ref_logp = ref_photo_logits.log_softmax(-1)
     ref_digits = logits(src.model, dx).numpy()
     ref_acc = probe_accuracy(ref_digits[tr], dy[tr], ref_digits[te], dy[te])
-    out = {"fp32 | local": {"photo_top1_agreement_pct": 100.0, "digits_probe_accuracy_pct": ref_acc}}
+    out = {"fp32 | local": {"photo_top1_agreement_pct": 100.0, "photo_kl": 0.0, "digits_probe_accuracy_pct": ref_acc}}
     print(f"effnet fp32: {out['fp32 | local']}", file=sys.stderr)
     for column, k in (("3 shards", 3), ("every layer", 18)):
         stages, _ = shard(src, k, root)
@@ -239,10 +241,13 @@ def effnet(root: Path, n_digits: int) -> dict[str, dict[str, float]]:
             def fn(x: torch.Tensor, stages: Any = stages, scheme: str = scheme) -> torch.Tensor:
                 return run_route(stages, {"inputs": x}, scheme)["output"]
 
-            ph = logits(fn, photos).argmax(-1)
+            photo_logits = logits(fn, photos)
+            ph = photo_logits.argmax(-1)
+            kl = float((ref_logp.exp() * (ref_logp - photo_logits.log_softmax(-1))).sum(-1).mean())
             dl = logits(fn, dx).numpy()
             out[f"{scheme} | {column}"] = {
                 "photo_top1_agreement_pct": 100.0 * float((ph == ref_photo).float().mean()),
+                "photo_kl": kl,
                 "digits_probe_accuracy_pct": probe_accuracy(dl[tr], dy[tr], dl[te], dy[te])}
             print(f"effnet {scheme} {column}: {out[f'{scheme} | {column}']}", file=sys.stderr)
     return out
@@ -291,8 +296,9 @@ def main() -> None:
               res["minilm"], [("accuracy_pct", "test accuracy %", ".2f"),
                               ("embedding_cosine", "embedding cosine to fp32", ".6f")])
     if "effnet" in res:
-        table(f"EfficientNet-Lite0: 64 crops of scikit-learn's sample photos; {args.digits} digits, 70/30 probe",
+        table(f"EfficientNet-Lite0: 256 crops of scikit-learn's sample photos; {args.digits} digits, 70/30 probe",
               res["effnet"], [("photo_top1_agreement_pct", "photo top-1 agreement with fp32 %", ".1f"),
+                              ("photo_kl", "photo KL(fp32 ‖ compressed) nats", ".5f"),
                               ("digits_probe_accuracy_pct", "digits linear-probe accuracy %", ".2f")])
     print(f"\n(took {time.time() - t0:.0f} s, {args.threads} threads)")
 

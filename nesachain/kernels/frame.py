@@ -103,7 +103,7 @@ class FrameConfig:
     map_id: MapId | None = None
     threshold: float = DEFAULT_THRESHOLD
     max_fraction: float = DEFAULT_MAX_FRACTION
-    rotate: bool = True
+    rotate: bool | None = None  # mixed8: None rotates where that lowers the predicted error
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,19 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nesachain.kernels import KernelError, MapId, dequantize_mixed, error_factor, quantize_mixed
-from nesachain.kernels.mixed import max_outliers, select_outliers
+from nesachain.kernels import (
+    FrameConfig,
+    KernelError,
+    MapId,
+    Scheme,
+    decode_frame,
+    dequantize_mixed,
+    encode_frame,
+    error_factor,
+    quantize_mixed,
+    read_header,
+)
+from nesachain.kernels.mixed import max_outliers, rotation_helps, select_outliers
 from nesachain.kernels.reference import select_outliers_reference
 from nesachain.kernels.rotation import hadamard, rotate_blocks
 
@@ -27,7 +38,7 @@ def _block_norm(x: torch.Tensor, block_size: int) -> torch.Tensor:
     data=st.data(),
     block_size=st.sampled_from([32, 64, 128, 1024, 4096]),
     map_id=st.sampled_from(list(MapId)),
-    rotate=st.booleans(),
+    rotate=st.sampled_from([True, False, None]),
     threshold=st.sampled_from([0.0, 6.0, 20.0]),
     max_fraction=st.sampled_from([0.0, 1 / 80, 1 / 8]),
 )
@@ -36,7 +47,7 @@ def test_mixed_roundtrip_any_input_shape_dtype_and_error_bound(
     data: st.DataObject,
     block_size: int,
     map_id: MapId,
-    rotate: bool,
+    rotate: bool | None,
     threshold: float,
     max_fraction: float,
 ) -> None:
@@ -61,7 +72,8 @@ def test_mixed_roundtrip_any_input_shape_dtype_and_error_bound(
     # the rest: a rotated block's L2 error is its rotated max error times sqrt(B) at most
     rest = flat_x.clone()
     rest[is_outlier] = 0
-    factor = error_factor(map_id, x.dtype) * (math.sqrt(block_size) if rotate else 1.0)
+    assert rotate is None or m.rotated is rotate
+    factor = error_factor(map_id, x.dtype) * (math.sqrt(block_size) if m.rotated else 1.0)
     bound = factor * _block_norm(rest, block_size) * (1 + 1e-5)
     err = (flat_y - flat_x).abs()[~is_outlier]
     assert bool((err <= bound[~is_outlier] + 1e-30).all())
@@ -129,3 +141,23 @@ def test_rotation_orthonormal_and_self_inverse_partial_block_untouched() -> None
     y = rotate_blocks(x.clone(), 64)
     assert torch.equal(y[-5:], x[-5:])
     assert torch.allclose(rotate_blocks(y, 64), x, atol=1e-5)
+
+
+def test_rotation_is_chosen_per_tensor_by_predicted_error() -> None:
+    gen = torch.Generator().manual_seed(8)
+    # a residual stream: a few channels far above the rest of their block -> rotating spreads them
+    spiky = torch.randn(16, 576, generator=gen)
+    spiky[:, 3::64] *= 5.0
+    # a feature map: each block of 64 neighbouring pixels of one channel is smooth -> rotating
+    # concentrates the block's energy in one coefficient, which then sets a coarse step for the rest
+    ramp = torch.linspace(0.5, 1.0, 64).repeat(16 * 9).view(16, 576) * (1 + 0.01 * torch.randn(16, 576, generator=gen))
+    for x, expected in ((spiky, True), (ramp, False)):
+        assert rotation_helps(x.reshape(-1).clone(), 64) is expected
+        auto = quantize_mixed(x)
+        assert auto.rotated is expected
+        error = {r: float((dequantize_mixed(quantize_mixed(x, rotate=r)) - x).norm()) for r in (True, False)}
+        assert error[expected] < error[not expected]  # the prediction picked the smaller real error
+        frame = encode_frame(x, FrameConfig(scheme=Scheme.MIXED8))
+        assert read_header(frame).rotated is expected
+        assert torch.equal(decode_frame(frame), dequantize_mixed(auto))
+    assert rotation_helps(torch.randn(63), 64) is False  # no full block: nothing to rotate
