@@ -14,14 +14,18 @@ for the dynamic map the factor is 0.0078, for the linear map 0.0047 (fp32 output
 Non-finite input: a block holding nan or +-inf has no absmax to scale by, so quantizing raises
 ``KernelError``. ``mixed`` carries such values exactly, as outliers.
 
-On CPU the fast path is ``cpu_loops``: compiled loops that read and write each byte once. On other
-devices (CUDA) it is vectorised torch ops over the whole tensor. Both produce the same codes, scales
-and values (tested); ``reference`` holds the plain per-block loop they must agree with code for code.
+On CPU the fast path is ``cpu_loops``: compiled loops that read and write each byte once. On CUDA it
+is ``cuda_triton``'s kernels, one launch per step; elsewhere (or without Triton) vectorised torch ops
+over the whole tensor. All produce the same codes, scales and values (tested); ``reference`` holds
+the plain per-block loop they must agree with code for code.
 """
 
 from __future__ import annotations
 
+import functools
+import math
 from dataclasses import dataclass
+from types import ModuleType
 
 import torch
 
@@ -80,22 +84,32 @@ def check_dtype(dtype: torch.dtype) -> None:
         raise KernelError(f"unsupported dtype {dtype}; supported: float32, float16, bfloat16")
 
 
+def _absmax_stats(absmax: torch.Tensor) -> tuple[bool, float, float]:
+    """(all finite, smallest nonzero, largest) of ``absmax``, read back in one device sync."""
+    if absmax.numel() == 0:
+        return True, math.inf, 0.0
+    finite = torch.isfinite(absmax).all().float()
+    smallest_nonzero = torch.where(absmax > 0, absmax, torch.inf).min()
+    stats = torch.stack([finite, smallest_nonzero, absmax.max()]).tolist()
+    return bool(stats[0]), float(stats[1]), float(stats[2])
+
+
+def _scale_dtype(smallest_nonzero: float, largest: float) -> torch.dtype:
+    return torch.float32 if smallest_nonzero < FP16_MIN_NORMAL or largest > FP16_MAX else torch.float16
+
+
 def choose_scale_dtype(absmax: torch.Tensor) -> torch.dtype:
     """fp16 when every value is 0 or a normal fp16 number, else fp32 (``absmax`` is float32, >= 0)."""
-    if absmax.numel() == 0:
-        return torch.float16
-    smallest_nonzero = torch.where(absmax > 0, absmax, torch.inf).min()
-    if float(smallest_nonzero) < FP16_MIN_NORMAL or float(absmax.max()) > FP16_MAX:
-        return torch.float32
-    return torch.float16
+    _, smallest_nonzero, largest = _absmax_stats(absmax)
+    return _scale_dtype(smallest_nonzero, largest)
 
 
-def make_scales(absmax: torch.Tensor) -> torch.Tensor:
-    """The scales the wire carries: ``absmax`` in ``choose_scale_dtype``, fp16 rounded up.
+def make_scales(absmax: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor:
+    """The scales the wire carries: ``absmax`` in ``dtype`` (default ``choose_scale_dtype``), fp16 rounded up.
 
     Rounding up keeps every x / s within [-1, 1], so the end codes never cost more than half a gap.
     """
-    dtype = choose_scale_dtype(absmax)
+    dtype = dtype or choose_scale_dtype(absmax)
     if dtype == torch.float32:
         return absmax.clone()
     nearest = absmax.to(torch.float16)
@@ -103,10 +117,30 @@ def make_scales(absmax: torch.Tensor) -> torch.Tensor:
     return torch.where(nearest.float() < absmax, above, nearest)
 
 
+@functools.cache
+def _triton_kernels() -> ModuleType | None:
+    """``cuda_triton`` where Triton imports (it ships with torch's CUDA builds), else None."""
+    try:
+        from nesachain.kernels import cuda_triton
+    except ImportError:
+        return None
+    return cuda_triton
+
+
+def _on_triton(t: torch.Tensor) -> ModuleType | None:
+    """The Triton kernels if they serve ``t`` (a CUDA tensor with int32 offsets), else None."""
+    if t.device.type != "cuda" or t.numel() >= 2**31:
+        return None
+    return _triton_kernels()
+
+
 def block_absmax(flat: torch.Tensor, block_size: int) -> torch.Tensor:
     """float32 (nblocks,): the absmax of each block of the 1-D ``flat``; nan if a block holds nan or inf."""
     if flat.device.type == "cpu":
         return cpu_loops.block_absmax(flat, block_size)
+    if (kernels := _on_triton(flat)) is not None:
+        absmax: torch.Tensor = kernels.block_absmax(flat, block_size)
+        return absmax
     n = flat.numel()
     full = n // block_size
     nblocks = -(-n // block_size)
@@ -131,13 +165,16 @@ def quantize_blockwise(
     table = quantize_table(map_id, x.device)
     flat = x.detach().reshape(-1)  # (N,)
     absmax = block_absmax(flat, block_size)
-    if not bool(torch.isfinite(absmax).all()):
+    finite, smallest_nonzero, largest = _absmax_stats(absmax)  # the one host sync of a CUDA call
+    if not finite:
         raise KernelError("blockwise8 cannot encode nan or inf; use mixed8, which keeps them exactly")
-    scales = make_scales(absmax)
+    scales = make_scales(absmax, _scale_dtype(smallest_nonzero, largest))
     divisors = scales.float()
     divisors = torch.where(divisors == 0, 1.0, divisors)  # an all-zero block: 0 / 1 = 0 -> code for 0
     if flat.device.type == "cpu":
         codes = cpu_loops.quantize(flat, divisors.contiguous(), table, block_size)
+    elif (kernels := _on_triton(flat)) is not None:
+        codes = kernels.quantize(flat, divisors, table, block_size)
     else:
         codes = _quantize_torch(flat, divisors, table, block_size)
     return QuantizedBlocks(codes, scales, x.shape, x.dtype, block_size, MapId(map_id))
@@ -164,6 +201,10 @@ def dequantize_blockwise(q: QuantizedBlocks) -> torch.Tensor:
         codes_f32 = code_map(q.map_id)
         scales = q.scales.float().contiguous()
         return cpu_loops.dequantize(q.codes.contiguous(), scales, codes_f32, q.block_size, q.dtype).view(q.shape)
+    if (kernels := _on_triton(q.codes)) is not None:
+        codes_f32 = code_map(q.map_id, q.codes.device)
+        out: torch.Tensor = kernels.dequantize(q.codes, q.scales, codes_f32, q.block_size, q.dtype)
+        return out.view(q.shape)
     return _dequantize_torch(q)
 
 

@@ -18,6 +18,7 @@ from nesachain.kernels import (
     quantize_blockwise,
     quantize_mixed,
 )
+from nesachain.kernels.codemaps import quantize_table
 
 pytestmark = [
     pytest.mark.gpu,
@@ -93,3 +94,17 @@ def test_int8_linear_on_cuda_matches_cpu() -> None:
     expected = q(x)
     got = q.cuda()(x.cuda()).cpu()
     assert torch.allclose(got, expected, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_triton_and_torch_cuda_paths_agree(dtype: torch.dtype) -> None:
+    from nesachain.kernels.blockwise import _dequantize_torch, _quantize_torch, _triton_kernels
+
+    assert _triton_kernels() is not None  # the GPU machine's torch ships Triton: the fast path is in use
+    x = activations(dtype).cuda()
+    for map_id in MapId:
+        q = quantize_blockwise(x, 64, map_id)
+        divisors = torch.where(q.scales.float() == 0, 1.0, q.scales.float())
+        table = quantize_table(map_id, x.device)
+        assert torch.equal(q.codes, _quantize_torch(x.reshape(-1), divisors, table, 64))
+        assert torch.equal(dequantize_blockwise(q).view(torch.uint8), _dequantize_torch(q).view(torch.uint8))
