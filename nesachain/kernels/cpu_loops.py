@@ -6,13 +6,12 @@ These loops compute what ``blockwise``'s torch path computes, value for value, i
 
     block_absmax   absmax of each block; nan where a block holds nan or ±inf
     quantize       code = table[binary16 bit pattern of float32(x / divisor)]
-
-(both read float32, float16 or bfloat16 input as it is, widening each value to float32 exactly)
     dequantize     code_map[code] * scale, as float32 or as fp16 / bf16 bit patterns
 
-Rounding to fp16 is LLVM's ``fptrunc`` (the CPU's F16C conversion), to bf16 integer round-to-nearest-
-even: what ``torch.Tensor.half()`` and ``.bfloat16()`` do; the tests check both bit for bit.
-Where a lookup cannot be vectorised (a gather per value), each block goes through a 64..4096-value
+The first two read float32, float16 or bfloat16 input as it is, widening each value exactly.
+Rounding to fp16 is LLVM's ``fptrunc`` (the CPU's F16C conversion), to bf16 integer round-to-
+nearest-even: what ``torch.Tensor.half()`` and ``.bfloat16()`` do; the tests check both bit for bit.
+Where a lookup cannot be vectorised (a gather per value), each block goes through a block-sized
 float32 scratch so that the arithmetic around it can be: that doubled the speed of the bf16 output.
 
 Large tensors are split by blocks over ``torch.get_num_threads()`` threads (at least
