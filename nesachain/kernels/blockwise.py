@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import functools
 import math
+import warnings
 from dataclasses import dataclass
 from types import ModuleType
 
@@ -127,19 +128,45 @@ def _triton_kernels() -> ModuleType | None:
     return cuda_triton
 
 
+_TRITON_MIN_CAPABILITY = (7, 5)  # Triton's floor; older cards (e.g. Pascal) keep the torch ops
+_triton_failed: list[str] = []  # the first failure's message, once Triton has failed in this process
+
+
+@functools.cache
+def _triton_supports(device: torch.device) -> bool:
+    return torch.cuda.get_device_capability(device) >= _TRITON_MIN_CAPABILITY
+
+
 def _on_triton(t: torch.Tensor) -> ModuleType | None:
     """The Triton kernels if they serve ``t`` (a CUDA tensor with int32 offsets), else None."""
-    if t.device.type != "cuda" or t.numel() >= 2**31:
+    if t.device.type != "cuda" or t.numel() >= 2**31 or _triton_failed or not _triton_supports(t.device):
         return None
     return _triton_kernels()
+
+
+def _run_triton(step: str, t: torch.Tensor, *args: object) -> torch.Tensor | None:
+    """``cuda_triton.<step>(*args)`` where the kernels serve ``t``; None where they do not or fail.
+
+    A failure (a compiler or driver that cannot build the kernel) turns Triton off for the process,
+    with one warning: the torch ops compute the same bytes, only slower.
+    """
+    kernels = _on_triton(t)
+    if kernels is None:
+        return None
+    try:
+        result: torch.Tensor = getattr(kernels, step)(*args)
+    except Exception as exc:  # any failure of the optional fast path falls back to the torch ops
+        _triton_failed.append(f"{type(exc).__name__}: {exc}")
+        warnings.warn(f"Triton kernels disabled, using torch ops: {_triton_failed[0]}", RuntimeWarning, stacklevel=3)
+        return None
+    return result
 
 
 def block_absmax(flat: torch.Tensor, block_size: int) -> torch.Tensor:
     """float32 (nblocks,): the absmax of each block of the 1-D ``flat``; nan if a block holds nan or inf."""
     if flat.device.type == "cpu":
         return cpu_loops.block_absmax(flat, block_size)
-    if (kernels := _on_triton(flat)) is not None:
-        absmax: torch.Tensor = kernels.block_absmax(flat, block_size)
+    if (absmax := _run_triton("block_absmax", flat, flat, block_size)) is not None:
         return absmax
     n = flat.numel()
     full = n // block_size
@@ -173,8 +200,8 @@ def quantize_blockwise(
     divisors = torch.where(divisors == 0, 1.0, divisors)  # an all-zero block: 0 / 1 = 0 -> code for 0
     if flat.device.type == "cpu":
         codes = cpu_loops.quantize(flat, divisors.contiguous(), table, block_size)
-    elif (kernels := _on_triton(flat)) is not None:
-        codes = kernels.quantize(flat, divisors, table, block_size)
+    elif (fast := _run_triton("quantize", flat, flat, divisors, table, block_size)) is not None:
+        codes = fast
     else:
         codes = _quantize_torch(flat, divisors, table, block_size)
     return QuantizedBlocks(codes, scales, x.shape, x.dtype, block_size, MapId(map_id))
@@ -201,9 +228,8 @@ def dequantize_blockwise(q: QuantizedBlocks) -> torch.Tensor:
         codes_f32 = code_map(q.map_id)
         scales = q.scales.float().contiguous()
         return cpu_loops.dequantize(q.codes.contiguous(), scales, codes_f32, q.block_size, q.dtype).view(q.shape)
-    if (kernels := _on_triton(q.codes)) is not None:
-        codes_f32 = code_map(q.map_id, q.codes.device)
-        out: torch.Tensor = kernels.dequantize(q.codes, q.scales, codes_f32, q.block_size, q.dtype)
+    codes_f32 = code_map(q.map_id, q.codes.device)
+    if (out := _run_triton("dequantize", q.codes, q.codes, q.scales, codes_f32, q.block_size, q.dtype)) is not None:
         return out.view(q.shape)
     return _dequantize_torch(q)
 

@@ -9,6 +9,9 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+import torch
+
 CHECK = textwrap.dedent(
     """
     import torch
@@ -48,3 +51,21 @@ def test_triton_kernels_compute_the_cpu_paths_bytes_in_the_interpreter() -> None
     done = subprocess.run([sys.executable, "-c", CHECK], env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "checked 18" in done.stdout
+
+
+def test_a_triton_failure_turns_triton_off_with_one_warning(monkeypatch: pytest.MonkeyPatch) -> None:
+    from nesachain.kernels import blockwise
+
+    class Broken:
+        calls = 0
+
+        def quantize(self, *args: object) -> torch.Tensor:
+            Broken.calls += 1
+            raise RuntimeError("no kernel image is available for execution on the device")
+
+    monkeypatch.setattr(blockwise, "_triton_failed", [])
+    monkeypatch.setattr(blockwise, "_on_triton", lambda t: None if blockwise._triton_failed else Broken())
+    with pytest.warns(RuntimeWarning, match="Triton kernels disabled, using torch ops: RuntimeError: no kernel"):
+        assert blockwise._run_triton("quantize", torch.zeros(1), torch.zeros(1)) is None
+    assert blockwise._run_triton("quantize", torch.zeros(1), torch.zeros(1)) is None  # off: not tried again
+    assert Broken.calls == 1
