@@ -217,3 +217,15 @@ def test_session_table_expires_idle_sessions_and_bounds_retained_tensors(tmp_pat
     assert sum(r.in_frames is not None for r in a.log) == 2  # 400 bytes a step, 1000 bytes kept
     assert table.expire_idle() == ["a"]
     assert set(table.open) == {"b"} and len(table.log_of("a") or []) == 10
+
+
+def test_warm_codecs_compiles_the_loops_for_the_miners_dtypes_and_skips_what_cannot_travel() -> None:
+    from nesachain.kernels import cpu_loops
+    from nesachain.shard_exec.wire import warm_codecs
+
+    bad = torch.ones(64, dtype=torch.bfloat16)
+    bad[3] = float("nan")  # blockwise8 refuses nan: warming must not raise on it
+    warm_codecs({"hidden": torch.randn(1, 1, 576).to(torch.bfloat16), "ids": torch.arange(4), "bad": bad})
+    compiled = [str(sig) for sig in cpu_loops._quantize.signatures]
+    assert any("uint16" in sig for sig in compiled)  # bf16 input is read as its bit patterns
+    assert cpu_loops._dequantize_16.signatures

@@ -34,6 +34,7 @@ from nesachain.shard_exec.wire import (
     decode_message,
     encode_message,
     error_message,
+    warm_codecs,
 )
 
 __all__ = ["MinerServer", "rss_bytes"]
@@ -89,7 +90,8 @@ class MinerServer:
         tensors, values, n = self.runner.probe()
         steps = max(1, self.cfg.probe_steps)
         state = self.runner.new_state(1, steps + 2)
-        self.runner.run(tensors, values, 0, state)  # warm-up
+        outputs, _ = self.runner.run(tensors, values, 0, state)  # warm-up
+        warm_codecs(outputs)  # compile the codec now, not on a client's first step
         t0 = time.perf_counter()
         for i in range(steps):
             self.runner.run(tensors, values, (i + 1) * n if state is not None else 0, state)
