@@ -162,14 +162,19 @@ def rotation_helps(rest: torch.Tensor, block_size: int) -> bool:
     so the predicted squared error of a tensor is proportional to the sum over blocks of absmax^2.
     Compare that sum with and without the rotation (one matmul and two reductions: no trial encode).
     """
+    return _rotated_if_better(rest, block_size) is not None
+
+
+def _rotated_if_better(rest: torch.Tensor, block_size: int) -> torch.Tensor | None:
+    """The full blocks of ``rest`` rotated, (R, B), if that helps (``rotation_helps``); else None."""
     full = rest.numel() // block_size
     if full == 0:
-        return False
+        return None
     blocks = rest[: full * block_size].view(full, block_size)  # (R, B)
-    rotated = blocks @ hadamard(block_size, rest.device)  # (R, B)
+    rotated = blocks @ hadamard(block_size, rest.device)  # (R, B): what rotate_blocks computes
     plain_cost = blocks.abs().amax(dim=1).double().square().sum()
     rotated_cost = rotated.abs().amax(dim=1).double().square().sum()
-    return bool(rotated_cost < plain_cost)
+    return rotated if bool(rotated_cost < plain_cost) else None
 
 
 def outlier_value_dtype(values: torch.Tensor) -> torch.dtype:
@@ -206,9 +211,12 @@ def quantize_mixed(
     if rest.data_ptr() == flat.data_ptr():
         rest = rest.clone()
     rest[positions] = 0
-    if rotate is None:
-        rotate = rotation_helps(rest, block_size)
-    if rotate:
+    if rotate is None:  # decide, and reuse the rotation the decision computed
+        rotated = _rotated_if_better(rest, block_size)
+        rotate = rotated is not None
+        if rotated is not None:
+            rest[: rotated.numel()] = rotated.view(-1)
+    elif rotate:
         rotate_blocks(rest, block_size)
     blocks = quantize_blockwise(rest, block_size, map_id)
     blocks = dataclasses.replace(blocks, shape=x.shape, dtype=x.dtype)
