@@ -8,7 +8,8 @@ Layout (little-endian; varint = unsigned LEB128, at most 10 bytes)::
     3       1     scheme: 0 none, 1 fp16, 2 blockwise8, 3 mixed8
     4       1     dtype of the tensor: 0 float32, 1 float16, 2 bfloat16
     5       1     flags: bit 0 scales are float32 (else float16); bits 1-2 outlier value dtype
-                  (0 float16, 1 bfloat16, 2 float32); bit 3 blocks are Hadamard-rotated; other bits 0
+                  (0 float16, 1 bfloat16, 2 float32); bit 3 blocks are Hadamard-rotated; bit 4 blocks
+                  are centred (not with bit 3); other bits 0
     6       1     log2 of the block size (5..12); 0 for none and fp16
     7       1     code map id (``MapId``); 0 for none and fp16
     8       1     ndim (0..8)
@@ -18,8 +19,9 @@ Layout (little-endian; varint = unsigned LEB128, at most 10 bytes)::
       none        numel values of dtype
       fp16        numel float16 values
       blockwise8  numel uint8 codes, then ceil(numel / block) scales
-      mixed8      as blockwise8, then k ascending positions (uint16 if numel <= 2^16, uint32 if
-                  <= 2^32, else uint64), then k outlier values
+      mixed8      as blockwise8, then (centred only) ceil(numel / block) float16 centres, then k
+                  ascending positions (uint16 if numel <= 2^16, uint32 if <= 2^32, else uint64), then
+                  k outlier values
 
 Frames are canonical: flags and fields a scheme does not use are 0, positions strictly ascending.
 ``decode_frame`` computes the exact frame length from the header with Python integers and refuses
@@ -29,7 +31,7 @@ nothing is allocated for a frame whose sizes do not add up.
 nan and inf: ``none``, ``fp16`` and ``mixed8`` reproduce them exactly (mixed8 sends them as
 outliers); ``blockwise8`` refuses them at encode time (``KernelError``); ``fp16`` refuses finite
 values beyond ±65504 rather than turning them into inf. A decoded ``blockwise8``/``mixed8`` frame
-is finite wherever its sender's tensor was: scales must be finite and non-negative.
+is finite wherever its sender's tensor was: scales must be finite and non-negative, centres finite.
 """
 
 from __future__ import annotations
@@ -79,6 +81,7 @@ _MAGIC = b"NT"
 _FIXED = struct.Struct("<2sBBBBBBB")  # magic, version, scheme, dtype, flags, block log2, map id, ndim
 _FLAG_SCALES_FP32 = 0x01
 _FLAG_ROTATED = 0x08
+_FLAG_CENTERED = 0x10
 _OUTLIER_SHIFT = 1
 
 _DTYPES = (torch.float32, torch.float16, torch.bfloat16)  # index = wire code
@@ -104,6 +107,7 @@ class FrameConfig:
     threshold: float = DEFAULT_THRESHOLD
     max_fraction: float = DEFAULT_MAX_FRACTION
     rotate: bool | None = None  # mixed8: None rotates where that lowers the predicted error
+    center: bool | None = None  # mixed8: None centres blocks where that lowers the predicted error
 
 
 @dataclass(frozen=True)
@@ -118,6 +122,7 @@ class FrameHeader:
     scale_dtype: torch.dtype
     outlier_dtype: torch.dtype
     rotated: bool
+    centered: bool
     outliers: int
     header_bytes: int
 
@@ -133,6 +138,8 @@ class FrameHeader:
         if self.scheme is Scheme.FP16:
             return n * 2
         size = n + -(-n // self.block_size) * _ITEMSIZE[self.scale_dtype]
+        if self.centered:
+            size += -(-n // self.block_size) * 2
         if self.scheme is Scheme.MIXED8:
             size += self.outliers * (_position_width(n) + _ITEMSIZE[self.outlier_dtype])
         return size
@@ -234,16 +241,18 @@ def encode_frame(x: torch.Tensor, config: FrameConfig | None = None) -> bytes:
         flags = _FLAG_SCALES_FP32 if q.scales.dtype == torch.float32 else 0
         return _header(scheme, x, flags, cfg.block_size, map_id) + _to_bytes(q.codes) + _to_bytes(q.scales)
     map_id = DEFAULT_MIXED_MAP if cfg.map_id is None else check_map_id(cfg.map_id)
-    m = quantize_mixed(x, cfg.block_size, map_id, cfg.threshold, cfg.max_fraction, cfg.rotate)
+    m = quantize_mixed(x, cfg.block_size, map_id, cfg.threshold, cfg.max_fraction, cfg.rotate, cfg.center)
     flags = _FLAG_SCALES_FP32 if m.blocks.scales.dtype == torch.float32 else 0
     flags |= _DTYPES.index(m.values.dtype) << _OUTLIER_SHIFT
     flags |= _FLAG_ROTATED if m.rotated else 0
+    flags |= _FLAG_CENTERED if m.centers is not None else 0
     positions = m.positions.to(_POSITION_DTYPE[_position_width(x.numel())])
     return b"".join(
         [
             _header(scheme, x, flags, cfg.block_size, map_id, m.positions.numel()),
             _to_bytes(m.blocks.codes),
             _to_bytes(m.blocks.scales),
+            b"" if m.centers is None else _to_bytes(m.centers),
             _to_bytes(positions),
             _to_bytes(m.values),
         ]
@@ -272,8 +281,8 @@ def read_header(data: bytes | bytearray | memoryview, max_bytes: int = DEFAULT_M
     quantized = scheme in (Scheme.BLOCKWISE8, Scheme.MIXED8)
     allowed_flags = _FLAG_SCALES_FP32 if quantized else 0
     if scheme is Scheme.MIXED8:
-        allowed_flags |= _FLAG_ROTATED | (0x3 << _OUTLIER_SHIFT)
-    if flags & ~allowed_flags:
+        allowed_flags |= _FLAG_ROTATED | _FLAG_CENTERED | (0x3 << _OUTLIER_SHIFT)
+    if flags & ~allowed_flags or (flags & _FLAG_ROTATED and flags & _FLAG_CENTERED):
         raise FrameError(f"flags 0x{flags:02x} not valid for scheme {scheme.name}")
     outlier_id = (flags >> _OUTLIER_SHIFT) & 0x3
     if outlier_id >= len(_DTYPES):
@@ -302,6 +311,7 @@ def read_header(data: bytes | bytearray | memoryview, max_bytes: int = DEFAULT_M
         scale_dtype=torch.float32 if flags & _FLAG_SCALES_FP32 else torch.float16,
         outlier_dtype=_DTYPES[outlier_id],
         rotated=bool(flags & _FLAG_ROTATED),
+        centered=bool(flags & _FLAG_CENTERED),
         outliers=outliers,
         header_bytes=offset,
     )
@@ -341,6 +351,13 @@ def decode_frame(
         q = QuantizedBlocks(codes.to(device), scales.to(device), q.shape, q.dtype, q.block_size, q.map_id)
     if h.scheme is Scheme.BLOCKWISE8:
         return dequantize_blockwise(q)
+    centers = None
+    if h.centered:
+        centers = _from_bytes(buf, offset, nblocks, torch.float16)
+        offset += nblocks * 2
+        if not bool(torch.isfinite(centers).all()):
+            raise FrameError("frame centres must be finite")
+        centers = centers.to(q.codes.device)
     width = _position_width(n)
     positions = _from_bytes(buf, offset, h.outliers, _POSITION_DTYPE[width]).to(torch.int64)
     offset += h.outliers * width
@@ -350,5 +367,5 @@ def decode_frame(
             raise FrameError("outlier position outside the tensor")
         if positions.numel() > 1 and not bool((positions[1:] > positions[:-1]).all()):
             raise FrameError("outlier positions must be strictly ascending")
-    m = MixedQuantized(q, positions.to(q.codes.device), values.to(q.codes.device), h.rotated)
+    m = MixedQuantized(q, positions.to(q.codes.device), values.to(q.codes.device), h.rotated, centers)
     return dequantize_mixed(m)

@@ -20,7 +20,7 @@ from nesachain.kernels import (
     quantize_mixed,
     read_header,
 )
-from nesachain.kernels.mixed import max_outliers, rotation_helps, select_outliers
+from nesachain.kernels.mixed import DEFAULT_MAX_FRACTION, max_outliers, rotation_helps, select_outliers
 from nesachain.kernels.reference import select_outliers_reference
 from nesachain.kernels.rotation import hadamard, rotate_blocks
 
@@ -39,6 +39,7 @@ def _block_norm(x: torch.Tensor, block_size: int) -> torch.Tensor:
     block_size=st.sampled_from([32, 64, 128, 1024, 4096]),
     map_id=st.sampled_from(list(MapId)),
     rotate=st.sampled_from([True, False, None]),
+    center=st.sampled_from([False, None, True]),
     threshold=st.sampled_from([0.0, 6.0, 20.0]),
     max_fraction=st.sampled_from([0.0, 1 / 80, 1 / 8]),
 )
@@ -48,11 +49,20 @@ def test_mixed_roundtrip_any_input_shape_dtype_and_error_bound(
     block_size: int,
     map_id: MapId,
     rotate: bool | None,
+    center: bool | None,
     threshold: float,
     max_fraction: float,
 ) -> None:
     x = data.draw(tensor_strategy(nonfinite=True))
-    m = quantize_mixed(x, block_size, map_id, threshold, max_fraction, rotate)
+    if rotate and center:
+        with pytest.raises(KernelError):
+            quantize_mixed(x, block_size, map_id, threshold, max_fraction, rotate, center)
+        return
+    try:
+        m = quantize_mixed(x, block_size, map_id, threshold, max_fraction, rotate, center)
+    except KernelError:  # centring forced where a block's midpoint is beyond fp16
+        assert center and float(x.float().nan_to_num(0.0, 0.0, 0.0).abs().max()) > 65504 / 2
+        return
     y = dequantize_mixed(m)
     assert y.shape == x.shape and y.dtype == x.dtype
     flat_x, flat_y = x.reshape(-1).double(), y.reshape(-1).double()
@@ -73,6 +83,8 @@ def test_mixed_roundtrip_any_input_shape_dtype_and_error_bound(
     rest = flat_x.clone()
     rest[is_outlier] = 0
     assert rotate is None or m.rotated is rotate
+    assert center is None or (m.centers is not None) is center
+    assert not (m.rotated and m.centers is not None)
     factor = error_factor(map_id, x.dtype) * (math.sqrt(block_size) if m.rotated else 1.0)
     bound = factor * _block_norm(rest, block_size) * (1 + 1e-5)
     err = (flat_y - flat_x).abs()[~is_outlier]
@@ -153,11 +165,66 @@ def test_rotation_is_chosen_per_tensor_by_predicted_error() -> None:
     ramp = torch.linspace(0.5, 1.0, 64).repeat(16 * 9).view(16, 576) * (1 + 0.01 * torch.randn(16, 576, generator=gen))
     for x, expected in ((spiky, True), (ramp, False)):
         assert rotation_helps(x.reshape(-1).clone(), 64) is expected
-        auto = quantize_mixed(x)
-        assert auto.rotated is expected
-        error = {r: float((dequantize_mixed(quantize_mixed(x, rotate=r)) - x).norm()) for r in (True, False)}
+        auto = quantize_mixed(x, center=False)
+        assert auto.rotated is expected and auto.centers is None
+        error = {r: float((dequantize_mixed(quantize_mixed(x, rotate=r, center=False)) - x).norm())
+                 for r in (True, False)}
         assert error[expected] < error[not expected]  # the prediction picked the smaller real error
-        frame = encode_frame(x, FrameConfig(scheme=Scheme.MIXED8))
+        frame = encode_frame(x, FrameConfig(scheme=Scheme.MIXED8, center=False))
         assert read_header(frame).rotated is expected
         assert torch.equal(decode_frame(frame), dequantize_mixed(auto))
     assert rotation_helps(torch.randn(63), 64) is False  # no full block: nothing to rotate
+
+
+def _errors_by_treatment(x: torch.Tensor) -> dict[str, float]:
+    forced = {"rotated": (True, False), "plain": (False, False), "centred": (False, True)}
+    return {k: float((dequantize_mixed(quantize_mixed(x, rotate=r, center=c)) - x).norm())
+            for k, (r, c) in forced.items()}
+
+
+def test_centring_is_chosen_for_offset_blocks_and_costs_half_the_outliers() -> None:
+    gen = torch.Generator().manual_seed(9)
+    # an image: 64 neighbouring pixels sit in a narrow band far from 0 (ImageNet-normalised values)
+    image = 1.5 + 0.1 * torch.randn(3, 224, 224, generator=gen).cumsum(-1) / 15
+    image[0, 0, :7] = 40.0  # a few values a plain block would want as outliers
+    auto = quantize_mixed(image)
+    assert auto.centers is not None and not auto.rotated
+    assert auto.centers.dtype == torch.float16 and auto.centers.numel() == -(-image.numel() // 64)
+    errors = _errors_by_treatment(image)
+    assert errors["centred"] < 0.25 * min(errors["plain"], errors["rotated"])
+    assert float((dequantize_mixed(auto) - image).norm()) == errors["centred"]
+    assert auto.positions.numel() <= max_outliers(image.numel(), DEFAULT_MAX_FRACTION / 2)
+    assert bool((dequantize_mixed(auto)[0, 0, :7] == 40.0).all())  # still outliers, still exact
+    frame = encode_frame(image, FrameConfig(scheme=Scheme.MIXED8))
+    header = read_header(frame)
+    assert header.centered and not header.rotated
+    assert torch.equal(decode_frame(frame), dequantize_mixed(auto))
+    # the centres are paid for with half the outlier cap: within mixed8's 0.553 x fp16 at full cap
+    assert len(frame) - header.header_bytes == image.numel() * (1 + 2 / 64 + 2 / 64) + 6 * auto.positions.numel()
+    most = image.numel() * (1 + 4 / 64) + 6 * max_outliers(image.numel(), DEFAULT_MAX_FRACTION / 2)
+    assert most <= 0.553 * 2 * image.numel()
+
+
+def test_centring_choice_follows_the_real_error() -> None:
+    gen = torch.Generator().manual_seed(10)
+    spiky = torch.randn(64, 576, generator=gen)
+    spiky[:, 3::64] *= 40.0  # outlier channels well past the cap: rotation spreads them
+    relu = torch.relu(torch.randn(64, 576, generator=gen))  # one-sided: centring halves the step
+    for x, expected in ((spiky, "rotated"), (relu, "centred")):
+        m = quantize_mixed(x)
+        chosen = "rotated" if m.rotated else "centred" if m.centers is not None else "plain"
+        errors = _errors_by_treatment(x)
+        assert chosen == expected == min(errors, key=lambda k: errors[k])
+
+
+def test_centring_forced_both_ways_and_refused_with_rotation() -> None:
+    x = torch.randn(1000, generator=torch.Generator().manual_seed(11)) + 100.0
+    assert quantize_mixed(x, center=True).centers is not None
+    assert quantize_mixed(x, center=False).centers is None
+    with pytest.raises(KernelError):
+        quantize_mixed(x, rotate=True, center=True)
+    huge = torch.full((128,), 60000.0)
+    huge[64:] = 65504.0 * 1.5  # midpoint beyond fp16: no centres, a clear error when forced
+    assert quantize_mixed(huge, threshold=1e9).centers is None
+    with pytest.raises(KernelError):
+        quantize_mixed(huge, threshold=1e9, center=True)
