@@ -9,7 +9,8 @@ Layout (little-endian; varint = unsigned LEB128, at most 10 bytes)::
     4       1     dtype of the tensor: 0 float32, 1 float16, 2 bfloat16
     5       1     flags: bit 0 scales are float32 (else float16); bits 1-2 outlier value dtype
                   (0 float16, 1 bfloat16, 2 float32); bit 3 blocks are Hadamard-rotated; bit 4 blocks
-                  are centred (not with bit 3); other bits 0
+                  are centred; bit 5 blocks are delta-coded or centred, block by block (linear map);
+                  at most one of bits 3-5; other bits 0
     6       1     log2 of the block size (5..12); 0 for none and fp16
     7       1     code map id (``MapId``); 0 for none and fp16
     8       1     ndim (0..8)
@@ -19,7 +20,9 @@ Layout (little-endian; varint = unsigned LEB128, at most 10 bytes)::
       none        numel values of dtype
       fp16        numel float16 values
       blockwise8  numel uint8 codes, then ceil(numel / block) scales
-      mixed8      as blockwise8, then (centred only) ceil(numel / block) float16 centres, then k
+      mixed8      as blockwise8, then (bit 4 or 5 only) ceil(numel / block) float16 centres or
+                  bases, then (bit 5 only) one bit per block, 1 = delta-coded (LSB first, padding
+                  bits 0), then k
                   ascending positions (uint16 if numel <= 2^16, uint32 if <= 2^32, else uint64), then
                   k outlier values
 
@@ -31,7 +34,8 @@ nothing is allocated for a frame whose sizes do not add up.
 nan and inf: ``none``, ``fp16`` and ``mixed8`` reproduce them exactly (mixed8 sends them as
 outliers); ``blockwise8`` refuses them at encode time (``KernelError``); ``fp16`` refuses finite
 values beyond ±65504 rather than turning them into inf. A decoded ``blockwise8``/``mixed8`` frame
-is finite wherever its sender's tensor was: scales must be finite and non-negative, centres finite.
+is finite wherever its sender's tensor was: scales must be finite and non-negative, centres and
+bases finite.
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ import struct
 from dataclasses import dataclass
 from enum import IntEnum
 
+import numpy as np
 import torch
 
 from nesachain.kernels.blockwise import (
@@ -82,6 +87,7 @@ _FIXED = struct.Struct("<2sBBBBBBB")  # magic, version, scheme, dtype, flags, bl
 _FLAG_SCALES_FP32 = 0x01
 _FLAG_ROTATED = 0x08
 _FLAG_CENTERED = 0x10
+_FLAG_DELTA = 0x20
 _OUTLIER_SHIFT = 1
 
 _DTYPES = (torch.float32, torch.float16, torch.bfloat16)  # index = wire code
@@ -108,6 +114,7 @@ class FrameConfig:
     max_fraction: float = DEFAULT_MAX_FRACTION
     rotate: bool | None = None  # mixed8: None rotates where that lowers the predicted error
     center: bool | None = None  # mixed8: None centres blocks where that lowers the predicted error
+    delta: bool | None = None  # mixed8: None delta-codes blocks where that lowers the predicted error
 
 
 @dataclass(frozen=True)
@@ -123,6 +130,7 @@ class FrameHeader:
     outlier_dtype: torch.dtype
     rotated: bool
     centered: bool
+    delta: bool
     outliers: int
     header_bytes: int
 
@@ -138,8 +146,11 @@ class FrameHeader:
         if self.scheme is Scheme.FP16:
             return n * 2
         size = n + -(-n // self.block_size) * _ITEMSIZE[self.scale_dtype]
-        if self.centered:
-            size += -(-n // self.block_size) * 2
+        nblocks = -(-n // self.block_size)
+        if self.centered or self.delta:
+            size += nblocks * 2
+        if self.delta:
+            size += -(-nblocks // 8)
         if self.scheme is Scheme.MIXED8:
             size += self.outliers * (_position_width(n) + _ITEMSIZE[self.outlier_dtype])
         return size
@@ -241,18 +252,19 @@ def encode_frame(x: torch.Tensor, config: FrameConfig | None = None) -> bytes:
         flags = _FLAG_SCALES_FP32 if q.scales.dtype == torch.float32 else 0
         return _header(scheme, x, flags, cfg.block_size, map_id) + _to_bytes(q.codes) + _to_bytes(q.scales)
     map_id = DEFAULT_MIXED_MAP if cfg.map_id is None else check_map_id(cfg.map_id)
-    m = quantize_mixed(x, cfg.block_size, map_id, cfg.threshold, cfg.max_fraction, cfg.rotate, cfg.center)
+    m = quantize_mixed(x, cfg.block_size, map_id, cfg.threshold, cfg.max_fraction, cfg.rotate, cfg.center, cfg.delta)
     flags = _FLAG_SCALES_FP32 if m.blocks.scales.dtype == torch.float32 else 0
     flags |= _DTYPES.index(m.values.dtype) << _OUTLIER_SHIFT
     flags |= _FLAG_ROTATED if m.rotated else 0
-    flags |= _FLAG_CENTERED if m.centers is not None else 0
+    flags |= 0 if m.centers is None else _FLAG_CENTERED if m.delta is None else _FLAG_DELTA
     positions = m.positions.to(_POSITION_DTYPE[_position_width(x.numel())])
     return b"".join(
         [
-            _header(scheme, x, flags, cfg.block_size, map_id, m.positions.numel()),
+            _header(scheme, x, flags, cfg.block_size, m.blocks.map_id, m.positions.numel()),
             _to_bytes(m.blocks.codes),
             _to_bytes(m.blocks.scales),
             b"" if m.centers is None else _to_bytes(m.centers),
+            b"" if m.delta is None else np.packbits(m.delta.cpu().numpy(), bitorder="little").tobytes(),
             _to_bytes(positions),
             _to_bytes(m.values),
         ]
@@ -281,9 +293,10 @@ def read_header(data: bytes | bytearray | memoryview, max_bytes: int = DEFAULT_M
     quantized = scheme in (Scheme.BLOCKWISE8, Scheme.MIXED8)
     allowed_flags = _FLAG_SCALES_FP32 if quantized else 0
     if scheme is Scheme.MIXED8:
-        allowed_flags |= _FLAG_ROTATED | _FLAG_CENTERED | (0x3 << _OUTLIER_SHIFT)
-    if flags & ~allowed_flags or (flags & _FLAG_ROTATED and flags & _FLAG_CENTERED):
-        raise FrameError(f"flags 0x{flags:02x} not valid for scheme {scheme.name}")
+        allowed_flags |= _FLAG_ROTATED | _FLAG_CENTERED | _FLAG_DELTA | (0x3 << _OUTLIER_SHIFT)
+    treatments = sum(bool(flags & f) for f in (_FLAG_ROTATED, _FLAG_CENTERED, _FLAG_DELTA))
+    if flags & ~allowed_flags or treatments > 1 or (flags & _FLAG_DELTA and map_id != MapId.LINEAR):
+        raise FrameError(f"flags 0x{flags:02x} not valid for scheme {scheme.name} with map id {map_id}")
     outlier_id = (flags >> _OUTLIER_SHIFT) & 0x3
     if outlier_id >= len(_DTYPES):
         raise FrameError(f"unknown outlier dtype code {outlier_id}")
@@ -312,6 +325,7 @@ def read_header(data: bytes | bytearray | memoryview, max_bytes: int = DEFAULT_M
         outlier_dtype=_DTYPES[outlier_id],
         rotated=bool(flags & _FLAG_ROTATED),
         centered=bool(flags & _FLAG_CENTERED),
+        delta=bool(flags & _FLAG_DELTA),
         outliers=outliers,
         header_bytes=offset,
     )
@@ -352,12 +366,20 @@ def decode_frame(
     if h.scheme is Scheme.BLOCKWISE8:
         return dequantize_blockwise(q)
     centers = None
-    if h.centered:
+    if h.centered or h.delta:
         centers = _from_bytes(buf, offset, nblocks, torch.float16)
         offset += nblocks * 2
         if not bool(torch.isfinite(centers).all()):
-            raise FrameError("frame centres must be finite")
+            raise FrameError("frame centres and bases must be finite")
         centers = centers.to(q.codes.device)
+    delta = None
+    if h.delta:
+        packed = np.frombuffer(bytes(buf[offset : offset + -(-nblocks // 8)]), dtype=np.uint8)
+        offset += packed.size
+        bits = np.unpackbits(packed, bitorder="little")
+        if bits[nblocks:].any():
+            raise FrameError("frame delta bits past the last block must be 0")
+        delta = torch.from_numpy(bits[:nblocks].astype(bool)).to(q.codes.device)
     width = _position_width(n)
     positions = _from_bytes(buf, offset, h.outliers, _POSITION_DTYPE[width]).to(torch.int64)
     offset += h.outliers * width
@@ -367,5 +389,5 @@ def decode_frame(
             raise FrameError("outlier position outside the tensor")
         if positions.numel() > 1 and not bool((positions[1:] > positions[:-1]).all()):
             raise FrameError("outlier positions must be strictly ascending")
-    m = MixedQuantized(q, positions.to(q.codes.device), values.to(q.codes.device), h.rotated, centers)
+    m = MixedQuantized(q, positions.to(q.codes.device), values.to(q.codes.device), h.rotated, centers, delta)
     return dequantize_mixed(m)

@@ -39,7 +39,7 @@ def _block_norm(x: torch.Tensor, block_size: int) -> torch.Tensor:
     block_size=st.sampled_from([32, 64, 128, 1024, 4096]),
     map_id=st.sampled_from(list(MapId)),
     rotate=st.sampled_from([True, False, None]),
-    center=st.sampled_from([False, None, True]),
+    treatment=st.sampled_from(["auto", "rotate", "center", "delta", "none"]),
     threshold=st.sampled_from([0.0, 6.0, 20.0]),
     max_fraction=st.sampled_from([0.0, 1 / 80, 1 / 8]),
 )
@@ -49,19 +49,24 @@ def test_mixed_roundtrip_any_input_shape_dtype_and_error_bound(
     block_size: int,
     map_id: MapId,
     rotate: bool | None,
-    center: bool | None,
+    treatment: str,
     threshold: float,
     max_fraction: float,
 ) -> None:
     x = data.draw(tensor_strategy(nonfinite=True))
-    if rotate and center:
+    # "auto": rotate decides alone; "none": centring and delta ruled out; else that one is forced too
+    center = {"auto": None, "none": False}.get(treatment, treatment == "center")
+    delta = {"auto": None, "none": False}.get(treatment, treatment == "delta")
+    if treatment == "rotate":
+        rotate = True
+    if sum(bool(f) for f in (rotate, center, delta)) > 1:
         with pytest.raises(KernelError):
-            quantize_mixed(x, block_size, map_id, threshold, max_fraction, rotate, center)
+            quantize_mixed(x, block_size, map_id, threshold, max_fraction, rotate, center, delta)
         return
     try:
-        m = quantize_mixed(x, block_size, map_id, threshold, max_fraction, rotate, center)
-    except KernelError:  # centring forced where a block's midpoint is beyond fp16
-        assert center and float(x.float().nan_to_num(0.0, 0.0, 0.0).abs().max()) > 65504 / 2
+        m = quantize_mixed(x, block_size, map_id, threshold, max_fraction, rotate, center, delta)
+    except KernelError:  # centring / delta forced where they cannot be (module doc)
+        assert center or delta
         return
     y = dequantize_mixed(m)
     assert y.shape == x.shape and y.dtype == x.dtype
@@ -83,9 +88,12 @@ def test_mixed_roundtrip_any_input_shape_dtype_and_error_bound(
     rest = flat_x.clone()
     rest[is_outlier] = 0
     assert rotate is None or m.rotated is rotate
-    assert center is None or (m.centers is not None) is center
-    assert not (m.rotated and m.centers is not None)
-    factor = error_factor(map_id, x.dtype) * (math.sqrt(block_size) if m.rotated else 1.0)
+    assert center is None or (m.centers is not None and m.delta is None) is center
+    assert delta is None or (m.delta is not None) is delta
+    assert not (m.rotated and m.centers is not None) and (m.delta is None or m.centers is not None)
+    # delta codes: a step between neighbours is at most 2 absmax (127/126 of it sets the scale)
+    spread = math.sqrt(block_size) if m.rotated else 2.05 if m.delta is not None else 1.0
+    factor = error_factor(map_id, x.dtype) * spread
     bound = factor * _block_norm(rest, block_size) * (1 + 1e-5)
     err = (flat_y - flat_x).abs()[~is_outlier]
     assert bool((err <= bound[~is_outlier] + 1e-30).all())
@@ -165,21 +173,23 @@ def test_rotation_is_chosen_per_tensor_by_predicted_error() -> None:
     ramp = torch.linspace(0.5, 1.0, 64).repeat(16 * 9).view(16, 576) * (1 + 0.01 * torch.randn(16, 576, generator=gen))
     for x, expected in ((spiky, True), (ramp, False)):
         assert rotation_helps(x.reshape(-1).clone(), 64) is expected
-        auto = quantize_mixed(x, center=False)
+        auto = quantize_mixed(x, center=False, delta=False)
         assert auto.rotated is expected and auto.centers is None
-        error = {r: float((dequantize_mixed(quantize_mixed(x, rotate=r, center=False)) - x).norm())
+        error = {r: float((dequantize_mixed(quantize_mixed(x, rotate=r, center=False, delta=False)) - x).norm())
                  for r in (True, False)}
         assert error[expected] < error[not expected]  # the prediction picked the smaller real error
-        frame = encode_frame(x, FrameConfig(scheme=Scheme.MIXED8, center=False))
+        frame = encode_frame(x, FrameConfig(scheme=Scheme.MIXED8, center=False, delta=False))
         assert read_header(frame).rotated is expected
         assert torch.equal(decode_frame(frame), dequantize_mixed(auto))
     assert rotation_helps(torch.randn(63), 64) is False  # no full block: nothing to rotate
 
 
-def _errors_by_treatment(x: torch.Tensor) -> dict[str, float]:
-    forced = {"rotated": (True, False), "plain": (False, False), "centred": (False, True)}
-    return {k: float((dequantize_mixed(quantize_mixed(x, rotate=r, center=c)) - x).norm())
-            for k, (r, c) in forced.items()}
+def _errors_by_treatment(x: torch.Tensor, delta: bool = False) -> dict[str, float]:
+    forced = {"rotated": (True, False, False), "plain": (False, False, False), "centred": (False, True, False)}
+    if delta:
+        forced["delta"] = (False, False, True)
+    return {k: float((dequantize_mixed(quantize_mixed(x, rotate=r, center=c, delta=d)) - x).norm())
+            for k, (r, c, d) in forced.items()}
 
 
 def test_centring_is_chosen_for_offset_blocks_and_costs_half_the_outliers() -> None:
@@ -212,7 +222,7 @@ def test_centring_choice_follows_the_real_error() -> None:
     relu = torch.relu(torch.randn(64, 576, generator=gen))  # one-sided: centring halves the step
     for x, expected in ((spiky, "rotated"), (relu, "centred")):
         m = quantize_mixed(x)
-        chosen = "rotated" if m.rotated else "centred" if m.centers is not None else "plain"
+        chosen = "rotated" if m.rotated else "centred" if m.centers is not None and m.delta is None else "other"
         errors = _errors_by_treatment(x)
         assert chosen == expected == min(errors, key=lambda k: errors[k])
 
@@ -228,3 +238,53 @@ def test_centring_forced_both_ways_and_refused_with_rotation() -> None:
     assert quantize_mixed(huge, threshold=1e9).centers is None
     with pytest.raises(KernelError):
         quantize_mixed(huge, threshold=1e9, center=True)
+
+
+def _upscaled(gen: torch.Generator) -> torch.Tensor:
+    """Small images blown up to 224 x 224 (like 8 x 8 digits fed to an ImageNet model): smooth ramps."""
+    small = torch.rand(4, 3, 8, 8, generator=gen)
+    return torch.nn.functional.interpolate(small, size=(224, 224), mode="bilinear", align_corners=False) * 4 - 2
+
+
+def test_delta_coding_is_chosen_for_smooth_ramps_and_beats_centring() -> None:
+    image = _upscaled(torch.Generator().manual_seed(12))
+    auto = quantize_mixed(image)
+    assert auto.delta is not None and auto.centers is not None and not auto.rotated and auto.positions.numel() == 0
+    # rows are 224 wide: one block in 3.5 crosses a row end, a jump that delta codes would pay for
+    # all along the block; most of those blocks are centred (a small jump is not worth it), the rest delta-coded
+    row_ends = torch.zeros(image.numel(), dtype=torch.bool)
+    row_ends[223::224] = True
+    crosses = row_ends.view(-1, 64)[:, :-1].any(dim=1)  # a row ends inside the block, not at its end
+    assert bool(auto.delta[~crosses].all()) and float(auto.delta[crosses].float().mean()) < 0.5
+    errors = _errors_by_treatment(image, delta=True)
+    assert errors["delta"] < 0.4 * min(errors["plain"], errors["rotated"], errors["centred"])
+    assert float((dequantize_mixed(auto) - image).norm()) == errors["delta"]
+    frame = encode_frame(image, FrameConfig(scheme=Scheme.MIXED8))
+    header = read_header(frame)
+    assert header.delta and not header.centered and not header.rotated and header.outliers == 0
+    nblocks = image.numel() // 64
+    assert len(frame) - header.header_bytes == image.numel() * (1 + 2 / 64 + 2 / 64) + nblocks // 8
+    assert torch.equal(decode_frame(frame), dequantize_mixed(auto))
+    # closed loop: no drift along a block, however long
+    ramp = torch.linspace(0, 1, 4096 * 4).sin()  # smooth everywhere
+    long_blocks = quantize_mixed(ramp, block_size=4096, delta=True)
+    assert long_blocks.delta is not None and bool(long_blocks.delta.all())
+    step = long_blocks.blocks.scales.float().max() / 127
+    assert float((dequantize_mixed(long_blocks) - ramp).abs().max()) <= 0.5 * float(step) + 1e-6
+
+
+def test_delta_coding_refused_where_it_cannot_apply() -> None:
+    ramp = torch.linspace(-1.0, 1.0, 1000)
+    spiked = ramp.clone()
+    spiked[10] = 50.0  # an outlier: delta coding is only for tensors without any
+    assert quantize_mixed(spiked).delta is None
+    with pytest.raises(KernelError):
+        quantize_mixed(spiked, delta=True)
+    with pytest.raises(KernelError):
+        quantize_mixed(ramp, map_id=MapId.DYNAMIC, delta=True)
+    assert quantize_mixed(ramp, map_id=MapId.DYNAMIC).delta is None
+    with pytest.raises(KernelError):
+        quantize_mixed(ramp, center=True, delta=True)
+    noisy = torch.randn(64, 576, generator=torch.Generator().manual_seed(13))
+    m = quantize_mixed(noisy)  # neighbours unrelated: a step is about as wide as the block
+    assert m.delta is None or float(m.delta.float().mean()) < 0.01

@@ -76,6 +76,11 @@ HOSTILE = {
     "rotated flag on blockwise8": _frame(2, (1,), b"\0" * 3, flags=0x08, block_log2=6),
     "centred flag on blockwise8": _frame(2, (1,), b"\0" * 3 + b"\0" * 2, flags=0x10, block_log2=6),
     "rotated and centred": _frame(3, (1,), b"\0" * 3 + b"\0" * 2, flags=0x18, block_log2=6, outliers=0),
+    "centred and delta": _frame(3, (1,), b"\0" * 3 + b"\0" * 3, flags=0x30, block_log2=6, map_id=1, outliers=0),
+    "delta with the dynamic map": _frame(3, (1,), b"\0" * 3 + b"\0" * 3, flags=0x20, block_log2=6, map_id=0,
+                                         outliers=0),
+    "delta bit past the last block": _frame(3, (1,), b"\0" * 3 + b"\0" * 2 + b"\x02", flags=0x20, block_log2=6,
+                                            map_id=1, outliers=0),
     "outlier dtype code 3": _frame(3, (1,), b"\0" * 3, flags=0x06, block_log2=6, outliers=0),
     "nine dimensions": _frame(0, (1,) * 9, b"\0" * 4),
     "varint of 11 bytes": _frame(0, (), b"")[:8] + b"\x01" + b"\xff" * 10 + b"\x01",
@@ -183,7 +188,7 @@ def test_frame_bad_payload_values_rejected() -> None:
     with pytest.raises(FrameError, match="scales"):
         decode_frame(nan_scale)
     offset = 3.0 + torch.arange(300) / 300  # blocks far from 0: sent centred
-    centred = bytearray(encode_frame(offset, FrameConfig(scheme=Scheme.MIXED8)))
+    centred = bytearray(encode_frame(offset, FrameConfig(scheme=Scheme.MIXED8, delta=False)))
     h = read_header(centred)
     assert h.centered
     centres_at = h.header_bytes + 300 + 5 * 2  # codes, 5 fp16 scales, then 5 fp16 centres
@@ -191,6 +196,12 @@ def test_frame_bad_payload_values_rejected() -> None:
     centred[centres_at + 4 : centres_at + 6] = struct.pack("<e", float("inf"))
     with pytest.raises(FrameError, match="centres"):
         decode_frame(centred)
+    delta = bytearray(encode_frame(offset, FrameConfig(scheme=Scheme.MIXED8)))  # a ramp: delta-coded
+    assert read_header(delta).delta
+    assert torch.allclose(decode_frame(delta), offset, atol=1e-4)
+    delta[centres_at : centres_at + 2] = struct.pack("<e", float("nan"))
+    with pytest.raises(FrameError, match="bases"):
+        decode_frame(delta)
 
 
 @settings(max_examples=200, deadline=None)
