@@ -250,7 +250,7 @@ def _absmax_cost(flat: torch.Tensor, block_size: int) -> torch.Tensor:
 
 
 def _delta_code(
-    flat: torch.Tensor, block_size: int
+    flat: torch.Tensor, block_size: int, beat: torch.Tensor | None = None
 ) -> tuple[QuantizedBlocks, torch.Tensor, torch.Tensor, torch.Tensor] | None:
     """(linear codes, fp16 centres or bases, delta blocks, float64 predicted cost) for the finite 1-D ``flat``.
 
@@ -259,7 +259,9 @@ def _delta_code(
     delta-coded, a block across an image's row end (one big jump) is centred. Delta codes are closed
     loop: each value is coded as its difference from the value the decoder will have rebuilt before
     it, so errors do not add up along a block; the scale is 127/126 of the largest step, which keeps
-    every difference within the codes. None when no block gains or a centre, base or step is not finite.
+    every difference within the codes. None when no block gains, when the predicted cost does not
+    beat ``beat`` (checked before the loop along the blocks), or when a centre, base or step is not
+    finite.
     """
     if flat.numel() == 0:
         return None
@@ -278,6 +280,9 @@ def _delta_code(
         return None
     anchors = torch.where(is_delta, bases, centres)
     magnitude = torch.where(is_delta, reach, spread)
+    cost = magnitude.square().sum()
+    if beat is not None and not bool(cost < beat):
+        return None
     scales = make_scales(magnitude.float())
     table = code_map(MapId.LINEAR, flat.device)
     wide = scales.float()  # what the decoder multiplies by
@@ -291,7 +296,7 @@ def _delta_code(
         codes[:, i] = (k + 127).to(torch.uint8)
         rebuilt += torch.where(is_delta, (table[k + 127] * wide).double(), 0.0)
     q = QuantizedBlocks(codes.view(-1)[:n].clone(), scales, torch.Size([n]), torch.float32, block_size, MapId.LINEAR)
-    return q, anchors, is_delta, magnitude.square().sum()
+    return q, anchors, is_delta, cost
 
 
 def _undelta(flat: torch.Tensor, anchors: torch.Tensor, is_delta: torch.Tensor, block_size: int) -> torch.Tensor:
@@ -363,10 +368,10 @@ def quantize_mixed(
     if delta and map_id != MapId.LINEAR:
         raise KernelError("mixed8 delta codes use the linear map")
     if delta or (delta is None and map_id == MapId.LINEAR and not (rotate or center)):
-        coded = _delta_code(rest, block_size) if positions.numel() == 0 else None
+        coded = _delta_code(rest, block_size, None if delta else cost) if positions.numel() == 0 else None
         if delta and coded is None:
             raise KernelError("mixed8 delta-codes only tensors with no outliers and smooth, finite blocks")
-        if coded is not None and (delta or coded[3] < cost):
+        if coded is not None:
             q = dataclasses.replace(coded[0], shape=x.shape, dtype=x.dtype)
             values = flat[positions]
             return MixedQuantized(q, positions, values.to(outlier_value_dtype(values)), False, coded[1], coded[2])
