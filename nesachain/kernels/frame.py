@@ -145,8 +145,8 @@ class FrameHeader:
             return n * _ITEMSIZE[self.dtype]
         if self.scheme is Scheme.FP16:
             return n * 2
-        size = n + -(-n // self.block_size) * _ITEMSIZE[self.scale_dtype]
         nblocks = -(-n // self.block_size)
+        size = n + nblocks * _ITEMSIZE[self.scale_dtype]
         if self.centered or self.delta:
             size += nblocks * 2
         if self.delta:

@@ -111,10 +111,10 @@ from nesachain.kernels.blockwise import (
     check_block_size,
     check_dtype,
     dequantize_blockwise,
-    make_scales,
     quantize_blockwise,
 )
-from nesachain.kernels.codemaps import MapId, code_map
+from nesachain.kernels.codemaps import MapId
+from nesachain.kernels.delta import block_centres, delta_code, padded_blocks, undelta
 from nesachain.kernels.errors import KernelError
 from nesachain.kernels.rotation import hadamard, rotate_blocks
 
@@ -194,45 +194,37 @@ def rotation_helps(rest: torch.Tensor, block_size: int) -> bool:
     so the predicted squared error of a tensor is proportional to the sum over blocks of absmax^2.
     Compare that sum with and without the rotation (one matmul and two reductions: no trial encode).
     """
-    return _rotated_if_better(rest, block_size) is not None
+    return _rotated_if_better(rest, block_size)[0] is not None
 
 
-def _rotated_if_better(rest: torch.Tensor, block_size: int) -> torch.Tensor | None:
-    """The full blocks of ``rest`` rotated, (R, B), if that helps (``rotation_helps``); else None."""
+def _rotated_if_better(rest: torch.Tensor, block_size: int) -> tuple[torch.Tensor | None, torch.Tensor]:
+    """(the full blocks of ``rest`` rotated, (R, B), if that helps, else None; the predicted cost of the
+    choice over the whole of ``rest``, as ``_absmax_cost``)."""
     full = rest.numel() // block_size
+    partial = _absmax_cost(rest[full * block_size :], block_size)
     if full == 0:
-        return None
+        return None, partial
     blocks = rest[: full * block_size].view(full, block_size)  # (R, B)
     rotated = blocks @ hadamard(block_size, rest.device)  # (R, B): what rotate_blocks computes
     plain_cost = blocks.abs().amax(dim=1).double().square().sum()
     rotated_cost = rotated.abs().amax(dim=1).double().square().sum()
-    return rotated if bool(rotated_cost < plain_cost) else None
-
-
-def _padded_blocks(flat: torch.Tensor, block_size: int, fill: float) -> torch.Tensor:
-    """The 1-D ``flat`` as (ceil(N / B), B) blocks, the partial last block padded with ``fill``."""
-    return torch.nn.functional.pad(flat, (0, -flat.numel() % block_size), value=fill).view(-1, block_size)
+    if bool(rotated_cost < plain_cost):
+        return rotated, rotated_cost + partial
+    return None, plain_cost + partial
 
 
 def _centers(rest: torch.Tensor, is_outlier: torch.Tensor, block_size: int) -> tuple[torch.Tensor, torch.Tensor] | None:
     """(fp16 centres, (nblocks,); float64 predicted cost) of centring the finite 1-D ``rest``.
 
-    A block's centre is the fp16-rounded midpoint of its non-outlier values (0 for a block of
-    outliers only); the cost is the sum over blocks of max |x - centre|^2. None when a centre is
-    not a finite fp16 number.
+    The cost is the sum over blocks of the squared half-spread (``block_centres``). None when a
+    centre is not a finite fp16 number.
     """
     if rest.numel() == 0:
         return torch.empty(0, dtype=torch.float16, device=rest.device), torch.zeros((), dtype=torch.float64)
-    high = _padded_blocks(rest.masked_fill(is_outlier, -math.inf), block_size, -math.inf).amax(dim=1)
-    low = _padded_blocks(rest.masked_fill(is_outlier, math.inf), block_size, math.inf).amin(dim=1)
-    empty = high < low  # only outliers (and padding) in the block
-    high, low = high.masked_fill(empty, 0.0), low.masked_fill(empty, 0.0)
-    centers = ((high + low) * 0.5).to(torch.float16)
-    if not bool(torch.isfinite(centers).all()):
+    centres, spread = block_centres(rest, is_outlier, block_size)
+    if not bool(torch.isfinite(centres).all()):
         return None
-    wide = centers.float()
-    spread = torch.maximum(high - wide, wide - low)  # (nblocks,) >= 0
-    return centers, spread.double().square().sum()
+    return centres, spread.square().sum()
 
 
 def _center_blocks(flat: torch.Tensor, centers: torch.Tensor, block_size: int, sign: float) -> torch.Tensor:
@@ -246,65 +238,7 @@ def _absmax_cost(flat: torch.Tensor, block_size: int) -> torch.Tensor:
     """float64 sum over the blocks of the 1-D ``flat`` of absmax^2: the predicted error, up to a factor."""
     if flat.numel() == 0:
         return torch.zeros((), dtype=torch.float64)
-    return _padded_blocks(flat, block_size, 0.0).abs().amax(dim=1).double().square().sum()
-
-
-def _delta_code(
-    flat: torch.Tensor, block_size: int, beat: torch.Tensor | None = None
-) -> tuple[QuantizedBlocks, torch.Tensor, torch.Tensor, torch.Tensor] | None:
-    """(linear codes, fp16 centres or bases, delta blocks, float64 predicted cost) for the finite 1-D ``flat``.
-
-    Each block is delta-coded where its largest step between neighbours (the first from its fp16
-    base) is below its half-spread around the centre, and centred otherwise: a smooth ramp is
-    delta-coded, a block across an image's row end (one big jump) is centred. Delta codes are closed
-    loop: each value is coded as its difference from the value the decoder will have rebuilt before
-    it, so errors do not add up along a block; the scale is 127/126 of the largest step, which keeps
-    every difference within the codes. None when no block gains, when the predicted cost does not
-    beat ``beat`` (checked before the loop along the blocks), or when a centre, base or step is not
-    finite.
-    """
-    if flat.numel() == 0:
-        return None
-    n = flat.numel()
-    blocks = _padded_blocks(flat, block_size, float(flat[-1]))  # (R, B): padding repeats the last value
-    high, low = blocks.amax(dim=1), blocks.amin(dim=1)
-    centres = ((high + low) * 0.5).to(torch.float16)
-    spread = torch.maximum(high - centres.float(), centres.float() - low).double()  # (R,)
-    bases = blocks[:, 0].to(torch.float16)
-    steps = torch.cat([blocks[:, :1].double() - bases.double()[:, None], blocks.double().diff(dim=1)], dim=1)
-    reach = steps.abs().amax(dim=1) * (127 / 126)  # (R,) float64
-    if not bool(torch.isfinite(centres).all() & torch.isfinite(bases).all() & torch.isfinite(reach).all()):
-        return None
-    is_delta = reach < spread
-    if not bool(is_delta.any()):
-        return None
-    anchors = torch.where(is_delta, bases, centres)
-    magnitude = torch.where(is_delta, reach, spread)
-    cost = magnitude.square().sum()
-    if beat is not None and not bool(cost < beat):
-        return None
-    scales = make_scales(magnitude.float())
-    table = code_map(MapId.LINEAR, flat.device)
-    wide = scales.float()  # what the decoder multiplies by
-    divisors = torch.where(wide == 0, 1.0, wide).double()
-    codes = torch.empty(blocks.shape, dtype=torch.uint8, device=flat.device)
-    rebuilt = anchors.double()  # (R,): the decoder's value before position i of a delta block
-    centred = anchors.double()
-    for i in range(block_size):
-        predicted = torch.where(is_delta, rebuilt, centred)
-        k = torch.round((blocks[:, i].double() - predicted) / divisors * 127).clamp_(-127, 127).to(torch.int64)
-        codes[:, i] = (k + 127).to(torch.uint8)
-        rebuilt += torch.where(is_delta, (table[k + 127] * wide).double(), 0.0)
-    q = QuantizedBlocks(codes.view(-1)[:n].clone(), scales, torch.Size([n]), torch.float32, block_size, MapId.LINEAR)
-    return q, anchors, is_delta, cost
-
-
-def _undelta(flat: torch.Tensor, anchors: torch.Tensor, is_delta: torch.Tensor, block_size: int) -> torch.Tensor:
-    """Dequantized codes (1-D float32) -> values: anchor plus the running sum (delta blocks) or the code."""
-    n = flat.numel()
-    codes = _padded_blocks(flat, block_size, 0.0).double()  # (R, B)
-    rebuilt = torch.where(is_delta[:, None], codes.cumsum(dim=1), codes) + anchors.double()[:, None]
-    return rebuilt.view(-1)[:n].float()
+    return padded_blocks(flat, block_size, 0.0).abs().amax(dim=1).double().square().sum()
 
 
 def outlier_value_dtype(values: torch.Tensor) -> torch.dtype:
@@ -347,18 +281,19 @@ def quantize_mixed(
     rest[positions] = 0  # non-finite values are always outliers: rest is finite
     full = rest.numel() // block_size * block_size
     rotated: torch.Tensor | None = None  # (R, B): the full blocks, rotated
-    if rotate:
-        rotated = rotate_blocks(rest.clone(), block_size)[:full].view(-1, block_size)
-    elif rotate is None and not (center or delta):  # decide, and reuse the rotation the decision computed
-        rotated = _rotated_if_better(rest, block_size)
-    chosen = rest if rotated is None else torch.cat([rotated.reshape(-1), rest[full:]])
-    cost = _absmax_cost(chosen, block_size)  # of the plain or rotated blocks
+    if rotate is None and not (center or delta):  # decide, and reuse the rotation and cost the decision computed
+        rotated, cost = _rotated_if_better(rest, block_size)
+    else:  # the plain blocks' cost (a forced rotation is compared with nothing)
+        if rotate:
+            rotated = rotate_blocks(rest.clone(), block_size)[:full].view(-1, block_size)
+        cost = _absmax_cost(rest, block_size)
     centered: tuple[torch.Tensor, torch.Tensor] | None = None
     if center or (center is None and not (rotate or delta)):
         half = select_outliers(flat, threshold, max_fraction / 2)
         is_outlier = torch.zeros(flat.numel(), dtype=torch.bool, device=flat.device)
         is_outlier[half] = True
-        centered = _centers(flat.float().nan_to_num(0.0, 0.0, 0.0), is_outlier, block_size)
+        finite = flat.float().nan_to_num(0.0, 0.0, 0.0)  # a copy: centring below may work in place
+        centered = _centers(finite, is_outlier, block_size)
         if center and centered is None:
             raise KernelError("mixed8 cannot centre this tensor: a block's midpoint is beyond fp16")
         if centered is not None and (center or centered[1] < cost):
@@ -368,7 +303,7 @@ def quantize_mixed(
     if delta and map_id != MapId.LINEAR:
         raise KernelError("mixed8 delta codes use the linear map")
     if delta or (delta is None and map_id == MapId.LINEAR and not (rotate or center)):
-        coded = _delta_code(rest, block_size, None if delta else cost) if positions.numel() == 0 else None
+        coded = delta_code(rest, block_size, None if delta else cost) if positions.numel() == 0 else None
         if delta and coded is None:
             raise KernelError("mixed8 delta-codes only tensors with no outliers and smooth, finite blocks")
         if coded is not None:
@@ -376,7 +311,7 @@ def quantize_mixed(
             values = flat[positions]
             return MixedQuantized(q, positions, values.to(outlier_value_dtype(values)), False, coded[1], coded[2])
     if centered is not None:
-        rest = _center_blocks(flat.float().nan_to_num(0.0, 0.0, 0.0), centered[0], block_size, -1.0)
+        rest = _center_blocks(finite, centered[0], block_size, -1.0)
         rest[half] = 0  # the outliers travel apart: their residuals are 0
         return _mixed(x, rest, block_size, map_id, half, False, centered[0])
     if rotated is not None:
@@ -402,7 +337,7 @@ def dequantize_mixed(m: MixedQuantized) -> torch.Tensor:
     if m.rotated:
         rotate_blocks(flat, m.blocks.block_size)
     if m.delta is not None and m.centers is not None:
-        flat = _undelta(flat, m.centers, m.delta, m.blocks.block_size)
+        flat = undelta(flat, m.centers, m.delta, m.blocks.block_size)
     elif m.centers is not None:
         _center_blocks(flat, m.centers, m.blocks.block_size, 1.0)
     out = flat if m.blocks.dtype == torch.float32 else flat.to(m.blocks.dtype)
