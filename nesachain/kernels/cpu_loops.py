@@ -7,6 +7,7 @@ These loops compute what ``blockwise``'s torch path computes, value for value, i
     block_absmax   absmax of each block; nan where a block holds nan or ±inf
     quantize       code = table[binary16 bit pattern of float32(x / divisor)]
     dequantize     code_map[code] * scale, as float32 or as fp16 / bf16 bit patterns
+    delta_codes    mixed8's closed-loop delta codes (``delta``), block by block
 
 The first two read float32, float16 or bfloat16 input as it is, widening each value exactly.
 Rounding to fp16 is LLVM's ``fptrunc`` (the CPU's F16C conversion), to bf16 integer round-to-
@@ -36,7 +37,7 @@ from llvmlite import ir
 from numba import types
 from numba.extending import intrinsic, overload
 
-__all__ = ["PARALLEL_MIN_VALUES", "block_absmax", "dequantize", "quantize"]
+__all__ = ["PARALLEL_MIN_VALUES", "block_absmax", "delta_codes", "dequantize", "quantize"]
 
 PARALLEL_MIN_VALUES = 1 << 17  # per thread: below this, handing work to a thread costs more than it saves
 _POOL: ThreadPoolExecutor | None = None  # started on first use, never at import
@@ -193,6 +194,26 @@ def _dequantize_16(codes: Any, scales: Any, code_map: Any, block: int, full: int
                 out[base + j] = _f16_bits(values[j])
 
 
+@numba.njit(cache=True, boundscheck=False, nogil=True)
+def _delta_codes(blocks: Any, is_delta: Any, anchors: Any, divisors: Any, wide: Any, table: Any, codes: Any) -> None:
+    # The float64 arithmetic of delta.py's torch loop, in its order, so that the codes are the same.
+    # Each block is a chain (a value's code needs the rebuild before it), so 16 blocks step together:
+    # their chains overlap in the pipeline, twice the speed of one block at a time.
+    group = 16
+    rebuilt = np.empty(group)
+    for r0 in range(0, blocks.shape[0], group):
+        r1 = min(blocks.shape[0], r0 + group)
+        for r in range(r0, r1):
+            rebuilt[r - r0] = anchors[r]
+        for i in range(blocks.shape[1]):
+            for r in range(r0, r1):
+                k = np.rint((np.float64(blocks[r, i]) - rebuilt[r - r0]) / divisors[r] * 127.0)
+                code = np.int64(min(max(k, -127.0), 127.0)) + 127
+                codes[r, i] = np.uint8(code)
+                if is_delta[r]:
+                    rebuilt[r - r0] += np.float64(table[code] * wide[r])
+
+
 def _as_loop_input(flat: torch.Tensor) -> tuple[np.ndarray, int]:
     kind = _IN_KIND[flat.dtype]
     if kind == _IN_F32:
@@ -283,3 +304,22 @@ def dequantize(
     if out.numel():
         _run_parts(loop, codes.numel(), block_size)
     return out if wide else out.view(dtype)
+
+
+def delta_codes(
+    blocks: torch.Tensor, is_delta: torch.Tensor, anchors: torch.Tensor, divisors: torch.Tensor,
+    wide: torch.Tensor, table: torch.Tensor
+) -> torch.Tensor:
+    """uint8 (R, B) codes of float32 CPU ``blocks`` (R, B): what ``delta``'s torch loop computes.
+
+    A delta block codes each value's difference from the decoder's running rebuild (its float64
+    ``anchor`` plus ``table[code] * wide`` so far, each product rounded to float32 as the decoder
+    rounds it), a centred block the value's difference from its anchor; the difference over the
+    float64 divisor, times 127, rounded half to even and clamped to ±127, plus 127 is the code.
+    """
+    codes = torch.empty(blocks.shape, dtype=torch.uint8)
+    if codes.numel():
+        _delta_codes(blocks.contiguous().numpy(), is_delta.contiguous().numpy(), anchors.contiguous().numpy(),
+                     divisors.contiguous().numpy(), wide.contiguous().numpy(), table.contiguous().numpy(),
+                     codes.numpy())
+    return codes

@@ -9,10 +9,11 @@ import math
 
 import torch
 
+from nesachain.kernels import cpu_loops
 from nesachain.kernels.blockwise import QuantizedBlocks, make_scales
 from nesachain.kernels.codemaps import MapId, code_map
 
-__all__ = ["block_centres", "delta_code", "padded_blocks", "undelta"]
+__all__ = ["block_centres", "delta_code", "delta_codes_torch", "padded_blocks", "undelta"]
 
 
 def padded_blocks(flat: torch.Tensor, block_size: int, fill: float) -> torch.Tensor:
@@ -71,16 +72,27 @@ def delta_code(
     table = code_map(MapId.LINEAR, flat.device)
     wide = scales.float()  # what the decoder multiplies by
     divisors = torch.where(wide == 0, 1.0, wide).double()
-    codes = torch.empty(blocks.shape, dtype=torch.uint8, device=flat.device)
-    rebuilt = anchors.double()  # (R,): the decoder's value before position i of a delta block
-    centred = anchors.double()
-    for i in range(block_size):
-        predicted = torch.where(is_delta, rebuilt, centred)
+    if flat.device.type == "cpu":
+        codes = cpu_loops.delta_codes(blocks, is_delta, anchors.double(), divisors, wide, table)
+    else:
+        codes = delta_codes_torch(blocks, is_delta, anchors.double(), divisors, wide, table)
+    q = QuantizedBlocks(codes.view(-1)[:n].clone(), scales, torch.Size([n]), torch.float32, block_size, MapId.LINEAR)
+    return q, anchors, is_delta, cost
+
+
+def delta_codes_torch(
+    blocks: torch.Tensor, is_delta: torch.Tensor, anchors: torch.Tensor, divisors: torch.Tensor,
+    wide: torch.Tensor, table: torch.Tensor
+) -> torch.Tensor:
+    """``cpu_loops.delta_codes`` in torch ops on any device: one step per position, all blocks at once."""
+    codes = torch.empty(blocks.shape, dtype=torch.uint8, device=blocks.device)
+    rebuilt = anchors.clone()  # (R,): the decoder's value before position i of a delta block
+    for i in range(blocks.shape[1]):
+        predicted = torch.where(is_delta, rebuilt, anchors)
         k = torch.round((blocks[:, i].double() - predicted) / divisors * 127).clamp_(-127, 127).to(torch.int64)
         codes[:, i] = (k + 127).to(torch.uint8)
         rebuilt += torch.where(is_delta, (table[k + 127] * wide).double(), 0.0)
-    q = QuantizedBlocks(codes.view(-1)[:n].clone(), scales, torch.Size([n]), torch.float32, block_size, MapId.LINEAR)
-    return q, anchors, is_delta, cost
+    return codes
 
 
 def undelta(flat: torch.Tensor, anchors: torch.Tensor, is_delta: torch.Tensor, block_size: int) -> torch.Tensor:

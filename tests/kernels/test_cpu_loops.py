@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from nesachain.kernels import KernelError, MapId, cpu_loops, dequantize_blockwise, quantize_blockwise
 from nesachain.kernels.blockwise import _dequantize_torch, _quantize_torch, make_scales
 from nesachain.kernels.codemaps import code_map, quantize_table
+from nesachain.kernels.delta import delta_codes_torch
 
 DTYPES = [torch.float32, torch.float16, torch.bfloat16]
 
@@ -93,3 +94,34 @@ def test_split_over_threads_gives_the_same_bytes_and_is_thread_safe() -> None:
             assert torch.equal(dequantize_blockwise(q), serial_out)
     finally:
         torch.set_num_threads(previous)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    nblocks=st.integers(0, 40),
+    block_log2=st.integers(5, 9),
+    log_scale=st.floats(-12, 12),
+    jump=st.floats(0, 50),
+    seed=st.integers(0, 2**16),
+)
+def test_delta_codes_match_torch_path(nblocks: int, block_log2: int, log_scale: float, jump: float, seed: int) -> None:
+    # random walks with occasional jumps (an image's row ends), some blocks delta-coded, some centred,
+    # scales both too small (codes clamp at ±127) and large enough
+    gen = torch.Generator().manual_seed(seed)
+    block = 1 << block_log2
+    steps = torch.randn(nblocks, block, generator=gen) * (torch.rand(nblocks, block, generator=gen) < 0.02) * jump
+    blocks = ((torch.randn(nblocks, block, generator=gen) * 0.1 + steps).cumsum(dim=1) * 2.0**log_scale).float()
+    is_delta = torch.rand(nblocks, generator=gen) < 0.6
+    anchors = torch.where(is_delta, blocks[:, 0], blocks.mean(dim=1) if nblocks else blocks[:, 0])
+    anchors = anchors.to(torch.float16).double()
+    spread = torch.rand(nblocks, generator=gen).double() * 2  # below 1: some differences clamp
+    reach = blocks.double().diff(dim=1).abs().amax(dim=1) * (127 / 126) * spread
+    wide = make_scales(reach.float() + 2.0**log_scale).float()
+    divisors = torch.where(wide == 0, 1.0, wide).double()
+    table = code_map(MapId.LINEAR)
+    fast = cpu_loops.delta_codes(blocks, is_delta, anchors, divisors, wide, table)
+    slow = delta_codes_torch(blocks, is_delta, anchors, divisors, wide, table)
+    assert fast.shape == (nblocks, block) and fast.dtype == torch.uint8
+    assert torch.equal(fast, slow)
+    if nblocks:
+        assert int(fast.min()) >= 0 and int(fast.max()) <= 254  # code 255 is never used by ±127
