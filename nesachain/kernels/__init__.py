@@ -1,7 +1,8 @@
 """Compression kernels for tensors on the wire: pure compute, no I/O, nothing runs at import.
 
     quantize_blockwise / dequantize_blockwise   8-bit codes + one absmax scale per block of B values
-    quantize_mixed / dequantize_mixed           outliers apart (fp16) + rotated, centred, delta or plain blocks
+    quantize_mixed / dequantize_mixed           outliers apart (fp16) + rotated, centred, delta or plain blocks;
+                                                8-bit data (a normalised 8-bit image) exact on grid blocks
     encode_frame / decode_frame                 one tensor as self-describing bytes (msgpack ``bin``)
     Int8Linear / quantize_linear_weight         int8 Linear weights, one scale per row, fp16 outliers
 

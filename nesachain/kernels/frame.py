@@ -8,9 +8,10 @@ Layout (little-endian; varint = unsigned LEB128, at most 10 bytes)::
     3       1     scheme: 0 none, 1 fp16, 2 blockwise8, 3 mixed8
     4       1     dtype of the tensor: 0 float32, 1 float16, 2 bfloat16
     5       1     flags: bit 0 scales are float32 (else float16); bits 1-2 outlier value dtype
-                  (0 float16, 1 bfloat16, 2 float32); bit 3 blocks are Hadamard-rotated; bit 4 blocks
-                  are centred; bit 5 blocks are delta-coded or centred, block by block (linear map);
-                  at most one of bits 3-5; other bits 0
+                  (as the dtype byte: 0 float32, 1 float16, 2 bfloat16); bit 3 blocks are
+                  Hadamard-rotated; bit 4 blocks are centred; bit 5 blocks are delta-coded or centred,
+                  block by block (linear map); bit 6 grid blocks (float32 tensor, float32 scales,
+                  linear map id, no outliers, outlier dtype bits 0); at most one of bits 3-6; bit 7 0
     6       1     log2 of the block size (5..12); 0 for none and fp16
     7       1     code map id (``MapId``); 0 for none and fp16
     8       1     ndim (0..8)
@@ -22,7 +23,8 @@ Layout (little-endian; varint = unsigned LEB128, at most 10 bytes)::
       blockwise8  numel uint8 codes, then ceil(numel / block) scales
       mixed8      as blockwise8, then (bit 4 or 5 only) ceil(numel / block) float16 centres or
                   bases, then (bit 5 only) one bit per block, 1 = delta-coded (LSB first, padding
-                  bits 0), then k
+                  bits 0), then (bit 6 only) ceil(numel / block) float32 bases (the scales are
+                  the steps: value = base + code * step), then k
                   ascending positions (uint16 if numel <= 2^16, uint32 if <= 2^32, else uint64), then
                   k outlier values
 
@@ -65,6 +67,7 @@ from nesachain.kernels.mixed import (
     DEFAULT_THRESHOLD,
     MixedQuantized,
     dequantize_mixed,
+    position_width,
     quantize_mixed,
 )
 
@@ -88,6 +91,7 @@ _FLAG_SCALES_FP32 = 0x01
 _FLAG_ROTATED = 0x08
 _FLAG_CENTERED = 0x10
 _FLAG_DELTA = 0x20
+_FLAG_GRID = 0x40
 _OUTLIER_SHIFT = 1
 
 _DTYPES = (torch.float32, torch.float16, torch.bfloat16)  # index = wire code
@@ -115,6 +119,7 @@ class FrameConfig:
     rotate: bool | None = None  # mixed8: None rotates where that lowers the predicted error
     center: bool | None = None  # mixed8: None centres blocks where that lowers the predicted error
     delta: bool | None = None  # mixed8: None delta-codes blocks where that lowers the predicted error
+    grid: bool | None = None  # mixed8: None sends grid blocks wherever every block is on a grid
 
 
 @dataclass(frozen=True)
@@ -131,6 +136,7 @@ class FrameHeader:
     rotated: bool
     centered: bool
     delta: bool
+    grid: bool
     outliers: int
     header_bytes: int
 
@@ -151,13 +157,11 @@ class FrameHeader:
             size += nblocks * 2
         if self.delta:
             size += -(-nblocks // 8)
+        if self.grid:
+            size += nblocks * 4
         if self.scheme is Scheme.MIXED8:
-            size += self.outliers * (_position_width(n) + _ITEMSIZE[self.outlier_dtype])
+            size += self.outliers * (position_width(n) + _ITEMSIZE[self.outlier_dtype])
         return size
-
-
-def _position_width(numel: int) -> int:
-    return 2 if numel <= 1 << 16 else 4 if numel <= 1 << 32 else 8
 
 
 _POSITION_DTYPE = {2: torch.uint16, 4: torch.uint32, 8: torch.int64}
@@ -252,19 +256,22 @@ def encode_frame(x: torch.Tensor, config: FrameConfig | None = None) -> bytes:
         flags = _FLAG_SCALES_FP32 if q.scales.dtype == torch.float32 else 0
         return _header(scheme, x, flags, cfg.block_size, map_id) + _to_bytes(q.codes) + _to_bytes(q.scales)
     map_id = DEFAULT_MIXED_MAP if cfg.map_id is None else check_map_id(cfg.map_id)
-    m = quantize_mixed(x, cfg.block_size, map_id, cfg.threshold, cfg.max_fraction, cfg.rotate, cfg.center, cfg.delta)
+    m = quantize_mixed(x, cfg.block_size, map_id, cfg.threshold, cfg.max_fraction, cfg.rotate, cfg.center, cfg.delta,
+                       cfg.grid)
     flags = _FLAG_SCALES_FP32 if m.blocks.scales.dtype == torch.float32 else 0
     flags |= _DTYPES.index(m.values.dtype) << _OUTLIER_SHIFT
     flags |= _FLAG_ROTATED if m.rotated else 0
     flags |= 0 if m.centers is None else _FLAG_CENTERED if m.delta is None else _FLAG_DELTA
-    positions = m.positions.to(_POSITION_DTYPE[_position_width(x.numel())])
+    flags |= 0 if m.bases is None else _FLAG_GRID
+    positions = m.positions.to(_POSITION_DTYPE[position_width(x.numel())])
     return b"".join(
         [
-            _header(scheme, x, flags, cfg.block_size, m.blocks.map_id, m.positions.numel()),
+            _header(scheme, x, flags, m.blocks.block_size, m.blocks.map_id, m.positions.numel()),
             _to_bytes(m.blocks.codes),
             _to_bytes(m.blocks.scales),
             b"" if m.centers is None else _to_bytes(m.centers),
             b"" if m.delta is None else np.packbits(m.delta.cpu().numpy(), bitorder="little").tobytes(),
+            b"" if m.bases is None else _to_bytes(m.bases),
             _to_bytes(positions),
             _to_bytes(m.values),
         ]
@@ -293,9 +300,11 @@ def read_header(data: bytes | bytearray | memoryview, max_bytes: int = DEFAULT_M
     quantized = scheme in (Scheme.BLOCKWISE8, Scheme.MIXED8)
     allowed_flags = _FLAG_SCALES_FP32 if quantized else 0
     if scheme is Scheme.MIXED8:
-        allowed_flags |= _FLAG_ROTATED | _FLAG_CENTERED | _FLAG_DELTA | (0x3 << _OUTLIER_SHIFT)
-    treatments = sum(bool(flags & f) for f in (_FLAG_ROTATED, _FLAG_CENTERED, _FLAG_DELTA))
-    if flags & ~allowed_flags or treatments > 1 or (flags & _FLAG_DELTA and map_id != MapId.LINEAR):
+        allowed_flags |= _FLAG_ROTATED | _FLAG_CENTERED | _FLAG_DELTA | _FLAG_GRID | (0x3 << _OUTLIER_SHIFT)
+    treatments = sum(bool(flags & f) for f in (_FLAG_ROTATED, _FLAG_CENTERED, _FLAG_DELTA, _FLAG_GRID))
+    linear_only = bool(flags & (_FLAG_DELTA | _FLAG_GRID)) and map_id != MapId.LINEAR
+    grid_misfit = bool(flags & _FLAG_GRID) and ((flags & 0x7) != _FLAG_SCALES_FP32 or dtype_id != 0)
+    if flags & ~allowed_flags or treatments > 1 or linear_only or grid_misfit:
         raise FrameError(f"flags 0x{flags:02x} not valid for scheme {scheme.name} with map id {map_id}")
     outlier_id = (flags >> _OUTLIER_SHIFT) & 0x3
     if outlier_id >= len(_DTYPES):
@@ -326,11 +335,13 @@ def read_header(data: bytes | bytearray | memoryview, max_bytes: int = DEFAULT_M
         rotated=bool(flags & _FLAG_ROTATED),
         centered=bool(flags & _FLAG_CENTERED),
         delta=bool(flags & _FLAG_DELTA),
+        grid=bool(flags & _FLAG_GRID),
         outliers=outliers,
         header_bytes=offset,
     )
-    if outliers > header.numel:
-        raise FrameError(f"{outliers} outliers announced for {header.numel} values")
+    if outliers > header.numel or (header.grid and outliers):
+        raise FrameError(f"{outliers} outliers announced for {header.numel} values"
+                         + (" in a grid frame (none allowed)" if header.grid else ""))
     expected = offset + header.payload_bytes()
     if expected != len(buf):
         raise FrameError(f"frame sizes do not add up: header announces {expected} bytes, got {len(buf)}")
@@ -365,6 +376,13 @@ def decode_frame(
         q = QuantizedBlocks(codes.to(device), scales.to(device), q.shape, q.dtype, q.block_size, q.map_id)
     if h.scheme is Scheme.BLOCKWISE8:
         return dequantize_blockwise(q)
+    if h.grid:
+        bases = _from_bytes(buf, offset, nblocks, torch.float32)
+        reach = bases.abs() + scales * 255  # (nblocks,): the largest magnitude a block can decode to
+        if not bool((torch.isfinite(bases) & (reach <= torch.finfo(torch.float32).max)).all()):
+            raise FrameError("grid frame bases must be finite and every block's values within float32")
+        return dequantize_mixed(MixedQuantized(q, torch.empty(0, dtype=torch.int64), bases[:0], False,
+                                               bases=bases.to(q.codes.device)))
     centers = None
     if h.centered or h.delta:
         centers = _from_bytes(buf, offset, nblocks, torch.float16)
@@ -380,7 +398,7 @@ def decode_frame(
         if bits[nblocks:].any():
             raise FrameError("frame delta bits past the last block must be 0")
         delta = torch.from_numpy(bits[:nblocks].astype(bool)).to(q.codes.device)
-    width = _position_width(n)
+    width = position_width(n)
     positions = _from_bytes(buf, offset, h.outliers, _POSITION_DTYPE[width]).to(torch.int64)
     offset += h.outliers * width
     values = _from_bytes(buf, offset, h.outliers, h.outlier_dtype)

@@ -24,10 +24,10 @@ non-outlier values, fp16) and the codes cover only the values' spread around it,
 from absmax / 127 to (max - min) / 254. That is what a smooth block needs: 64 neighbouring pixels
 of an image sit in a narrow range far from 0, and a block of ReLU outputs is one-sided. Centres
 cost 2 bytes a block; a centred frame pays for them with half the outlier cap (at B = 64 at most
-1.1 bytes per value, 0.55 × fp16, against 1.106 uncentred). Measured on EfficientNet-Lite0 (256
-photo crops, ``bench/accuracy.py``): compressing only the client's input image costs KL 2.9e-4
-uncentred and 8.8e-5 centred. The prediction is the same sum over blocks of the squared
-step-setting magnitude: absmax uncentred, max |x - centre| centred.
+1.1 bytes per value with fp16 outlier values, 1.1125 with fp32 ones, against 1.106 uncentred).
+Measured on EfficientNet-Lite0 (256 photo crops, ``bench/accuracy.py``): compressing only the
+client's input image costs KL 2.9e-4 uncentred and 8.8e-5 centred. The prediction is the same
+sum over blocks of the squared step-setting magnitude: absmax uncentred, max |x - centre| centred.
 
 A fourth, for tensors with no outliers at all (linear map only): delta coding, chosen block by block
 against centring. A delta-coded block sends its first value (fp16) as its base and codes each
@@ -39,6 +39,12 @@ one bit per block says which. Measured on EfficientNet-Lite0 fed scikit-learn's 
 up to 224 × 224 (256 images): compressing only the input moves the 1000 logits by 8.1 % (relative
 L2) centred and by 0.21 % delta-coded (input error 1.7e-3 and 1.6e-4). Photo crops gain less: KL
 from compressing the input 8.8e-5 centred, 7.2e-5 with delta blocks.
+
+First of all, for float32 tensors that are 8-bit data already, such as a normalised 8-bit image:
+grid blocks (``grid``), every value sent as its index on its block's grid of at most 256 evenly
+spaced levels, exact to step / 1024 (in practice float32 rounding), at 0.516 x fp16. A tensor takes
+them only if every block fits; activations fail on the first block. Measured on EfficientNet-Lite0
+(``bench/accuracy.py``, 512 crops resized as 8-bit pixels): see the README's table.
 
 Why, measured. ``bench/kernel_errors.py --part rules --windows 12``: SmolLM2-135M teacher-forced on
 12 × 256 tokens of ``pydoc_data.topics`` with all 29 layer boundaries compressed; agree = top-1 next
@@ -84,15 +90,24 @@ On all-MiniLM-L6-v2 (5 boundaries): default 5.81e-3, threshold 0 instead of 6 5.
   the linear-map rows with outliers.
 
 Positions are flat indices, uint16 when numel ≤ 65,536, uint32 up to 2^32, uint64 beyond.
-Outlier values keep the input dtype when it is fp16 or bf16; fp32 inputs send fp16 values when
-every finite outlier is 0 or a normal fp16 number, fp32 otherwise. nan and ±inf are always
-outliers, whatever the cap, so mixed8 reproduces them exactly.
+Outlier values keep the input dtype when it is fp16 or bf16. fp32 inputs send fp32 values when
+the frame still fits 0.56 × fp16 (codes, scales, centres, positions and fp32 values, plus 32 bytes
+for the header, within 1.12 bytes a value), or when a finite outlier is neither 0 nor a normal fp16
+number; fp16 values otherwise. A centred frame at its full (half) cap fits: 1 + 4/64 + 8/160 =
+1.1125 bytes a value; a rotated or plain one at its full cap does not (1 + 2/64 + 8/80). Outliers
+are the values an 8-bit block cannot hold, and fp16 rounds them by up to 2^-11 of their size (0.016
+on the 40 a feature map of EfficientNet-Lite0 carries), as much as the 8-bit step of their
+neighbours. Measured on EfficientNet-Lite0 (``bench/accuracy.py``, 512 photo crops, mixed8 on all
+four transfers of 3 shards, every frame centred or on a grid): KL 1.9e-5 and 3 crops flipped with
+fp16 outliers, 1.8e-5 and 1 crop with fp32 (fp16 on the whole route: 2.2e-6, 2 crops). nan and
+±inf are always outliers, whatever the cap, so mixed8 reproduces them exactly.
 
-Promise (tested): an outlier comes back exact (fp16/bf16 input) or within 2^-11 relative (fp32
-input); any other value x of block b comes back within sqrt(B) · error_factor(map, dtype) · ‖b‖₂
-(the L2 norm of the block without its outliers), error_factor · absmax(b) without rotation,
-error_factor · max |b - centre| centred, or error_factor · 127/126 · the largest step between
-neighbours (at most 2 absmax(b)) delta-coded.
+Promise (tested): an outlier comes back exact (fp16/bf16 input, or sent in fp32) or within 2^-11
+relative (fp32 input sent in fp16); any other value x of block b comes back within
+sqrt(B) · error_factor(map, dtype) · ‖b‖₂ (the L2 norm of the block without its outliers),
+error_factor · absmax(b) without rotation, error_factor · max |b - centre| centred, or
+error_factor · 127/126 · the largest step between neighbours (at most 2 absmax(b)) delta-coded; a
+grid block's value within step / 1024 of it.
 """
 
 from __future__ import annotations
@@ -116,6 +131,7 @@ from nesachain.kernels.blockwise import (
 from nesachain.kernels.codemaps import MapId
 from nesachain.kernels.delta import block_centres, delta_code, padded_blocks, undelta
 from nesachain.kernels.errors import KernelError
+from nesachain.kernels.grid import grid_code, ungrid
 from nesachain.kernels.rotation import hadamard, rotate_blocks
 
 __all__ = [
@@ -126,6 +142,7 @@ __all__ = [
     "dequantize_mixed",
     "max_outliers",
     "outlier_value_dtype",
+    "position_width",
     "quantize_mixed",
     "rotation_helps",
     "select_outliers",
@@ -134,6 +151,8 @@ __all__ = [
 DEFAULT_THRESHOLD = 6.0
 DEFAULT_MAX_FRACTION = 1.0 / 80.0
 DEFAULT_MIXED_MAP = MapId.LINEAR
+MAX_FRAME_BYTES_PER_VALUE = 1.12  # 0.56 x fp16: what outliers may spend in fp32
+HEADER_ALLOWANCE = 32  # bytes; a frame header of up to four dimensions below 2^21 takes at most 24
 
 
 @dataclass(frozen=True)
@@ -150,6 +169,9 @@ class MixedQuantized:
     delta:     bool, (ceil(numel / B),), or None: which blocks are delta-coded (closed-loop differences,
                linear map: value i of such a block is its base plus the sum of its first i + 1
                dequantized codes); the other blocks are centred. Only with ``centers``.
+    bases:     float32, (ceil(numel / B),), or None: grid blocks (``grid``), float32 tensors only: the
+               codes are grid indices, ``blocks.scales`` the float32 steps, value = base + code * step.
+               Nothing else is set with it: no outliers, no rotation, centres or delta bits.
     """
 
     blocks: QuantizedBlocks
@@ -158,6 +180,7 @@ class MixedQuantized:
     rotated: bool
     centers: torch.Tensor | None = None
     delta: torch.Tensor | None = None
+    bases: torch.Tensor | None = None
 
 
 def max_outliers(numel: int, max_fraction: float) -> int:
@@ -167,10 +190,15 @@ def max_outliers(numel: int, max_fraction: float) -> int:
     return int(numel * max_fraction)
 
 
-def select_outliers(flat: torch.Tensor, threshold: float, max_fraction: float) -> torch.Tensor:
-    """int64 ascending positions in the 1-D ``flat`` of its outliers (rule in the module doc)."""
+def _check_outlier_rule(threshold: float, max_fraction: float) -> None:
     if threshold < 0 or threshold != threshold:
         raise KernelError(f"outlier threshold must be >= 0, got {threshold}")
+    max_outliers(0, max_fraction)
+
+
+def select_outliers(flat: torch.Tensor, threshold: float, max_fraction: float) -> torch.Tensor:
+    """int64 ascending positions in the 1-D ``flat`` of its outliers (rule in the module doc)."""
+    _check_outlier_rule(threshold, max_fraction)
     budget = max_outliers(flat.numel(), max_fraction)
     magnitude = flat.abs().float().nan_to_num_(nan=math.inf, posinf=math.inf)  # (N,), non-finite -> inf
     is_candidate = magnitude > threshold
@@ -241,15 +269,24 @@ def _absmax_cost(flat: torch.Tensor, block_size: int) -> torch.Tensor:
     return padded_blocks(flat, block_size, 0.0).abs().amax(dim=1).double().square().sum()
 
 
-def outlier_value_dtype(values: torch.Tensor) -> torch.dtype:
-    """The dtype outlier values travel in (see the module doc)."""
+def position_width(numel: int) -> int:
+    """Bytes per outlier position in a tensor of ``numel`` values."""
+    return 2 if numel <= 1 << 16 else 4 if numel <= 1 << 32 else 8
+
+
+def outlier_value_dtype(values: torch.Tensor, numel: int = 0, other_bytes: int | None = None) -> torch.dtype:
+    """The dtype outlier values travel in (see the module doc): ``numel`` values in the tensor, whose
+    frame takes ``other_bytes`` besides the outlier values (None: do not consider fp32 for room)."""
     if values.dtype in (torch.float16, torch.bfloat16):
         return values.dtype
     magnitude = values.abs()
     finite = magnitude[torch.isfinite(magnitude) & (magnitude > 0)]
     if finite.numel() and (float(finite.min()) < FP16_MIN_NORMAL or float(finite.max()) > FP16_MAX):
         return torch.float32
-    return torch.float16
+    if other_bytes is None:
+        return torch.float16
+    fits = other_bytes + 4 * values.numel() + HEADER_ALLOWANCE <= MAX_FRAME_BYTES_PER_VALUE * numel
+    return torch.float32 if fits else torch.float16
 
 
 def quantize_mixed(
@@ -261,19 +298,32 @@ def quantize_mixed(
     rotate: bool | None = None,
     center: bool | None = None,
     delta: bool | None = None,
+    grid: bool | None = None,
 ) -> MixedQuantized:
     """Split ``x`` into outliers and blockwise 8-bit codes for the rest. Accepts nan and inf.
 
-    ``rotate`` / ``center`` / ``delta``: True forces that treatment of the blocks (one at most), False
-    rules it out, None (default) lets the encoder take, of the treatments not ruled out and plain
-    blocks, the one with the lowest predicted error (module doc). A centred tensor keeps half the
-    outlier cap; delta coding is for tensors with no outliers at all (it uses the linear map).
+    ``rotate`` / ``center`` / ``delta`` / ``grid``: True forces that treatment of the blocks (one at
+    most), False rules it out, None (default) lets the encoder take, of the treatments not ruled out
+    and plain blocks, the one with the lowest predicted error (module doc); grid blocks, exact, come
+    first wherever they fit (``grid``: their own block size). A centred tensor keeps half the outlier
+    cap; delta coding is for tensors with no outliers at all (it uses the linear map).
     """
     check_dtype(x.dtype)
     check_block_size(block_size)
-    if sum(bool(flag) for flag in (rotate, center, delta)) > 1:
-        raise KernelError("mixed8 blocks are rotated, centred or delta-coded: force one at most")
+    _check_outlier_rule(threshold, max_fraction)
+    if sum(bool(flag) for flag in (rotate, center, delta, grid)) > 1:
+        raise KernelError("mixed8 blocks are rotated, centred, delta-coded or grid blocks: force one at most")
     flat = x.detach().reshape(-1)  # (N,)
+    if grid or (grid is None and not (rotate or center or delta)):
+        on_grid = grid_code(flat)
+        if grid and on_grid is None:
+            raise KernelError("mixed8 grid blocks need a finite float32 tensor whose every block is on a grid "
+                              "of at most 256 evenly spaced levels")
+        if on_grid is not None:
+            codes, steps, bases, grid_block = on_grid
+            q = QuantizedBlocks(codes, steps, x.shape, x.dtype, grid_block, MapId.LINEAR)
+            none = torch.empty(0, dtype=torch.int64, device=flat.device)
+            return MixedQuantized(q, none, flat[:0], False, bases=bases)
     positions = select_outliers(flat, threshold, max_fraction)
     rest = flat.float()  # a copy unless x is float32
     if rest.data_ptr() == flat.data_ptr():
@@ -308,7 +358,7 @@ def quantize_mixed(
             raise KernelError("mixed8 delta-codes only tensors with no outliers and smooth, finite blocks")
         if coded is not None:
             q = dataclasses.replace(coded[0], shape=x.shape, dtype=x.dtype)
-            values = flat[positions]
+            values = flat[positions]  # empty
             return MixedQuantized(q, positions, values.to(outlier_value_dtype(values)), False, coded[1], coded[2])
     if centered is not None:
         rest = _center_blocks(finite, centered[0], block_size, -1.0)
@@ -325,12 +375,17 @@ def _mixed(x: torch.Tensor, rest: torch.Tensor, block_size: int, map_id: int, po
     values = x.detach().reshape(-1)[positions]
     blocks = quantize_blockwise(rest, block_size, map_id)
     blocks = dataclasses.replace(blocks, shape=x.shape, dtype=x.dtype)
-    return MixedQuantized(blocks, positions, values.to(outlier_value_dtype(values)), rotated, centers)
+    n = x.numel()
+    other = n + blocks.scales.numel() * blocks.scales.element_size() + positions.numel() * position_width(n)
+    other += 0 if centers is None else centers.numel() * 2
+    return MixedQuantized(blocks, positions, values.to(outlier_value_dtype(values, n, other)), rotated, centers)
 
 
 def dequantize_mixed(m: MixedQuantized) -> torch.Tensor:
     """Rebuild the tensor: blockwise values everywhere, outliers put back at their positions."""
     check_dtype(m.blocks.dtype)
+    if m.bases is not None:
+        return ungrid(m.blocks.codes, m.blocks.scales, m.bases, m.blocks.block_size).view(m.blocks.shape)
     flat = dequantize_blockwise(
         dataclasses.replace(m.blocks, shape=torch.Size([m.blocks.numel]), dtype=torch.float32)
     )  # (N,) float32

@@ -209,10 +209,11 @@ def test_centring_is_chosen_for_offset_blocks_and_costs_half_the_outliers() -> N
     header = read_header(frame)
     assert header.centered and not header.rotated
     assert torch.equal(decode_frame(frame), dequantize_mixed(auto))
-    # the centres are paid for with half the outlier cap: within mixed8's 0.553 x fp16 at full cap
-    assert len(frame) - header.header_bytes == image.numel() * (1 + 2 / 64 + 2 / 64) + 6 * auto.positions.numel()
-    most = image.numel() * (1 + 4 / 64) + 6 * max_outliers(image.numel(), DEFAULT_MAX_FRACTION / 2)
-    assert most <= 0.553 * 2 * image.numel()
+    assert auto.values.dtype == torch.float32  # room for fp32 values within 0.56 x fp16
+    # the centres are paid for with half the outlier cap: within 0.56 x fp16 at full cap, values in fp32
+    assert len(frame) - header.header_bytes == image.numel() * (1 + 2 / 64 + 2 / 64) + 8 * auto.positions.numel()
+    most = image.numel() * (1 + 4 / 64) + 8 * max_outliers(image.numel(), DEFAULT_MAX_FRACTION / 2)
+    assert most + 32 <= 0.56 * 2 * image.numel()
 
 
 def test_centring_choice_follows_the_real_error() -> None:
@@ -288,3 +289,20 @@ def test_delta_coding_refused_where_it_cannot_apply() -> None:
     noisy = torch.randn(64, 576, generator=torch.Generator().manual_seed(13))
     m = quantize_mixed(noisy)  # neighbours unrelated: a step is about as wide as the block
     assert m.delta is None or float(m.delta.float().mean()) < 0.01
+
+
+def test_fp32_outliers_travel_in_fp32_where_the_frame_has_room_within_056_fp16() -> None:
+    logits = torch.randn(4, 1000, generator=torch.Generator().manual_seed(12))
+    logits[:, :5] = 10.0 + torch.rand(4, 5, generator=torch.Generator().manual_seed(14)) * 1e-3  # near-tied top classes
+    m = quantize_mixed(logits, center=False)
+    assert m.values.dtype == torch.float32 and m.positions.numel() == 20
+    assert torch.equal(dequantize_mixed(m)[:, :5], logits[:, :5])  # fp16 steps are 0.0078 there: order kept
+    # a prefill-sized residual stream, cap binding, rotated: fp32 values would pass 0.56 x fp16
+    stream = torch.randn(128, 576, generator=torch.Generator().manual_seed(13)) * 20
+    m = quantize_mixed(stream, center=False)
+    assert m.positions.numel() == max_outliers(stream.numel(), DEFAULT_MAX_FRACTION)
+    assert m.values.dtype == torch.float16
+    for x in (logits, stream, torch.randn(1, 576, generator=torch.Generator().manual_seed(15)) * 20):
+        for center in (False, True):
+            frame = encode_frame(x, FrameConfig(scheme=Scheme.MIXED8, center=center, grid=False))
+            assert len(frame) <= 0.56 * 2 * x.numel()

@@ -187,8 +187,8 @@ def test_frame_bad_payload_values_rejected() -> None:
     nan_scale[header.header_bytes + 300 : header.header_bytes + 302] = struct.pack("<e", float("nan"))
     with pytest.raises(FrameError, match="scales"):
         decode_frame(nan_scale)
-    offset = 3.0 + torch.arange(300) / 300  # blocks far from 0: sent centred
-    centred = bytearray(encode_frame(offset, FrameConfig(scheme=Scheme.MIXED8, delta=False)))
+    offset = 3.0 + torch.arange(300) / 300  # blocks far from 0: sent centred (a ramp is on a grid: ruled out)
+    centred = bytearray(encode_frame(offset, FrameConfig(scheme=Scheme.MIXED8, delta=False, grid=False)))
     h = read_header(centred)
     assert h.centered
     centres_at = h.header_bytes + 300 + 5 * 2  # codes, 5 fp16 scales, then 5 fp16 centres
@@ -196,7 +196,7 @@ def test_frame_bad_payload_values_rejected() -> None:
     centred[centres_at + 4 : centres_at + 6] = struct.pack("<e", float("inf"))
     with pytest.raises(FrameError, match="centres"):
         decode_frame(centred)
-    delta = bytearray(encode_frame(offset, FrameConfig(scheme=Scheme.MIXED8)))  # a ramp: delta-coded
+    delta = bytearray(encode_frame(offset, FrameConfig(scheme=Scheme.MIXED8, grid=False)))  # a ramp: delta-coded
     assert read_header(delta).delta
     assert torch.allclose(decode_frame(delta), offset, atol=1e-4)
     delta[centres_at : centres_at + 2] = struct.pack("<e", float("nan"))
