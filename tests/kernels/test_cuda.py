@@ -84,6 +84,18 @@ def test_mixed8_on_cuda_keeps_outliers_and_error_bound(dtype: torch.dtype) -> No
     assert back.is_cuda and torch.isnan(back.view(-1)[11])
 
 
+def test_grid_blocks_on_cuda_are_exact_like_the_cpu_path() -> None:
+    pixels = torch.randint(0, 256, (2, 3, 224, 224), generator=torch.Generator().manual_seed(5), dtype=torch.uint8)
+    mean = torch.tensor((0.485, 0.456, 0.406)).view(1, 3, 1, 1)
+    std = torch.tensor((0.229, 0.224, 0.225)).view(1, 3, 1, 1)
+    x = (pixels.float() / 255.0 - mean) / std
+    frame = encode_frame(x.cuda(), FrameConfig(scheme=Scheme.MIXED8))
+    assert frame[5] == 0x41  # grid blocks, float32 steps
+    back = decode_frame(frame, device="cuda")
+    assert back.is_cuda and float((back.cpu() - x).abs().max()) <= 2e-6
+    assert float((decode_frame(encode_frame(x)) - x).abs().max()) <= 2e-6
+
+
 def test_int8_linear_on_cuda_matches_cpu() -> None:
     gen = torch.Generator().manual_seed(4)
     linear = torch.nn.Linear(576, 1536)
