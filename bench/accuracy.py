@@ -173,8 +173,8 @@ def minilm(root: Path, n_tweets: int) -> dict[str, dict[str, float]]:
     out: dict[str, dict[str, float]] = {}
     ref = embed(lambda b: src.model(**b).last_hidden_state)
     fp32_probe = fit_probe(ref[tr], labels[tr])  # the deployed classifier: compression reaches only its input
-    out["fp32 | local"] = {"accuracy_pct": probe_accuracy(ref[tr], labels[tr], ref[te], labels[te])}
-    out["fp32 | local"]["fp32_probe_accuracy_pct"] = 100.0 * float((fp32_probe(ref[te]) == labels[te]).mean())
+    out["fp32 | local"] = {"accuracy_pct": probe_accuracy(ref[tr], labels[tr], ref[te], labels[te]),
+                           "fp32_probe_accuracy_pct": 100.0 * float((fp32_probe(ref[te]) == labels[te]).mean())}
     print(f"minilm fp32: {out['fp32 | local']}", file=sys.stderr)
     for column, k in (("3 shards", 3), ("every layer", 6)):
         stages, d = shard(src, k, root)

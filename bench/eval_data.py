@@ -125,14 +125,8 @@ def to_imagenet_input(x: torch.Tensor) -> torch.Tensor:
     return imagenet_normalize(x)
 
 
-def _imagenet_stats() -> tuple[torch.Tensor, torch.Tensor]:
-    """ImageNet's channel mean and std, each (1, 3, 1, 1)."""
-    from nesachain.models import IMAGENET_MEAN, IMAGENET_STD
-
-    return torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
-
-
 def imagenet_normalize(x: torch.Tensor) -> torch.Tensor:
     """(N, 3, H, W) RGB in [0, 1], normalised with ImageNet's channel mean and std."""
-    mean, std = _imagenet_stats()
-    return (x - mean) / std
+    from nesachain.models import IMAGENET_MEAN, IMAGENET_STD
+
+    return (x - torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)) / torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)

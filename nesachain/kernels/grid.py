@@ -40,13 +40,16 @@ _GAP_DIVISORS = (1, 2, 3, 4)
 def grid_code(flat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int] | None:
     """(uint8 codes (N,), float32 steps (nblocks,), float32 bases (nblocks,), block size) of the
     float32 1-D ``flat``, or None when some block is on no grid (or ``flat`` is empty or not finite)."""
-    if flat.dtype != torch.float32 or flat.numel() == 0 or not bool(torch.isfinite(flat).all()):
+    if flat.dtype != torch.float32 or flat.numel() == 0:
         return None
     for block_size in GRID_BLOCK_SIZES:
-        blocks = padded_blocks(flat, block_size, float(flat[-1]))  # (R, B): padding repeats the last value
-        if _fit(blocks[:1]) is None:  # the cheap test: activations fail here
+        head = flat[:block_size]
+        first = head.view(1, -1) if head.numel() == block_size else padded_blocks(head, block_size, float(head[-1]))
+        if _fit(first) is None:  # the cheap test, before any pass over the whole tensor: activations fail here
             continue
-        fit = _fit(blocks)
+        if not bool(torch.isfinite(flat).all()):
+            return None
+        fit = _fit(padded_blocks(flat, block_size, float(flat[-1])))  # (R, B): padding repeats the last value
         if fit is not None:
             codes, steps, bases = fit
             return codes.reshape(-1)[: flat.numel()], steps, bases, block_size
@@ -59,6 +62,8 @@ def _fit(blocks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor
     spread = (blocks.amax(dim=1) - low).double()  # (R,)
     gaps = blocks.sort(dim=1).values.diff(dim=1)  # (R, B - 1)
     smallest = gaps.masked_fill(gaps <= 0, math.inf).amin(dim=1).double()  # (R,): inf for a constant block
+    if bool((torch.round(spread / smallest) > _MAX_LEVELS).any()):  # too many levels at j = 1, so at every j
+        return None
     offsets = blocks.double() - low.double()[:, None]  # (R, B)
     done = torch.zeros(blocks.shape[0], dtype=torch.bool, device=blocks.device)
     codes = torch.zeros(blocks.shape, dtype=torch.uint8, device=blocks.device)

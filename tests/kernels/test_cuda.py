@@ -19,6 +19,7 @@ from nesachain.kernels import (
     quantize_mixed,
 )
 from nesachain.kernels.codemaps import quantize_table
+from nesachain.models import IMAGENET_MEAN, IMAGENET_STD
 
 pytestmark = [
     pytest.mark.gpu,
@@ -86,8 +87,8 @@ def test_mixed8_on_cuda_keeps_outliers_and_error_bound(dtype: torch.dtype) -> No
 
 def test_grid_blocks_on_cuda_are_exact_like_the_cpu_path() -> None:
     pixels = torch.randint(0, 256, (2, 3, 224, 224), generator=torch.Generator().manual_seed(5), dtype=torch.uint8)
-    mean = torch.tensor((0.485, 0.456, 0.406)).view(1, 3, 1, 1)
-    std = torch.tensor((0.229, 0.224, 0.225)).view(1, 3, 1, 1)
+    mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
     x = (pixels.float() / 255.0 - mean) / std
     frame = encode_frame(x.cuda(), FrameConfig(scheme=Scheme.MIXED8))
     assert frame[5] == 0x41  # grid blocks, float32 steps

@@ -21,9 +21,10 @@ from nesachain.kernels import (
     read_header,
 )
 from nesachain.kernels.grid import GRID_TOLERANCE, grid_code
+from nesachain.models import IMAGENET_MEAN, IMAGENET_STD
 
-MEAN = torch.tensor((0.485, 0.456, 0.406)).view(1, 3, 1, 1)
-STD = torch.tensor((0.229, 0.224, 0.225)).view(1, 3, 1, 1)
+MEAN = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
+STD = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
 
 
 def _normalised(pixels: torch.Tensor) -> torch.Tensor:
