@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
+import time
 
 import pytest
 import torch
@@ -68,5 +70,43 @@ def test_failover_without_alternate_raises_route_error(smol: Sharded, miner_logs
 
         with pytest.raises(RouteError, match="no live miner"):
             asyncio.run(run())
+    finally:
+        stop_miners(miners)
+
+
+def test_sigterm_stops_a_miner_promptly_mid_session_and_the_client_fails_over(tiny_gpt2: Sharded,
+                                                                                miner_logs) -> None:  # type: ignore[no-untyped-def]
+    """A stopping miner closes its sockets, including the push socket of a peer that keeps running
+    (aiohttp would otherwise wait for it for a minute); the client takes the alternate."""
+    miners = start_miners(tiny_gpt2.dir, ["0:1", "1:2", "1:2"], miner_logs)
+    try:
+        first, victim, alternate = miners
+        route = parse_route(",".join(m.hop() for m in (first, victim)), alternates=[alternate.hop()], push=True)
+        ids = torch.tensor([[5, 17, 99, 3, 42, 8]])
+        expected, _, _ = local_generate(tiny_gpt2.model, ids, 24)
+        client = DecoderClient.from_shard_dir(tiny_gpt2.dir)
+        stats = GenerationStats()
+        stopped_at = 0.0
+
+        async def run() -> list[int]:
+            nonlocal stopped_at
+            got = []
+            async for t in client.generate(route, ids, 24, stats=stats):
+                got.append(t)
+                if len(got) == 8:  # first -> victim is an open push socket now
+                    stopped_at = time.monotonic()
+                    os.kill(victim.proc.pid, signal.SIGTERM)
+            return got
+
+        assert asyncio.run(run()) == expected
+        victim.proc.wait(timeout=30)
+        took = time.monotonic() - stopped_at
+        assert victim.proc.returncode == 0 and took < 10, took
+        assert [ev.new_url for ev in stats.recoveries] == [alternate.url]
+        # the alternate now holds a push socket from ``first``, which keeps running: it stops promptly too
+        t0 = time.monotonic()
+        os.kill(alternate.proc.pid, signal.SIGTERM)
+        alternate.proc.wait(timeout=30)
+        assert alternate.proc.returncode == 0 and time.monotonic() - t0 < 10
     finally:
         stop_miners(miners)

@@ -18,7 +18,7 @@ from typing import Any
 import aiohttp
 import structlog
 import torch
-from aiohttp import web
+from aiohttp import WSCloseCode, web
 
 from nesachain.shard_exec.errors import ShardExecError, WireError
 from nesachain.shard_exec.miner.config import MinerConfig
@@ -40,6 +40,8 @@ from nesachain.shard_exec.wire import (
 __all__ = ["MinerServer", "rss_bytes"]
 
 log = structlog.get_logger(__name__)
+
+STOP_TIMEOUT = 5.0  # seconds a stopping miner gives its open sockets and handlers
 
 
 def perturb(tensors: dict[str, torch.Tensor], rel: float) -> dict[str, torch.Tensor]:
@@ -72,6 +74,7 @@ class MinerServer:
         self.tokens_per_s = 0.0
         self.port = cfg.port
         self._runner: web.AppRunner | None = None
+        self._sockets: set[web.WebSocketResponse] = set()  # open server-side WebSockets (clients, pushing peers)
         self._sweeper: asyncio.Task[None] | None = None
 
     @classmethod
@@ -113,7 +116,7 @@ class MinerServer:
 
     async def start(self) -> int:
         """Listen; returns the bound port, then announces itself through the registrar."""
-        self._runner = web.AppRunner(self.app(), access_log=None)
+        self._runner = web.AppRunner(self.app(), access_log=None, shutdown_timeout=STOP_TIMEOUT)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.cfg.host, self.cfg.port)
         await site.start()
@@ -132,6 +135,12 @@ class MinerServer:
         if self._sweeper is not None:
             self._sweeper.cancel()
         await self.peers.close()
+        # aiohttp waits for open handlers before it stops; a peer's push socket stays open as long as that
+        # peer runs, so a miner would hang for the whole shutdown timeout. Close them: clients fail over.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.gather(*(ws.close(code=WSCloseCode.GOING_AWAY, message=b"miner stopping")
+                                                    for ws in list(self._sockets)), return_exceptions=True),
+                                   STOP_TIMEOUT)
         if self._runner is not None:
             await self._runner.cleanup()
 
@@ -193,6 +202,7 @@ class MinerServer:
         ws = web.WebSocketResponse(max_msg_size=2 * self.cfg.max_message_bytes)
         await ws.prepare(request)
         owned: set[str] = set()
+        self._sockets.add(ws)
         try:
             async for msg in ws:
                 if msg.type == aiohttp.WSMsgType.BINARY:
@@ -200,6 +210,7 @@ class MinerServer:
                 elif msg.type == aiohttp.WSMsgType.TEXT:
                     await ws.send_bytes(error_message(ErrorCode.MALFORMED, "send binary msgpack messages"))
         finally:
+            self._sockets.discard(ws)
             for sid in owned:
                 sess = self.table.open.get(sid)
                 if sess is not None and sess.owner is ws:
