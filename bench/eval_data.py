@@ -120,9 +120,17 @@ def fashion(n: int) -> tuple[torch.Tensor, np.ndarray] | None:
 
 
 def to_imagenet_input(x: torch.Tensor) -> torch.Tensor:
-    """(N, 1, h, w) grey images in [0, 1] -> (N, 3, 224, 224), normalised as EfficientNet expects."""
-    x = torch.nn.functional.interpolate(x, size=(224, 224), mode="bilinear", align_corners=False).repeat(1, 3, 1, 1)
-    return imagenet_normalize(x)
+    """(N, 1, h, w) grey images in [0, 1] -> (N, 3, 224, 224), normalised as EfficientNet expects.
+
+    Like the photo crops, each image is stored as 8-bit pixels and resized by Pillow as 8-bit pixels
+    (bilinear), the way an image pipeline prepares it: the model's input is an 8-bit image.
+    """
+    from PIL import Image
+
+    pixels = (x.clamp(0, 1) * 255).round().to(torch.uint8).numpy()  # (N, 1, h, w)
+    resized = [np.array(Image.fromarray(img[0]).resize((224, 224), Image.Resampling.BILINEAR)) for img in pixels]
+    grey = torch.from_numpy(np.stack(resized)).unsqueeze(1).float() / 255.0  # (N, 1, 224, 224)
+    return imagenet_normalize(grey.repeat(1, 3, 1, 1))
 
 
 def imagenet_normalize(x: torch.Tensor) -> torch.Tensor:
