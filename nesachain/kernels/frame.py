@@ -61,13 +61,14 @@ from nesachain.kernels.blockwise import (
 )
 from nesachain.kernels.codemaps import MapId, check_map_id
 from nesachain.kernels.errors import FrameError, KernelError
+from nesachain.kernels.layout import payload_bytes as layout_payload_bytes
+from nesachain.kernels.layout import position_width
 from nesachain.kernels.mixed import (
     DEFAULT_MAX_FRACTION,
     DEFAULT_MIXED_MAP,
     DEFAULT_THRESHOLD,
     MixedQuantized,
     dequantize_mixed,
-    position_width,
     quantize_mixed,
 )
 
@@ -151,17 +152,9 @@ class FrameHeader:
             return n * _ITEMSIZE[self.dtype]
         if self.scheme is Scheme.FP16:
             return n * 2
-        nblocks = -(-n // self.block_size)
-        size = n + nblocks * _ITEMSIZE[self.scale_dtype]
-        if self.centered or self.delta:
-            size += nblocks * 2
-        if self.delta:
-            size += -(-nblocks // 8)
-        if self.grid:
-            size += nblocks * 4
-        if self.scheme is Scheme.MIXED8:
-            size += self.outliers * (position_width(n) + _ITEMSIZE[self.outlier_dtype])
-        return size
+        outliers = self.outliers if self.scheme is Scheme.MIXED8 else 0
+        return layout_payload_bytes(n, self.block_size, _ITEMSIZE[self.scale_dtype], self.centered, self.delta,
+                                    self.grid, outliers, _ITEMSIZE[self.outlier_dtype])
 
 
 _POSITION_DTYPE = {2: torch.uint16, 4: torch.uint32, 8: torch.int64}

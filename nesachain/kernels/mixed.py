@@ -132,6 +132,7 @@ from nesachain.kernels.codemaps import MapId
 from nesachain.kernels.delta import block_centres, delta_code, padded_blocks, undelta
 from nesachain.kernels.errors import KernelError
 from nesachain.kernels.grid import grid_code, ungrid
+from nesachain.kernels.layout import payload_bytes
 from nesachain.kernels.rotation import hadamard, rotate_blocks
 
 __all__ = [
@@ -142,7 +143,6 @@ __all__ = [
     "dequantize_mixed",
     "max_outliers",
     "outlier_value_dtype",
-    "position_width",
     "quantize_mixed",
     "rotation_helps",
     "select_outliers",
@@ -269,23 +269,19 @@ def _absmax_cost(flat: torch.Tensor, block_size: int) -> torch.Tensor:
     return padded_blocks(flat, block_size, 0.0).abs().amax(dim=1).double().square().sum()
 
 
-def position_width(numel: int) -> int:
-    """Bytes per outlier position in a tensor of ``numel`` values."""
-    return 2 if numel <= 1 << 16 else 4 if numel <= 1 << 32 else 8
-
-
-def outlier_value_dtype(values: torch.Tensor, numel: int = 0, other_bytes: int | None = None) -> torch.dtype:
+def outlier_value_dtype(values: torch.Tensor, numel: int = 0, fp32_payload: int | None = None) -> torch.dtype:
     """The dtype outlier values travel in (see the module doc): ``numel`` values in the tensor, whose
-    frame takes ``other_bytes`` besides the outlier values (None: do not consider fp32 for room)."""
+    frame's payload would be ``fp32_payload`` bytes with fp32 outlier values (None: do not consider fp32
+    for room)."""
     if values.dtype in (torch.float16, torch.bfloat16):
         return values.dtype
     magnitude = values.abs()
     finite = magnitude[torch.isfinite(magnitude) & (magnitude > 0)]
     if finite.numel() and (float(finite.min()) < FP16_MIN_NORMAL or float(finite.max()) > FP16_MAX):
         return torch.float32
-    if other_bytes is None:
+    if fp32_payload is None:
         return torch.float16
-    fits = other_bytes + 4 * values.numel() + HEADER_ALLOWANCE <= MAX_FRAME_BYTES_PER_VALUE * numel
+    fits = fp32_payload + HEADER_ALLOWANCE <= MAX_FRAME_BYTES_PER_VALUE * numel
     return torch.float32 if fits else torch.float16
 
 
@@ -376,9 +372,9 @@ def _mixed(x: torch.Tensor, rest: torch.Tensor, block_size: int, map_id: int, po
     blocks = quantize_blockwise(rest, block_size, map_id)
     blocks = dataclasses.replace(blocks, shape=x.shape, dtype=x.dtype)
     n = x.numel()
-    other = n + blocks.scales.numel() * blocks.scales.element_size() + positions.numel() * position_width(n)
-    other += 0 if centers is None else centers.numel() * 2
-    return MixedQuantized(blocks, positions, values.to(outlier_value_dtype(values, n, other)), rotated, centers)
+    fp32_payload = payload_bytes(n, block_size, blocks.scales.element_size(), centres=centers is not None,
+                                 outliers=positions.numel(), outlier_bytes=4)
+    return MixedQuantized(blocks, positions, values.to(outlier_value_dtype(values, n, fp32_payload)), rotated, centers)
 
 
 def dequantize_mixed(m: MixedQuantized) -> torch.Tensor:
