@@ -35,6 +35,7 @@ from nesachain.kernels import (
     quantize_blockwise,
     quantize_mixed,
 )
+from nesachain.kernels.rice import encode_levels
 
 WINDOW_TOKENS = 256
 SCHEMES = [Scheme.NONE, Scheme.FP16, Scheme.BLOCKWISE8, Scheme.MIXED8]
@@ -109,7 +110,8 @@ def part_bytes() -> None:
 
 
 CAPS: list[tuple[str, dict[str, Any]]] = [
-    ("top 1/80 above 6 + Hadamard [default]", {}),
+    ("coded blocks (Rice) [default]", {"coded": None}),
+    ("top 1/80 above 6 + Hadamard", {}),
     ("top 1/128 above 6 + Hadamard", {"max_fraction": 1 / 128}),
     ("top 1/256 above 6 + Hadamard", {"max_fraction": 1 / 256}),
     ("no outliers + Hadamard", {"max_fraction": 0.0}),
@@ -138,7 +140,8 @@ def part_caps(n_windows: int) -> None:
             rel, worst = [], 0.0
             for x in tensors:
                 for message in x:  # (T, C)
-                    diff = dequantize_mixed(quantize_mixed(message, **kwargs)).double() - message.double()
+                    m = quantize_mixed(message, **{"coded": False, **kwargs})
+                    diff = dequantize_mixed(m).double() - message.double()
                     rel.append(float(diff.norm() / message.double().norm()))
                     per_token = diff.norm(dim=-1) / message.double().norm(dim=-1)  # (T,)
                     worst = max(worst, float(per_token.max()))
@@ -154,14 +157,18 @@ def blockwise_rule(block_size: int, map_id: MapId) -> Callable[[torch.Tensor], t
 
 
 def mixed_rule(**kwargs: Any) -> Callable[[torch.Tensor], tuple[torch.Tensor, int]]:
-    """mixed8 with ``kwargs``; centring off unless asked for (the rows name what they do)."""
+    """mixed8 with ``kwargs``; centring and coded blocks off unless asked for (the rows name what they do)."""
     kwargs.setdefault("center", False)
+    kwargs.setdefault("coded", False)
 
     def run(x: torch.Tensor) -> tuple[torch.Tensor, int]:
         m = quantize_mixed(x, **kwargs)
         width = 2 if x.numel() <= 1 << 16 else 4
-        size = m.blocks.numel + m.blocks.scales.numel() * m.blocks.scales.element_size()
-        size += 0 if m.centers is None else 2 * m.centers.numel()
+        if m.levels is not None:  # a float32 step and the Rice codes
+            size = 4 + len(encode_levels(m.levels, m.blocks.block_size))
+        else:
+            size = m.blocks.numel + m.blocks.scales.numel() * m.blocks.scales.element_size()
+            size += 0 if m.centers is None else 2 * m.centers.numel()
         return dequantize_mixed(m), size + m.positions.numel() * (width + m.values.element_size())
 
     return run
@@ -180,7 +187,8 @@ RULES: list[tuple[str, Callable[[torch.Tensor], tuple[torch.Tensor, int]]]] = [
     ),
     ("dynamic-64 + top 1/80 above 6", mixed_rule(map_id=MapId.DYNAMIC, max_fraction=1 / 80, rotate=False)),
     ("linear-64 + top 1/80 above 6", mixed_rule(map_id=MapId.LINEAR, max_fraction=1 / 80, rotate=False)),
-    ("linear-64 + top 1/80 above 6 + Hadamard-64 [default]", mixed_rule(center=None)),
+    ("linear-64 + top 1/80 above 6 + Hadamard-64", mixed_rule(center=None)),
+    ("coded blocks: one step, Rice codes, 0.56 x fp16 [default]", mixed_rule(center=None, coded=None)),
     ("dynamic-64 + top 1/80 above 6 + Hadamard-64", mixed_rule(map_id=MapId.DYNAMIC)),
     ("linear-64 + Hadamard-64, no outliers", mixed_rule(max_fraction=0.0)),
     ("linear-64 + top 1/256 above 6 + Hadamard-64", mixed_rule(max_fraction=1 / 256)),

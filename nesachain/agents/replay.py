@@ -76,5 +76,14 @@ class ShardReplayer:
         with torch.inference_mode():
             for st, tensors in zip(steps, decoded, strict=True):
                 out, _ = runner.run(tensors, st.get("in_values") or {}, int(st["position"]), state)
-        schemes = {name: frame_scheme(frame) for name, frame in steps[-1]["out"].items()}
-        return {name: decode_tensor(encode_tensor(t, schemes.get(name, "none"))) for name, t in out.items()}
+        return {name: _through(steps[-1]["out"].get(name), t) for name, t in out.items()}
+
+
+def _through(frame: bytes | None, t: torch.Tensor) -> torch.Tensor:
+    """``t`` through the compression the miner's ``frame`` went through (none where the miner sent no frame):
+    a kernel frame's own quantizer (``requantize``: a coded frame's step), else the frame's scheme."""
+    if frame is None or frame[:4] == MAGIC:
+        return decode_tensor(encode_tensor(t, "none" if frame is None else frame_scheme(frame)))
+    from nesachain.kernels import requantize
+
+    return requantize(frame, t)

@@ -6,7 +6,8 @@ frames of steps 0..k, checks that the log's merkle root is the root the miner re
 and that every frame hashes to its logged digest, replays the inputs through its own
 hash-checked copy of those blocks (rebuilding the KV cache), and compares step k's output with
 what the miner sent. Recomputation on other hardware is not bit-exact, so outputs are compared
-after both pass through the miner's compression scheme, by the median over elements of
+after the recomputation passes through the quantizer of the miner's frame (``kernels.requantize``:
+a coded mixed8 frame's own step, which re-encoding could move), by the median over elements of
 |mine − theirs| / max(|mine|, 1 % of mine's median magnitude), against ``tolerance`` (2e-3).
 A median is used because a residual stream's few huge channels dominate any norm: measured as
 relative L2 error, a 1 % perturbation came out as low as 1.5e-3 whenever the noise on those

@@ -1,9 +1,11 @@
 """Compression kernels for tensors on the wire: pure compute, no I/O, nothing runs at import.
 
     quantize_blockwise / dequantize_blockwise   8-bit codes + one absmax scale per block of B values
-    quantize_mixed / dequantize_mixed           outliers apart (fp16) + rotated, centred, delta or plain blocks;
-                                                8-bit data (a normalised 8-bit image) exact on grid blocks
+    quantize_mixed / dequantize_mixed           outliers apart (fp16) + rotated, centred, delta or plain blocks,
+                                                or one fine step with Rice codes (``rice``) where that does
+                                                better; 8-bit data (a normalised 8-bit image) exact on grid blocks
     encode_frame / decode_frame                 one tensor as self-describing bytes (msgpack ``bin``)
+    requantize                                  a tensor through the quantizer that made a frame (verifiers)
     Int8Linear / quantize_linear_weight         int8 Linear weights, one scale per row, fp16 outliers
 
 Errors: ``KernelError`` (an input the kernels cannot encode) and its subclass ``FrameError``
@@ -29,6 +31,7 @@ from nesachain.kernels.frame import (
     decode_frame,
     encode_frame,
     read_header,
+    requantize,
 )
 from nesachain.kernels.int8_linear import Int8Linear, Int8Weight, dequantize_linear_weight, quantize_linear_weight
 from nesachain.kernels.mixed import MixedQuantized, dequantize_mixed, quantize_mixed
@@ -57,4 +60,5 @@ __all__ = [
     "quantize_linear_weight",
     "quantize_mixed",
     "read_header",
+    "requantize",
 ]

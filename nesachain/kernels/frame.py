@@ -11,12 +11,14 @@ Layout (little-endian; varint = unsigned LEB128, at most 10 bytes)::
                   (as the dtype byte: 0 float32, 1 float16, 2 bfloat16); bit 3 blocks are
                   Hadamard-rotated; bit 4 blocks are centred; bit 5 blocks are delta-coded or centred,
                   block by block (linear map); bit 6 grid blocks (float32 tensor, float32 scales,
-                  linear map id, no outliers, outlier dtype bits 0); at most one of bits 3-6; bit 7 0
+                  linear map id, no outliers, outlier dtype bits 0); bit 7 coded blocks (float32
+                  scales, linear map id); at most one of bits 3-7
     6       1     log2 of the block size (5..12); 0 for none and fp16
     7       1     code map id (``MapId``); 0 for none and fp16
     8       1     ndim (0..8)
     9       ..    ndim varints: the shape
     ..      ..    mixed8 only: varint outlier count k
+    ..      ..    coded blocks only: varint length of the coded region
     payload:
       none        numel values of dtype
       fp16        numel float16 values
@@ -26,12 +28,16 @@ Layout (little-endian; varint = unsigned LEB128, at most 10 bytes)::
                   bits 0), then (bit 6 only) ceil(numel / block) float32 bases (the scales are
                   the steps: value = base + code * step), then k
                   ascending positions (uint16 if numel <= 2^16, uint32 if <= 2^32, else uint64), then
-                  k outlier values
+                  k outlier values; coded blocks (bit 7) instead: the float32 step, the coded
+                  region (``rice``: levels, value = level * step), then k positions and k values
+                  in the tensor's dtype (k: the non-finite values and the few far above the rest)
 
 Frames are canonical: flags and fields a scheme does not use are 0, positions strictly ascending.
 ``decode_frame`` computes the exact frame length from the header with Python integers and refuses
 the frame (``FrameError``) unless the buffer has exactly that length and is within ``max_bytes``:
-nothing is allocated for a frame whose sizes do not add up.
+nothing is allocated for a frame whose sizes do not add up. A coded frame must also have a byte of
+region per 8 values (every value's code ends in a 0 bit), so what its decoder allocates is a few
+times the frame's size.
 
 nan and inf: ``none``, ``fp16`` and ``mixed8`` reproduce them exactly (mixed8 sends them as
 outliers); ``blockwise8`` refuses them at encode time (``KernelError``); ``fp16`` refuses finite
@@ -71,6 +77,7 @@ from nesachain.kernels.mixed import (
     dequantize_mixed,
     quantize_mixed,
 )
+from nesachain.kernels.rice import MAX_LEVEL, decode_levels, encode_levels
 
 __all__ = [
     "DEFAULT_MAX_FRAME_BYTES",
@@ -81,6 +88,7 @@ __all__ = [
     "decode_frame",
     "encode_frame",
     "read_header",
+    "requantize",
 ]
 
 FORMAT_VERSION = 1
@@ -93,6 +101,8 @@ _FLAG_ROTATED = 0x08
 _FLAG_CENTERED = 0x10
 _FLAG_DELTA = 0x20
 _FLAG_GRID = 0x40
+_FLAG_CODED = 0x80
+_TREATMENTS = (_FLAG_ROTATED, _FLAG_CENTERED, _FLAG_DELTA, _FLAG_GRID, _FLAG_CODED)
 _OUTLIER_SHIFT = 1
 
 _DTYPES = (torch.float32, torch.float16, torch.bfloat16)  # index = wire code
@@ -121,6 +131,7 @@ class FrameConfig:
     center: bool | None = None  # mixed8: None centres blocks where that lowers the predicted error
     delta: bool | None = None  # mixed8: None delta-codes blocks where that lowers the predicted error
     grid: bool | None = None  # mixed8: None sends grid blocks wherever every block is on a grid
+    coded: bool | None = None  # mixed8: None sends coded (Rice) blocks where that lowers the predicted error
 
 
 @dataclass(frozen=True)
@@ -138,7 +149,9 @@ class FrameHeader:
     centered: bool
     delta: bool
     grid: bool
+    coded: bool
     outliers: int
+    coded_bytes: int
     header_bytes: int
 
     @property
@@ -154,7 +167,8 @@ class FrameHeader:
             return n * 2
         outliers = self.outliers if self.scheme is Scheme.MIXED8 else 0
         return layout_payload_bytes(n, self.block_size, _ITEMSIZE[self.scale_dtype], self.centered, self.delta,
-                                    self.grid, outliers, _ITEMSIZE[self.outlier_dtype])
+                                    self.grid, outliers, _ITEMSIZE[self.outlier_dtype],
+                                    self.coded_bytes if self.coded else None)
 
 
 _POSITION_DTYPE = {2: torch.uint16, 4: torch.uint32, 8: torch.int64}
@@ -217,6 +231,7 @@ def _header(
     block_size: int = 0,
     map_id: int = 0,
     outliers: int | None = None,
+    coded_bytes: int | None = None,
 ) -> bytes:
     if x.dim() > MAX_NDIM:
         raise KernelError(f"frames carry at most {MAX_NDIM} dimensions, got {x.dim()}")
@@ -225,6 +240,8 @@ def _header(
     tail = b"".join(_varint(d) for d in x.shape)
     if outliers is not None:
         tail += _varint(outliers)
+    if coded_bytes is not None:
+        tail += _varint(coded_bytes)
     return fixed + tail
 
 
@@ -250,13 +267,23 @@ def encode_frame(x: torch.Tensor, config: FrameConfig | None = None) -> bytes:
         return _header(scheme, x, flags, cfg.block_size, map_id) + _to_bytes(q.codes) + _to_bytes(q.scales)
     map_id = DEFAULT_MIXED_MAP if cfg.map_id is None else check_map_id(cfg.map_id)
     m = quantize_mixed(x, cfg.block_size, map_id, cfg.threshold, cfg.max_fraction, cfg.rotate, cfg.center, cfg.delta,
-                       cfg.grid)
+                       cfg.grid, cfg.coded)
     flags = _FLAG_SCALES_FP32 if m.blocks.scales.dtype == torch.float32 else 0
     flags |= _DTYPES.index(m.values.dtype) << _OUTLIER_SHIFT
     flags |= _FLAG_ROTATED if m.rotated else 0
     flags |= 0 if m.centers is None else _FLAG_CENTERED if m.delta is None else _FLAG_DELTA
     flags |= 0 if m.bases is None else _FLAG_GRID
     positions = m.positions.to(_POSITION_DTYPE[position_width(x.numel())])
+    if m.levels is not None:
+        region = encode_levels(m.levels, m.blocks.block_size)
+        return b"".join([
+            _header(scheme, x, flags | _FLAG_CODED, m.blocks.block_size, m.blocks.map_id, m.positions.numel(),
+                    len(region)),
+            _to_bytes(m.blocks.scales),
+            region,
+            _to_bytes(positions),
+            _to_bytes(m.values),
+        ])
     return b"".join(
         [
             _header(scheme, x, flags, m.blocks.block_size, m.blocks.map_id, m.positions.numel()),
@@ -293,11 +320,12 @@ def read_header(data: bytes | bytearray | memoryview, max_bytes: int = DEFAULT_M
     quantized = scheme in (Scheme.BLOCKWISE8, Scheme.MIXED8)
     allowed_flags = _FLAG_SCALES_FP32 if quantized else 0
     if scheme is Scheme.MIXED8:
-        allowed_flags |= _FLAG_ROTATED | _FLAG_CENTERED | _FLAG_DELTA | _FLAG_GRID | (0x3 << _OUTLIER_SHIFT)
-    treatments = sum(bool(flags & f) for f in (_FLAG_ROTATED, _FLAG_CENTERED, _FLAG_DELTA, _FLAG_GRID))
-    linear_only = bool(flags & (_FLAG_DELTA | _FLAG_GRID)) and map_id != MapId.LINEAR
+        allowed_flags |= sum(_TREATMENTS) | (0x3 << _OUTLIER_SHIFT)
+    treatments = sum(bool(flags & f) for f in _TREATMENTS)
+    linear_only = bool(flags & (_FLAG_DELTA | _FLAG_GRID | _FLAG_CODED)) and map_id != MapId.LINEAR
     grid_misfit = bool(flags & _FLAG_GRID) and ((flags & 0x7) != _FLAG_SCALES_FP32 or dtype_id != 0)
-    if flags & ~allowed_flags or treatments > 1 or linear_only or grid_misfit:
+    coded_misfit = bool(flags & _FLAG_CODED) and not flags & _FLAG_SCALES_FP32
+    if flags & ~allowed_flags or treatments > 1 or linear_only or grid_misfit or coded_misfit:
         raise FrameError(f"flags 0x{flags:02x} not valid for scheme {scheme.name} with map id {map_id}")
     outlier_id = (flags >> _OUTLIER_SHIFT) & 0x3
     if outlier_id >= len(_DTYPES):
@@ -314,9 +342,11 @@ def read_header(data: bytes | bytearray | memoryview, max_bytes: int = DEFAULT_M
     for _ in range(ndim):
         dim, offset = _read_varint(buf, offset)
         shape.append(dim)
-    outliers = 0
+    outliers = coded_bytes = 0
     if scheme is Scheme.MIXED8:
         outliers, offset = _read_varint(buf, offset)
+    if flags & _FLAG_CODED:
+        coded_bytes, offset = _read_varint(buf, offset)
     header = FrameHeader(
         scheme=scheme,
         dtype=_DTYPES[dtype_id],
@@ -329,12 +359,17 @@ def read_header(data: bytes | bytearray | memoryview, max_bytes: int = DEFAULT_M
         centered=bool(flags & _FLAG_CENTERED),
         delta=bool(flags & _FLAG_DELTA),
         grid=bool(flags & _FLAG_GRID),
+        coded=bool(flags & _FLAG_CODED),
         outliers=outliers,
+        coded_bytes=coded_bytes,
         header_bytes=offset,
     )
     if outliers > header.numel or (header.grid and outliers):
         raise FrameError(f"{outliers} outliers announced for {header.numel} values"
                          + (" in a grid frame (none allowed)" if header.grid else ""))
+    if header.coded and header.numel > 8 * coded_bytes:
+        raise FrameError(f"coded frame announces {header.numel} values in {coded_bytes} bytes; a value takes a bit "
+                         "at least")
     expected = offset + header.payload_bytes()
     if expected != len(buf):
         raise FrameError(f"frame sizes do not add up: header announces {expected} bytes, got {len(buf)}")
@@ -357,6 +392,8 @@ def decode_frame(
         return _from_bytes(buf, offset, n, h.dtype).view(h.shape).to(device or "cpu")
     if h.scheme is Scheme.FP16:
         return _from_bytes(buf, offset, n, torch.float16).to(device or "cpu", h.dtype).view(h.shape)
+    if h.coded:
+        return _decode_coded(h, buf, device)
     codes = _from_bytes(buf, offset, n, torch.uint8)
     offset += n
     nblocks = -(-n // h.block_size)
@@ -391,14 +428,61 @@ def decode_frame(
         if bits[nblocks:].any():
             raise FrameError("frame delta bits past the last block must be 0")
         delta = torch.from_numpy(bits[:nblocks].astype(bool)).to(q.codes.device)
-    width = position_width(n)
+    positions, values = _outliers(h, buf, offset)
+    m = MixedQuantized(q, positions.to(q.codes.device), values.to(q.codes.device), h.rotated, centers, delta)
+    return dequantize_mixed(m)
+
+
+def _decode_coded(h: FrameHeader, buf: memoryview, device: torch.device | str | None) -> torch.Tensor:
+    """A coded-blocks frame (bit 7), its header checked: step, Rice-coded levels, non-finite outliers."""
+    n, offset = h.numel, h.header_bytes
+    step = _from_bytes(buf, offset, 1, torch.float32)
+    offset += 4
+    if not (bool(torch.isfinite(step).all()) and float(step[0]) > 0):
+        raise FrameError("coded frame step must be finite and positive")
+    levels = decode_levels(buf[offset : offset + h.coded_bytes], n, h.block_size)
+    offset += h.coded_bytes
+    if float(step[0]) * float(levels.abs().max()) > torch.finfo(torch.float32).max:
+        raise FrameError("coded frame values beyond float32")
+    positions, values = _outliers(h, buf, offset)
+    dev = torch.device(device or "cpu")
+    blocks = QuantizedBlocks(torch.empty(0, dtype=torch.uint8, device=dev), step.to(dev), torch.Size(h.shape), h.dtype,
+                             h.block_size, MapId.LINEAR)
+    return dequantize_mixed(MixedQuantized(blocks, positions.to(dev), values.to(dev), False, levels=levels.to(dev)))
+
+
+def _outliers(h: FrameHeader, buf: memoryview, offset: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(int64 positions, values) of a mixed8 frame's ``h.outliers`` outliers at ``offset``, checked."""
+    n, width = h.numel, position_width(h.numel)
     positions = _from_bytes(buf, offset, h.outliers, _POSITION_DTYPE[width]).to(torch.int64)
-    offset += h.outliers * width
-    values = _from_bytes(buf, offset, h.outliers, h.outlier_dtype)
+    values = _from_bytes(buf, offset + h.outliers * width, h.outliers, h.outlier_dtype)
     if positions.numel():
         if int(positions[-1]) >= n or int(positions[0]) < 0:
             raise FrameError("outlier position outside the tensor")
         if positions.numel() > 1 and not bool((positions[1:] > positions[:-1]).all()):
             raise FrameError("outlier positions must be strictly ascending")
-    m = MixedQuantized(q, positions.to(q.codes.device), values.to(q.codes.device), h.rotated, centers, delta)
-    return dequantize_mixed(m)
+    return positions, values
+
+
+def requantize(frame: bytes | bytearray | memoryview, x: torch.Tensor) -> torch.Tensor:
+    """``x`` through the quantizer that made ``frame``: what a verifier compares a miner's frame with.
+
+    A coded mixed8 frame's step and outliers depend on the data, so re-encoding a recomputation that is a
+    float rounding away could land on another step and move every value; here ``x`` goes on the frame's
+    own step, its values at the frame's outlier positions kept as they are. Other frames: ``x`` encoded
+    with the frame's scheme and block size (mixed8: not coded; defaults otherwise) and decoded.
+    ``FrameError`` for a frame that does not decode or whose shape is not ``x``'s.
+    """
+    h = read_header(frame)
+    if h.shape != tuple(x.shape):
+        raise FrameError(f"frame of shape {h.shape} for a tensor of shape {tuple(x.shape)}")
+    if not h.coded:
+        config = FrameConfig(scheme=h.scheme, block_size=h.block_size or DEFAULT_BLOCK_SIZE, coded=False)
+        return decode_frame(encode_frame(x, config))
+    buf = _byte_view(frame)
+    step = float(_from_bytes(buf, h.header_bytes, 1, torch.float32)[0])
+    positions, _ = _outliers(h, buf, h.header_bytes + 4 + h.coded_bytes)
+    flat = x.detach().reshape(-1).float()
+    out = torch.round(flat / step).clamp_(-MAX_LEVEL, MAX_LEVEL) * step
+    out[positions.to(out.device)] = flat[positions.to(out.device)]
+    return out.to(x.dtype).view(x.shape)

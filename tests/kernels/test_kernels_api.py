@@ -30,6 +30,7 @@ EXPECTED = {
     "quantize_linear_weight",
     "quantize_mixed",
     "read_header",
+    "requantize",
 }
 
 

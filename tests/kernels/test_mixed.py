@@ -20,7 +20,13 @@ from nesachain.kernels import (
     quantize_mixed,
     read_header,
 )
-from nesachain.kernels.mixed import DEFAULT_MAX_FRACTION, max_outliers, rotation_helps, select_outliers
+from nesachain.kernels.mixed import (
+    DEFAULT_MAX_FRACTION,
+    coded_outliers,
+    max_outliers,
+    rotation_helps,
+    select_outliers,
+)
 from nesachain.kernels.reference import select_outliers_reference
 from nesachain.kernels.rotation import hadamard, rotate_blocks
 
@@ -39,7 +45,7 @@ def _block_norm(x: torch.Tensor, block_size: int) -> torch.Tensor:
     block_size=st.sampled_from([32, 64, 128, 1024, 4096]),
     map_id=st.sampled_from(list(MapId)),
     rotate=st.sampled_from([True, False, None]),
-    treatment=st.sampled_from(["auto", "rotate", "center", "delta", "none"]),
+    treatment=st.sampled_from(["auto", "rotate", "center", "delta", "coded", "none"]),
     threshold=st.sampled_from([0.0, 6.0, 20.0]),
     max_fraction=st.sampled_from([0.0, 1 / 80, 1 / 8]),
 )
@@ -54,19 +60,21 @@ def test_mixed_roundtrip_any_input_shape_dtype_and_error_bound(
     max_fraction: float,
 ) -> None:
     x = data.draw(tensor_strategy(nonfinite=True))
-    # "auto": rotate decides alone; "none": centring and delta ruled out; else that one is forced too
+    # "auto": rotate decides alone; "none": centring, delta and coded blocks ruled out; else that one is forced too
     center = {"auto": None, "none": False}.get(treatment, treatment == "center")
     delta = {"auto": None, "none": False}.get(treatment, treatment == "delta")
+    coded = {"auto": None, "none": False}.get(treatment, treatment == "coded")
     if treatment == "rotate":
         rotate = True
-    if sum(bool(f) for f in (rotate, center, delta)) > 1:
+    args = (x, block_size, map_id, threshold, max_fraction, rotate, center, delta, None, coded)
+    if sum(bool(f) for f in (rotate, center, delta, coded)) > 1:
         with pytest.raises(KernelError):
-            quantize_mixed(x, block_size, map_id, threshold, max_fraction, rotate, center, delta)
+            quantize_mixed(*args)
         return
     try:
-        m = quantize_mixed(x, block_size, map_id, threshold, max_fraction, rotate, center, delta)
-    except KernelError:  # centring / delta forced where they cannot be (module doc)
-        assert center or delta
+        m = quantize_mixed(*args)
+    except KernelError:  # centring / delta / coded blocks forced where they cannot be (module doc)
+        assert center or delta or coded
         return
     y = dequantize_mixed(m)
     assert y.shape == x.shape and y.dtype == x.dtype
@@ -78,6 +86,18 @@ def test_mixed_roundtrip_any_input_shape_dtype_and_error_bound(
     assert torch.equal(flat_y[infinite], flat_x[infinite])  # same signed infinities
     flat_x = flat_x.nan_to_num(0.0, 0.0, 0.0)  # compared above; the bound below is for finite values
     flat_y = flat_y.nan_to_num(0.0, 0.0, 0.0)
+    assert coded is None or (m.levels is not None) is coded
+    if m.levels is not None:  # coded blocks: outliers exact; the rest half a step, float32 and the dtype's rounding
+        assert torch.equal(m.positions, coded_outliers(x.reshape(-1), threshold, max_fraction))
+        assert map_id == MapId.LINEAR and m.values.dtype == x.dtype
+        assert torch.equal(flat_y[m.positions], flat_x[m.positions])
+        flat_x[m.positions] = flat_y[m.positions] = 0.0
+        step = float(m.blocks.scales[0])
+        assert 0 < step <= float(flat_x.abs().max()) / 127 * (1 + 2**-20)  # no coarser than 8 bits over the tensor
+        rel = {torch.float32: 2.0**-23, torch.float16: 2.0**-11 + 2.0**-23, torch.bfloat16: 2.0**-8 + 2.0**-23}[x.dtype]
+        bound = 0.5 * step * (1 + 2**-20) + rel * (flat_x.abs() + step) + 6e-8
+        assert bool(((flat_y - flat_x).abs() <= bound).all())
+        return
     is_outlier = torch.zeros(x.numel(), dtype=torch.bool)
     is_outlier[m.positions] = True
     # outliers: exact in the input's 16-bit dtype, fp16-rounded (2^-11 relative) from fp32
@@ -173,12 +193,13 @@ def test_rotation_is_chosen_per_tensor_by_predicted_error() -> None:
     ramp = torch.linspace(0.5, 1.0, 64).repeat(16 * 9).view(16, 576) * (1 + 0.01 * torch.randn(16, 576, generator=gen))
     for x, expected in ((spiky, True), (ramp, False)):
         assert rotation_helps(x.reshape(-1).clone(), 64) is expected
-        auto = quantize_mixed(x, center=False, delta=False)
+        auto = quantize_mixed(x, center=False, delta=False, coded=False)
         assert auto.rotated is expected and auto.centers is None
-        error = {r: float((dequantize_mixed(quantize_mixed(x, rotate=r, center=False, delta=False)) - x).norm())
+        error = {r: float((dequantize_mixed(quantize_mixed(x, rotate=r, center=False, delta=False, coded=False)) - x)
+                          .norm())
                  for r in (True, False)}
         assert error[expected] < error[not expected]  # the prediction picked the smaller real error
-        frame = encode_frame(x, FrameConfig(scheme=Scheme.MIXED8, center=False, delta=False))
+        frame = encode_frame(x, FrameConfig(scheme=Scheme.MIXED8, center=False, delta=False, coded=False))
         assert read_header(frame).rotated is expected
         assert torch.equal(decode_frame(frame), dequantize_mixed(auto))
     assert rotation_helps(torch.randn(63), 64) is False  # no full block: nothing to rotate
@@ -188,7 +209,7 @@ def _errors_by_treatment(x: torch.Tensor, delta: bool = False) -> dict[str, floa
     forced = {"rotated": (True, False, False), "plain": (False, False, False), "centred": (False, True, False)}
     if delta:
         forced["delta"] = (False, False, True)
-    return {k: float((dequantize_mixed(quantize_mixed(x, rotate=r, center=c, delta=d)) - x).norm())
+    return {k: float((dequantize_mixed(quantize_mixed(x, rotate=r, center=c, delta=d, coded=False)) - x).norm())
             for k, (r, c, d) in forced.items()}
 
 
@@ -222,7 +243,7 @@ def test_centring_choice_follows_the_real_error() -> None:
     spiky[:, 3::64] *= 40.0  # outlier channels well past the cap: rotation spreads them
     relu = torch.relu(torch.randn(64, 576, generator=gen))  # one-sided: centring halves the step
     for x, expected in ((spiky, "rotated"), (relu, "centred")):
-        m = quantize_mixed(x)
+        m = quantize_mixed(x, coded=False)  # the 8-bit treatments among themselves; coded blocks: below
         chosen = "rotated" if m.rotated else "centred" if m.centers is not None and m.delta is None else "other"
         errors = _errors_by_treatment(x)
         assert chosen == expected == min(errors, key=lambda k: errors[k])
@@ -294,15 +315,68 @@ def test_delta_coding_refused_where_it_cannot_apply() -> None:
 def test_fp32_outliers_travel_in_fp32_where_the_frame_has_room_within_056_fp16() -> None:
     logits = torch.randn(4, 1000, generator=torch.Generator().manual_seed(12))
     logits[:, :5] = 10.0 + torch.rand(4, 5, generator=torch.Generator().manual_seed(14)) * 1e-3  # near-tied top classes
-    m = quantize_mixed(logits, center=False)
+    m = quantize_mixed(logits, center=False, coded=False)
     assert m.values.dtype == torch.float32 and m.positions.numel() == 20
     assert torch.equal(dequantize_mixed(m)[:, :5], logits[:, :5])  # fp16 steps are 0.0078 there: order kept
     # a prefill-sized residual stream, cap binding, rotated: fp32 values would pass 0.56 x fp16
     stream = torch.randn(128, 576, generator=torch.Generator().manual_seed(13)) * 20
-    m = quantize_mixed(stream, center=False)
+    m = quantize_mixed(stream, center=False, coded=False)
     assert m.positions.numel() == max_outliers(stream.numel(), DEFAULT_MAX_FRACTION)
     assert m.values.dtype == torch.float16
     for x in (logits, stream, torch.randn(1, 576, generator=torch.Generator().manual_seed(15)) * 20):
         for center in (False, True):
             frame = encode_frame(x, FrameConfig(scheme=Scheme.MIXED8, center=center, grid=False))
             assert len(frame) <= 0.56 * 2 * x.numel()
+
+
+def _residual_stream(seed: int) -> torch.Tensor:
+    """A prefill's residual stream as SmolLM2 has it: heavy-tailed, outlier channels, an attention-sink value."""
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(32, 576, generator=gen) * torch.rand(32, 576, generator=gen).pow(3) * 4  # heavy tails
+    x[:, 7::64] *= 20.0
+    x[0, 100] = 20000.0
+    return x
+
+
+def test_coded_blocks_are_chosen_on_a_residual_stream_and_beat_every_8bit_treatment() -> None:
+    x = _residual_stream(16)
+    auto = quantize_mixed(x)
+    assert auto.levels is not None and auto.centers is None and not auto.rotated
+    # apart: the values above 64 x the mean |x|, exact, in the input's dtype (here the attention sink only)
+    flat = x.reshape(-1)
+    outliers = (flat.abs() > 64 * flat.abs().mean()).nonzero().view(-1)
+    assert torch.equal(auto.positions, outliers) and 100 in outliers and outliers.numel() <= flat.numel() / 256
+    assert auto.values.dtype == torch.float32
+    y = dequantize_mixed(auto)
+    assert float(y[0, 100]) == 20000.0
+    errors = _errors_by_treatment(x)
+    assert float((y - x).norm()) < 0.5 * min(errors.values())
+    step = float(auto.blocks.scales[0])
+    assert float((y - x).abs().max()) <= 0.5 * step * (1 + 2**-20) + 2**-23 * float(x.abs().max())
+    frame = encode_frame(x, FrameConfig(scheme=Scheme.MIXED8))
+    header = read_header(frame)
+    assert header.coded and not (header.rotated or header.centered or header.delta or header.grid)
+    assert 0.55 * 2 * x.numel() <= len(frame) <= 0.56 * 2 * x.numel()  # the whole budget, not more
+    assert torch.equal(decode_frame(frame), y)
+    one_token = encode_frame(x[:1], FrameConfig(scheme=Scheme.MIXED8))  # a decode step fits the budget too
+    assert read_header(one_token).coded and len(one_token) <= 0.56 * 2 * 576
+
+
+def test_coded_blocks_forced_or_refused() -> None:
+    x = _residual_stream(17)
+    x[3, 5], x[4, 6] = float("nan"), float("-inf")
+    m = quantize_mixed(x.half(), coded=True)
+    assert m.levels is not None and {100, 3 * 576 + 5, 4 * 576 + 6} <= set(m.positions.tolist())  # non-finite: always
+    only_nonfinite = quantize_mixed(x, max_fraction=0.0, coded=True)
+    assert only_nonfinite.positions.tolist() == [3 * 576 + 5, 4 * 576 + 6]
+    y = dequantize_mixed(m)
+    assert bool(torch.isnan(y[3, 5])) and float(y[4, 6]) == -math.inf and float(y[0, 100]) == 20000.0
+    assert quantize_mixed(x, coded=False).levels is None
+    for bad in (torch.zeros(1000), torch.randn(10), torch.full((1000,), math.nan)):  # no step, or no budget
+        with pytest.raises(KernelError, match="coded"):
+            quantize_mixed(bad, coded=True)
+    with pytest.raises(KernelError, match="linear map"):
+        quantize_mixed(x, map_id=MapId.DYNAMIC, coded=True)
+    assert quantize_mixed(x, map_id=MapId.DYNAMIC).levels is None
+    with pytest.raises(KernelError, match="one at most"):
+        quantize_mixed(x, rotate=True, coded=True)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import math
 import struct
 import subprocess
 import sys
@@ -22,6 +23,7 @@ from nesachain.kernels import (
     encode_frame,
     error_factor,
     read_header,
+    requantize,
 )
 
 
@@ -81,6 +83,12 @@ HOSTILE = {
                                          outliers=0),
     "delta bit past the last block": _frame(3, (1,), b"\0" * 3 + b"\0" * 2 + b"\x02", flags=0x20, block_log2=6,
                                             map_id=1, outliers=0),
+    "2^40 elements, coded": _frame(3, (1 << 40,), _varint(64) + b"\0" * 68, flags=0x81, block_log2=6, map_id=1,
+                                   outliers=0),
+    "coded with the dynamic map": _frame(3, (1,), _varint(1) + b"\0" * 5, flags=0x81, block_log2=6, outliers=0),
+    "coded with fp16 scales": _frame(3, (1,), _varint(1) + b"\0" * 5, flags=0x80, block_log2=6, map_id=1,
+                                     outliers=0),
+    "coded and rotated": _frame(3, (1,), _varint(1) + b"\0" * 5, flags=0x89, block_log2=6, map_id=1, outliers=0),
     "outlier dtype code 3": _frame(3, (1,), b"\0" * 3, flags=0x06, block_log2=6, outliers=0),
     "nine dimensions": _frame(0, (1,) * 9, b"\0" * 4),
     "varint of 11 bytes": _frame(0, (), b"")[:8] + b"\x01" + b"\xff" * 10 + b"\x01",
@@ -169,7 +177,7 @@ def test_frame_over_size_limit_rejected() -> None:
 def test_frame_bad_payload_values_rejected() -> None:
     x = torch.randn(300, generator=torch.Generator().manual_seed(1))
     x[7], x[200] = 50.0, -70.0
-    frame = bytearray(encode_frame(x, FrameConfig(scheme=Scheme.MIXED8)))
+    frame = bytearray(encode_frame(x, FrameConfig(scheme=Scheme.MIXED8, coded=False)))
     header = read_header(frame)
     assert header.outliers == 2  # only 50 and -70 pass the threshold; the cap is floor(300 / 80) = 3
     positions_at = header.header_bytes + 300 + 5 * 2  # codes, 5 fp16 scales
@@ -202,6 +210,41 @@ def test_frame_bad_payload_values_rejected() -> None:
     delta[centres_at : centres_at + 2] = struct.pack("<e", float("nan"))
     with pytest.raises(FrameError, match="bases"):
         decode_frame(delta)
+
+
+def _coded_frame(region: bytes, n: int = 64, step: float = 0.5) -> bytes:
+    """A coded-blocks mixed8 frame of ``n`` float32 values in blocks of 64, written from the documented layout."""
+    return _frame(3, (n,), _varint(len(region)) + struct.pack("<f", step) + region, flags=0x81, block_log2=6,
+                  map_id=1, outliers=0)
+
+
+def test_frame_coded_blocks_layout_and_bad_regions_rejected() -> None:
+    # 64 values, k = 2: nibble 0x02; low bits 2 per value; unary: value i has high part i % 3
+    levels = [(-1) ** i * (i % 12) for i in range(64)]
+    u = [2 * q if q >= 0 else -2 * q - 1 for q in levels]
+    low = "".join(format(v & 3, "02b")[::-1] for v in u)  # LSB first
+    unary = "".join("1" * (v >> 2) + "0" for v in u)
+
+    def pack(bits: str) -> bytes:
+        bits += "0" * (-len(bits) % 8)
+        return bytes(int(bits[i : i + 8][::-1], 2) for i in range(0, len(bits), 8))
+
+    region = b"\x02" + pack(low) + pack(unary)
+    assert torch.equal(decode_frame(_coded_frame(region)), torch.tensor(levels, dtype=torch.float32) * 0.5)
+    bad = {
+        "step": [_coded_frame(region, step=s) for s in (0.0, -0.5, math.nan, math.inf)],
+        "nibble after the last block": [_coded_frame(b"\x12" + region[1:])],
+        "padding after the low bits": [_coded_frame(region[:16] + b"\x80" + region[17:])]
+        if len(low) % 8 else [],
+        "codes for 64 values": [_coded_frame(b"\x02" + pack(low) + pack(unary[: unary.rindex("0")] + "1"))],
+        "fewer than 8": [_coded_frame(region + b"\0")],
+        "beyond": [_coded_frame(b"\x0f" + b"\0" * 120 + pack("1" * 2048 + "0" * 64))],  # u >= 2^26
+        "inside its low bits": [_coded_frame(b"\x0f" + b"\0" * 8)],  # k = 15: 120 bytes of low bits
+    }
+    for message, frames in bad.items():
+        for frame in frames:
+            with pytest.raises(FrameError, match=message):
+                decode_frame(frame)
 
 
 @settings(max_examples=200, deadline=None)
@@ -259,12 +302,16 @@ def test_frame_decode_step_576_header_and_ratios() -> None:
     x[0, 0, ::50] = 100.0  # 12 large values: the cap keeps 7
     fp16 = encode_frame(x, FrameConfig(scheme=Scheme.FP16))
     blockwise = encode_frame(x, FrameConfig(scheme=Scheme.BLOCKWISE8))
-    mixed = encode_frame(x, FrameConfig(scheme=Scheme.MIXED8))
+    mixed = encode_frame(x, FrameConfig(scheme=Scheme.MIXED8, coded=False))
     assert read_header(fp16).header_bytes == 13
     assert len(fp16) == 13 + 1152
     assert len(blockwise) == 13 + 576 + 9 * 2
     assert len(mixed) == 14 + 576 + 9 * 2 + 7 * (2 + 2)  # 7 = floor(576 / 80) outliers
     assert len(blockwise) <= 0.53 * len(fp16) and len(mixed) <= 0.56 * len(fp16)
+    coded = encode_frame(x, FrameConfig(scheme=Scheme.MIXED8))  # the default here: coded blocks, the whole budget
+    h = read_header(coded)
+    assert h.coded and h.outliers == 0 and h.header_bytes == 16  # + varints: 0 outliers, the region's bytes
+    assert len(coded) == 16 + 4 + h.coded_bytes and 0.55 * len(fp16) <= len(coded) <= 0.56 * len(fp16)
 
 
 def test_frame_encode_refusals_raise_kernel_error() -> None:
@@ -292,3 +339,22 @@ def test_frame_nonfinite_fp16_and_none_carried_exactly() -> None:
 def test_frame_decode_onto_device_argument_honoured() -> None:
     y = decode_frame(encode_frame(torch.ones(70)), device="cpu")
     assert y.device.type == "cpu" and torch.allclose(y, torch.ones(70), atol=0.01)
+
+
+def test_requantize_puts_a_recomputation_on_the_frame_s_own_step() -> None:
+    gen = torch.Generator().manual_seed(21)
+    x = torch.randn(64, 576, generator=gen) * torch.rand(64, 576, generator=gen).pow(3) * 4
+    x[0, 9] = 5000.0  # an outlier, sent apart
+    frame = encode_frame(x)
+    h = read_header(frame)
+    assert h.coded and h.outliers == 1
+    assert torch.equal(requantize(frame, x), decode_frame(frame))
+    # a replay on other hardware: a float rounding away
+    replay = x * (1 + 2**-22 * torch.randn(64, 576, generator=gen))
+    same_grid = requantize(frame, replay)
+    assert float((same_grid != decode_frame(frame)).float().mean()) < 1e-3  # only values at a rounding boundary
+    assert float(same_grid[0, 9]) == float(replay[0, 9])
+    plain = encode_frame(x, FrameConfig(coded=False))
+    assert torch.equal(requantize(plain, x), decode_frame(plain))
+    with pytest.raises(FrameError, match="shape"):
+        requantize(frame, x[:3])
