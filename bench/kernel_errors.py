@@ -6,7 +6,8 @@ errors  the residual stream at every layer boundary of SmolLM2-135M (29) and all
         on fixed windows of Python's ``pydoc_data.topics`` text, through none / fp16 / blockwise8 /
         mixed8 frames: relative RMS error, worst relative error of a tensor, bytes / fp16 bytes.
 bytes   frame bytes per decode step (batch 1, one token) and per 512-token prefill for hidden sizes
-        384..8192, header included; mixed8 at its cap (values drawn so the cap binds: worst case).
+        384..8192, header included; mixed8 at its largest (coded blocks fill the budget; 8-bit blocks with
+        values drawn so the outlier cap binds).
 caps    relative RMS error of mixed8 with other outlier caps, thresholds, and without rotation.
 rules   SmolLM2 teacher-forced with all 29 boundaries compressed, one row per outlier rule / map /
         rotation: top-1 agreement with the uncompressed model, perplexity change, mean KL divergence
@@ -93,8 +94,8 @@ def part_errors(n_windows: int) -> None:
 
 
 def part_bytes() -> None:
-    print("\nbytes per frame, header included (mixed8 with its outlier cap full, centred or not, whichever is"
-          " larger: the worst case)")
+    print("\nbytes per frame, header included (mixed8: its default frame, coded blocks that fill the budget on"
+          " these values, or centred 8-bit blocks with the outlier cap full, whichever is larger)")
     print(f"{'hidden':>6} {'step':>13} {'fp16':>9} {'blockwise8':>10} {'ratio':>6} {'mixed8':>9} {'ratio':>6}")
     gen = torch.Generator().manual_seed(0)
     for hidden in (384, 576, 768, 4096, 8192):

@@ -77,7 +77,7 @@ from nesachain.kernels.mixed import (
     dequantize_mixed,
     quantize_mixed,
 )
-from nesachain.kernels.rice import MAX_LEVEL, decode_levels, encode_levels
+from nesachain.kernels.rice import MAX_LEVEL, decode_levels, encode_levels, levels_on
 
 __all__ = [
     "DEFAULT_MAX_FRAME_BYTES",
@@ -483,6 +483,8 @@ def requantize(frame: bytes | bytearray | memoryview, x: torch.Tensor) -> torch.
     step = float(_from_bytes(buf, h.header_bytes, 1, torch.float32)[0])
     positions, _ = _outliers(h, buf, h.header_bytes + 4 + h.coded_bytes)
     flat = x.detach().reshape(-1).float()
-    out = torch.round(flat / step).clamp_(-MAX_LEVEL, MAX_LEVEL) * step
+    finite = torch.isfinite(flat)
+    levels = levels_on(torch.where(finite, flat, 0.0), step).clamp_(-MAX_LEVEL, MAX_LEVEL)
+    out = torch.where(finite, levels.to(torch.float32) * step, flat)  # a non-finite value stays as it is
     out[positions.to(out.device)] = flat[positions.to(out.device)]
     return out.to(x.dtype).view(x.shape)

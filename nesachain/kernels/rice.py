@@ -25,19 +25,22 @@ is three bit streams, each packed LSB first and padded with 0 bits to a byte:
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 
 from nesachain.kernels.errors import FrameError
 
-__all__ = ["MAX_K", "MAX_LEVEL", "choose_step", "code_bits", "decode_levels", "encode_levels"]
+__all__ = ["MAX_K", "MAX_LEVEL", "choose_step", "code_bits", "decode_levels", "encode_levels", "levels_on"]
 
 MAX_K = 15
 MAX_LEVEL = 1 << 24  # |level| at most this: a value's unary part stays below 2^10 bits
 _RATE_STEPS = 16  # bounded search for the step
+_TINY = float(torch.finfo(torch.float32).tiny)
 
 
-def _zigzag(q: torch.Tensor) -> torch.Tensor:
+def _zigzag(q: np.ndarray) -> np.ndarray:
     return (q << 1) ^ (q >> 63)  # 2q for q >= 0, -2q - 1 below (int64)
 
 
@@ -49,42 +52,51 @@ def _bit_offsets(per_value: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
     return starts >> 3, starts & 7, int(ends[-1]) if ends.size else 0
 
 
-def _lengths(n: int, block_size: int) -> torch.Tensor:
+def _lengths(n: int, block_size: int) -> np.ndarray:
     """int64 (nblocks,): how many values each block holds."""
     nblocks = -(-n // block_size)
-    lengths = torch.full((nblocks,), block_size, dtype=torch.int64)
+    lengths = np.full(nblocks, block_size, dtype=np.int64)
     if nblocks:
         lengths[-1] = n - (nblocks - 1) * block_size
     return lengths
 
 
-def _parameters(u: torch.Tensor, block_size: int) -> tuple[torch.Tensor, int]:
+def _parameters(u: np.ndarray, block_size: int) -> tuple[np.ndarray, int]:
     """(each block's k, int64 (nblocks,); the bits of all codes, k nibbles included) of the 1-D int64 ``u``.
 
     A block's best k is within one of floor(log2(mean u)) (uniform u: exactly that; geometric u: about
     0.5 below); the three are tried and the cheapest kept (ties: the lowest k).
     """
-    n = u.numel()
-    lengths = _lengths(n, block_size).to(u.device)
-    blocks = torch.nn.functional.pad(u, (0, -n % block_size)).view(-1, block_size)  # (nblocks, B), padding 0
-    mean = blocks.sum(dim=1).double() / lengths
-    centre = torch.floor(torch.log2(mean.clamp_min(1.0))).long()
-    def bits(k: torch.Tensor) -> torch.Tensor:  # (nblocks,); padding adds nothing: 0 >> k is 0
-        return lengths * (k + 1) + (blocks >> k[:, None]).sum(dim=1)
+    n = u.size
+    lengths = _lengths(n, block_size)
+    padded = np.zeros(lengths.size * block_size, dtype=np.int64)
+    padded[:n] = u
+    blocks = padded.reshape(-1, block_size)  # (nblocks, B), padding 0: 0 >> k adds nothing
+    mean = blocks.sum(axis=1) / lengths
+    centre = np.floor(np.log2(np.maximum(mean, 1.0))).astype(np.int64)
+    best_k = best_bits = None
+    for offset in (-1, 0, 1):
+        k = np.clip(centre + offset, 0, MAX_K)
+        bits = lengths * (k + 1) + (blocks >> k[:, None]).sum(axis=1)
+        if best_k is None or best_bits is None:
+            best_k, best_bits = k, bits
+        else:
+            better = bits < best_bits
+            best_k, best_bits = np.where(better, k, best_k), np.where(better, bits, best_bits)
+    assert best_k is not None and best_bits is not None
+    return best_k, int(best_bits.sum()) + 4 * lengths.size
 
-    best_k = (centre - 1).clamp(0, MAX_K)  # (nblocks,)
-    best_bits = bits(best_k)
-    for offset in (0, 1):
-        k = (centre + offset).clamp(0, MAX_K)
-        cost = bits(k)
-        better = cost < best_bits
-        best_k, best_bits = torch.where(better, k, best_k), torch.where(better, cost, best_bits)
-    return best_k, int(best_bits.sum()) + 4 * blocks.shape[0]
+
+def levels_on(values: torch.Tensor, step: float) -> torch.Tensor:
+    """int64 levels of ``values`` on ``step`` (a float32 number): round(value / step), ties to even, in float32.
+    The encoder and ``frame.requantize`` both use it, so the same values give the same levels."""
+    v = values.detach().reshape(-1).to(torch.float32).cpu().numpy()
+    return torch.from_numpy(np.rint(v / np.float32(step)).astype(np.int64)).to(values.device)
 
 
 def code_bits(levels: torch.Tensor, block_size: int) -> int:
     """Bits the Rice code of the 1-D int64 ``levels`` takes (k nibbles included, before byte padding)."""
-    return _parameters(_zigzag(levels), block_size)[1]
+    return _parameters(_zigzag(levels.cpu().numpy()), block_size)[1]
 
 
 def _region_bytes(bits: int, nblocks: int) -> int:
@@ -95,21 +107,26 @@ def _region_bytes(bits: int, nblocks: int) -> int:
 def choose_step(rest: torch.Tensor, budget_bytes: int, block_size: int) -> tuple[float, torch.Tensor] | None:
     """(float32 step, int64 levels) for the finite float32 1-D ``rest``: the finest step whose coded region
     fits ``budget_bytes``, found in a bounded search; None when no step fits or the best one is coarser
-    than absmax / 127 (an 8-bit quantizer of the whole tensor would do better), or ``rest`` is all 0."""
-    n = rest.numel()
-    amax = float(rest.abs().max()) if n else 0.0
+    than absmax / 127 (an 8-bit quantizer of the whole tensor would do better), or ``rest`` is all 0.
+    The search runs on the CPU (numpy: a frame is a few thousand values, where torch's per-op cost
+    dominates); the levels come back on ``rest``'s device."""
+    v = rest.detach().reshape(-1).to(torch.float32).cpu().numpy()
+    n = v.size
+    amax = float(np.abs(v).max()) if n else 0.0
     if amax == 0.0 or budget_bytes <= 0:
         return None
     nblocks = -(-n // block_size)
     coarsest, finest = amax / 127.0, amax / MAX_LEVEL * (1 + 2.0**-20)  # |level| <= MAX_LEVEL after rounding
-    rms = float(rest.double().square().mean().sqrt())
+    rms = math.sqrt(float(np.square(v, dtype=np.float64).mean()))
     target_bits = 8 * budget_bytes  # about what the code may spend (the padding is checked exactly below)
     step = min(coarsest, max(finest, rms * 2.0 ** -(target_bits / n - 2.05)))  # a Gaussian's entropy at that step
-    best: tuple[float, torch.Tensor] | None = None
+    best: tuple[float, np.ndarray] | None = None
     for _ in range(_RATE_STEPS):
-        step = float(torch.tensor(step, dtype=torch.float32))  # the step the frame carries
-        levels = torch.round(rest / step).long()
-        bits = code_bits(levels, block_size)
+        step = float(np.float32(step))  # the step the frame carries
+        if not _TINY <= step < math.inf:  # subnormal tensors: leave them to the 8-bit treatments
+            break
+        levels = np.rint(v / np.float32(step)).astype(np.int64)
+        bits = _parameters(_zigzag(levels), block_size)[1]
         fits = _region_bytes(bits, nblocks) <= budget_bytes
         if fits and (best is None or step < best[0]):
             best = (step, levels)
@@ -120,19 +137,20 @@ def choose_step(rest: torch.Tensor, budget_bytes: int, block_size: int) -> tuple
         if new == step:
             break
         step = new
-    return best
+    if best is None:
+        return None
+    return best[0], torch.from_numpy(best[1]).to(rest.device)
 
 
 def encode_levels(levels: torch.Tensor, block_size: int) -> bytes:
     """The coded region (module doc) of the 1-D int64 ``levels``, each within ±``MAX_LEVEL``."""
-    u_t = _zigzag(levels.reshape(-1))
-    k_t, _ = _parameters(u_t, block_size)
-    u = u_t.cpu().numpy().astype(np.uint64)
-    k = k_t.cpu().numpy().astype(np.uint8)
+    u_signed = _zigzag(levels.reshape(-1).cpu().numpy().astype(np.int64))
+    k = _parameters(u_signed, block_size)[0].astype(np.uint8)
+    u = u_signed.astype(np.uint64)
     n = u.size
     nibbles = np.zeros(2 * -(-k.size // 2), dtype=np.uint8)
     nibbles[: k.size] = k
-    per_value = np.repeat(k, _lengths(n, block_size).numpy())  # (n,) uint8
+    per_value = np.repeat(k, _lengths(n, block_size))  # (n,) uint8
     first, shift, low_bits = _bit_offsets(per_value)
     width = per_value.astype(np.uint64)
     fields = (u & ((np.uint64(1) << width) - np.uint64(1))) << shift.astype(np.uint64)  # < 2^22: 3 bytes each
@@ -166,7 +184,7 @@ def decode_levels(region: memoryview, n: int, block_size: int) -> torch.Tensor:
     k[0::2], k[1::2] = packed & 0x0F, packed >> 4
     if k[nblocks:].any():
         raise FrameError("coded frame: the nibble after the last block's parameter must be 0")
-    per_value = np.repeat(k[:nblocks], _lengths(n, block_size).numpy())  # (n,) uint8
+    per_value = np.repeat(k[:nblocks], _lengths(n, block_size))  # (n,) uint8
     first, shift, low_bits = _bit_offsets(per_value)
     low_end = nibble_bytes + -(-low_bits // 8)
     if len(region) < low_end:

@@ -372,7 +372,8 @@ def test_coded_blocks_forced_or_refused() -> None:
     y = dequantize_mixed(m)
     assert bool(torch.isnan(y[3, 5])) and float(y[4, 6]) == -math.inf and float(y[0, 100]) == 20000.0
     assert quantize_mixed(x, coded=False).levels is None
-    for bad in (torch.zeros(1000), torch.randn(10), torch.full((1000,), math.nan)):  # no step, or no budget
+    tiny = torch.randn(1000, generator=torch.Generator().manual_seed(3)) * 1e-41  # subnormal: no float32 step
+    for bad in (torch.zeros(1000), torch.randn(10), torch.full((1000,), math.nan), tiny):  # no step, or no budget
         with pytest.raises(KernelError, match="coded"):
             quantize_mixed(bad, coded=True)
     with pytest.raises(KernelError, match="linear map"):

@@ -111,6 +111,7 @@ def test_smollm2_route_mixed8_teacher_forced_agreement(smol: Sharded, smol_miner
     print(f"\nmixed8 between 3 miners, {edge} on the client edges: teacher-forced top-1 agreement "
           f"{rate * 100:.2f} % of {total} positions, median logits cosine {median:.5f}, min {low:.5f}")
     assert median >= 0.999
-    # the target (99.5 %) is met with mixed8 on the miner-to-miner hops; compressing the token
-    # embeddings and the final hidden state to 8 bits as well costs ~0.1 point more (measured 99.41 %)
+    # the target (99.5 %) with mixed8 on all four transfers is met on 8192 positions (bench/accuracy.py
+    # --windows 64: 99.55 %, KL 3.8e-5); on these 1024 one position is 0.1 point and the same KL reads anywhere
+    # from 99.4 to 100 % (measured here 99.41 %, fp16 edges 99.71 %), so the all-four route is held to 99 %
     assert rate >= (0.995 if edge == "fp16" else 0.99)
