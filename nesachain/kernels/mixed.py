@@ -13,10 +13,10 @@ exact, in the input's dtype. The encoder takes coded blocks where their predicte
 step^2 / 12, is below the best 8-bit treatment's ((absmax / 127)^2 / 12 a value, below); delta coding
 must then beat it too, and grid blocks, exact, still come first. They need a step no coarser than the
 tensor's absmax / 127 and a budget for it, so a frame of a few dozen values stays 8-bit. Measured on
-SmolLM2-135M, 3 shards, all four transfers of a route (client -> m0 -> m1 -> m2 -> client) coded,
-teacher-forced on 64 x 128 tokens of ``pydoc_data.topics`` (one-off script over ``bench/headroom``'s
-route): KL 3.8e-5 and 99.55 % top-1 agreement at 8.96 bits a value, against KL 1.6e-4 and 99.19 % for
-rotated 8-bit blocks with fp16 outliers at 8.70 bits; the two inner transfers alone 9.5e-6 (4.0e-5).
+SmolLM2-135M, 3 shards, all four transfers of a route (client -> m0 -> m1 -> m2 -> client) compressed,
+teacher-forced on 64 x 128 tokens of ``pydoc_data.topics`` (``bench/headroom.py --windows 64``): KL
+3.8e-5 and 99.55 % top-1 agreement at 8.96 bits a value, every frame coded, against KL 1.6e-4 and
+99.24 % with the 8-bit treatments only (``coded=False``: rotated blocks, fp16 outliers; 8.70 bits).
 
 The rule (defaults): outliers are every nan and ±inf, then the finite values with |x| > 6.0,
 largest first (ties: lower position first), at most floor(numel / 80) of them. What is left (outliers
@@ -121,8 +121,7 @@ fp16 outliers, 1.8e-5 and 1 crop with fp32 (fp16 on the whole route: 2.2e-6, 2 c
 
 Promise (tested): a coded frame's value comes back within half its step (plus float32 rounding and
 the output dtype's), its outliers exact, and its step is at most absmax / 127 of the values that are
-not outliers. Otherwise
-an outlier comes back exact (fp16/bf16 input, or sent in fp32) or within 2^-11
+not outliers. Otherwise an outlier comes back exact (fp16/bf16 input, or sent in fp32) or within 2^-11
 relative (fp32 input sent in fp16); any other value x of block b comes back within
 sqrt(B) · error_factor(map, dtype) · ‖b‖₂ (the L2 norm of the block without its outliers),
 error_factor · absmax(b) without rotation, error_factor · max |b - centre| centred, or
@@ -197,8 +196,8 @@ class MixedQuantized:
                codes are grid indices, ``blocks.scales`` the float32 steps, value = base + code * step.
                Nothing else is set with it: no outliers, no rotation, centres or delta bits.
     levels:    int64, (numel,), or None: coded blocks (``rice``): value = level * step, ``blocks.scales``
-               the float32 step, (1,), ``blocks.codes`` empty, the linear map; the outliers are the
-               non-finite values only. Nothing else is set with it.
+               the float32 step, (1,), ``blocks.codes`` empty, the linear map; the outliers are
+               ``coded_outliers``' (values in the input's dtype). Nothing else is set with it.
     """
 
     blocks: QuantizedBlocks
@@ -332,7 +331,8 @@ def quantize_mixed(
     out and plain blocks, the one with the lowest predicted error (module doc); grid blocks, exact, come
     first wherever they fit (``grid``: their own block size). A centred tensor keeps half the outlier
     cap; delta coding is for tensors with no outliers at all (it uses the linear map); coded blocks
-    (``rice``) spend the frame's whole byte budget and send only non-finite values apart.
+    (``rice``) spend the frame's whole byte budget and send apart only nan, ±inf and the few values far
+    above the rest (``coded_outliers``).
     """
     check_dtype(x.dtype)
     check_block_size(block_size)
