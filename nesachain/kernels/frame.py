@@ -36,8 +36,10 @@ Frames are canonical: flags and fields a scheme does not use are 0, positions st
 ``decode_frame`` computes the exact frame length from the header with Python integers and refuses
 the frame (``FrameError``) unless the buffer has exactly that length and is within ``max_bytes``:
 nothing is allocated for a frame whose sizes do not add up. A coded frame must also have a byte of
-region per 8 values (every value's code ends in a 0 bit), so what its decoder allocates is a few
-times the frame's size.
+region per 8 values (every value's code ends in a 0 bit); it can still hold 8 values a byte, so its
+tensor, and the decoder's int64 work arrays (about 40 bytes a value), can be a few hundred times
+the frame: callers that take frames from peers bound numel x itemsize from the header first (the
+wire layer does).
 
 nan and inf: ``none``, ``fp16`` and ``mixed8`` reproduce them exactly (mixed8 sends them as
 outliers); ``blockwise8`` refuses them at encode time (``KernelError``); ``fp16`` refuses finite
@@ -434,7 +436,7 @@ def decode_frame(
 
 
 def _decode_coded(h: FrameHeader, buf: memoryview, device: torch.device | str | None) -> torch.Tensor:
-    """A coded-blocks frame (bit 7), its header checked: step, Rice-coded levels, non-finite outliers."""
+    """A coded-blocks frame (bit 7), its header checked: step, Rice-coded levels, outliers."""
     n, offset = h.numel, h.header_bytes
     step = _from_bytes(buf, offset, 1, torch.float32)
     offset += 4
@@ -442,7 +444,7 @@ def _decode_coded(h: FrameHeader, buf: memoryview, device: torch.device | str | 
         raise FrameError("coded frame step must be finite and positive")
     levels = decode_levels(buf[offset : offset + h.coded_bytes], n, h.block_size)
     offset += h.coded_bytes
-    if float(step[0]) * float(levels.abs().max()) > torch.finfo(torch.float32).max:
+    if levels.numel() and float(step[0]) * float(levels.abs().max()) > torch.finfo(torch.float32).max:
         raise FrameError("coded frame values beyond float32")
     positions, values = _outliers(h, buf, offset)
     dev = torch.device(device or "cpu")

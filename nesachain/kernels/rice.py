@@ -7,11 +7,11 @@ size needs, so a large value costs a few bits more instead of coarsening its nei
 can be as fine as the byte budget allows. Rice codes (Golomb codes with a power-of-two parameter, as
 in lossless audio) come within about 0.2 bits of a value's entropy here and need no tables.
 
-Measured on SmolLM2-135M (3 shards, all four transfers of a route compressed, 8 × 128 tokens of
-``pydoc_data.topics``, 8.96 bits a value): KL 3.9e-5 with coded blocks of 32 or 64 against 1.6e-4 for
-rotated 8-bit blocks with fp16 outliers at 8.70 bits; rotation before the Rice code 6.2e-5 (it makes a
-heavy-tailed block Gaussian, which costs more bits for the same step), order-0 entropy (no real code
-reaches it) 2.8e-5.
+Measured on SmolLM2-135M with one-off scripts (3 shards, all four transfers of a route compressed,
+8 × 128 tokens of ``pydoc_data.topics``, 8.96 bits a value, no outliers apart): KL 3.9e-5 with coded
+blocks of 32 or 64 against 1.6e-4 for rotated 8-bit blocks with fp16 outliers at 8.70 bits; rotation
+before the Rice code 6.2e-5 (it makes a heavy-tailed block Gaussian, which costs more bits for the
+same step); order-0 entropy (no real code reaches it) 2.8e-5.
 
 The code. A level q (an integer, |q| <= ``MAX_LEVEL``) becomes u = 2q for q >= 0 and -2q - 1 below
 (zigzag); a block of B values with parameter k sends each u as its low k bits and then u >> k in
@@ -172,8 +172,8 @@ def encode_levels(levels: torch.Tensor, block_size: int) -> bytes:
 def decode_levels(region: memoryview, n: int, block_size: int) -> torch.Tensor:
     """int64 (n,) levels from a coded region; ``FrameError`` unless it is exactly a canonical region for n values.
 
-    The caller has checked that the region has at least one byte per 8 values, so every allocation here
-    is a few times the region's size.
+    The caller has checked that the region has at least one byte per 8 values; the work arrays here are
+    a few int64 values per value (n of them), and the unpacked bits one byte per bit of the region.
     """
     nblocks = -(-n // block_size)
     nibble_bytes = -(-nblocks // 2)

@@ -245,6 +245,7 @@ def test_frame_coded_blocks_layout_and_bad_regions_rejected() -> None:
         for frame in frames:
             with pytest.raises(FrameError, match=message):
                 decode_frame(frame)
+    assert decode_frame(_coded_frame(b"", n=0)).shape == (0,)  # nothing to code: an empty region
 
 
 @settings(max_examples=200, deadline=None)
