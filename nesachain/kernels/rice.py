@@ -155,10 +155,10 @@ def encode_levels(levels: torch.Tensor, block_size: int) -> bytes:
     width = per_value.astype(np.uint64)
     fields = (u & ((np.uint64(1) << width) - np.uint64(1))) << shift.astype(np.uint64)  # < 2^22: 3 bytes each
     low_len = -(-low_bits // 8)
-    low = np.zeros(low_len + 2, dtype=np.int64)
+    low = np.zeros(low_len + 3, dtype=np.int64)  # first <= low_len (a k = 0 value at the end): + 2 more bytes
     for j in range(3):  # fields do not overlap: adding bytes is OR-ing them
         low += np.bincount(first + j, weights=(fields >> np.uint64(8 * j)) & np.uint64(0xFF),
-                           minlength=low_len + 2).astype(np.int64)
+                           minlength=low_len + 3).astype(np.int64)
     high = (u >> width).astype(np.int64)
     unary = np.ones(int(high.sum()) + n, dtype=np.uint8)
     unary[np.cumsum(high + 1) - 1] = 0
@@ -189,7 +189,7 @@ def decode_levels(region: memoryview, n: int, block_size: int) -> torch.Tensor:
     low_end = nibble_bytes + -(-low_bits // 8)
     if len(region) < low_end:
         raise FrameError("coded frame truncated inside its low bits")
-    low = np.zeros(low_end - nibble_bytes + 2, dtype=np.int64)
+    low = np.zeros(low_end - nibble_bytes + 3, dtype=np.int64)  # first <= its length, + 2 bytes read
     low[: low_end - nibble_bytes] = np.frombuffer(region[nibble_bytes:low_end], dtype=np.uint8)
     if low_bits % 8 and int(low[low_end - nibble_bytes - 1]) >> (low_bits % 8):
         raise FrameError("coded frame: padding after the low bits must be 0")

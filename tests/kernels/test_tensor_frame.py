@@ -359,3 +359,22 @@ def test_requantize_puts_a_recomputation_on_the_frame_s_own_step() -> None:
     assert torch.equal(requantize(plain, x), decode_frame(plain))
     with pytest.raises(FrameError, match="shape"):
         requantize(frame, x[:3])
+
+
+def test_coded_region_with_zero_width_blocks_at_the_end_round_trips_and_corruption_is_a_frame_error() -> None:
+    from nesachain.kernels.rice import decode_levels, encode_levels
+
+    # a last block of zeros has k = 0: its values' low bits start at the end of the low-bit stream
+    for n, block in ((128, 64), (1000, 32), (64, 64)):
+        levels = (torch.randn(n, generator=torch.Generator().manual_seed(n)) * 50).round().long()
+        levels[-(n % block or block):] = 0
+        for case in (levels, torch.zeros(n, dtype=torch.int64)):
+            assert torch.equal(decode_levels(memoryview(encode_levels(case, block)), n, block), case)
+    x = torch.randn(2, 150, generator=torch.Generator().manual_seed(2)) * 5
+    frame = bytearray(encode_frame(x))
+    assert read_header(frame).coded
+    frame[21] = 0  # found by the random-corruption test: a block's k zeroed, the next one's bits read past the end
+    try:
+        decode_frame(bytes(frame))
+    except FrameError:
+        pass
