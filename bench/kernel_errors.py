@@ -12,6 +12,52 @@ caps    relative RMS error of mixed8 with other outlier caps, thresholds, and wi
 rules   SmolLM2 teacher-forced with all 29 boundaries compressed, one row per outlier rule / map /
         rotation: top-1 agreement with the uncompressed model, perplexity change, mean KL divergence
         of the next-token distributions from the uncompressed model's, bytes / fp16.
+
+The measurement behind mixed8's 8-bit outlier rule (``nesachain/kernels/mixed.py``), taken before
+coded blocks existed (the rows then had no ``coded`` argument; "[default]" was the 8-bit default).
+
+Why, measured. ``bench/kernel_errors.py --part rules --windows 12``: SmolLM2-135M teacher-forced on
+12 × 256 tokens of ``pydoc_data.topics`` with all 29 layer boundaries compressed; agree = top-1 next
+token equal to the uncompressed model's; KL = mean KL divergence of the next-token distribution from
+the uncompressed model's, nats per token (the steadiest of the three); bytes = payload / fp16::
+
+    rule                                              agree    ppl       KL       bytes/fp16
+    blockwise8 dynamic-64 (bitsandbytes' scheme)      94.80 %  +1.900 %  1.19e-2  0.516
+    blockwise8 linear-64                              94.48 %  +0.952 %  1.48e-2  0.516
+    dynamic-64 + |x|>20 outliers, no cap              97.75 %  +0.216 %  2.43e-3  0.629
+    linear-64  + |x|>20 outliers, no cap              98.50 %  +0.114 %  1.11e-3  0.631
+    dynamic-64 + top 1/80 above 6                     97.61 %  +0.340 %  2.48e-3  0.553
+    linear-64  + top 1/80 above 6                     98.53 %  +0.162 %  9.17e-4  0.553
+    linear-64  + top 1/80 above 6 + Hadamard [default] 98.50 %  +0.176 %  6.13e-4  0.553
+    dynamic-64 + top 1/80 above 6 + Hadamard          97.78 %  +0.018 %  1.60e-3  0.553
+    linear-64  + Hadamard, no outliers                98.07 %  -0.003 %  1.30e-3  0.516
+    linear-64  + top 1/256 above 6 + Hadamard         98.50 %  +0.127 %  7.53e-4  0.527
+    linear-128 + top 1/80 above 6 + Hadamard-128      98.82 %  +0.198 %  7.19e-4  0.545
+
+``--part caps --windows 4`` (relative RMS error per message, mean over 29 boundaries × 4 windows):
+default 1.65e-3; cap 1/128 1.74e-3; cap 1/256 1.87e-3; no outliers 3.23e-3; no rotation 2.09e-3.
+On all-MiniLM-L6-v2 (5 boundaries): default 5.81e-3, threshold 0 instead of 6 5.24e-3, no rotation
+8.04e-3.
+
+- LLM.int8()'s column rule cannot work on this residual stream (``--part caps``, 4 × 256 tokens):
+  |x| >= 6 holds for 1.7–72 % of the values depending on the boundary, and at 23 of the 29
+  boundaries 95 % or more of the feature columns hold some |x| >= 6, so whole columns would leave
+  almost nothing to compress.
+- A fixed element-wise threshold has no byte bound: |x| > 20 costs 0.63 × fp16 here (up to 24.5 %
+  of a boundary's values exceed 20), past the 0.56 budget.
+- The cap is the byte bound: 1 + 2/64 + 6/80 = 1.106 bytes per value with 32-bit positions, i.e.
+  0.553 × fp16, the most the 0.56 budget allows. It binds at every SmolLM2 boundary, and the error
+  falls steadily as it grows, so it is set as high as the budget allows. Largest-first spends it
+  where a block is hurt most: the attention-sink token (|x| up to 26,562, ``--part errors``) and the
+  channels that sit far above the rest of their block.
+- The floor of 6 matters only for quiet tensors: on MiniLM (|x| <= 11) it keeps frames at 0.516 ×
+  fp16 instead of 0.553, for 5.8e-3 relative error instead of 5.2e-3; a miner that prefers the
+  error can pass ``threshold=0``.
+- Once the outliers are out, the values left in a block are of one size, so the linear map's
+  uniform 1/127 steps beat the dynamic map's 0.014 steps in [0.1, 1] (KL 9.2e-4 against 2.5e-3); the
+  Hadamard rotation spreads what remains of the channel structure over the block (KL 6.1e-4, the
+  lowest at this size). Top-1 agreement differs by less than its noise (one token is 0.03 %) among
+  the linear-map rows with outliers.
 """
 
 from __future__ import annotations

@@ -1,36 +1,6 @@
 """Tensor frames: one tensor as self-describing bytes, to carry as a msgpack ``bin`` value.
 
-Layout (little-endian; varint = unsigned LEB128, at most 10 bytes)::
-
-    offset  size  field
-    0       2     magic b"NT"
-    2       1     format version (1)
-    3       1     scheme: 0 none, 1 fp16, 2 blockwise8, 3 mixed8
-    4       1     dtype of the tensor: 0 float32, 1 float16, 2 bfloat16
-    5       1     flags: bit 0 scales are float32 (else float16); bits 1-2 outlier value dtype
-                  (as the dtype byte: 0 float32, 1 float16, 2 bfloat16); bit 3 blocks are
-                  Hadamard-rotated; bit 4 blocks are centred; bit 5 blocks are delta-coded or centred,
-                  block by block (linear map); bit 6 grid blocks (float32 tensor, float32 scales,
-                  linear map id, no outliers, outlier dtype bits 0); bit 7 coded blocks (float32
-                  scales, linear map id); at most one of bits 3-7
-    6       1     log2 of the block size (5..12); 0 for none and fp16
-    7       1     code map id (``MapId``); 0 for none and fp16
-    8       1     ndim (0..8)
-    9       ..    ndim varints: the shape
-    ..      ..    mixed8 only: varint outlier count k
-    ..      ..    coded blocks only: varint length of the coded region
-    payload:
-      none        numel values of dtype
-      fp16        numel float16 values
-      blockwise8  numel uint8 codes, then ceil(numel / block) scales
-      mixed8      as blockwise8, then (bit 4 or 5 only) ceil(numel / block) float16 centres or
-                  bases, then (bit 5 only) one bit per block, 1 = delta-coded (LSB first, padding
-                  bits 0), then (bit 6 only) ceil(numel / block) float32 bases (the scales are
-                  the steps: value = base + code * step), then k
-                  ascending positions (uint16 if numel <= 2^16, uint32 if <= 2^32, else uint64), then
-                  k outlier values; coded blocks (bit 7) instead: the float32 step, the coded
-                  region (``rice``: levels, value = level * step), then k positions and k values
-                  in the tensor's dtype (k: the non-finite values and the few far above the rest)
+The byte layout is in ``layout``'s doc, with the sizes it implies.
 
 Frames are canonical: flags and fields a scheme does not use are 0, positions strictly ascending.
 ``decode_frame`` computes the exact frame length from the header with Python integers and refuses
@@ -51,7 +21,6 @@ bases finite.
 from __future__ import annotations
 
 import math
-import struct
 from dataclasses import dataclass
 from enum import IntEnum
 
@@ -69,8 +38,8 @@ from nesachain.kernels.blockwise import (
 )
 from nesachain.kernels.codemaps import MapId, check_map_id
 from nesachain.kernels.errors import FrameError, KernelError
+from nesachain.kernels.layout import FIXED_HEADER, position_width
 from nesachain.kernels.layout import payload_bytes as layout_payload_bytes
-from nesachain.kernels.layout import position_width
 from nesachain.kernels.mixed import (
     DEFAULT_MAX_FRACTION,
     DEFAULT_MIXED_MAP,
@@ -97,7 +66,6 @@ FORMAT_VERSION = 1
 DEFAULT_MAX_FRAME_BYTES = 64 << 20
 MAX_NDIM = 8
 _MAGIC = b"NT"
-_FIXED = struct.Struct("<2sBBBBBBB")  # magic, version, scheme, dtype, flags, block log2, map id, ndim
 _FLAG_SCALES_FP32 = 0x01
 _FLAG_ROTATED = 0x08
 _FLAG_CENTERED = 0x10
@@ -238,7 +206,8 @@ def _header(
     if x.dim() > MAX_NDIM:
         raise KernelError(f"frames carry at most {MAX_NDIM} dimensions, got {x.dim()}")
     block_log2 = block_size.bit_length() - 1 if block_size else 0
-    fixed = _FIXED.pack(_MAGIC, FORMAT_VERSION, scheme, _DTYPES.index(x.dtype), flags, block_log2, map_id, x.dim())
+    fixed = FIXED_HEADER.pack(_MAGIC, FORMAT_VERSION, scheme, _DTYPES.index(x.dtype), flags, block_log2, map_id,
+                              x.dim())
     tail = b"".join(_varint(d) for d in x.shape)
     if outliers is not None:
         tail += _varint(outliers)
@@ -305,9 +274,9 @@ def read_header(data: bytes | bytearray | memoryview, max_bytes: int = DEFAULT_M
     buf = _byte_view(data)
     if len(buf) > max_bytes:
         raise FrameError(f"frame of {len(buf)} bytes exceeds the limit of {max_bytes}")
-    if len(buf) < _FIXED.size:
-        raise FrameError(f"frame truncated: {len(buf)} bytes, a header needs at least {_FIXED.size}")
-    magic, version, scheme_id, dtype_id, flags, block_log2, map_id, ndim = _FIXED.unpack_from(buf, 0)
+    if len(buf) < FIXED_HEADER.size:
+        raise FrameError(f"frame truncated: {len(buf)} bytes, a header needs at least {FIXED_HEADER.size}")
+    magic, version, scheme_id, dtype_id, flags, block_log2, map_id, ndim = FIXED_HEADER.unpack_from(buf, 0)
     if magic != _MAGIC:
         raise FrameError("not a tensor frame (bad magic)")
     if version != FORMAT_VERSION:
@@ -339,7 +308,7 @@ def read_header(data: bytes | bytearray | memoryview, max_bytes: int = DEFAULT_M
             raise FrameError(f"unknown code map id {map_id}")
     elif block_log2 or map_id:
         raise FrameError(f"block size and map id must be 0 for scheme {scheme.name}")
-    offset = _FIXED.size
+    offset = FIXED_HEADER.size
     shape = []
     for _ in range(ndim):
         dim, offset = _read_varint(buf, offset)

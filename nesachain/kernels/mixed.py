@@ -2,21 +2,15 @@
 apart in fp16 with their positions; the rest is rotated and quantized blockwise, or, where that is
 predicted to do better (on activations, nearly always), put on one fine step and Rice-coded.
 
-Coded blocks (``rice``), the treatment most activations take. Every value of the tensor goes on one
-uniform step, the integer levels are Rice-coded with one parameter per block of B, and the step is
-the finest whose frame fits 0.56 x fp16 (the same budget as the 8-bit treatments below; a bounded
-search over the step, ``rice.choose_step``). A value then costs about as many bits as its size needs,
-so a large value costs a few bits more instead of coarsening 63 neighbours, and nothing is spent on
-absmax scales. What travels apart: every nan and ±inf, and the values above 64 x the tensor's mean
-|x| (at most 1/256 of them, largest first, never more than ``threshold`` / ``max_fraction`` allow),
-exact, in the input's dtype. The encoder takes coded blocks where their predicted error, numel x
-step^2 / 12, is below the best 8-bit treatment's ((absmax / 127)^2 / 12 a value, below); delta coding
-must then beat it too, and grid blocks, exact, still come first. They need a step no coarser than the
-tensor's absmax / 127 and a budget for it, so a frame of a few dozen values stays 8-bit. Measured on
-SmolLM2-135M, 3 shards, all four transfers of a route (client -> m0 -> m1 -> m2 -> client) compressed,
-teacher-forced on 64 x 128 tokens of ``pydoc_data.topics`` (``bench/headroom.py --windows 64``): KL
-3.8e-5 and 99.55 % top-1 agreement at 8.96 bits a value, every frame coded, against KL 1.6e-4 and
-99.24 % with the 8-bit treatments only (``coded=False``: rotated blocks, fp16 outliers; 8.70 bits).
+Coded blocks (``rice``; why, and what they measured, in that module's doc), the treatment most
+activations take: every value on one uniform step, the integer levels Rice-coded, the step the finest
+whose frame fits 0.56 x fp16. What travels apart: every nan and ±inf, and the values above 64 x the
+tensor's mean |x| (at most 1/256 of them, largest first, never more than ``threshold`` /
+``max_fraction`` allow), exact, in the input's dtype. The encoder takes coded blocks where their
+predicted error, numel x step^2 / 12, is below the best 8-bit treatment's ((absmax / 127)^2 / 12 a
+value, below); delta coding must then beat it too, and grid blocks, exact, still come first. They
+need a step no coarser than the tensor's absmax / 127 and a budget for it, so a frame of a few dozen
+values stays 8-bit. The rest of this doc is about the 8-bit treatments.
 
 The rule (defaults): outliers are every nan and ±inf, then the finite values with |x| > 6.0,
 largest first (ties: lower position first), at most floor(numel / 80) of them. What is left (outliers
@@ -63,48 +57,7 @@ spaced levels, exact to step / 1024 (in practice float32 rounding), at 0.516 x f
 them only if every block fits; activations fail on the first block. Measured on EfficientNet-Lite0
 (``bench/accuracy.py``, 512 crops resized as 8-bit pixels): see the README's table.
 
-Why, measured. ``bench/kernel_errors.py --part rules --windows 12``: SmolLM2-135M teacher-forced on
-12 × 256 tokens of ``pydoc_data.topics`` with all 29 layer boundaries compressed; agree = top-1 next
-token equal to the uncompressed model's; KL = mean KL divergence of the next-token distribution from
-the uncompressed model's, nats per token (the steadiest of the three); bytes = payload / fp16::
-
-    rule                                              agree    ppl       KL       bytes/fp16
-    blockwise8 dynamic-64 (bitsandbytes' scheme)      94.80 %  +1.900 %  1.19e-2  0.516
-    blockwise8 linear-64                              94.48 %  +0.952 %  1.48e-2  0.516
-    dynamic-64 + |x|>20 outliers, no cap              97.75 %  +0.216 %  2.43e-3  0.629
-    linear-64  + |x|>20 outliers, no cap              98.50 %  +0.114 %  1.11e-3  0.631
-    dynamic-64 + top 1/80 above 6                     97.61 %  +0.340 %  2.48e-3  0.553
-    linear-64  + top 1/80 above 6                     98.53 %  +0.162 %  9.17e-4  0.553
-    linear-64  + top 1/80 above 6 + Hadamard [default] 98.50 %  +0.176 %  6.13e-4  0.553
-    dynamic-64 + top 1/80 above 6 + Hadamard          97.78 %  +0.018 %  1.60e-3  0.553
-    linear-64  + Hadamard, no outliers                98.07 %  -0.003 %  1.30e-3  0.516
-    linear-64  + top 1/256 above 6 + Hadamard         98.50 %  +0.127 %  7.53e-4  0.527
-    linear-128 + top 1/80 above 6 + Hadamard-128      98.82 %  +0.198 %  7.19e-4  0.545
-
-``--part caps --windows 4`` (relative RMS error per message, mean over 29 boundaries × 4 windows):
-default 1.65e-3; cap 1/128 1.74e-3; cap 1/256 1.87e-3; no outliers 3.23e-3; no rotation 2.09e-3.
-On all-MiniLM-L6-v2 (5 boundaries): default 5.81e-3, threshold 0 instead of 6 5.24e-3, no rotation
-8.04e-3.
-
-- LLM.int8()'s column rule cannot work on this residual stream (``--part caps``, 4 × 256 tokens):
-  |x| >= 6 holds for 1.7–72 % of the values depending on the boundary, and at 23 of the 29
-  boundaries 95 % or more of the feature columns hold some |x| >= 6, so whole columns would leave
-  almost nothing to compress.
-- A fixed element-wise threshold has no byte bound: |x| > 20 costs 0.63 × fp16 here (up to 24.5 %
-  of a boundary's values exceed 20), past the 0.56 budget.
-- The cap is the byte bound: 1 + 2/64 + 6/80 = 1.106 bytes per value with 32-bit positions, i.e.
-  0.553 × fp16, the most the 0.56 budget allows. It binds at every SmolLM2 boundary, and the error
-  falls steadily as it grows, so it is set as high as the budget allows. Largest-first spends it
-  where a block is hurt most: the attention-sink token (|x| up to 26,562, ``--part errors``) and the
-  channels that sit far above the rest of their block.
-- The floor of 6 matters only for quiet tensors: on MiniLM (|x| <= 11) it keeps frames at 0.516 ×
-  fp16 instead of 0.553, for 5.8e-3 relative error instead of 5.2e-3; a miner that prefers the
-  error can pass ``threshold=0``.
-- Once the outliers are out, the values left in a block are of one size, so the linear map's
-  uniform 1/127 steps beat the dynamic map's 0.014 steps in [0.1, 1] (KL 9.2e-4 against 2.5e-3); the
-  Hadamard rotation spreads what remains of the channel structure over the block (KL 6.1e-4, the
-  lowest at this size). Top-1 agreement differs by less than its noise (one token is 0.03 %) among
-  the linear-map rows with outliers.
+Why this rule, measured: ``bench/kernel_errors.py``'s doc (``--part rules`` and ``--part caps``).
 
 Positions are flat indices, uint16 when numel ≤ 65,536, uint32 up to 2^32, uint64 beyond.
 Outlier values keep the input dtype when it is fp16 or bf16. fp32 inputs send fp32 values when
@@ -361,10 +314,7 @@ def quantize_mixed(
                                   "of absmax / 127 fits (a few hundred values)")
             return rice[0]
     positions = select_outliers(flat, threshold, max_fraction)
-    rest = flat.float()  # a copy unless x is float32
-    if rest.data_ptr() == flat.data_ptr():
-        rest = rest.clone()
-    rest[positions] = 0  # non-finite values are always outliers: rest is finite
+    rest = _without(flat, positions)  # non-finite values are always outliers: rest is finite
     full = rest.numel() // block_size * block_size
     rotated: torch.Tensor | None = None  # (R, B): the full blocks, rotated
     if rotate is None and not (center or delta):  # decide, and reuse the rotation and cost the decision computed
@@ -411,6 +361,15 @@ def quantize_mixed(
     return _mixed(x, rest, block_size, map_id, positions, rotated is not None, None)
 
 
+def _without(flat: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+    """A float32 copy of the 1-D ``flat`` with the values at ``positions`` (its outliers) set to 0."""
+    rest = flat.float()  # a copy unless flat is float32
+    if rest.data_ptr() == flat.data_ptr():
+        rest = rest.clone()
+    rest[positions] = 0
+    return rest
+
+
 def coded_outliers(flat: torch.Tensor, threshold: float, max_fraction: float) -> torch.Tensor:
     """Positions of the values coded blocks send apart (module doc): ``select_outliers`` with the threshold
     raised to ``CODED_OUTLIER_RATIO`` x the mean finite |x| and the cap lowered to ``CODED_MAX_FRACTION``."""
@@ -427,10 +386,7 @@ def _coded(x: torch.Tensor, flat: torch.Tensor, block_size: int, threshold: floa
     where no step fits (``choose_step``)."""
     n = flat.numel()
     positions = coded_outliers(flat, threshold, max_fraction)
-    rest = flat.float()  # a copy unless x is float32
-    if rest.data_ptr() == flat.data_ptr():
-        rest = rest.clone()
-    rest[positions] = 0
+    rest = _without(flat, positions)
     values = flat[positions]  # exact, in the input's dtype
     frame_bytes = int(MAX_FRAME_BYTES_PER_VALUE * n)
     budget = (frame_bytes - header_bytes(tuple(x.shape), n, frame_bytes) - 4
