@@ -7,7 +7,9 @@ runs of all implementations are interleaved, so that a slow spell of a shared ma
 of them alike); "round trip" is quantize then dequantize. Both libraries use dynamic-map
 blockwise-64 codes with one absmax per block and run on the same torch intra-op thread count
 (bitsandbytes' CPU kernels use OpenMP; ours split large tensors over that many threads). Not a
-test: numbers depend on the machine and its load.
+test: numbers depend on the machine and its load. Each tensor also gets a line with the mixed8 frame's
+encode and decode time in ms (a decode step's is what a pipeline hop pays), its treatment and its size.
+Without bitsandbytes (not in the GPU machine's image) only our rows are printed.
 
 On a machine whose cores are busy with other work, run with ``OMP_WAIT_POLICY=PASSIVE`` (or
 ``--threads 1``): every torch op opens an OpenMP parallel region, and GNU OpenMP's spinning threads
@@ -36,9 +38,10 @@ from nesachain.kernels import (
     encode_frame,
     quantize_blockwise,
     quantize_mixed,
+    read_header,
 )
 
-SHAPES = [(512, 576), (512, 4096), (2048, 2048)]  # a SmolLM2 prefill, a 7B-wide prefill, 16 MiB fp32
+SHAPES = [(1, 576), (512, 576), (512, 4096), (2048, 2048)]  # SmolLM2 decode step and prefill, 7B-wide prefill, 16 MiB
 
 
 def best_seconds(fns: dict[str, Callable[[], object]], repeat: int) -> dict[str, float]:
@@ -71,15 +74,18 @@ def main() -> None:
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    bnb: Any = None
     try:
         import bitsandbytes
         import bitsandbytes.functional as bnb
-    except ImportError as exc:  # the bench extra is not installed
-        raise SystemExit(f"bitsandbytes is not importable ({exc}); install the bench extra") from exc
+
+        against = f"bitsandbytes {bitsandbytes.__version__}"
+    except ImportError as exc:  # the dev extra is not installed (or a GPU machine without it): our rows only
+        against = f"bitsandbytes not importable ({exc}): nesachain rows only"
 
     device = torch.device(args.device)
     where = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, threads {torch.get_num_threads()}"
-    print(f"torch {torch.__version__}, bitsandbytes {bitsandbytes.__version__}, {where}")
+    print(f"torch {torch.__version__}, {against}, {where}")
     header = f"{'tensor':>22} {'impl':>24} {'quant GB/s':>10} {'dequant GB/s':>12} {'round trip GB/s':>15}"
     print(header + f" {'max err':>9} {'rel RMS err':>11}")
     gen = torch.Generator().manual_seed(0)
@@ -89,34 +95,33 @@ def main() -> None:
 
 
 def bench_tensor(x: torch.Tensor, repeat: int, bnb: Any) -> None:
-    """Print one row per implementation for ``x`` and the ratio of ours to bitsandbytes."""
+    """Print one row per implementation for ``x`` and the ratio of ours to bitsandbytes (None: ours only)."""
     nbytes = x.numel() * x.element_size()
     label = f"{tuple(x.shape)} {str(x.dtype).removeprefix('torch.')}"
     q = quantize_blockwise(x, 64, MapId.DYNAMIC)
-    code = bnb.create_dynamic_map(signed=True).to(x.device)
-    qb, state = bnb.quantize_blockwise(x, code=code, blocksize=64)
     m = quantize_mixed(x)
     mixed8 = FrameConfig(scheme=Scheme.MIXED8)
     frame = encode_frame(x, mixed8)
-    seconds = best_seconds(
-        {
-            "nesachain blockwise8 q": lambda: quantize_blockwise(x, 64, MapId.DYNAMIC),
-            "nesachain blockwise8 dq": lambda: dequantize_blockwise(q),
-            "bitsandbytes blockwise q": lambda: bnb.quantize_blockwise(x, code=code, blocksize=64),
-            "bitsandbytes blockwise dq": lambda: bnb.dequantize_blockwise(qb, state),
-            "nesachain mixed8 q": lambda: quantize_mixed(x),
-            "nesachain mixed8 dq": lambda: dequantize_mixed(m),
-            "nesachain mixed8 frame q": lambda: encode_frame(x, mixed8),
-            "nesachain mixed8 frame dq": lambda: decode_frame(frame, device=x.device),
-        },
-        repeat,
-    )
+    fns: dict[str, Callable[[], object]] = {
+        "nesachain blockwise8 q": lambda: quantize_blockwise(x, 64, MapId.DYNAMIC),
+        "nesachain blockwise8 dq": lambda: dequantize_blockwise(q),
+        "nesachain mixed8 q": lambda: quantize_mixed(x),
+        "nesachain mixed8 dq": lambda: dequantize_mixed(m),
+        "nesachain mixed8 frame q": lambda: encode_frame(x, mixed8),
+        "nesachain mixed8 frame dq": lambda: decode_frame(frame, device=x.device),
+    }
     outputs = {
         "nesachain blockwise8": dequantize_blockwise(q),
-        "bitsandbytes blockwise": bnb.dequantize_blockwise(qb, state),
         "nesachain mixed8": dequantize_mixed(m),
         "nesachain mixed8 frame": decode_frame(frame, device=x.device),
     }
+    if bnb is not None:
+        code = bnb.create_dynamic_map(signed=True).to(x.device)
+        qb, state = bnb.quantize_blockwise(x, code=code, blocksize=64)
+        fns["bitsandbytes blockwise q"] = lambda: bnb.quantize_blockwise(x, code=code, blocksize=64)
+        fns["bitsandbytes blockwise dq"] = lambda: bnb.dequantize_blockwise(qb, state)
+        outputs["bitsandbytes blockwise"] = bnb.dequantize_blockwise(qb, state)
+    seconds = best_seconds(fns, repeat)
     rows = [(name, seconds[name + " q"], seconds[name + " dq"], y) for name, y in outputs.items()]
     speeds = {}
     for name, tq, tdq, y in rows:
@@ -124,6 +129,12 @@ def bench_tensor(x: torch.Tensor, repeat: int, bnb: Any) -> None:
         speeds[name] = (nbytes / tq / 1e9, nbytes / tdq / 1e9, nbytes / (tq + tdq) / 1e9)
         gbq, gbdq, gbrt = speeds[name]
         print(f"{label:>22} {name:>24} {gbq:10.2f} {gbdq:12.2f} {gbrt:15.2f} {max_err:9.4f} {rel:11.5f}")
+    treatment = "coded" if read_header(frame).coded else "8-bit"
+    print(f"{label:>22} {'mixed8 frame ms':>24} encode {seconds['nesachain mixed8 frame q'] * 1e3:.3f}, "
+          f"decode {seconds['nesachain mixed8 frame dq'] * 1e3:.3f}, {treatment} "
+          f"blocks, {len(frame) / (2 * x.numel()):.3f} x fp16", flush=True)
+    if bnb is None:
+        return
     ours, theirs = speeds["nesachain blockwise8"], speeds["bitsandbytes blockwise"]
     ratio = " ".join(f"{a / b:.2f}x" for a, b in zip(ours, theirs, strict=True))
     print(f"{label:>22} {'ratio ours/bnb':>24} {ratio}  (quant dequant round-trip)", flush=True)

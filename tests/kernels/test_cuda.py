@@ -17,6 +17,8 @@ from nesachain.kernels import (
     encode_frame,
     quantize_blockwise,
     quantize_mixed,
+    read_header,
+    requantize,
 )
 from nesachain.kernels.codemaps import quantize_table
 from nesachain.models import IMAGENET_MEAN, IMAGENET_STD
@@ -121,3 +123,63 @@ def test_triton_and_torch_cuda_paths_agree(dtype: torch.dtype) -> None:
         table = quantize_table(map_id, x.device)
         assert torch.equal(q.codes, _quantize_torch(x.reshape(-1), divisors, table, 64))
         assert torch.equal(dequantize_blockwise(q).view(torch.uint8), _dequantize_torch(q).view(torch.uint8))
+
+
+def residual_stream(dtype: torch.dtype) -> torch.Tensor:
+    """(32, 576) like a SmolLM2 prefill's residual stream: heavy tails, outlier channels, an attention sink
+    and a nan; mixed8 sends it as coded blocks."""
+    gen = torch.Generator().manual_seed(16)
+    x = torch.randn(32, 576, generator=gen) * torch.rand(32, 576, generator=gen).pow(3) * 4
+    x[:, 7::64] *= 20.0
+    x[0, 100] = 20000.0
+    x[3, 5] = float("nan")
+    return x.to(dtype)
+
+
+def same_bits(a: torch.Tensor, b: torch.Tensor) -> bool:
+    bits = [t.cpu().contiguous().view(torch.uint8) for t in (a, b)]
+    return a.dtype == b.dtype and torch.equal(*bits)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_coded_frames_from_cuda_are_the_cpu_frames(dtype: torch.dtype) -> None:
+    x = residual_stream(dtype)
+    for config in (FrameConfig(scheme=Scheme.MIXED8), FrameConfig(scheme=Scheme.MIXED8, coded=True)):
+        frame = encode_frame(x.cuda(), config)
+        assert read_header(frame).coded
+        assert frame == encode_frame(x, config)  # the same outliers, step and levels, chosen from the GPU
+        back = decode_frame(frame, device="cuda")
+        assert back.is_cuda and back.shape == x.shape and same_bits(back, decode_frame(frame))
+    one_token = x[:1].cuda()
+    assert encode_frame(one_token) == encode_frame(x[:1])
+    # the verifier's path: a recomputation put on the miner's step, on the GPU as on the CPU
+    recomputed = x.float() * (1 + 2.0**-22)
+    on_gpu = requantize(frame, recomputed.cuda())
+    assert on_gpu.is_cuda and same_bits(on_gpu, requantize(frame, recomputed))
+
+
+def upscaled_images() -> torch.Tensor:
+    """(4, 3, 224, 224) small images blown up: smooth ramps, which mixed8 sends as delta-coded blocks."""
+    small = torch.rand(4, 3, 8, 8, generator=torch.Generator().manual_seed(12))
+    return torch.nn.functional.interpolate(small, size=(224, 224), mode="bilinear", align_corners=False) * 4 - 2
+
+
+def test_delta_and_centred_frames_from_cuda_match_the_cpu_treatment_and_error() -> None:
+    image = upscaled_images()
+    shifted = torch.relu(torch.randn(2, 32, 56, 56, generator=torch.Generator().manual_seed(7))) * 3  # one-sided
+    cases = [
+        (image, FrameConfig(scheme=Scheme.MIXED8), "delta"),
+        (image, FrameConfig(scheme=Scheme.MIXED8, delta=False, coded=False), "centered"),
+        (shifted, FrameConfig(scheme=Scheme.MIXED8, center=True), "centered"),
+    ]
+    for x, config, flag in cases:
+        cpu, gpu = encode_frame(x, config), encode_frame(x.cuda(), config)
+        h_cpu, h_gpu = read_header(cpu), read_header(gpu)
+        assert getattr(h_gpu, flag) and h_gpu == h_cpu, (flag, h_gpu, h_cpu)
+        back = decode_frame(gpu, device="cuda")
+        assert back.is_cuda and back.shape == x.shape
+        err_gpu = float((back.cpu() - x).norm())
+        err_cpu = float((decode_frame(cpu) - x).norm())
+        assert err_gpu <= 1.01 * err_cpu + 1e-6, (flag, err_gpu, err_cpu)
+        # the frame each made decodes the same wherever it is decoded
+        assert torch.allclose(decode_frame(cpu, device="cuda").cpu(), decode_frame(cpu), rtol=0, atol=1e-6)
