@@ -85,9 +85,9 @@ grid block's value within step / 1024 of it.
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from nesachain.kernels.blockwise import (
@@ -177,22 +177,39 @@ def _check_outlier_rule(threshold: float, max_fraction: float) -> None:
 
 
 def select_outliers(flat: torch.Tensor, threshold: float, max_fraction: float) -> torch.Tensor:
-    """int64 ascending positions in the 1-D ``flat`` of its outliers (rule in the module doc)."""
+    """int64 ascending positions in the 1-D ``flat`` of its outliers (rule in the module doc), on its device.
+    Computed on the host (numpy: a frame is often a few thousand values, where torch's per-op cost dominates)."""
     _check_outlier_rule(threshold, max_fraction)
-    budget = max_outliers(flat.numel(), max_fraction)
-    magnitude = flat.abs().float().nan_to_num_(nan=math.inf, posinf=math.inf)  # (N,), non-finite -> inf
-    is_candidate = magnitude > threshold
-    count = int(is_candidate.sum())
-    if count <= budget:
-        return is_candidate.nonzero().view(-1)
-    nonfinite = int(torch.isinf(magnitude).sum())
-    keep = max(budget, nonfinite)
+    chosen = _outlier_positions(_host_float32(flat), threshold, max_outliers(flat.numel(), max_fraction))
+    return torch.from_numpy(chosen).to(flat.device)
+
+
+def _host_float32(flat: torch.Tensor) -> np.ndarray:
+    """The 1-D ``flat`` as a float32 numpy array on the host: a view where it is a CPU float32 tensor."""
+    return flat.detach().to("cpu", torch.float32).numpy()
+
+
+def _magnitudes(v: np.ndarray) -> np.ndarray:
+    """float32 |v|, nan as inf."""
+    magnitude: np.ndarray = np.abs(v)
+    magnitude[np.isnan(magnitude)] = np.inf
+    return magnitude
+
+
+def _outlier_positions(v: np.ndarray, threshold: float, budget: int, magnitude: np.ndarray | None = None) -> np.ndarray:
+    """``select_outliers`` on the float32 host array ``v`` (its ``_magnitudes`` if known), with at most
+    ``budget`` finite outliers: int64 ascending positions."""
+    magnitude = _magnitudes(v) if magnitude is None else magnitude
+    candidates = np.flatnonzero(magnitude > np.float32(threshold))
+    if candidates.size <= budget:
+        return candidates.astype(np.int64, copy=False)
+    keep = max(budget, int(np.count_nonzero(np.isinf(magnitude[candidates]))))
     if keep == 0:
-        return torch.empty(0, dtype=torch.int64, device=flat.device)
-    kth = torch.topk(magnitude, keep, sorted=False).values.min()  # the keep-th largest magnitude
-    above = (magnitude > kth).nonzero().view(-1)
-    ties = (magnitude == kth).nonzero().view(-1)[: keep - above.numel()]  # lower positions first
-    return torch.cat([above, ties]).sort().values
+        return np.empty(0, dtype=np.int64)
+    kth = np.partition(magnitude[candidates], candidates.size - keep)[candidates.size - keep]  # the keep-th largest
+    above = candidates[magnitude[candidates] > kth]
+    ties = candidates[magnitude[candidates] == kth][: keep - above.size]  # lower positions first
+    return np.sort(np.concatenate([above, ties])).astype(np.int64, copy=False)
 
 
 def rotation_helps(rest: torch.Tensor, block_size: int) -> bool:
@@ -373,24 +390,34 @@ def _without(flat: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
 def coded_outliers(flat: torch.Tensor, threshold: float, max_fraction: float) -> torch.Tensor:
     """Positions of the values coded blocks send apart (module doc): ``select_outliers`` with the threshold
     raised to ``CODED_OUTLIER_RATIO`` x the mean finite |x| and the cap lowered to ``CODED_MAX_FRACTION``."""
-    magnitude = flat.abs().float()
-    finite = magnitude[torch.isfinite(magnitude)]
-    mean = float(finite.double().mean()) if finite.numel() else 0.0
-    return select_outliers(flat, max(threshold, CODED_OUTLIER_RATIO * mean), min(max_fraction, CODED_MAX_FRACTION))
+    _check_outlier_rule(threshold, max_fraction)
+    return torch.from_numpy(_coded_positions(_host_float32(flat), threshold, max_fraction)).to(flat.device)
+
+
+def _coded_positions(v: np.ndarray, threshold: float, max_fraction: float) -> np.ndarray:
+    """``coded_outliers`` of the float32 host array ``v``."""
+    magnitude = _magnitudes(v)
+    finite = magnitude[np.isfinite(magnitude)]
+    mean = float(finite.mean(dtype=np.float64)) if finite.size else 0.0
+    budget = max_outliers(v.size, min(max_fraction, CODED_MAX_FRACTION))
+    return _outlier_positions(v, max(threshold, CODED_OUTLIER_RATIO * mean), budget, magnitude)
 
 
 def _coded(x: torch.Tensor, flat: torch.Tensor, block_size: int, threshold: float,
            max_fraction: float) -> tuple[MixedQuantized, torch.Tensor] | None:
     """``x`` as coded blocks (``rice``) that fill 0.56 x fp16, and their predicted cost in ``_absmax_cost``'s
     units (an absmax-scaled block's noise is (absmax / 127)^2 / 12 a value, a step's step^2 / 12); None
-    where no step fits (``choose_step``)."""
+    where no step fits (``choose_step``). Worked out on the host whatever the device (numpy and compiled
+    loops); the result comes back on ``x``'s device."""
     n = flat.numel()
-    positions = coded_outliers(flat, threshold, max_fraction)
-    rest = _without(flat, positions)
-    values = flat[positions]  # exact, in the input's dtype
+    v = _host_float32(flat)
+    positions = _coded_positions(v, threshold, max_fraction)
+    rest = v.copy()
+    rest[positions] = 0  # every nan and inf is among them: rest is finite
+    values = flat[torch.from_numpy(positions).to(flat.device)]  # exact, in the input's dtype
     frame_bytes = int(MAX_FRAME_BYTES_PER_VALUE * n)
     budget = (frame_bytes - header_bytes(tuple(x.shape), n, frame_bytes) - 4
-              - positions.numel() * (position_width(n) + values.element_size()))
+              - positions.size * (position_width(n) + values.element_size()))
     chosen = choose_step(rest, budget, block_size)
     if chosen is None:
         return None
@@ -399,7 +426,8 @@ def _coded(x: torch.Tensor, flat: torch.Tensor, block_size: int, threshold: floa
     blocks = QuantizedBlocks(empty, torch.tensor([step], dtype=torch.float32, device=flat.device), x.shape, x.dtype,
                              block_size, MapId.LINEAR)
     cost = torch.tensor(n * (127 * step) ** 2 / block_size, dtype=torch.float64)
-    return MixedQuantized(blocks, positions, values, False, levels=levels), cost
+    return MixedQuantized(blocks, torch.from_numpy(positions).to(flat.device), values, False,
+                          levels=torch.from_numpy(levels).to(flat.device)), cost
 
 
 def _mixed(x: torch.Tensor, rest: torch.Tensor, block_size: int, map_id: int, positions: torch.Tensor,

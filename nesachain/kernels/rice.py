@@ -28,7 +28,9 @@ is three bit streams, each packed LSB first and padded with 0 bits to a byte:
 from __future__ import annotations
 
 import math
+from typing import Any
 
+import numba
 import numpy as np
 import torch
 
@@ -41,59 +43,192 @@ MAX_LEVEL = 1 << 24  # |level| at most this: a value's unary part stays below 2^
 _RATE_STEPS = 16  # bounded search for the step
 _TINY = float(torch.finfo(torch.float32).tiny)
 
-
-def _zigzag(q: np.ndarray) -> np.ndarray:
-    return (q << 1) ^ (q >> 63)  # 2q for q >= 0, -2q - 1 below (int64)
-
-
-def _bit_offsets(per_value: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
-    """(first byte, bit within it) of each value's low bits, int64 (n,) each, and the low bits' total."""
-    widths = per_value.astype(np.int64)
-    ends = np.cumsum(widths)
-    starts = ends - widths
-    return starts >> 3, starts & 7, int(ends[-1]) if ends.size else 0
-
-
-def _lengths(n: int, block_size: int) -> np.ndarray:
-    """int64 (nblocks,): how many values each block holds."""
-    nblocks = -(-n // block_size)
-    lengths = np.full(nblocks, block_size, dtype=np.int64)
-    if nblocks:
-        lengths[-1] = n - (nblocks - 1) * block_size
-    return lengths
+# decode_levels' refusals, by the code ``_decode`` returns
+_DECODE_ERRORS = {
+    1: "coded frame truncated inside its block parameters",
+    2: "coded frame: the nibble after the last block's parameter must be 0",
+    3: "coded frame truncated inside its low bits",
+    4: "coded frame: padding after the low bits must be 0",
+    5: "coded frame holds too few codes for {n} values",
+    6: f"coded frame: a level beyond ±{MAX_LEVEL}",
+    7: "coded frame: only fewer than 8 0 bits may follow the last code",
+}
 
 
-def _parameters(u: np.ndarray, block_size: int) -> tuple[np.ndarray, int]:
-    """(each block's k, int64 (nblocks,); the bits of all codes, k nibbles included) of the 1-D int64 ``u``.
+@numba.njit(cache=True, boundscheck=False, nogil=True)
+def _parameters(levels: Any, block: int, ks: Any) -> Any:
+    """Each block's Rice parameter into ``ks`` (uint8, (nblocks,)); returns the bits of all codes, k nibbles
+    included. A block's best k is within one of c = floor(log2(mean u)) (0 when the mean is below 2): c - 1,
+    c and c + 1, clipped to 0..MAX_K, are tried and the cheapest kept (ties: the lowest k)."""
+    n = levels.size
+    total = 0
+    for b in range(ks.size):
+        lo = b * block
+        hi = min(n, lo + block)
+        length = hi - lo
+        s = 0
+        for i in range(lo, hi):
+            q = levels[i]
+            s += (q << 1) ^ (q >> 63)
+        c = 0
+        while c < 40 and (length << (c + 1)) <= s:  # the largest c with length * 2^c <= s
+            c += 1
+        best_k = -1
+        best_bits = 0
+        for offset in range(-1, 2):
+            k = min(max(c + offset, 0), MAX_K)
+            bits = length * (k + 1)
+            for i in range(lo, hi):
+                q = levels[i]
+                bits += ((q << 1) ^ (q >> 63)) >> k
+            if best_k < 0 or bits < best_bits:
+                best_k, best_bits = k, bits
+        ks[b] = best_k
+        total += best_bits + 4
+    return total
 
-    A block's best k is within one of floor(log2(mean u)) (uniform u: exactly that; geometric u: about
-    0.5 below); the three are tried and the cheapest kept (ties: the lowest k).
-    """
-    n = u.size
-    lengths = _lengths(n, block_size)
-    padded = np.zeros(lengths.size * block_size, dtype=np.int64)
-    padded[:n] = u
-    blocks = padded.reshape(-1, block_size)  # (nblocks, B), padding 0: 0 >> k adds nothing
-    mean = blocks.sum(axis=1) / lengths
-    centre = np.floor(np.log2(np.maximum(mean, 1.0))).astype(np.int64)
-    best_k = best_bits = None
-    for offset in (-1, 0, 1):
-        k = np.clip(centre + offset, 0, MAX_K)
-        bits = lengths * (k + 1) + (blocks >> k[:, None]).sum(axis=1)
-        if best_k is None or best_bits is None:
-            best_k, best_bits = k, bits
-        else:
-            better = bits < best_bits
-            best_k, best_bits = np.where(better, k, best_k), np.where(better, bits, best_bits)
-    assert best_k is not None and best_bits is not None
-    return best_k, int(best_bits.sum()) + 4 * lengths.size
+
+@numba.njit(cache=True, boundscheck=False, nogil=True)
+def _levels_on(v: Any, step: Any, out: Any) -> None:
+    """out[i] = round(v[i] / step), ties to even, the division in float32 (as ``levels_on``)."""
+    for i in range(v.size):
+        out[i] = np.int64(np.rint(v[i] / step))
+
+
+@numba.njit(cache=True, boundscheck=False, nogil=True)
+def _encode(levels: Any, ks: Any, block: int, out: Any) -> Any:
+    """The coded region (module doc) of ``levels`` with parameters ``ks`` into ``out`` (zeroed, large enough);
+    returns its length in bytes."""
+    n = levels.size
+    nblocks = ks.size
+    for b in range(nblocks):
+        out[b >> 1] |= ks[b] << (4 * (b & 1))
+    pos = (nblocks + 1) >> 1
+    acc = 0  # bits not yet written, LSB first; fewer than 8 between values
+    nacc = 0
+    for b in range(nblocks):  # the low bits
+        k = int(ks[b])
+        mask = (1 << k) - 1
+        for i in range(b * block, min(n, (b + 1) * block)):
+            q = levels[i]
+            acc |= (((q << 1) ^ (q >> 63)) & mask) << nacc
+            nacc += k
+            while nacc >= 8:
+                out[pos] = acc & 0xFF
+                pos += 1
+                acc >>= 8
+                nacc -= 8
+    if nacc:
+        out[pos] = acc
+        pos += 1
+        acc = 0
+        nacc = 0
+    for b in range(nblocks):  # the unary parts: u >> k 1 bits, then a 0 bit
+        k = int(ks[b])
+        for i in range(b * block, min(n, (b + 1) * block)):
+            q = levels[i]
+            high = ((q << 1) ^ (q >> 63)) >> k
+            while high:
+                m = min(high, 32)
+                acc |= ((1 << m) - 1) << nacc
+                nacc += m
+                high -= m
+                while nacc >= 8:
+                    out[pos] = acc & 0xFF
+                    pos += 1
+                    acc >>= 8
+                    nacc -= 8
+            nacc += 1
+            if nacc == 8:
+                out[pos] = acc & 0xFF
+                pos += 1
+                acc = 0
+                nacc = 0
+    if nacc:
+        out[pos] = acc
+        pos += 1
+    return pos
+
+
+@numba.njit(cache=True, boundscheck=False, nogil=True)
+def _decode(region: Any, n: int, block: int, levels: Any) -> Any:
+    """``levels`` (int64, (n,)) from a coded region; 0, or the code of the first rule the region breaks
+    (``_DECODE_ERRORS``). Reads only within ``region``."""
+    size = region.size
+    nblocks = (n + block - 1) // block
+    nibble_bytes = (nblocks + 1) >> 1
+    if size < nibble_bytes:
+        return 1
+    if nblocks & 1 and region[nibble_bytes - 1] >> 4:
+        return 2
+    low_bits = 0
+    for b in range(nblocks):
+        low_bits += (min(n, (b + 1) * block) - b * block) * int((region[b >> 1] >> (4 * (b & 1))) & 0x0F)
+    low_end = nibble_bytes + (low_bits + 7) // 8
+    if size < low_end:
+        return 3
+    if low_bits & 7 and int(region[low_end - 1]) >> (low_bits & 7):
+        return 4
+    pos = nibble_bytes
+    acc = 0
+    nacc = 0
+    for b in range(nblocks):  # the low bits, kept in levels for now
+        k = int((region[b >> 1] >> (4 * (b & 1))) & 0x0F)
+        for i in range(b * block, min(n, (b + 1) * block)):
+            while nacc < k:
+                acc |= int(region[pos]) << nacc
+                pos += 1
+                nacc += 8
+            levels[i] = acc & ((1 << k) - 1)
+            acc >>= k
+            nacc -= k
+    pos = low_end
+    acc = 0
+    nacc = 0
+    limit = 2 * MAX_LEVEL
+    for b in range(nblocks):
+        k = int((region[b >> 1] >> (4 * (b & 1))) & 0x0F)
+        most = limit >> k  # a longer unary part is a level beyond MAX_LEVEL
+        for i in range(b * block, min(n, (b + 1) * block)):
+            high = 0
+            while True:
+                if nacc == 0:
+                    if pos >= size:
+                        return 5
+                    acc = int(region[pos])
+                    pos += 1
+                    nacc = 8
+                if acc == (1 << nacc) - 1:  # only 1 bits left in this byte
+                    high += nacc
+                    nacc = 0
+                    if high > most:
+                        return 6
+                    continue
+                while acc & 1:
+                    acc >>= 1
+                    nacc -= 1
+                    high += 1
+                acc >>= 1  # the 0 bit
+                nacc -= 1
+                break
+            if high > most:
+                return 6
+            u = (high << k) | levels[i]
+            if u > limit:
+                return 6
+            levels[i] = (u >> 1) ^ -(u & 1)
+    if pos != size or acc:
+        return 7
+    return 0
 
 
 def levels_on(values: torch.Tensor, step: float) -> torch.Tensor:
     """int64 levels of ``values`` on ``step`` (a float32 number): round(value / step), ties to even, in float32.
     The encoder and ``frame.requantize`` both use it, so the same values give the same levels."""
-    v = values.detach().reshape(-1).to(torch.float32).cpu().numpy()
-    return torch.from_numpy(np.rint(v / np.float32(step)).astype(np.int64)).to(values.device)
+    v = np.ascontiguousarray(values.detach().reshape(-1).to(torch.float32).cpu().numpy())
+    out = np.empty(v.size, dtype=np.int64)
+    _levels_on(v, np.float32(step), out)
+    return torch.from_numpy(out).to(values.device)
 
 
 def _region_bytes(bits: int, nblocks: int) -> int:
@@ -101,32 +236,34 @@ def _region_bytes(bits: int, nblocks: int) -> int:
     return -(-(bits - 4 * nblocks) // 8) + 2 + -(-nblocks // 2)
 
 
-def choose_step(rest: torch.Tensor, budget_bytes: int, block_size: int) -> tuple[float, torch.Tensor] | None:
-    """(float32 step, int64 levels) for the finite float32 1-D ``rest``: the finest step whose coded region
-    fits ``budget_bytes``, found in a bounded search; None when no step fits or the best one is coarser
-    than absmax / 127 (an 8-bit quantizer of the whole tensor would do better), or ``rest`` is all 0.
-    The search runs on the CPU (numpy: a frame is a few thousand values, where torch's per-op cost
-    dominates); the levels come back on ``rest``'s device."""
-    v = rest.detach().reshape(-1).to(torch.float32).cpu().numpy()
+def choose_step(rest: np.ndarray, budget_bytes: int, block_size: int) -> tuple[float, np.ndarray] | None:
+    """(float32 step, int64 levels) for the finite float32 1-D host array ``rest``: the finest step whose
+    coded region fits ``budget_bytes``, found in a bounded search; None when no step fits or the best one
+    is coarser than absmax / 127 (an 8-bit quantizer of the whole tensor would do better), or ``rest`` is
+    all 0. Compiled loops: a frame is a few thousand values, where torch's per-op cost dominates."""
+    v = np.ascontiguousarray(rest, dtype=np.float32)
     n = v.size
     amax = float(np.abs(v).max()) if n else 0.0
     if amax == 0.0 or budget_bytes <= 0:
         return None
     nblocks = -(-n // block_size)
+    ks = np.empty(nblocks, dtype=np.uint8)
     coarsest, finest = amax / 127.0, amax / MAX_LEVEL * (1 + 2.0**-20)  # |level| <= MAX_LEVEL after rounding
     rms = math.sqrt(float(np.square(v, dtype=np.float64).mean()))
     target_bits = 8 * budget_bytes  # about what the code may spend (the padding is checked exactly below)
     step = min(coarsest, max(finest, rms * 2.0 ** -(target_bits / n - 2.05)))  # a Gaussian's entropy at that step
     best: tuple[float, np.ndarray] | None = None
+    levels = np.empty(n, dtype=np.int64)
     for _ in range(_RATE_STEPS):
         step = float(np.float32(step))  # the step the frame carries
         if not _TINY <= step < math.inf:  # subnormal tensors: leave them to the 8-bit treatments
             break
-        levels = np.rint(v / np.float32(step)).astype(np.int64)
-        bits = _parameters(_zigzag(levels), block_size)[1]
+        _levels_on(v, np.float32(step), levels)
+        bits = int(_parameters(levels, block_size, ks))
         fits = _region_bytes(bits, nblocks) <= budget_bytes
         if fits and (best is None or step < best[0]):
             best = (step, levels)
+            levels = np.empty(n, dtype=np.int64)
         over = (bits - target_bits + 32) / n  # bits a value over an aim just below the budget (padding: < 3 bytes)
         if fits and over > -1 / 64:
             break
@@ -134,74 +271,26 @@ def choose_step(rest: torch.Tensor, budget_bytes: int, block_size: int) -> tuple
         if new == step:
             break
         step = new
-    if best is None:
-        return None
-    return best[0], torch.from_numpy(best[1]).to(rest.device)
+    return best
 
 
 def encode_levels(levels: torch.Tensor, block_size: int) -> bytes:
     """The coded region (module doc) of the 1-D int64 ``levels``, each within ±``MAX_LEVEL``."""
-    u_signed = _zigzag(levels.reshape(-1).cpu().numpy().astype(np.int64))
-    k = _parameters(u_signed, block_size)[0].astype(np.uint8)
-    u = u_signed.astype(np.uint64)
-    n = u.size
-    nibbles = np.zeros(2 * -(-k.size // 2), dtype=np.uint8)
-    nibbles[: k.size] = k
-    per_value = np.repeat(k, _lengths(n, block_size))  # (n,) uint8
-    first, shift, low_bits = _bit_offsets(per_value)
-    width = per_value.astype(np.uint64)
-    fields = (u & ((np.uint64(1) << width) - np.uint64(1))) << shift.astype(np.uint64)  # < 2^22: 3 bytes each
-    low_len = -(-low_bits // 8)
-    low = np.zeros(low_len + 3, dtype=np.int64)  # first <= low_len (a k = 0 value at the end): + 2 more bytes
-    for j in range(3):  # fields do not overlap: adding bytes is OR-ing them
-        low += np.bincount(first + j, weights=(fields >> np.uint64(8 * j)) & np.uint64(0xFF),
-                           minlength=low_len + 3).astype(np.int64)
-    high = (u >> width).astype(np.int64)
-    unary = np.ones(int(high.sum()) + n, dtype=np.uint8)
-    unary[np.cumsum(high + 1) - 1] = 0
-    return b"".join([
-        (nibbles[0::2] | (nibbles[1::2] << 4)).tobytes(),
-        low[:low_len].astype(np.uint8).tobytes(),
-        np.packbits(unary, bitorder="little").tobytes(),
-    ])
+    q = np.ascontiguousarray(levels.reshape(-1).cpu().numpy().astype(np.int64, copy=False))
+    nblocks = -(-q.size // block_size)
+    ks = np.empty(nblocks, dtype=np.uint8)
+    bits = int(_parameters(q, block_size, ks))
+    out = np.zeros(_region_bytes(bits, nblocks), dtype=np.uint8)
+    return out[: int(_encode(q, ks, block_size, out))].tobytes()
 
 
 def decode_levels(region: memoryview, n: int, block_size: int) -> torch.Tensor:
     """int64 (n,) levels from a coded region; ``FrameError`` unless it is exactly a canonical region for n values.
 
-    The caller has checked that the region has at least one byte per 8 values; the work arrays here are
-    a few int64 values per value (n of them), and the unpacked bits one byte per bit of the region.
-    """
-    nblocks = -(-n // block_size)
-    nibble_bytes = -(-nblocks // 2)
-    if len(region) < nibble_bytes:
-        raise FrameError("coded frame truncated inside its block parameters")
-    packed = np.frombuffer(region[:nibble_bytes], dtype=np.uint8)
-    k = np.empty(2 * nibble_bytes, dtype=np.uint8)
-    k[0::2], k[1::2] = packed & 0x0F, packed >> 4
-    if k[nblocks:].any():
-        raise FrameError("coded frame: the nibble after the last block's parameter must be 0")
-    per_value = np.repeat(k[:nblocks], _lengths(n, block_size))  # (n,) uint8
-    first, shift, low_bits = _bit_offsets(per_value)
-    low_end = nibble_bytes + -(-low_bits // 8)
-    if len(region) < low_end:
-        raise FrameError("coded frame truncated inside its low bits")
-    low = np.zeros(low_end - nibble_bytes + 3, dtype=np.int64)  # first <= its length, + 2 bytes read
-    low[: low_end - nibble_bytes] = np.frombuffer(region[nibble_bytes:low_end], dtype=np.uint8)
-    if low_bits % 8 and int(low[low_end - nibble_bytes - 1]) >> (low_bits % 8):
-        raise FrameError("coded frame: padding after the low bits must be 0")
-    word = low[first] | (low[first + 1] << 8) | (low[first + 2] << 16)  # (n,): each value's bits and neighbours'
-    lo = (word >> shift) & ((1 << per_value.astype(np.int64)) - 1)
-    unary = np.unpackbits(np.frombuffer(region[low_end:], dtype=np.uint8), bitorder="little")
-    ends = np.flatnonzero(unary == 0)
-    if ends.size < n:
-        raise FrameError(f"coded frame holds {ends.size} codes for {n} values")
-    last = int(ends[n - 1]) if n else -1
-    if unary.size - last - 1 >= 8 or unary[last + 1 :].any():
-        raise FrameError("coded frame: only fewer than 8 0 bits may follow the last code")
-    high = np.diff(ends[:n], prepend=-1) - 1
-    u = (high << per_value.astype(np.int64)) | lo
-    if n and int(u.max()) > 2 * MAX_LEVEL:
-        raise FrameError(f"coded frame: a level beyond ±{MAX_LEVEL}")
-    levels = (u >> 1) ^ -(u & 1)
+    The caller has checked that the region has at least one byte per 8 values; the work array here is
+    the n int64 levels."""
+    levels = np.empty(n, dtype=np.int64)
+    error = int(_decode(np.frombuffer(region, dtype=np.uint8), n, block_size, levels))
+    if error:
+        raise FrameError(_DECODE_ERRORS[error].format(n=n))
     return torch.from_numpy(levels)
