@@ -6,6 +6,8 @@
                                                 better; 8-bit data (a normalised 8-bit image) exact on grid blocks
     encode_frame / decode_frame                 one tensor as self-describing bytes (msgpack ``bin``)
     requantize                                  a tensor through the quantizer that made a frame (verifiers)
+    StreamEncoder                               encode_frame for one stream's frames, step after step: mixed8
+                                                weighs its treatments on the first frame and every 16th
     Int8Linear / quantize_linear_weight         int8 Linear weights, one scale per row, fp16 outliers
 
 Errors: ``KernelError`` (an input the kernels cannot encode) and its subclass ``FrameError``
@@ -35,6 +37,7 @@ from nesachain.kernels.frame import (
 )
 from nesachain.kernels.int8_linear import Int8Linear, Int8Weight, dequantize_linear_weight, quantize_linear_weight
 from nesachain.kernels.mixed import MixedQuantized, dequantize_mixed, quantize_mixed
+from nesachain.kernels.stream import StreamEncoder
 
 __all__ = [
     "DEFAULT_BLOCK_SIZE",
@@ -49,6 +52,7 @@ __all__ = [
     "MixedQuantized",
     "QuantizedBlocks",
     "Scheme",
+    "StreamEncoder",
     "code_map",
     "decode_frame",
     "dequantize_blockwise",

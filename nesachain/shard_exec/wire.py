@@ -43,6 +43,7 @@ __all__ = [
     "MAGIC",
     "SCHEMES",
     "ErrorCode",
+    "TensorStreams",
     "bundle_digest",
     "decode_message",
     "decode_tensor",
@@ -89,11 +90,12 @@ class ErrorCode:
     INTERNAL = "internal"
 
 
-def encode_tensor(t: torch.Tensor, scheme: str = "none") -> bytes:
+def encode_tensor(t: torch.Tensor, scheme: str = "none", stream: kernels.StreamEncoder | None = None) -> bytes:
     """Encode a tensor as a self-describing frame.
 
-    fp32/fp16/bf16 tensors use ``nesachain.kernels``' frames (magic ``NT``); other dtypes travel as this
-    module's ``NSF1`` frames (losslessly, or float64 as fp16).
+    fp32/fp16/bf16 tensors use ``nesachain.kernels``' frames (magic ``NT``), through ``stream`` when given
+    (its config must be ``scheme``'s); other dtypes travel as this module's ``NSF1`` frames (losslessly, or
+    float64 as fp16).
     """
     if scheme not in SCHEMES:
         raise WireError(ErrorCode.UNSUPPORTED_SCHEME, f"unknown compression scheme {scheme!r}")
@@ -102,8 +104,10 @@ def encode_tensor(t: torch.Tensor, scheme: str = "none") -> bytes:
         raise WireError(ErrorCode.BAD_DTYPE, f"dtype {t.dtype} cannot travel")
     if t.dtype in (torch.float32, torch.float16, torch.bfloat16):
         try:
-            cfg = kernels.FrameConfig(scheme=kernels.Scheme[scheme.upper()])
-            out: bytes = bytes(kernels.encode_frame(t, cfg))
+            if stream is None:
+                out = bytes(kernels.encode_frame(t, kernels.FrameConfig(scheme=kernels.Scheme[scheme.upper()])))
+            else:
+                out = bytes(stream.encode(t))
         except Exception as exc:  # the kernels' KernelError: e.g. fp16 overflow, nan in blockwise8
             raise WireError(ErrorCode.BAD_REQUEST, f"cannot encode with {scheme}: {exc}") from exc
         return out
@@ -112,6 +116,29 @@ def encode_tensor(t: torch.Tensor, scheme: str = "none") -> bytes:
     if scheme == "fp16":
         return _pack(t.to(torch.float16), t)
     raise WireError(ErrorCode.UNSUPPORTED_SCHEME, f"scheme {scheme!r} applies to fp32, fp16 and bf16 tensors")
+
+
+class TensorStreams:
+    """``encode_tensor`` for the tensors one side of a session sends, step after step: one
+    ``kernels.StreamEncoder`` per tensor name, so that a mixed8 decode step need not weigh every
+    treatment again (``nesachain.kernels.stream``). Use one per session and direction, in step order."""
+
+    def __init__(self, scheme: str) -> None:
+        if scheme not in SCHEMES:
+            raise WireError(ErrorCode.UNSUPPORTED_SCHEME, f"unknown compression scheme {scheme!r}")
+        self.scheme = scheme
+        self._config = kernels.FrameConfig(scheme=kernels.Scheme[scheme.upper()])
+        self.streams: dict[str, kernels.StreamEncoder] = {}
+
+    def encode(self, tensors: Mapping[str, torch.Tensor]) -> dict[str, bytes]:
+        """Frames of one step's tensors."""
+        out = {}
+        for name, t in tensors.items():
+            stream = self.streams.get(name)
+            if stream is None:
+                stream = self.streams[name] = kernels.StreamEncoder(self._config)
+            out[name] = encode_tensor(t, self.scheme, stream)
+        return out
 
 
 def warm_codecs(tensors: Mapping[str, torch.Tensor]) -> None:

@@ -19,6 +19,7 @@ EXPECTED = {
     "MixedQuantized",
     "QuantizedBlocks",
     "Scheme",
+    "StreamEncoder",
     "code_map",
     "decode_frame",
     "dequantize_blockwise",

@@ -17,7 +17,7 @@ import nesachain.shard_exec as se
 from nesachain.shard_exec.errors import ManifestError, PartitionError, RouteError, WireError
 from nesachain.shard_exec.kv_cache import BlockKVCache
 from nesachain.shard_exec.partition import CostWeights, balanced_layers, partition
-from nesachain.shard_exec.wire import MAGIC, bundle_digest, decode_tensor, encode_tensor
+from nesachain.shard_exec.wire import MAGIC, TensorStreams, bundle_digest, decode_tensor, encode_tensor
 
 
 def test_partition_balances_equal_layers() -> None:
@@ -69,6 +69,19 @@ def test_wire_integer_tensors_travel_exactly_under_any_scheme() -> None:
     frame = encode_tensor(m, "mixed8")
     assert frame[:4] == MAGIC
     assert torch.equal(decode_tensor(frame), m)
+
+
+def test_wire_tensor_streams_keep_one_stream_per_name_and_send_encode_tensor_s_frames() -> None:
+    streams = TensorStreams("mixed8")
+    gen = torch.Generator().manual_seed(8)
+    for _ in range(3):
+        step = {"hidden": torch.randn(1, 1, 576, generator=gen) * 3, "mask": torch.ones(1, 1, dtype=torch.int64)}
+        frames = streams.encode(step)
+        assert frames == {name: encode_tensor(t, "mixed8") for name, t in step.items()}
+    assert set(streams.streams) == {"hidden", "mask"} and streams.streams["hidden"].weighed == 1
+    with pytest.raises(WireError) as exc:
+        TensorStreams("int4")
+    assert exc.value.code == "unsupported_scheme"
 
 
 @pytest.mark.parametrize("frame", [b"", b"NSF1", b"NSF1\xff\xff\xff\xff", b"XXXXXXXXXXXX"])

@@ -21,7 +21,7 @@ import torch
 from nesachain.shard_exec.client.connection import MinerConnection, MinerUnavailable
 from nesachain.shard_exec.client.route import Route
 from nesachain.shard_exec.errors import RouteError, StepError
-from nesachain.shard_exec.wire import decode_tensor, encode_tensor
+from nesachain.shard_exec.wire import TensorStreams, decode_tensor
 
 __all__ = ["HopInput", "RecoveryEvent", "RemotePipeline"]
 
@@ -76,6 +76,7 @@ class RemotePipeline:
         self.hop_ms: list[float] = []  # client-observed ms from sending a step to each hop's result
         self.compute_ms: list[float] = []  # miner-reported compute ms per hop of the last step
         self.bytes_per_step: list[int] = []  # activation bytes of the last step, per hop input + final output
+        self._inputs = TensorStreams(route.client_scheme)  # the client's frames, step after step
 
     @classmethod
     async def create(cls, route: Route, max_length: int, batch: int = 1, timeout: float = 30.0,
@@ -139,7 +140,7 @@ class RemotePipeline:
     async def run_step(self, tensors: dict[str, torch.Tensor], values: dict[str, Any] | None = None,
                        position: int = 0) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
         """One step through every hop; returns the last hop's decoded outputs."""
-        frames = {k: encode_tensor(v, self.route.client_scheme) for k, v in tensors.items()}
+        frames = self._inputs.encode(tensors)
         cur = HopInput(position, frames, dict(values or {}))
         self.hop_ms, self.compute_ms = [], []
         self.bytes_per_step = [sum(len(f) for f in frames.values())]

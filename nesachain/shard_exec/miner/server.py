@@ -25,7 +25,7 @@ from nesachain.shard_exec.miner.config import MinerConfig
 from nesachain.shard_exec.miner.push import PeerPool
 from nesachain.shard_exec.miner.registration import MinerRegistrar, NullRegistrar
 from nesachain.shard_exec.miner.sessions import Session, SessionTable, StepRecord
-from nesachain.shard_exec.miner.stepping import decode_step, encode_outputs, step_digest
+from nesachain.shard_exec.miner.stepping import decode_step, step_digest
 from nesachain.shard_exec.shard_files import load_stage, read_manifest
 from nesachain.shard_exec.stage import StageRunner
 from nesachain.shard_exec.wire import (
@@ -294,10 +294,7 @@ class MinerServer:
             async with self.compute_lock:
                 self.queue_length -= 1
                 t0 = time.perf_counter()
-                out_t, out_v = await asyncio.to_thread(self.runner.run, tensors, values, position, sess.state)
-                if self.cfg.test_perturb:
-                    out_t = perturb(out_t, self.cfg.test_perturb)
-                out_frames = await asyncio.to_thread(encode_outputs, out_t, sess.scheme)
+                out_frames, out_v = await asyncio.to_thread(self._compute, sess, tensors, values, position)
                 compute_ms = (time.perf_counter() - t0) * 1000
         finally:
             sess.busy = False
@@ -313,6 +310,14 @@ class MinerServer:
                  "pushed": pushed, "compute_ms": compute_ms}
         target = sess.owner if not sess.owner.closed else ws
         await target.send_bytes(encode_message(reply))
+
+    def _compute(self, sess: Session, tensors: dict[str, torch.Tensor], values: dict[str, Any],
+                 position: int) -> tuple[dict[str, bytes], dict[str, Any]]:
+        """One step's compute and its outputs' frames, in one worker thread (a hand-off costs ~0.1 ms)."""
+        out_t, out_v = self.runner.run(tensors, values, position, sess.state)
+        if self.cfg.test_perturb:
+            out_t = perturb(out_t, self.cfg.test_perturb)
+        return sess.outputs.encode(out_t), out_v
 
     async def _resend(self, sess: Session, ws: web.WebSocketResponse, step: int, frames: dict[str, bytes],
                       values: dict[str, Any]) -> bool:

@@ -15,7 +15,7 @@ from typing import Any
 
 from nesachain.shard_exec.errors import WireError
 from nesachain.shard_exec.miner.config import MinerConfig
-from nesachain.shard_exec.wire import ErrorCode
+from nesachain.shard_exec.wire import ErrorCode, TensorStreams
 
 __all__ = ["Session", "SessionTable", "StepRecord"]
 
@@ -62,6 +62,10 @@ class Session:
     last_used: float = field(default_factory=time.monotonic)
     log: list[StepRecord] = field(default_factory=list)
     busy: bool = False
+    outputs: TensorStreams = field(init=False)  # encodes this session's step outputs, in step order
+
+    def __post_init__(self) -> None:
+        self.outputs = TensorStreams(self.scheme)
 
 
 class SessionTable:

@@ -1,4 +1,4 @@
-"""Pure helpers of a miner step: validate and decode a step request, encode outputs, digest a step."""
+"""Pure helpers of a miner step: validate and decode a step request, digest a step."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import msgpack
 import torch
 
 from nesachain.shard_exec.errors import WireError
-from nesachain.shard_exec.wire import ErrorCode, bundle_digest, decode_tensor, encode_tensor
+from nesachain.shard_exec.wire import ErrorCode, bundle_digest, decode_tensor
 
-__all__ = ["decode_step", "encode_outputs", "step_digest"]
+__all__ = ["decode_step", "step_digest"]
 
 MAX_TENSORS = 64
 
@@ -38,11 +38,6 @@ def decode_step(req: dict[str, Any], max_tensor_bytes: int
             raise WireError(ErrorCode.MALFORMED, "each tensor must be a name and a bytes frame")
         tensors[name] = decode_tensor(frame, max_tensor_bytes)
     return step, position, frames, values, tensors
-
-
-def encode_outputs(tensors: dict[str, torch.Tensor], scheme: str) -> dict[str, bytes]:
-    """Frames of a step's outputs (activations compressed with the session's scheme)."""
-    return {name: encode_tensor(t, scheme) for name, t in tensors.items()}
 
 
 def step_digest(frames: dict[str, bytes], values: dict[str, Any]) -> str:
