@@ -8,6 +8,7 @@ These loops compute what ``blockwise``'s torch path computes, value for value, i
     quantize       code = table[binary16 bit pattern of float32(x / divisor)]
     dequantize     code_map[code] * scale, as float32 or as fp16 / bf16 bit patterns
     delta_codes    mixed8's closed-loop delta codes (``delta``), block by block
+    outliers       mixed8's outlier positions (``mixed.select_outliers``, ``coded_outliers``)
 
 The first two read float32, float16 or bfloat16 input as it is, widening each value exactly.
 Rounding to fp16 is LLVM's ``fptrunc`` (the CPU's F16C conversion), to bf16 integer round-to-
@@ -37,7 +38,7 @@ from llvmlite import ir
 from numba import types
 from numba.extending import intrinsic, overload
 
-__all__ = ["PARALLEL_MIN_VALUES", "block_absmax", "delta_codes", "dequantize", "quantize"]
+__all__ = ["PARALLEL_MIN_VALUES", "block_absmax", "delta_codes", "dequantize", "outliers", "quantize"]
 
 PARALLEL_MIN_VALUES = 1 << 17  # per thread: below this, handing work to a thread costs more than it saves
 _POOL: ThreadPoolExecutor | None = None  # started on first use, never at import
@@ -214,6 +215,44 @@ def _delta_codes(blocks: Any, is_delta: Any, anchors: Any, divisors: Any, wide: 
                     rebuilt[r - r0] += np.float64(table[code] * wide[r])
 
 
+@numba.njit(cache=True, boundscheck=False, nogil=True)
+def _outliers(v: Any, threshold: float, ratio: float, budget: int, out: Any) -> Any:
+    # Candidates: |v| above the threshold (raised to ratio x the mean finite |v| when ratio > 0), nan and
+    # ±inf. Past the budget: every non-finite one, then the largest, ties to the lower position.
+    n = v.size
+    if ratio > 0.0:
+        total = 0.0
+        finite = 0
+        for i in range(n):
+            a = abs(v[i])
+            if a < np.inf:
+                total += a
+                finite += 1
+        if finite:
+            threshold = max(threshold, ratio * (total / finite))
+    limit = np.float32(threshold)
+    count = 0
+    nonfinite = 0
+    for i in range(n):
+        a = abs(v[i])
+        if not a <= limit:  # above it, or nan
+            out[count] = i
+            count += 1
+            if not a < np.inf:
+                nonfinite += 1
+    if count <= budget:
+        return count
+    keep = max(budget, nonfinite)
+    magnitude = np.empty(count, dtype=np.float32)
+    for j in range(count):
+        a = abs(v[out[j]])
+        magnitude[j] = a if a == a else np.inf
+    order = np.argsort(-magnitude, kind="mergesort")  # stable: ties keep the lower position first
+    chosen = np.sort(out[:count][order[:keep]])
+    out[:keep] = chosen
+    return keep
+
+
 def _as_loop_input(flat: torch.Tensor) -> tuple[np.ndarray, int]:
     kind = _IN_KIND[flat.dtype]
     if kind == _IN_F32:
@@ -323,3 +362,10 @@ def delta_codes(
                      divisors.contiguous().numpy(), wide.contiguous().numpy(), table.contiguous().numpy(),
                      codes.numpy())
     return codes
+
+
+def outliers(v: np.ndarray, threshold: float, budget: int, ratio: float = 0.0) -> np.ndarray:
+    """int64 ascending positions of the outliers of the float32 1-D host array ``v`` (``_outliers``)."""
+    out = np.empty(v.size, dtype=np.int64)
+    count = int(_outliers(np.ascontiguousarray(v, dtype=np.float32), float(threshold), float(ratio), budget, out))
+    return out[:count]

@@ -21,6 +21,7 @@ bases finite.
 from __future__ import annotations
 
 import math
+import struct
 from dataclasses import dataclass
 from enum import IntEnum
 
@@ -48,7 +49,7 @@ from nesachain.kernels.mixed import (
     dequantize_mixed,
     quantize_mixed,
 )
-from nesachain.kernels.rice import MAX_LEVEL, decode_levels, encode_levels, levels_on
+from nesachain.kernels.rice import MAX_LEVEL, decode_values, encode_levels, levels_on
 
 __all__ = [
     "DEFAULT_MAX_FRAME_BYTES",
@@ -405,21 +406,20 @@ def decode_frame(
 
 
 def _decode_coded(h: FrameHeader, buf: memoryview, device: torch.device | str | None) -> torch.Tensor:
-    """A coded-blocks frame (bit 7), its header checked: step, Rice-coded levels, outliers."""
-    n, offset = h.numel, h.header_bytes
-    step = _from_bytes(buf, offset, 1, torch.float32)
+    """A coded-blocks frame (bit 7), its header checked: step, Rice-coded levels, outliers. The values are
+    ``dequantize_mixed``'s of the same levels, step and outliers (a compiled loop; no torch op per value)."""
+    offset = h.header_bytes
+    (step,) = struct.unpack_from("<f", buf, offset)
     offset += 4
-    if not (bool(torch.isfinite(step).all()) and float(step[0]) > 0):
+    if not (math.isfinite(step) and step > 0):
         raise FrameError("coded frame step must be finite and positive")
-    levels = decode_levels(buf[offset : offset + h.coded_bytes], n, h.block_size)
-    offset += h.coded_bytes
-    if levels.numel() and float(step[0]) * float(levels.abs().max()) > torch.finfo(torch.float32).max:
-        raise FrameError("coded frame values beyond float32")
-    positions, values = _outliers(h, buf, offset)
-    dev = torch.device(device or "cpu")
-    blocks = QuantizedBlocks(torch.empty(0, dtype=torch.uint8, device=dev), step.to(dev), torch.Size(h.shape), h.dtype,
-                             h.block_size, MapId.LINEAR)
-    return dequantize_mixed(MixedQuantized(blocks, positions.to(dev), values.to(dev), False, levels=levels.to(dev)))
+    out = decode_values(buf[offset : offset + h.coded_bytes], h.numel, h.block_size, step)
+    if h.dtype != torch.float32:
+        out = out.to(h.dtype)
+    if h.outliers:
+        positions, values = _outliers(h, buf, offset + h.coded_bytes)
+        out[positions] = values.to(h.dtype)
+    return out.view(h.shape).to(device or "cpu")
 
 
 def _outliers(h: FrameHeader, buf: memoryview, offset: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -90,6 +90,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from nesachain.kernels import cpu_loops
 from nesachain.kernels.blockwise import (
     DEFAULT_BLOCK_SIZE,
     FP16_MAX,
@@ -178,38 +179,16 @@ def _check_outlier_rule(threshold: float, max_fraction: float) -> None:
 
 def select_outliers(flat: torch.Tensor, threshold: float, max_fraction: float) -> torch.Tensor:
     """int64 ascending positions in the 1-D ``flat`` of its outliers (rule in the module doc), on its device.
-    Computed on the host (numpy: a frame is often a few thousand values, where torch's per-op cost dominates)."""
+    Computed on the host (a compiled loop: a frame is often a few thousand values, where torch's per-op cost
+    dominates)."""
     _check_outlier_rule(threshold, max_fraction)
-    chosen = _outlier_positions(_host_float32(flat), threshold, max_outliers(flat.numel(), max_fraction))
+    chosen = cpu_loops.outliers(_host_float32(flat), threshold, max_outliers(flat.numel(), max_fraction))
     return torch.from_numpy(chosen).to(flat.device)
 
 
 def _host_float32(flat: torch.Tensor) -> np.ndarray:
     """The 1-D ``flat`` as a float32 numpy array on the host: a view where it is a CPU float32 tensor."""
     return flat.detach().to("cpu", torch.float32).numpy()
-
-
-def _magnitudes(v: np.ndarray) -> np.ndarray:
-    """float32 |v|, nan as inf."""
-    magnitude: np.ndarray = np.abs(v)
-    magnitude[np.isnan(magnitude)] = np.inf
-    return magnitude
-
-
-def _outlier_positions(v: np.ndarray, threshold: float, budget: int, magnitude: np.ndarray | None = None) -> np.ndarray:
-    """``select_outliers`` on the float32 host array ``v`` (its ``_magnitudes`` if known), with at most
-    ``budget`` finite outliers: int64 ascending positions."""
-    magnitude = _magnitudes(v) if magnitude is None else magnitude
-    candidates = np.flatnonzero(magnitude > np.float32(threshold))
-    if candidates.size <= budget:
-        return candidates.astype(np.int64, copy=False)
-    keep = max(budget, int(np.count_nonzero(np.isinf(magnitude[candidates]))))
-    if keep == 0:
-        return np.empty(0, dtype=np.int64)
-    kth = np.partition(magnitude[candidates], candidates.size - keep)[candidates.size - keep]  # the keep-th largest
-    above = candidates[magnitude[candidates] > kth]
-    ties = candidates[magnitude[candidates] == kth][: keep - above.size]  # lower positions first
-    return np.sort(np.concatenate([above, ties])).astype(np.int64, copy=False)
 
 
 def rotation_helps(rest: torch.Tensor, block_size: int) -> bool:
@@ -396,11 +375,8 @@ def coded_outliers(flat: torch.Tensor, threshold: float, max_fraction: float) ->
 
 def _coded_positions(v: np.ndarray, threshold: float, max_fraction: float) -> np.ndarray:
     """``coded_outliers`` of the float32 host array ``v``."""
-    magnitude = _magnitudes(v)
-    finite = magnitude[np.isfinite(magnitude)]
-    mean = float(finite.mean(dtype=np.float64)) if finite.size else 0.0
     budget = max_outliers(v.size, min(max_fraction, CODED_MAX_FRACTION))
-    return _outlier_positions(v, max(threshold, CODED_OUTLIER_RATIO * mean), budget, magnitude)
+    return cpu_loops.outliers(v, threshold, budget, CODED_OUTLIER_RATIO)
 
 
 def _coded(x: torch.Tensor, flat: torch.Tensor, block_size: int, threshold: float,

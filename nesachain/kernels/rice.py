@@ -36,12 +36,13 @@ import torch
 
 from nesachain.kernels.errors import FrameError
 
-__all__ = ["MAX_K", "MAX_LEVEL", "choose_step", "decode_levels", "encode_levels", "levels_on"]
+__all__ = ["MAX_K", "MAX_LEVEL", "choose_step", "decode_levels", "decode_values", "encode_levels", "levels_on"]
 
 MAX_K = 15
 MAX_LEVEL = 1 << 24  # |level| at most this: a value's unary part stays below 2^10 bits
 _RATE_STEPS = 16  # bounded search for the step
 _TINY = float(torch.finfo(torch.float32).tiny)
+_FLOAT32_MAX = float(torch.finfo(torch.float32).max)
 
 # decode_levels' refusals, by the code ``_decode`` returns
 _DECODE_ERRORS = {
@@ -222,6 +223,17 @@ def _decode(region: Any, n: int, block: int, levels: Any) -> Any:
     return 0
 
 
+@numba.njit(cache=True, boundscheck=False, nogil=True)
+def _scaled(levels: Any, step: Any, out: Any) -> Any:
+    """out[i] = float32(levels[i]) * step in float32 (exact levels: |level| <= 2^24); returns max |level|."""
+    biggest = 0
+    for i in range(levels.size):
+        q = levels[i]
+        biggest = max(biggest, abs(q))
+        out[i] = np.float32(q) * step
+    return biggest
+
+
 def levels_on(values: torch.Tensor, step: float) -> torch.Tensor:
     """int64 levels of ``values`` on ``step`` (a float32 number): round(value / step), ties to even, in float32.
     The encoder and ``frame.requantize`` both use it, so the same values give the same levels."""
@@ -289,8 +301,22 @@ def decode_levels(region: memoryview, n: int, block_size: int) -> torch.Tensor:
 
     The caller has checked that the region has at least one byte per 8 values; the work array here is
     the n int64 levels."""
+    return torch.from_numpy(_levels_of(region, n, block_size))
+
+
+def _levels_of(region: memoryview, n: int, block_size: int) -> np.ndarray:
     levels = np.empty(n, dtype=np.int64)
     error = int(_decode(np.frombuffer(region, dtype=np.uint8), n, block_size, levels))
     if error:
         raise FrameError(_DECODE_ERRORS[error].format(n=n))
-    return torch.from_numpy(levels)
+    return levels
+
+
+def decode_values(region: memoryview, n: int, block_size: int, step: float) -> torch.Tensor:
+    """float32 (n,): the levels of a coded region (``decode_levels``) times the float32 ``step``, as
+    ``mixed.dequantize_mixed`` computes them; ``FrameError`` also where a value would be beyond float32."""
+    out = np.empty(n, dtype=np.float32)
+    biggest = int(_scaled(_levels_of(region, n, block_size), np.float32(step), out))
+    if step * biggest > _FLOAT32_MAX:
+        raise FrameError("coded frame values beyond float32")
+    return torch.from_numpy(out)

@@ -240,6 +240,7 @@ def test_frame_coded_blocks_layout_and_bad_regions_rejected() -> None:
         "fewer than 8": [_coded_frame(region + b"\0")],
         "beyond": [_coded_frame(b"\x0f" + b"\0" * 120 + pack("1" * 2048 + "0" * 64))],  # u >= 2^26
         "inside its low bits": [_coded_frame(b"\x0f" + b"\0" * 8)],  # k = 15: 120 bytes of low bits
+        "beyond float32": [_coded_frame(region, step=1e38)],  # level 11 x 1e38
     }
     for message, frames in bad.items():
         for frame in frames:
