@@ -8,7 +8,9 @@ count), the client keeping embeddings and head. Same dtype (fp32), batch 1, gree
 64 new tokens. Reported: time to first token, decode tokens/s (tokens after the first over the time
 after the first), the remote/local ratio, per-hop overhead = (remote decode step − local decode step) / 3,
 and activation bytes per decode step for each compression scheme; plus memory of a miner against a
-process holding the whole model. Medians over ``--runs`` after one warm-up. Not a test.
+process holding the whole model. Medians over ``--runs`` after one warm-up; the ratio is the median of
+each run's tokens/s over the local run of its round (a round runs local, then every scheme, each round
+starting one scheme further on), so that a shared host's slow drifts fall on both sides. Not a test.
 """
 
 from __future__ import annotations
@@ -119,11 +121,12 @@ def main() -> None:
         # interleave local and remote runs so that load from other processes hits all of them alike
         local_runs: list[tuple[list[int], float, float]] = []
         measured: dict[str, list[tuple[GenerationStats, list[int]]]] = {label: [] for label in routes}
+        labels = list(routes)
         for r in range(args.runs):
             local_runs.append(local_generate(model, ids, n))
-            for label, route in routes.items():
+            for label in labels[r % len(labels):] + labels[: r % len(labels)]:  # each run starts one further on
                 stats = GenerationStats()
-                measured[label].append((stats, asyncio.run(gen(route, n, stats))))
+                measured[label].append((stats, asyncio.run(gen(routes[label], n, stats))))
             print(f"run {r + 1}/{args.runs} done", file=sys.stderr)
         ref_tokens = local_runs[0][0]
         local_ttft = statistics.median(x[1] for x in local_runs)
@@ -132,13 +135,16 @@ def main() -> None:
         for label, runs in measured.items():
             ttft = statistics.median(s.ttft_s for s, _ in runs)
             tps = statistics.median(s.tokens_per_s for s, _ in runs)
+            # each run against the local run of its own round: slow drifts of a shared host cancel
+            ratio = statistics.median(s.tokens_per_s * (x[2] - x[1]) / (n - 1)
+                                      for (s, _), x in zip(runs, local_runs, strict=True))
             st = runs[0][0]
             step_ms = 1000 / tps
             compute = statistics.mean(sum(c) for s, _ in runs for c in s.compute_ms)
             nb = len(st.bytes_per_step[0])
             bytes_step = [statistics.mean(b[i] for b in st.bytes_per_step) for i in range(nb)]
             results["remote"][label] = {
-                "ttft_ms": ttft * 1000, "tokens_per_s": tps, "ratio": tps / local_decode,
+                "ttft_ms": ttft * 1000, "tokens_per_s": tps, "ratio": ratio,
                 "per_hop_overhead_ms": (step_ms - 1000 / local_decode) / 3,
                 "miner_compute_ms_per_step": compute, "bytes_per_boundary": bytes_step,
                 "bytes_per_step": sum(bytes_step), "same_tokens_as_local": runs[0][1] == ref_tokens,
