@@ -10,13 +10,16 @@ after the first), the remote/local ratio, per-hop overhead = (remote decode step
 and activation bytes per decode step for each compression scheme; plus memory of a miner against a
 process holding the whole model. Medians over ``--runs`` after one warm-up; the ratio is the median of
 each run's tokens/s over the local run of its round (a round runs local, then every scheme, each round
-starting one scheme further on), so that a shared host's slow drifts fall on both sides. Not a test.
+starting one scheme further on), so that a shared host's slow drifts fall on both sides. Also each
+run's median time between consecutive tokens and its ratio (local over remote, median over rounds):
+a burst of load from other work moves a median step little and a run's tokens/s much. Not a test.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import os
 import signal
@@ -24,6 +27,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -111,8 +115,17 @@ def main() -> None:
         configs = [("none", "none", True), ("none (relay, no push)", "none", False)]
         configs += [(s, s, True) for s in ("fp16", "blockwise8", "mixed8")]
 
-        async def gen(route: Any, k: int, stats: GenerationStats) -> list[int]:
-            return [t async for t in client.generate(route, ids, k, stats=stats)]
+        async def gen(route: Any, k: int, stats: GenerationStats, stamps: list[float] | None = None) -> list[int]:
+            tokens = []
+            async for t in client.generate(route, ids, k, stats=stats):
+                tokens.append(t)
+                if stamps is not None:
+                    stamps.append(time.perf_counter())
+            return tokens
+
+        def median_step(stamps: list[float]) -> float:
+            """The median time between consecutive tokens: a burst of load on a shared host moves it little."""
+            return statistics.median(b - a for a, b in itertools.pairwise(stamps))
 
         routes = {label: parse_route(hop, scheme=scheme, push=push) for label, scheme, push in configs}
         local_generate(model, ids, 8)  # warm-up
@@ -120,24 +133,31 @@ def main() -> None:
             asyncio.run(gen(route, 8, GenerationStats()))
         # interleave local and remote runs so that load from other processes hits all of them alike
         local_runs: list[tuple[list[int], float, float]] = []
+        local_steps: list[float] = []
         measured: dict[str, list[tuple[GenerationStats, list[int]]]] = {label: [] for label in routes}
+        steps: dict[str, list[float]] = {label: [] for label in routes}
         labels = list(routes)
         for r in range(args.runs):
-            local_runs.append(local_generate(model, ids, n))
+            stamps: list[float] = []
+            local_runs.append(local_generate(model, ids, n, token_times=stamps))
+            local_steps.append(median_step(stamps))
             for label in labels[r % len(labels):] + labels[: r % len(labels)]:  # each run starts one further on
-                stats = GenerationStats()
-                measured[label].append((stats, asyncio.run(gen(routes[label], n, stats))))
+                stats, stamps = GenerationStats(), []
+                measured[label].append((stats, asyncio.run(gen(routes[label], n, stats, stamps))))
+                steps[label].append(median_step(stamps))
             print(f"run {r + 1}/{args.runs} done", file=sys.stderr)
         ref_tokens = local_runs[0][0]
         local_ttft = statistics.median(x[1] for x in local_runs)
         local_decode = statistics.median((n - 1) / (x[2] - x[1]) for x in local_runs)
-        results["local"] = {"ttft_ms": local_ttft * 1000, "tokens_per_s": local_decode}
+        results["local"] = {"ttft_ms": local_ttft * 1000, "tokens_per_s": local_decode,
+                            "median_step_ms": statistics.median(local_steps) * 1000}
         for label, runs in measured.items():
             ttft = statistics.median(s.ttft_s for s, _ in runs)
             tps = statistics.median(s.tokens_per_s for s, _ in runs)
             # each run against the local run of its own round: slow drifts of a shared host cancel
             ratio = statistics.median(s.tokens_per_s * (x[2] - x[1]) / (n - 1)
                                       for (s, _), x in zip(runs, local_runs, strict=True))
+            step_ratio = statistics.median(a / b for a, b in zip(local_steps, steps[label], strict=True))
             st = runs[0][0]
             step_ms = 1000 / tps
             compute = statistics.mean(sum(c) for s, _ in runs for c in s.compute_ms)
@@ -145,6 +165,7 @@ def main() -> None:
             bytes_step = [statistics.mean(b[i] for b in st.bytes_per_step) for i in range(nb)]
             results["remote"][label] = {
                 "ttft_ms": ttft * 1000, "tokens_per_s": tps, "ratio": ratio,
+                "median_step_ms": statistics.median(steps[label]) * 1000, "median_step_ratio": step_ratio,
                 "per_hop_overhead_ms": (step_ms - 1000 / local_decode) / 3,
                 "miner_compute_ms_per_step": compute, "bytes_per_boundary": bytes_step,
                 "bytes_per_step": sum(bytes_step), "same_tokens_as_local": runs[0][1] == ref_tokens,
@@ -171,14 +192,15 @@ def report(r: dict[str, Any]) -> None:
     print(f"load average during the run: {' / '.join(f'{x:.2f}' for x in r['load_average'])}\n")
     print(f"### SmolLM2-135M, 3 miners on loopback vs local (fp32, batch 1, {r['prompt_tokens']}-token prompt, "
           f"{r['new_tokens']} new tokens, {r['threads']} torch thread(s) per process)\n")
-    print("| run | TTFT ms | decode tokens/s | ratio to local | per-hop overhead ms | miner compute ms/step "
-          "| activation bytes/step (client→m0, m0→m1, m1→m2, m2→client) | same tokens |")
-    print("|---|---:|---:|---:|---:|---:|---|---|")
+    print("| run | TTFT ms | decode tokens/s | ratio to local | median step ms | its ratio | per-hop overhead ms "
+          "| miner compute ms/step | activation bytes/step (client→m0, m0→m1, m1→m2, m2→client) | same tokens |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---|---|")
     print(f"| local (whole model, KV cache) | {loc['ttft_ms']:.1f} | {loc['tokens_per_s']:.1f} | 1.00 "
-          "| – | – | – | – |")
+          f"| {loc['median_step_ms']:.1f} | 1.00 | – | – | – | – |")
     for label, v in r["remote"].items():
         b = " / ".join(f"{x:,.0f}" for x in v["bytes_per_boundary"])
         print(f"| 3 miners, {label} | {v['ttft_ms']:.1f} | {v['tokens_per_s']:.1f} | {v['ratio']:.2f} | "
+              f"{v['median_step_ms']:.1f} | {v['median_step_ratio']:.2f} | "
               f"{v['per_hop_overhead_ms']:.2f} | {v['miner_compute_ms_per_step']:.1f} | "
               f"{b} (Σ {v['bytes_per_step']:,.0f}) "
               f"| {'yes' if v['same_tokens_as_local'] else 'no'} |")

@@ -14,18 +14,23 @@ __all__ = ["local_generate"]
 
 @torch.inference_mode()
 def local_generate(model: Any, ids: torch.Tensor, max_new_tokens: int,
-                   sampling: Sampling = Sampling()) -> tuple[list[int], float, float]:  # noqa: B008
-    """Generate with the whole model and its own KV cache: (tokens, time to first token s, total s)."""
+                   sampling: Sampling = Sampling(),  # noqa: B008
+                   token_times: list[float] | None = None) -> tuple[list[int], float, float]:
+    """Generate with the whole model and its own KV cache: (tokens, time to first token s, total s);
+    ``token_times`` (if given) gets ``time.perf_counter()`` as each token is chosen."""
     gen = sampling.generator()
+    stamps = token_times if token_times is not None else []
     t0 = time.perf_counter()
     out = model(ids, use_cache=True)
     past = out.past_key_values
     tok = choose(out.logits[:, -1], sampling, gen)  # (1,)
     ttft = time.perf_counter() - t0
+    stamps.append(t0 + ttft)
     tokens = [int(tok[0])]
     for _ in range(max_new_tokens - 1):
         out = model(tok.view(1, 1), past_key_values=past, use_cache=True)
         past = out.past_key_values
         tok = choose(out.logits[:, -1], sampling, gen)
+        stamps.append(time.perf_counter())
         tokens.append(int(tok[0]))
     return tokens, ttft, time.perf_counter() - t0
