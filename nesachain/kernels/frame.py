@@ -7,9 +7,9 @@ Frames are canonical: flags and fields a scheme does not use are 0, positions st
 the frame (``FrameError``) unless the buffer has exactly that length and is within ``max_bytes``:
 nothing is allocated for a frame whose sizes do not add up. A coded frame must also have a byte of
 region per 8 values (every value's code ends in a 0 bit); it can still hold 8 values a byte, so its
-tensor, and the decoder's int64 work arrays (about 40 bytes a value), can be a few hundred times
-the frame: callers that take frames from peers bound numel x itemsize from the header first (the
-wire layer does).
+tensor and the decoder's work arrays (int64 levels and float32 values, 12 bytes a value) can be
+about a hundred times the frame: callers that take frames from peers bound numel x itemsize from
+the header first (the wire layer does).
 
 nan and inf: ``none``, ``fp16`` and ``mixed8`` reproduce them exactly (mixed8 sends them as
 outliers); ``blockwise8`` refuses them at encode time (``KernelError``); ``fp16`` refuses finite
