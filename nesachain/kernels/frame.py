@@ -65,6 +65,9 @@ __all__ = [
 
 FORMAT_VERSION = 1
 DEFAULT_MAX_FRAME_BYTES = 64 << 20
+# a tensor this small on an accelerator is encoded from a host copy: one copy costs less than the launches
+# and syncs of the device path (a decode step's frame: 2.9-3.6 ms from an H200 against about 1 ms on a CPU)
+HOST_ENCODE_MAX_NUMEL = 1 << 16
 MAX_NDIM = 8
 _MAGIC = b"NT"
 _FLAG_SCALES_FP32 = 0x01
@@ -218,9 +221,12 @@ def _header(
 
 
 def encode_frame(x: torch.Tensor, config: FrameConfig | None = None) -> bytes:
-    """Encode ``x`` (float32, float16 or bfloat16, any shape, any device) as one frame."""
+    """Encode ``x`` (float32, float16 or bfloat16, any shape, any device) as one frame. A tensor of at most
+    ``HOST_ENCODE_MAX_NUMEL`` values off the CPU is encoded from a host copy (the CPU's frame)."""
     cfg = config or FrameConfig()
     check_dtype(x.dtype)
+    if x.device.type != "cpu" and x.numel() <= HOST_ENCODE_MAX_NUMEL:
+        x = x.cpu()
     if cfg.scheme not in Scheme._value2member_map_:
         raise KernelError(f"unknown scheme {cfg.scheme!r}")
     scheme = Scheme(cfg.scheme)

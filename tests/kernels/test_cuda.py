@@ -183,3 +183,13 @@ def test_delta_and_centred_frames_from_cuda_match_the_cpu_treatment_and_error() 
         assert err_gpu <= 1.01 * err_cpu + 1e-6, (flag, err_gpu, err_cpu)
         # the frame each made decodes the same wherever it is decoded
         assert torch.allclose(decode_frame(cpu, device="cuda").cpu(), decode_frame(cpu), rtol=0, atol=1e-6)
+
+
+def test_small_tensors_on_cuda_are_encoded_from_a_host_copy() -> None:
+    from nesachain.kernels.frame import HOST_ENCODE_MAX_NUMEL
+
+    x = residual_stream(torch.float32)[:1]  # a decode step: 576 values
+    assert x.numel() <= HOST_ENCODE_MAX_NUMEL
+    for scheme in Scheme:
+        for config in (FrameConfig(scheme=scheme), FrameConfig(scheme=scheme, coded=False)):
+            assert encode_frame(x.cuda(), config) == encode_frame(x, config)
