@@ -91,9 +91,11 @@ def _parameters(levels: Any, block: int, ks: Any) -> Any:
 
 @numba.njit(cache=True, boundscheck=False, nogil=True)
 def _levels_on(v: Any, step: Any, out: Any) -> None:
-    """out[i] = round(v[i] / step), ties to even, the division in float32 (as ``levels_on``)."""
+    """out[i] = round(v[i] / step), ties to even, the division in float32 (as ``levels_on``), saturating at
+    ±2^62 (a recomputation a verifier puts on a miner's step can be any size)."""
+    bound = np.float32(2.0**62)
     for i in range(v.size):
-        out[i] = np.int64(np.rint(v[i] / step))
+        out[i] = np.int64(min(max(np.rint(v[i] / step), -bound), bound))
 
 
 @numba.njit(cache=True, boundscheck=False, nogil=True)
@@ -235,8 +237,9 @@ def _scaled(levels: Any, step: Any, out: Any) -> Any:
 
 
 def levels_on(values: torch.Tensor, step: float) -> torch.Tensor:
-    """int64 levels of ``values`` on ``step`` (a float32 number): round(value / step), ties to even, in float32.
-    The encoder and ``frame.requantize`` both use it, so the same values give the same levels."""
+    """int64 levels of the finite ``values`` on ``step`` (a float32 number): round(value / step), ties to even,
+    in float32, saturating at ±2^62. The encoder and ``frame.requantize`` both use it, so the same values
+    give the same levels."""
     v = np.ascontiguousarray(values.detach().reshape(-1).to(torch.float32).cpu().numpy())
     out = np.empty(v.size, dtype=np.int64)
     _levels_on(v, np.float32(step), out)

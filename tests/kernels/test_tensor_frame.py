@@ -356,6 +356,11 @@ def test_requantize_puts_a_recomputation_on_the_frame_s_own_step() -> None:
     same_grid = requantize(frame, replay)
     assert float((same_grid != decode_frame(frame)).float().mean()) < 1e-3  # only values at a rounding boundary
     assert float(same_grid[0, 9]) == float(replay[0, 9])
+    huge = replay.clone()
+    huge[1, 3], huge[2, 4] = 1e30, -1e30  # beyond int64 on that step: saturates, keeps its sign
+    (step,) = struct.unpack_from("<f", frame, h.header_bytes)
+    big = requantize(frame, huge)
+    assert float(big[1, 3]) == -float(big[2, 4]) == float(torch.tensor(2.0**24 * step, dtype=torch.float32))
     plain = encode_frame(x, FrameConfig(coded=False))
     assert torch.equal(requantize(plain, x), decode_frame(plain))
     with pytest.raises(FrameError, match="shape"):
