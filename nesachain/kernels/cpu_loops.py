@@ -1,8 +1,9 @@
-"""Compiled CPU loops (numba) for the blockwise kernels: one pass over the data per step.
+"""Compiled CPU loops (numba) for the blockwise and mixed8 kernels: one pass over the data per step.
 
 torch's CPU ops each make a pass over memory, so a dequantize written as gather + multiply +
 dtype cast moves several times the bytes of its result; bitsandbytes' C loop moves each byte once.
-These loops compute what ``blockwise``'s torch path computes, value for value, in one pass:
+The first four compute what the torch path CUDA runs computes, value for value, in one pass; the
+outlier selection has no torch twin (every device selects on the host):
 
     block_absmax   absmax of each block; nan where a block holds nan or ±inf
     quantize       code = table[binary16 bit pattern of float32(x / divisor)]

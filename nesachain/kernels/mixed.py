@@ -390,7 +390,8 @@ def _coded(x: torch.Tensor, flat: torch.Tensor, block_size: int, threshold: floa
     positions = _coded_positions(v, threshold, max_fraction)
     rest = v.copy()
     rest[positions] = 0  # every nan and inf is among them: rest is finite
-    values = flat[torch.from_numpy(positions).to(flat.device)]  # exact, in the input's dtype
+    on_device = torch.from_numpy(positions).to(flat.device)
+    values = flat[on_device]  # exact, in the input's dtype
     frame_bytes = int(MAX_FRAME_BYTES_PER_VALUE * n)
     budget = (frame_bytes - header_bytes(tuple(x.shape), n, frame_bytes) - 4
               - positions.size * (position_width(n) + values.element_size()))
@@ -402,7 +403,7 @@ def _coded(x: torch.Tensor, flat: torch.Tensor, block_size: int, threshold: floa
     blocks = QuantizedBlocks(empty, torch.tensor([step], dtype=torch.float32, device=flat.device), x.shape, x.dtype,
                              block_size, MapId.LINEAR)
     cost = torch.tensor(n * (127 * step) ** 2 / block_size, dtype=torch.float64)
-    return MixedQuantized(blocks, torch.from_numpy(positions).to(flat.device), values, False,
+    return MixedQuantized(blocks, on_device, values, False,
                           levels=torch.from_numpy(levels).to(flat.device)), cost
 
 

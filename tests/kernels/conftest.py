@@ -4,13 +4,19 @@ teacher-forced evaluator that compresses the residual stream at chosen layer bou
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
 from hypothesis import strategies as st
+
+HERE = Path(__file__).resolve().parent
+if str(HERE) not in sys.path:  # --import-mode=importlib: make kernel_inputs importable
+    sys.path.insert(0, str(HERE))
 
 DTYPES = [torch.float32, torch.float16, torch.bfloat16]
 WINDOW_TOKENS = 256

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from kernel_inputs import residual_stream, upscaled
 
 from nesachain.kernels import (
     FrameConfig,
@@ -125,13 +126,9 @@ def test_triton_and_torch_cuda_paths_agree(dtype: torch.dtype) -> None:
         assert torch.equal(dequantize_blockwise(q).view(torch.uint8), _dequantize_torch(q).view(torch.uint8))
 
 
-def residual_stream(dtype: torch.dtype) -> torch.Tensor:
-    """(32, 576) like a SmolLM2 prefill's residual stream: heavy tails, outlier channels, an attention sink
-    and a nan; mixed8 sends it as coded blocks."""
-    gen = torch.Generator().manual_seed(16)
-    x = torch.randn(32, 576, generator=gen) * torch.rand(32, 576, generator=gen).pow(3) * 4
-    x[:, 7::64] *= 20.0
-    x[0, 100] = 20000.0
+def stream_with_nan(dtype: torch.dtype) -> torch.Tensor:
+    """``residual_stream(16)`` with a nan, in ``dtype``: mixed8 sends it as coded blocks."""
+    x = residual_stream(16)
     x[3, 5] = float("nan")
     return x.to(dtype)
 
@@ -143,7 +140,7 @@ def same_bits(a: torch.Tensor, b: torch.Tensor) -> bool:
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_coded_frames_from_cuda_are_the_cpu_frames(dtype: torch.dtype) -> None:
-    x = residual_stream(dtype)
+    x = stream_with_nan(dtype)
     for config in (FrameConfig(scheme=Scheme.MIXED8), FrameConfig(scheme=Scheme.MIXED8, coded=True)):
         frame = encode_frame(x.cuda(), config)
         assert read_header(frame).coded
@@ -158,14 +155,8 @@ def test_coded_frames_from_cuda_are_the_cpu_frames(dtype: torch.dtype) -> None:
     assert on_gpu.is_cuda and same_bits(on_gpu, requantize(frame, recomputed))
 
 
-def upscaled_images() -> torch.Tensor:
-    """(4, 3, 224, 224) small images blown up: smooth ramps, which mixed8 sends as delta-coded blocks."""
-    small = torch.rand(4, 3, 8, 8, generator=torch.Generator().manual_seed(12))
-    return torch.nn.functional.interpolate(small, size=(224, 224), mode="bilinear", align_corners=False) * 4 - 2
-
-
 def test_delta_and_centred_frames_from_cuda_match_the_cpu_treatment_and_error() -> None:
-    image = upscaled_images()
+    image = upscaled(torch.Generator().manual_seed(12))  # smooth ramps: delta-coded
     shifted = torch.relu(torch.randn(2, 32, 56, 56, generator=torch.Generator().manual_seed(7))) * 3  # one-sided
     cases = [
         (image, FrameConfig(scheme=Scheme.MIXED8), "delta"),
@@ -188,7 +179,7 @@ def test_delta_and_centred_frames_from_cuda_match_the_cpu_treatment_and_error() 
 def test_small_tensors_on_cuda_are_encoded_from_a_host_copy() -> None:
     from nesachain.kernels.frame import HOST_ENCODE_MAX_NUMEL
 
-    x = residual_stream(torch.float32)[:1]  # a decode step: 576 values
+    x = stream_with_nan(torch.float32)[:1]  # a decode step: 576 values
     assert x.numel() <= HOST_ENCODE_MAX_NUMEL
     for scheme in Scheme:
         for config in (FrameConfig(scheme=scheme), FrameConfig(scheme=scheme, coded=False)):

@@ -7,6 +7,7 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from kernel_inputs import residual_stream, upscaled
 
 from nesachain.kernels import (
     FrameConfig,
@@ -262,14 +263,8 @@ def test_centring_forced_both_ways_and_refused_with_rotation() -> None:
         quantize_mixed(huge, threshold=1e9, center=True)
 
 
-def _upscaled(gen: torch.Generator) -> torch.Tensor:
-    """Small images blown up to 224 x 224 (like 8 x 8 digits fed to an ImageNet model): smooth ramps."""
-    small = torch.rand(4, 3, 8, 8, generator=gen)
-    return torch.nn.functional.interpolate(small, size=(224, 224), mode="bilinear", align_corners=False) * 4 - 2
-
-
 def test_delta_coding_is_chosen_for_smooth_ramps_and_beats_centring() -> None:
-    image = _upscaled(torch.Generator().manual_seed(12))
+    image = upscaled(torch.Generator().manual_seed(12))
     auto = quantize_mixed(image)
     assert auto.delta is not None and auto.centers is not None and not auto.rotated and auto.positions.numel() == 0
     # rows are 224 wide: one block in 3.5 crosses a row end, a jump that delta codes would pay for
@@ -329,17 +324,8 @@ def test_fp32_outliers_travel_in_fp32_where_the_frame_has_room_within_056_fp16()
             assert len(frame) <= 0.56 * 2 * x.numel()
 
 
-def _residual_stream(seed: int) -> torch.Tensor:
-    """A prefill's residual stream as SmolLM2 has it: heavy-tailed, outlier channels, an attention-sink value."""
-    gen = torch.Generator().manual_seed(seed)
-    x = torch.randn(32, 576, generator=gen) * torch.rand(32, 576, generator=gen).pow(3) * 4  # heavy tails
-    x[:, 7::64] *= 20.0
-    x[0, 100] = 20000.0
-    return x
-
-
 def test_coded_blocks_are_chosen_on_a_residual_stream_and_beat_every_8bit_treatment() -> None:
-    x = _residual_stream(16)
+    x = residual_stream(16)
     auto = quantize_mixed(x)
     assert auto.levels is not None and auto.centers is None and not auto.rotated
     # apart: the values above 64 x the mean |x|, exact, in the input's dtype (here the attention sink only)
@@ -363,7 +349,7 @@ def test_coded_blocks_are_chosen_on_a_residual_stream_and_beat_every_8bit_treatm
 
 
 def test_coded_blocks_forced_or_refused() -> None:
-    x = _residual_stream(17)
+    x = residual_stream(17)
     x[3, 5], x[4, 6] = float("nan"), float("-inf")
     m = quantize_mixed(x.half(), coded=True)
     assert m.levels is not None and {100, 3 * 576 + 5, 4 * 576 + 6} <= set(m.positions.tolist())  # non-finite: always
