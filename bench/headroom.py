@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import accuracy  # bench/accuracy.py: the same windows, shards and route
 
 from nesachain.kernels import FrameConfig, Scheme, decode_frame, encode_frame
-from nesachain.kernels.mixed import select_outliers
+from nesachain.kernels.outliers import select_outliers
 from nesachain.kernels.rotation import hadamard
 
 Codec = Callable[[torch.Tensor], torch.Tensor]

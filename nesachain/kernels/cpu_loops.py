@@ -9,7 +9,7 @@ outlier selection has no torch twin (every device selects on the host):
     quantize       code = table[binary16 bit pattern of float32(x / divisor)]
     dequantize     code_map[code] * scale, as float32 or as fp16 / bf16 bit patterns
     delta_codes    mixed8's closed-loop delta codes (``delta``), block by block
-    outliers       mixed8's outlier positions (``mixed.select_outliers``, ``coded_outliers``)
+    outliers       mixed8's outlier positions (``outliers.select_outliers``, ``coded_outliers``)
 
 The first two read float32, float16 or bfloat16 input as it is, widening each value exactly.
 Rounding to fp16 is LLVM's ``fptrunc`` (the CPU's F16C conversion), to bf16 integer round-to-

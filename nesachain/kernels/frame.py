@@ -1,6 +1,6 @@
 """Tensor frames: one tensor as self-describing bytes, to carry as a msgpack ``bin`` value.
 
-The byte layout is in ``layout``'s doc, with the sizes it implies.
+The byte layout is in ``layout``'s doc, with the sizes it implies; headers are ``frame_header``'s.
 
 Frames are canonical: flags and fields a scheme does not use are 0, positions strictly ascending.
 ``decode_frame`` computes the exact frame length from the header with Python integers and refuses
@@ -23,7 +23,6 @@ from __future__ import annotations
 import math
 import struct
 from dataclasses import dataclass
-from enum import IntEnum
 
 import numpy as np
 import torch
@@ -39,8 +38,26 @@ from nesachain.kernels.blockwise import (
 )
 from nesachain.kernels.codemaps import MapId, check_map_id
 from nesachain.kernels.errors import FrameError, KernelError
-from nesachain.kernels.layout import FIXED_HEADER, position_width
-from nesachain.kernels.layout import payload_bytes as layout_payload_bytes
+from nesachain.kernels.frame_header import (
+    DEFAULT_MAX_FRAME_BYTES,
+    DTYPES,
+    FLAG_CENTERED,
+    FLAG_CODED,
+    FLAG_DELTA,
+    FLAG_GRID,
+    FLAG_ROTATED,
+    FLAG_SCALES_FP32,
+    FORMAT_VERSION,
+    ITEMSIZE,
+    OUTLIER_SHIFT,
+    POSITION_DTYPE,
+    FrameHeader,
+    Scheme,
+    byte_view,
+    pack_header,
+    read_header,
+)
+from nesachain.kernels.layout import position_width
 from nesachain.kernels.mixed import (
     DEFAULT_MAX_FRACTION,
     DEFAULT_MIXED_MAP,
@@ -63,33 +80,9 @@ __all__ = [
     "requantize",
 ]
 
-FORMAT_VERSION = 1
-DEFAULT_MAX_FRAME_BYTES = 64 << 20
 # a tensor this small on an accelerator is encoded from a host copy: one copy costs less than the launches
 # and syncs of the device path (a decode step's frame: 2.9-3.6 ms from an H200 against about 1 ms on a CPU)
 HOST_ENCODE_MAX_NUMEL = 1 << 16
-MAX_NDIM = 8
-_MAGIC = b"NT"
-_FLAG_SCALES_FP32 = 0x01
-_FLAG_ROTATED = 0x08
-_FLAG_CENTERED = 0x10
-_FLAG_DELTA = 0x20
-_FLAG_GRID = 0x40
-_FLAG_CODED = 0x80
-_TREATMENTS = (_FLAG_ROTATED, _FLAG_CENTERED, _FLAG_DELTA, _FLAG_GRID, _FLAG_CODED)
-_OUTLIER_SHIFT = 1
-
-_DTYPES = (torch.float32, torch.float16, torch.bfloat16)  # index = wire code
-_ITEMSIZE = {torch.float32: 4, torch.float16: 2, torch.bfloat16: 2}
-
-
-class Scheme(IntEnum):
-    """How a frame's payload encodes the tensor."""
-
-    NONE = 0
-    FP16 = 1
-    BLOCKWISE8 = 2
-    MIXED8 = 3
 
 
 @dataclass(frozen=True)
@@ -108,79 +101,6 @@ class FrameConfig:
     coded: bool | None = None  # mixed8: None sends coded (Rice) blocks where that lowers the predicted error
 
 
-@dataclass(frozen=True)
-class FrameHeader:
-    """A parsed header; ``header_bytes`` is where the payload starts."""
-
-    scheme: Scheme
-    dtype: torch.dtype
-    shape: tuple[int, ...]
-    block_size: int
-    map_id: int
-    scale_dtype: torch.dtype
-    outlier_dtype: torch.dtype
-    rotated: bool
-    centered: bool
-    delta: bool
-    grid: bool
-    coded: bool
-    outliers: int
-    coded_bytes: int
-    header_bytes: int
-
-    @property
-    def numel(self) -> int:
-        return math.prod(self.shape)
-
-    def payload_bytes(self) -> int:
-        """Exact payload length this header announces (Python integers: no overflow)."""
-        n = self.numel
-        if self.scheme is Scheme.NONE:
-            return n * _ITEMSIZE[self.dtype]
-        if self.scheme is Scheme.FP16:
-            return n * 2
-        outliers = self.outliers if self.scheme is Scheme.MIXED8 else 0
-        return layout_payload_bytes(n, self.block_size, _ITEMSIZE[self.scale_dtype], self.centered, self.delta,
-                                    self.grid, outliers, _ITEMSIZE[self.outlier_dtype],
-                                    self.coded_bytes if self.coded else None)
-
-
-_POSITION_DTYPE = {2: torch.uint16, 4: torch.uint32, 8: torch.int64}
-
-
-def _varint(value: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte = value & 0x7F
-        value >>= 7
-        if value:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return bytes(out)
-
-
-def _read_varint(buf: memoryview, offset: int) -> tuple[int, int]:
-    value = 0
-    for i in range(10):
-        if offset + i >= len(buf):
-            raise FrameError("frame truncated inside its header")
-        byte = buf[offset + i]
-        value |= (byte & 0x7F) << (7 * i)
-        if not byte & 0x80:
-            if i and not byte:
-                raise FrameError("non-canonical varint in frame header")
-            return value, offset + i + 1
-    raise FrameError("varint longer than 10 bytes in frame header")
-
-
-def _byte_view(data: object) -> memoryview:
-    if not isinstance(data, bytes | bytearray | memoryview):
-        raise FrameError(f"a frame is bytes, got {type(data).__name__}")
-    try:
-        return memoryview(data).cast("B")
-    except TypeError as exc:  # a non-contiguous or multi-dimensional memoryview
-        raise FrameError(f"a frame is a flat byte buffer: {exc}") from None
 
 
 def _to_bytes(t: torch.Tensor) -> bytes:
@@ -198,27 +118,6 @@ def _from_bytes(buf: memoryview, offset: int, count: int, dtype: torch.dtype) ->
     return raw.view(dtype)
 
 
-def _header(
-    scheme: Scheme,
-    x: torch.Tensor,
-    flags: int = 0,
-    block_size: int = 0,
-    map_id: int = 0,
-    outliers: int | None = None,
-    coded_bytes: int | None = None,
-) -> bytes:
-    if x.dim() > MAX_NDIM:
-        raise KernelError(f"frames carry at most {MAX_NDIM} dimensions, got {x.dim()}")
-    block_log2 = block_size.bit_length() - 1 if block_size else 0
-    fixed = FIXED_HEADER.pack(_MAGIC, FORMAT_VERSION, scheme, _DTYPES.index(x.dtype), flags, block_log2, map_id,
-                              x.dim())
-    tail = b"".join(_varint(d) for d in x.shape)
-    if outliers is not None:
-        tail += _varint(outliers)
-    if coded_bytes is not None:
-        tail += _varint(coded_bytes)
-    return fixed + tail
-
 
 def encode_frame(x: torch.Tensor, config: FrameConfig | None = None) -> bytes:
     """Encode ``x`` (float32, float16 or bfloat16, any shape, any device) as one frame. A tensor of at most
@@ -231,31 +130,31 @@ def encode_frame(x: torch.Tensor, config: FrameConfig | None = None) -> bytes:
         raise KernelError(f"unknown scheme {cfg.scheme!r}")
     scheme = Scheme(cfg.scheme)
     if scheme is Scheme.NONE:
-        return _header(scheme, x) + _to_bytes(x)
+        return pack_header(scheme, x) + _to_bytes(x)
     if scheme is Scheme.FP16:
         finite = x[torch.isfinite(x)]
         if finite.numel() and float(finite.abs().max()) > FP16_MAX:
             raise KernelError("fp16 frame: a finite value exceeds 65504; use mixed8 or none")
-        return _header(scheme, x) + _to_bytes(x.to(torch.float16))
+        return pack_header(scheme, x) + _to_bytes(x.to(torch.float16))
     check_block_size(cfg.block_size)
     if scheme is Scheme.BLOCKWISE8:
         map_id = MapId.DYNAMIC if cfg.map_id is None else check_map_id(cfg.map_id)
         q = quantize_blockwise(x, cfg.block_size, map_id)
-        flags = _FLAG_SCALES_FP32 if q.scales.dtype == torch.float32 else 0
-        return _header(scheme, x, flags, cfg.block_size, map_id) + _to_bytes(q.codes) + _to_bytes(q.scales)
+        flags = FLAG_SCALES_FP32 if q.scales.dtype == torch.float32 else 0
+        return pack_header(scheme, x, flags, cfg.block_size, map_id) + _to_bytes(q.codes) + _to_bytes(q.scales)
     map_id = DEFAULT_MIXED_MAP if cfg.map_id is None else check_map_id(cfg.map_id)
     m = quantize_mixed(x, cfg.block_size, map_id, cfg.threshold, cfg.max_fraction, cfg.rotate, cfg.center, cfg.delta,
                        cfg.grid, cfg.coded)
-    flags = _FLAG_SCALES_FP32 if m.blocks.scales.dtype == torch.float32 else 0
-    flags |= _DTYPES.index(m.values.dtype) << _OUTLIER_SHIFT
-    flags |= _FLAG_ROTATED if m.rotated else 0
-    flags |= 0 if m.centers is None else _FLAG_CENTERED if m.delta is None else _FLAG_DELTA
-    flags |= 0 if m.bases is None else _FLAG_GRID
-    positions = m.positions.to(_POSITION_DTYPE[position_width(x.numel())])
+    flags = FLAG_SCALES_FP32 if m.blocks.scales.dtype == torch.float32 else 0
+    flags |= DTYPES.index(m.values.dtype) << OUTLIER_SHIFT
+    flags |= FLAG_ROTATED if m.rotated else 0
+    flags |= 0 if m.centers is None else FLAG_CENTERED if m.delta is None else FLAG_DELTA
+    flags |= 0 if m.bases is None else FLAG_GRID
+    positions = m.positions.to(POSITION_DTYPE[position_width(x.numel())])
     if m.levels is not None:
         region = encode_levels(m.levels, m.blocks.block_size)
         return b"".join([
-            _header(scheme, x, flags | _FLAG_CODED, m.blocks.block_size, m.blocks.map_id, m.positions.numel(),
+            pack_header(scheme, x, flags | FLAG_CODED, m.blocks.block_size, m.blocks.map_id, m.positions.numel(),
                     len(region)),
             _to_bytes(m.blocks.scales),
             region,
@@ -264,7 +163,7 @@ def encode_frame(x: torch.Tensor, config: FrameConfig | None = None) -> bytes:
         ])
     return b"".join(
         [
-            _header(scheme, x, flags, m.blocks.block_size, m.blocks.map_id, m.positions.numel()),
+            pack_header(scheme, x, flags, m.blocks.block_size, m.blocks.map_id, m.positions.numel()),
             _to_bytes(m.blocks.codes),
             _to_bytes(m.blocks.scales),
             b"" if m.centers is None else _to_bytes(m.centers),
@@ -276,82 +175,6 @@ def encode_frame(x: torch.Tensor, config: FrameConfig | None = None) -> bytes:
     )
 
 
-def read_header(data: bytes | bytearray | memoryview, max_bytes: int = DEFAULT_MAX_FRAME_BYTES) -> FrameHeader:
-    """Parse and check a frame's header against the buffer's length; allocates nothing large."""
-    buf = _byte_view(data)
-    if len(buf) > max_bytes:
-        raise FrameError(f"frame of {len(buf)} bytes exceeds the limit of {max_bytes}")
-    if len(buf) < FIXED_HEADER.size:
-        raise FrameError(f"frame truncated: {len(buf)} bytes, a header needs at least {FIXED_HEADER.size}")
-    magic, version, scheme_id, dtype_id, flags, block_log2, map_id, ndim = FIXED_HEADER.unpack_from(buf, 0)
-    if magic != _MAGIC:
-        raise FrameError("not a tensor frame (bad magic)")
-    if version != FORMAT_VERSION:
-        raise FrameError(f"unsupported frame version {version}")
-    if scheme_id not in Scheme._value2member_map_:
-        raise FrameError(f"unknown scheme {scheme_id}")
-    scheme = Scheme(scheme_id)
-    if dtype_id >= len(_DTYPES):
-        raise FrameError(f"unknown dtype code {dtype_id}")
-    if ndim > MAX_NDIM:
-        raise FrameError(f"frame has {ndim} dimensions; at most {MAX_NDIM}")
-    quantized = scheme in (Scheme.BLOCKWISE8, Scheme.MIXED8)
-    allowed_flags = _FLAG_SCALES_FP32 if quantized else 0
-    if scheme is Scheme.MIXED8:
-        allowed_flags |= sum(_TREATMENTS) | (0x3 << _OUTLIER_SHIFT)
-    treatments = sum(bool(flags & f) for f in _TREATMENTS)
-    linear_only = bool(flags & (_FLAG_DELTA | _FLAG_GRID | _FLAG_CODED)) and map_id != MapId.LINEAR
-    grid_misfit = bool(flags & _FLAG_GRID) and ((flags & 0x7) != _FLAG_SCALES_FP32 or dtype_id != 0)
-    coded_misfit = bool(flags & _FLAG_CODED) and not flags & _FLAG_SCALES_FP32
-    if flags & ~allowed_flags or treatments > 1 or linear_only or grid_misfit or coded_misfit:
-        raise FrameError(f"flags 0x{flags:02x} not valid for scheme {scheme.name} with map id {map_id}")
-    outlier_id = (flags >> _OUTLIER_SHIFT) & 0x3
-    if outlier_id >= len(_DTYPES):
-        raise FrameError(f"unknown outlier dtype code {outlier_id}")
-    if quantized:
-        if not 5 <= block_log2 <= 12:
-            raise FrameError(f"block size 2^{block_log2} outside 32..4096")
-        if map_id not in MapId._value2member_map_:
-            raise FrameError(f"unknown code map id {map_id}")
-    elif block_log2 or map_id:
-        raise FrameError(f"block size and map id must be 0 for scheme {scheme.name}")
-    offset = FIXED_HEADER.size
-    shape = []
-    for _ in range(ndim):
-        dim, offset = _read_varint(buf, offset)
-        shape.append(dim)
-    outliers = coded_bytes = 0
-    if scheme is Scheme.MIXED8:
-        outliers, offset = _read_varint(buf, offset)
-    if flags & _FLAG_CODED:
-        coded_bytes, offset = _read_varint(buf, offset)
-    header = FrameHeader(
-        scheme=scheme,
-        dtype=_DTYPES[dtype_id],
-        shape=tuple(shape),
-        block_size=1 << block_log2 if quantized else 0,
-        map_id=map_id,
-        scale_dtype=torch.float32 if flags & _FLAG_SCALES_FP32 else torch.float16,
-        outlier_dtype=_DTYPES[outlier_id],
-        rotated=bool(flags & _FLAG_ROTATED),
-        centered=bool(flags & _FLAG_CENTERED),
-        delta=bool(flags & _FLAG_DELTA),
-        grid=bool(flags & _FLAG_GRID),
-        coded=bool(flags & _FLAG_CODED),
-        outliers=outliers,
-        coded_bytes=coded_bytes,
-        header_bytes=offset,
-    )
-    if outliers > header.numel or (header.grid and outliers):
-        raise FrameError(f"{outliers} outliers announced for {header.numel} values"
-                         + (" in a grid frame (none allowed)" if header.grid else ""))
-    if header.coded and header.numel > 8 * coded_bytes:
-        raise FrameError(f"coded frame announces {header.numel} values in {coded_bytes} bytes; a value takes a bit "
-                         "at least")
-    expected = offset + header.payload_bytes()
-    if expected != len(buf):
-        raise FrameError(f"frame sizes do not add up: header announces {expected} bytes, got {len(buf)}")
-    return header
 
 
 def decode_frame(
@@ -364,7 +187,7 @@ def decode_frame(
     Raises ``FrameError`` for any frame that is truncated, inconsistent, unknown or too large.
     """
     h = read_header(data, max_bytes)
-    buf = _byte_view(data)
+    buf = byte_view(data)
     n, offset = h.numel, h.header_bytes
     if h.scheme is Scheme.NONE:
         return _from_bytes(buf, offset, n, h.dtype).view(h.shape).to(device or "cpu")
@@ -376,7 +199,7 @@ def decode_frame(
     offset += n
     nblocks = -(-n // h.block_size)
     scales = _from_bytes(buf, offset, nblocks, h.scale_dtype)
-    offset += nblocks * _ITEMSIZE[h.scale_dtype]
+    offset += nblocks * ITEMSIZE[h.scale_dtype]
     if scales.numel() and not bool((torch.isfinite(scales) & (scales >= 0)).all()):
         raise FrameError("frame scales must be finite and non-negative")
     q = QuantizedBlocks(codes, scales, torch.Size(h.shape), h.dtype, h.block_size, MapId(h.map_id))
@@ -431,7 +254,7 @@ def _decode_coded(h: FrameHeader, buf: memoryview, device: torch.device | str | 
 def _outliers(h: FrameHeader, buf: memoryview, offset: int) -> tuple[torch.Tensor, torch.Tensor]:
     """(int64 positions, values) of a mixed8 frame's ``h.outliers`` outliers at ``offset``, checked."""
     n, width = h.numel, position_width(h.numel)
-    positions = _from_bytes(buf, offset, h.outliers, _POSITION_DTYPE[width]).to(torch.int64)
+    positions = _from_bytes(buf, offset, h.outliers, POSITION_DTYPE[width]).to(torch.int64)
     values = _from_bytes(buf, offset + h.outliers * width, h.outliers, h.outlier_dtype)
     if positions.numel():
         if int(positions[-1]) >= n or int(positions[0]) < 0:
@@ -456,7 +279,7 @@ def requantize(frame: bytes | bytearray | memoryview, x: torch.Tensor) -> torch.
     if not h.coded:
         config = FrameConfig(scheme=h.scheme, block_size=h.block_size or DEFAULT_BLOCK_SIZE, coded=False)
         return decode_frame(encode_frame(x, config))
-    buf = _byte_view(frame)
+    buf = byte_view(frame)
     step = float(_from_bytes(buf, h.header_bytes, 1, torch.float32)[0])
     positions, _ = _outliers(h, buf, h.header_bytes + 4 + h.coded_bytes)
     flat = x.detach().reshape(-1).float()

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from nesachain.kernels.errors import KernelError
-from nesachain.kernels.mixed import select_outliers
+from nesachain.kernels.outliers import select_outliers
 
 __all__ = ["Int8Linear", "Int8Weight", "dequantize_linear_weight", "quantize_linear_weight"]
 

@@ -33,7 +33,7 @@ Layout (little-endian; varint = unsigned LEB128, at most 10 bytes)::
                   in the tensor's dtype (k: the non-finite values and the few far above the rest)
 
 One place for the sizes: the decoder checks a frame's length with ``payload_bytes``, and mixed8's encoder
-uses it to decide whether fp32 outlier values still fit its byte budget (``mixed.outlier_value_dtype``)
+uses it to decide whether fp32 outlier values still fit its byte budget (``outliers.outlier_value_dtype``)
 and ``header_bytes`` to size the Rice codes of coded blocks to that budget.
 """
 

@@ -59,18 +59,7 @@ them only if every block fits; activations fail on the first block. Measured on 
 
 Why this rule, measured: ``bench/kernel_errors.py``'s doc (``--part rules`` and ``--part caps``).
 
-Positions are flat indices, uint16 when numel ≤ 65,536, uint32 up to 2^32, uint64 beyond.
-Outlier values keep the input dtype when it is fp16 or bf16. fp32 inputs send fp32 values when
-the frame still fits 0.56 × fp16 (codes, scales, centres, positions and fp32 values, plus 32 bytes
-for the header, within 1.12 bytes a value), or when a finite outlier is neither 0 nor a normal fp16
-number; fp16 values otherwise. A centred frame at its full (half) cap fits: 1 + 4/64 + 8/160 =
-1.1125 bytes a value; a rotated or plain one at its full cap does not (1 + 2/64 + 8/80). Outliers
-are the values an 8-bit block cannot hold, and fp16 rounds them by up to 2^-11 of their size (0.016
-on the 40 a feature map of EfficientNet-Lite0 carries), as much as the 8-bit step of their
-neighbours. Measured on EfficientNet-Lite0 (``bench/accuracy.py``, 512 photo crops, mixed8 on all
-four transfers of 3 shards, every frame centred or on a grid): KL 1.9e-5 and 3 crops flipped with
-fp16 outliers, 1.8e-5 and 1 crop with fp32 (fp16 on the whole route: 2.2e-6, 2 crops). nan and
-±inf are always outliers, whatever the cap, so mixed8 reproduces them exactly.
+Which outliers, how they travel (positions, value dtype): ``outliers``.
 
 Promise (tested): a coded frame's value comes back within half its step (plus float32 rounding and
 the output dtype's), its outliers exact, and its step is at most absmax / 127 of the values that are
@@ -87,14 +76,10 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 
-from nesachain.kernels import cpu_loops
 from nesachain.kernels.blockwise import (
     DEFAULT_BLOCK_SIZE,
-    FP16_MAX,
-    FP16_MIN_NORMAL,
     QuantizedBlocks,
     check_block_size,
     check_dtype,
@@ -106,6 +91,16 @@ from nesachain.kernels.delta import block_centres, delta_code, padded_blocks, un
 from nesachain.kernels.errors import KernelError
 from nesachain.kernels.grid import grid_code, ungrid
 from nesachain.kernels.layout import header_bytes, payload_bytes, position_width
+from nesachain.kernels.outliers import (
+    DEFAULT_MAX_FRACTION,
+    DEFAULT_THRESHOLD,
+    MAX_FRAME_BYTES_PER_VALUE,
+    check_outlier_rule,
+    coded_positions,
+    host_float32,
+    outlier_value_dtype,
+    select_outliers,
+)
 from nesachain.kernels.rice import choose_step
 from nesachain.kernels.rotation import hadamard, rotate_blocks
 
@@ -114,22 +109,12 @@ __all__ = [
     "DEFAULT_MIXED_MAP",
     "DEFAULT_THRESHOLD",
     "MixedQuantized",
-    "coded_outliers",
     "dequantize_mixed",
-    "max_outliers",
-    "outlier_value_dtype",
     "quantize_mixed",
     "rotation_helps",
-    "select_outliers",
 ]
 
-DEFAULT_THRESHOLD = 6.0
-DEFAULT_MAX_FRACTION = 1.0 / 80.0
 DEFAULT_MIXED_MAP = MapId.LINEAR
-MAX_FRAME_BYTES_PER_VALUE = 1.12  # 0.56 x fp16: what outliers may spend in fp32
-CODED_OUTLIER_RATIO = 64.0  # coded blocks: values above this many times the mean |x| travel apart ...
-CODED_MAX_FRACTION = 1.0 / 256.0  # ... at most this fraction of them, largest first
-HEADER_ALLOWANCE = 32  # bytes; a frame header of up to four dimensions below 2^21 takes at most 24
 
 
 @dataclass(frozen=True)
@@ -162,33 +147,6 @@ class MixedQuantized:
     delta: torch.Tensor | None = None
     bases: torch.Tensor | None = None
     levels: torch.Tensor | None = None
-
-
-def max_outliers(numel: int, max_fraction: float) -> int:
-    """How many finite outliers a tensor of ``numel`` values may carry."""
-    if not 0.0 <= max_fraction <= 1.0:
-        raise KernelError(f"max_fraction must be in [0, 1], got {max_fraction}")
-    return int(numel * max_fraction)
-
-
-def _check_outlier_rule(threshold: float, max_fraction: float) -> None:
-    if threshold < 0 or threshold != threshold:
-        raise KernelError(f"outlier threshold must be >= 0, got {threshold}")
-    max_outliers(0, max_fraction)
-
-
-def select_outliers(flat: torch.Tensor, threshold: float, max_fraction: float) -> torch.Tensor:
-    """int64 ascending positions in the 1-D ``flat`` of its outliers (rule in the module doc), on its device.
-    Computed on the host (a compiled loop: a frame is often a few thousand values, where torch's per-op cost
-    dominates)."""
-    _check_outlier_rule(threshold, max_fraction)
-    chosen = cpu_loops.outliers(_host_float32(flat), threshold, max_outliers(flat.numel(), max_fraction))
-    return torch.from_numpy(chosen).to(flat.device)
-
-
-def _host_float32(flat: torch.Tensor) -> np.ndarray:
-    """The 1-D ``flat`` as a float32 numpy array on the host: a view where it is a CPU float32 tensor."""
-    return flat.detach().to("cpu", torch.float32).numpy()
 
 
 def rotation_helps(rest: torch.Tensor, block_size: int) -> bool:
@@ -245,22 +203,6 @@ def _absmax_cost(flat: torch.Tensor, block_size: int) -> torch.Tensor:
     return padded_blocks(flat, block_size, 0.0).abs().amax(dim=1).double().square().sum()
 
 
-def outlier_value_dtype(values: torch.Tensor, numel: int = 0, fp32_payload: int | None = None) -> torch.dtype:
-    """The dtype outlier values travel in (see the module doc): ``numel`` values in the tensor, whose
-    frame's payload would be ``fp32_payload`` bytes with fp32 outlier values (None: do not consider fp32
-    for room)."""
-    if values.dtype in (torch.float16, torch.bfloat16):
-        return values.dtype
-    magnitude = values.abs()
-    finite = magnitude[torch.isfinite(magnitude) & (magnitude > 0)]
-    if finite.numel() and (float(finite.min()) < FP16_MIN_NORMAL or float(finite.max()) > FP16_MAX):
-        return torch.float32
-    if fp32_payload is None:
-        return torch.float16
-    fits = fp32_payload + HEADER_ALLOWANCE <= MAX_FRAME_BYTES_PER_VALUE * numel
-    return torch.float32 if fits else torch.float16
-
-
 def quantize_mixed(
     x: torch.Tensor,
     block_size: int = DEFAULT_BLOCK_SIZE,
@@ -285,7 +227,7 @@ def quantize_mixed(
     """
     check_dtype(x.dtype)
     check_block_size(block_size)
-    _check_outlier_rule(threshold, max_fraction)
+    check_outlier_rule(threshold, max_fraction)
     if sum(bool(flag) for flag in (rotate, center, delta, grid, coded)) > 1:
         raise KernelError("mixed8 blocks are rotated, centred, delta-coded, grid or coded blocks: force one at most")
     if coded and map_id != MapId.LINEAR:
@@ -366,19 +308,6 @@ def _without(flat: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
     return rest
 
 
-def coded_outliers(flat: torch.Tensor, threshold: float, max_fraction: float) -> torch.Tensor:
-    """Positions of the values coded blocks send apart (module doc): ``select_outliers`` with the threshold
-    raised to ``CODED_OUTLIER_RATIO`` x the mean finite |x| and the cap lowered to ``CODED_MAX_FRACTION``."""
-    _check_outlier_rule(threshold, max_fraction)
-    return torch.from_numpy(_coded_positions(_host_float32(flat), threshold, max_fraction)).to(flat.device)
-
-
-def _coded_positions(v: np.ndarray, threshold: float, max_fraction: float) -> np.ndarray:
-    """``coded_outliers`` of the float32 host array ``v``."""
-    budget = max_outliers(v.size, min(max_fraction, CODED_MAX_FRACTION))
-    return cpu_loops.outliers(v, threshold, budget, CODED_OUTLIER_RATIO)
-
-
 def _coded(x: torch.Tensor, flat: torch.Tensor, block_size: int, threshold: float,
            max_fraction: float) -> tuple[MixedQuantized, torch.Tensor] | None:
     """``x`` as coded blocks (``rice``) that fill 0.56 x fp16, and their predicted cost in ``_absmax_cost``'s
@@ -386,8 +315,8 @@ def _coded(x: torch.Tensor, flat: torch.Tensor, block_size: int, threshold: floa
     where no step fits (``choose_step``). Worked out on the host whatever the device (numpy and compiled
     loops); the result comes back on ``x``'s device."""
     n = flat.numel()
-    v = _host_float32(flat)
-    positions = _coded_positions(v, threshold, max_fraction)
+    v = host_float32(flat)
+    positions = coded_positions(v, threshold, max_fraction)
     rest = v.copy()
     rest[positions] = 0  # every nan and inf is among them: rest is finite
     on_device = torch.from_numpy(positions).to(flat.device)

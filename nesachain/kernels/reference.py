@@ -44,12 +44,12 @@ def dequantize_blockwise_reference(q: QuantizedBlocks) -> torch.Tensor:
 
 
 def select_outliers_reference(x: torch.Tensor, threshold: float, max_fraction: float) -> list[int]:
-    """Flat positions of the outliers ``mixed.select_outliers`` picks, in ascending order.
+    """Flat positions of the outliers ``outliers.select_outliers`` picks, in ascending order.
 
     Every nan and inf; then the finite values with |x| > threshold, largest first (ties: lower
     position first), until ``max_outliers(numel, max_fraction)`` positions are taken.
     """
-    from nesachain.kernels.mixed import max_outliers
+    from nesachain.kernels.outliers import max_outliers
 
     flat = x.detach().reshape(-1).float().cpu().tolist()
     chosen = [i for i, v in enumerate(flat) if v != v or abs(v) == float("inf")]

@@ -21,13 +21,8 @@ from nesachain.kernels import (
     quantize_mixed,
     read_header,
 )
-from nesachain.kernels.mixed import (
-    DEFAULT_MAX_FRACTION,
-    coded_outliers,
-    max_outliers,
-    rotation_helps,
-    select_outliers,
-)
+from nesachain.kernels.mixed import DEFAULT_MAX_FRACTION, rotation_helps
+from nesachain.kernels.outliers import coded_outliers, max_outliers, select_outliers
 from nesachain.kernels.reference import select_outliers_reference
 from nesachain.kernels.rotation import hadamard, rotate_blocks
 
