@@ -1,6 +1,6 @@
 """SmolLM2-135M through 3 miners on loopback against single-process local generation.
 
-    .venv/bin/python bench/pipeline.py [--threads 1] [--new-tokens 64] [--prompt-tokens 16] [--runs 3]
+    .venv/bin/python bench/pipeline.py [--threads 1] [--new-tokens 64] [--prompt-tokens 16] [--runs 3] [--cpu N]
 
 Local: the whole model in this process with its own KV cache (``reference.local_generate``). Remote: the
 model sharded into 3 blocks, one miner process per block on 127.0.0.1 (each with the same torch thread
@@ -13,6 +13,11 @@ each run's tokens/s over the local run of its round (a round runs local, then ev
 starting one scheme further on), so that a shared host's slow drifts fall on both sides. Also each
 run's median time between consecutive tokens and its ratio (local over remote, median over rounds):
 a burst of load from other work moves a median step little and a run's tokens/s much. Not a test.
+
+``--cpu N`` pins this process and the miners it starts to CPU N, so that local and remote runs get one
+and the same core. Without it each process runs wherever the scheduler puts it, and a miner's core
+idles while the other miners and the client work: layers run slower on a core that has just idled
+(``bench/idle_gap.py`` measures that), which local generation, never pausing, does not pay.
 """
 
 from __future__ import annotations
@@ -89,9 +94,12 @@ def main() -> None:
     ap.add_argument("--new-tokens", type=int, default=64)
     ap.add_argument("--prompt-tokens", type=int, default=16)
     ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--cpu", type=int, default=None, help="pin this process and the miners to this CPU")
     ap.add_argument("--out", type=Path, default=REPO / ".cache" / "bench" / "pipeline.json")
     args = ap.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    if args.cpu is not None:
+        os.sched_setaffinity(0, {args.cpu})  # inherited by the miners started below
     torch.set_num_threads(args.threads)
 
     from nesachain.models import load_smollm2
@@ -107,8 +115,8 @@ def main() -> None:
     write_shards(Source("smollm2-135m", model, tok), shard_dir, 3)
 
     miners = start_miners(shard_dir, ["0:1", "1:2", "2:3"], args.threads)
-    results: dict[str, Any] = {"threads": args.threads, "prompt_tokens": int(ids.shape[1]), "new_tokens": n,
-                               "remote": {}, "load_average": os.getloadavg()}
+    results: dict[str, Any] = {"threads": args.threads, "cpu": args.cpu, "prompt_tokens": int(ids.shape[1]),
+                               "new_tokens": n, "remote": {}, "load_average": os.getloadavg()}
     try:
         hop = ",".join(f"{addr}@{i}:{i + 1}" for i, (_, addr) in enumerate(miners))
         client = DecoderClient.from_shard_dir(shard_dir)
@@ -189,9 +197,10 @@ def main() -> None:
 
 def report(r: dict[str, Any]) -> None:
     loc = r["local"]
+    pinned = "" if r.get("cpu") is None else f", every process on CPU {r['cpu']}"
     print(f"load average during the run: {' / '.join(f'{x:.2f}' for x in r['load_average'])}\n")
     print(f"### SmolLM2-135M, 3 miners on loopback vs local (fp32, batch 1, {r['prompt_tokens']}-token prompt, "
-          f"{r['new_tokens']} new tokens, {r['threads']} torch thread(s) per process)\n")
+          f"{r['new_tokens']} new tokens, {r['threads']} torch thread(s) per process{pinned})\n")
     print("| run | TTFT ms | decode tokens/s | ratio to local | median step ms | its ratio | per-hop overhead ms "
           "| miner compute ms/step | activation bytes/step (client→m0, m0→m1, m1→m2, m2→client) | same tokens |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---|---|")

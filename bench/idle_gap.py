@@ -1,0 +1,113 @@
+"""How fast a miner's layers run after a pause: the same decode steps back to back and after gaps.
+
+    .venv/bin/python bench/idle_gap.py [--gap-ms 45] [--rounds 3] [--threads 1]
+
+One process loads the middle 10 of SmolLM2-135M's 30 layers as a miner does (``load_stage`` on a
+3-block shard folder) and runs 64 one-token decode steps after a 16-token prefill, timing each step
+(the median of each round is printed). Before every step it waits ``--gap-ms`` in one of these ways:
+
+- ``none``: no gap, steps back to back (what local generation does: the next layers follow at once);
+- ``sleep``: ``time.sleep``, the core idles (what a miner does while the other miners and the client
+  work, when they run on other cores);
+- ``spin``: a Python busy loop (the core is busy, but with no vector or memory work);
+- ``other layers``: the other 20 layers' weights streamed through a matrix-vector product (what the
+  core does when the other stages run in this same process, as in local generation).
+
+The per-layer line shows where a slow step loses its time: spread over all layers, or in the first.
+Not a test: numbers depend on the machine and its load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+PREFILL, STEPS = 16, 64
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--gap-ms", type=float, default=45.0, help="the pause before each step (default 45 ms)")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=1)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+
+    from nesachain.models import load_smollm2
+    from nesachain.shard_exec.shard_files import load_stage, write_shards
+    from nesachain.shard_exec.sources import Source
+
+    model, tok = load_smollm2()
+    shard_dir = Path(tempfile.mkdtemp(prefix="nesa-idle-"))
+    write_shards(Source("smollm2-135m", model, tok), shard_dir, 3)
+    others = [p.detach().clone() for i in (0, 2) for p in model.model.layers[i * 10:(i + 1) * 10].parameters()
+              if p.ndim == 2]  # the other two stages' matrices, as plain tensors
+    del model
+    stage = load_stage(shard_dir, 1, 2)
+    marks: list[float] = []
+    for layer in stage.layers:  # type: ignore[attr-defined]
+        layer.register_forward_pre_hook(lambda *_: marks.append(time.perf_counter()))
+    gap = args.gap_ms / 1000
+    vec = torch.randn(max(max(w.shape) for w in others))
+
+    def spin() -> None:
+        end = time.perf_counter() + gap
+        while time.perf_counter() < end:
+            pass
+
+    def other_layers() -> None:
+        for w in others:
+            w @ vec[: w.shape[1]]
+
+    waits: dict[str, Callable[[], None] | None] = {
+        "none": None, "sleep": lambda: time.sleep(gap), "spin": spin, "other layers": other_layers}
+    hidden = torch.randn(1, PREFILL + STEPS, stage.width)  # type: ignore[attr-defined]
+
+    def run(wait: Callable[[], None] | None) -> tuple[float, list[float]]:
+        state = stage.new_state(1, PREFILL + STEPS)
+        stage.run({"hidden": hidden[:, :PREFILL]}, {}, 0, state)
+        totals, per = [], []
+        for i in range(STEPS - 1):
+            if wait is not None:
+                wait()
+            marks.clear()
+            t0 = time.perf_counter()
+            stage.run({"hidden": hidden[:, PREFILL + i: PREFILL + i + 1]}, {}, PREFILL + i, state)
+            t1 = time.perf_counter()
+            ts = [t0, *marks, t1]
+            totals.append(t1 - t0)
+            per.append([b - a for a, b in itertools.pairwise(ts)])
+        return statistics.median(totals) * 1000, [statistics.median(p[j] for p in per) * 1000
+                                                   for j in range(len(per[0]))]
+
+    run(None)  # warm-up
+    t0 = time.perf_counter()
+    other_layers()
+    print(f"SmolLM2-135M layers 10-19, one-token decode steps, {args.threads} thread(s), gap {args.gap_ms:g} ms "
+          f"(the 'other layers' gap took {(time.perf_counter() - t0) * 1000:.1f} ms)\n")
+    print("| gap | " + " | ".join(f"round {r + 1} ms" for r in range(args.rounds)) + " | median vs none |")
+    print("|---|" + "---:|" * (args.rounds + 1))
+    results: dict[str, list[float]] = {k: [] for k in waits}
+    layers: dict[str, list[list[float]]] = {k: [] for k in waits}
+    for _ in range(args.rounds):
+        for name, wait in waits.items():  # interleaved: a slow spell of a shared host falls on all of them
+            total, per = run(wait)
+            results[name].append(total)
+            layers[name].append(per)
+    base = statistics.median(results["none"])
+    for name, ms in results.items():
+        print(f"| {name} | " + " | ".join(f"{x:.2f}" for x in ms) + f" | {statistics.median(ms) / base:.2f} |")
+    print("\nper layer, last round (ms; the first column is the step's own preamble before layer 0):")
+    for name, per_rounds in layers.items():
+        print(f"  {name:>12}: " + " ".join(f"{x:.2f}" for x in per_rounds[-1]))
+
+
+if __name__ == "__main__":
+    main()
