@@ -38,6 +38,8 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
+    if not (args.gap_ms >= 0 and args.rounds >= 1 and args.threads >= 1):
+        ap.error("--gap-ms must be >= 0, --rounds and --threads >= 1")
     torch.set_num_threads(args.threads)
 
     from nesachain.models import load_smollm2

@@ -16,8 +16,9 @@ a burst of load from other work moves a median step little and a run's tokens/s 
 
 ``--cpu N`` pins this process and the miners it starts to CPU N, so that local and remote runs get one
 and the same core. Without it each process runs wherever the scheduler puts it, and a miner's core
-idles while the other miners and the client work: layers run slower on a core that has just idled
-(``bench/idle_gap.py`` measures that), which local generation, never pausing, does not pay.
+idles while the other miners and the client work. Layers run slower right after a pause, most of all
+after an idle one (``bench/idle_gap.py`` measures that); a miner pauses at every step, local
+generation never does.
 """
 
 from __future__ import annotations
@@ -97,8 +98,12 @@ def main() -> None:
     ap.add_argument("--cpu", type=int, default=None, help="pin this process and the miners to this CPU")
     ap.add_argument("--out", type=Path, default=REPO / ".cache" / "bench" / "pipeline.json")
     args = ap.parse_args()
+    if min(args.threads, args.runs, args.prompt_tokens) < 1 or args.new_tokens < 2:
+        ap.error("--threads, --runs and --prompt-tokens must be >= 1, --new-tokens >= 2")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     if args.cpu is not None:
+        if args.cpu not in os.sched_getaffinity(0):
+            ap.error(f"--cpu {args.cpu}: this process may run on CPUs {sorted(os.sched_getaffinity(0))}")
         os.sched_setaffinity(0, {args.cpu})  # inherited by the miners started below
     torch.set_num_threads(args.threads)
 
