@@ -3,6 +3,7 @@
     nesad model shard MODEL --blocks K --out DIR     per-block safetensors + manifest.json
     nesad model info DIR                             what a shard folder holds
     nesad miner start --model DIR --blocks a:b       serve blocks [a, b) on 127.0.0.1 (prints its URL)
+    nesad miner start --model DIR --num-blocks N --owner … --miner-key …   N blocks where the chain needs them
     nesad miner info URL                             a miner's /info document
     nesad infer generate --model DIR --route …       stream a completion through a route of miners
     nesad infer embed --model DIR --route … TEXT…    sentence embeddings through a route
@@ -46,7 +47,11 @@ def register(subparsers: Any) -> None:
     nsub = miner.add_subparsers(dest="miner_command", required=True)
     p = nsub.add_parser("start", help="start a miner (runs until SIGINT/SIGTERM)")
     p.add_argument("--model", type=Path, required=True, help="shard folder (from `nesad model shard`)")
-    p.add_argument("--blocks", required=True, help="block range a:b")
+    where = p.add_mutually_exclusive_group(required=True)
+    where.add_argument("--blocks", help="block range a:b")
+    where.add_argument("--num-blocks", type=int,
+                       help="serve this many blocks where the chain needs them, and move when the swarm gains "
+                            "(needs --owner)")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=0, help="0 picks a free port")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
@@ -146,7 +151,13 @@ def miner_start(args: argparse.Namespace) -> int:
     configure(json=False)  # miners log for people watching a terminal
     try:
         manifest = read_manifest(args.model)
-        start, end = parse_range(args.blocks, manifest["n_blocks"])
+        registrar = _chain_registrar(args, manifest)
+        if args.blocks is not None:
+            start, end = parse_range(args.blocks, manifest["n_blocks"])
+        elif registrar is None:
+            raise NesaError("--num-blocks lets the chain choose the blocks: it needs --owner and --miner-key")
+        else:
+            start, end = registrar.initial_blocks(manifest["n_blocks"])
         cfg = MinerConfig(
             shard_dir=args.model, start=start, end=end, host=args.host, port=args.port, threads=args.threads,
             max_length=args.max_length, memory_budget=int(args.memory_budget_mb * 2**20),
@@ -158,12 +169,12 @@ def miner_start(args: argparse.Namespace) -> int:
 
         def ready(info: dict[str, Any]) -> None:
             print(f"miner listening url={info['url']} model={info['model_id']} "
-                  f"blocks={start}:{end} units={info['units'][0]}:{info['units'][1]} "
+                  f"blocks={info['blocks'][0]}:{info['blocks'][1]} units={info['units'][0]}:{info['units'][1]} "
                   f"tokens_per_s={info['throughput_tokens_per_s']:.1f} "
                   f"param_mib={info['param_bytes'] / 2**20:.1f} rss_mib={info['rss_bytes'] / 2**20:.1f}",
                   flush=True)
 
-        asyncio.run(serve_forever(cfg, ready, registrar=_chain_registrar(args, manifest)))
+        asyncio.run(serve_forever(cfg, ready, registrar=registrar))
     except NesaError as exc:
         return _fail(str(exc))
     return 0
@@ -182,7 +193,8 @@ def _chain_registrar(args: argparse.Namespace, manifest: dict[str, Any]) -> Any:
     state = Path(args.state_file) if args.state_file else Path(args.home) / f"miner-{args.miner_key}.json"
     return ChainRegistrar(args.node, keyring_from(args), args.owner, args.miner_key,
                           args.model_id or manifest["model_id"], parse_amount(args.bond),
-                          int(args.memory_budget_mb), state, withhold_reveals=args.test_no_reveal)
+                          int(args.memory_budget_mb), state, withhold_reveals=args.test_no_reveal,
+                          num_blocks=args.num_blocks)
 
 
 def miner_info(args: argparse.Namespace) -> int:

@@ -23,14 +23,16 @@ def _cli(net: Localnet, *args: str) -> list[str]:
             "--keyring-backend", "test"]
 
 
-def start_miner(net: Localnet, i: int, shard_dir: Path, blocks: tuple[int, int], *, owner: str | None = None,
+def start_miner(net: Localnet, i: int, shard_dir: Path, blocks: tuple[int, int] | int, *, owner: str | None = None,
                 model_id: str | None = None, extra: tuple[str, ...] = ()) -> str:
-    """Start miner i (key ``miner<i>``, owned by ``operator<i>`` unless given); returns host:port."""
+    """Start miner i (key ``miner<i>``, owned by ``operator<i>`` unless given) on ``blocks`` (start, end), or
+    on as many blocks as an int says, chosen and rebalanced by its chain agent; returns host:port."""
     ring = net.keyring()
     if not any(k.name == f"miner{i}" for k in ring.list()):
         ring.add(f"miner{i}")
     port = miner_port(net, i)
-    cmd = [*_cli(net, "miner", "start", "--model", str(shard_dir), "--blocks", f"{blocks[0]}:{blocks[1]}",
+    where = ("--num-blocks", str(blocks)) if isinstance(blocks, int) else ("--blocks", f"{blocks[0]}:{blocks[1]}")
+    cmd = [*_cli(net, "miner", "start", "--model", str(shard_dir), *where,
                  "--port", str(port), "--threads", "1", "--memory-budget-mb", "256",
                  "--owner", owner or f"operator{i % net.n}", "--miner-key", f"miner{i}",
                  "--node", f"http://127.0.0.1:{net.ports(i % net.n).rpc}"), *extra]

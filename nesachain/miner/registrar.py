@@ -4,6 +4,11 @@ When the server listens, ``register`` checks that the shards it loaded are the o
 chain (block by block sha256) and refuses to start otherwise; then it runs, beside the server,
 the chain agent (registration, heartbeats) and the result agent (commit–reveal of each session's
 step-log root). ``deregister`` stops both.
+
+A miner started with ``num_blocks`` instead of a block range starts where ``initial_blocks`` says
+(its registration on chain, or ``placement.choose_blocks``), and its agent rebalances it: when the
+agent moves it (MsgUpdateMiner), the server checks the new blocks' hashes against the chain, loads
+them and closes the sessions of the old ones (``MinerServer.move_to``).
 """
 
 from __future__ import annotations
@@ -21,7 +26,9 @@ from nesachain.agents.results import ResultAgent
 from nesachain.client.keyring import Keyring
 from nesachain.client.rpc import CometRPC
 from nesachain.errors import NesaError
-from nesachain.miner.chain_agent import MinerSpec, run_chain_agent
+from nesachain.miner.chain_agent import ChainAgent, MinerSpec, run_chain_agent
+from nesachain.miner.placement import choose_blocks
+from nesachain.shard_exec.miner.registration import Mover
 
 __all__ = ["ChainRegistrar"]
 
@@ -35,9 +42,11 @@ def _log_failure(task: asyncio.Task[None]) -> None:
 
 class ChainRegistrar:
     def __init__(self, rpc_url: str, keyring: Keyring, owner: str, miner: str, model_id: str, bond: int,
-                 memory_mb: int, state_file: Path, poll_s: float = 1.0, withhold_reveals: bool = False) -> None:
+                 memory_mb: int, state_file: Path, poll_s: float = 1.0, withhold_reveals: bool = False,
+                 num_blocks: int | None = None) -> None:
         self.rpc_url, self.keyring, self.owner, self.miner = rpc_url, keyring, owner, miner
         self.model_id, self.bond, self.memory_mb = model_id, bond, memory_mb
+        self.num_blocks = num_blocks  # None: the blocks given at start, kept; else chosen and rebalanced
         self.state_file, self.poll_s, self.withhold_reveals = state_file, poll_s, withhold_reveals
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -51,16 +60,39 @@ class ChainRegistrar:
             raise NesaError(f"shards differ from {self.model_id}'s hashes on chain (blocks {bad or 'count'}): "
                             f"refusing to serve")
 
-    async def register(self, info: dict[str, Any]) -> None:
+    def initial_blocks(self, n_blocks: int) -> tuple[int, int]:
+        """Where a miner with ``num_blocks`` starts: the blocks it is registered for on chain, else those
+        ``placement.choose_blocks`` picks among the model's active miners."""
+        assert self.num_blocks is not None
+        spec = MinerSpec(self.model_id, "", self.bond, self.memory_mb, 1, num_blocks=self.num_blocks)
+        agent = ChainAgent.from_keyring(self.rpc_url, self.keyring, self.owner, self.miner, spec)
+        on_chain = agent.model_blocks()
+        if on_chain != n_blocks:
+            raise NesaError(f"{self.model_id} has {on_chain} blocks on chain, the shard folder {n_blocks}")
+        if not 1 <= self.num_blocks <= n_blocks:
+            raise NesaError(f"--num-blocks must be in 1..{n_blocks}, got {self.num_blocks}")
+        current = agent.registration()
+        if current is not None and current["model_id"] == self.model_id and current["status"] != "unbonding":
+            return int(current["block_start"]), int(current["block_end"])
+        return choose_blocks(agent.active_spans(), n_blocks, self.num_blocks)
+
+    async def register(self, info: dict[str, Any], move: Mover) -> None:
         rpc = CometRPC(self.rpc_url)
         await asyncio.to_thread(self.check_hashes, rpc, info)
         start, end = info["blocks"]
         endpoint = urlparse(str(info["url"])).netloc  # host:port; clients add ws:// or http://
         per_block = float(info["throughput_tokens_per_s_per_block"])
         spec = MinerSpec(self.model_id, endpoint, self.bond, self.memory_mb, max(1, int(per_block * 1000)),
-                         blocks=(start, end))
-        task = asyncio.create_task(
-            run_chain_agent(self.rpc_url, self.keyring, self.owner, self.miner, spec, stop=self._stop))
+                         blocks=None if self.num_blocks else (start, end), num_blocks=self.num_blocks)
+
+        async def check(candidate: dict[str, Any]) -> None:
+            await asyncio.to_thread(self.check_hashes, rpc, candidate)
+
+        async def on_move(new_start: int, new_end: int) -> None:
+            await move(new_start, new_end, check)
+
+        task = asyncio.create_task(run_chain_agent(self.rpc_url, self.keyring, self.owner, self.miner, spec,
+                                                   on_move=on_move if self.num_blocks else None, stop=self._stop))
         task.add_done_callback(_log_failure)
         self._tasks.append(task)
         chain = ChainView(rpc, self.keyring.signing_key(self.owner))
@@ -68,7 +100,8 @@ class ChainRegistrar:
         agent = ResultAgent(chain, miner_address, f"http://{endpoint}", self.state_file,
                             withhold_reveals=self.withhold_reveals)
         self._tasks.append(asyncio.create_task(self._results(agent)))
-        log.info("miner_on_chain", miner=miner_address, model=self.model_id, blocks=[start, end])
+        log.info("miner_on_chain", miner=miner_address, model=self.model_id, blocks=[start, end],
+                 rebalancing=bool(self.num_blocks))
 
     async def _results(self, agent: ResultAgent) -> None:
         while not self._stop.is_set():

@@ -2,7 +2,7 @@
 
 Every WebSocket message is one binary msgpack map with an ``op`` field:
 
-    client -> miner  {"op": "open",  "session", "max_length", "scheme", "batch"}
+    client -> miner  {"op": "open",  "session", "max_length", "scheme", "batch", "blocks"?: [start, end]}
                      {"op": "step",  "session", "step", "position", "tensors", "values",
                                       "push": [{"url", "session"}, ...], "replay": bool}
                      {"op": "close", "session"}
@@ -87,6 +87,7 @@ class ErrorCode:
     PAST_MAX_LENGTH = "past_max_length"
     MEMORY_BUDGET = "memory_budget_exhausted"
     UNSUPPORTED_SCHEME = "unsupported_scheme"
+    WRONG_BLOCKS = "wrong_blocks"  # the client expects blocks this miner does not serve (it moved, or a bad route)
     INTERNAL = "internal"
 
 

@@ -95,6 +95,11 @@ def test_miner_errors_are_clear_and_other_sessions_keep_working(tiny_gpt2: Shard
             codes["open_too_long"] = (await raw.ask({"op": "open", "session": "x", "max_length": 10_000}))["code"]
             codes["duplicate_open"] = (await raw.ask({"op": "open", "session": "good", "max_length": 8}))["code"]
             codes["bad_open"] = (await raw.ask({"op": "open", "session": 5, "max_length": -1}))["code"]
+            codes["wrong_blocks"] = (await raw.ask({"op": "open", "session": "w", "max_length": 8,
+                                                    "blocks": [0, 1]}))["code"]  # it serves 0:2
+            right = await raw.ask({"op": "open", "session": "w", "max_length": 8, "blocks": [0, 2]})
+            assert right["op"] == "opened"
+            assert (await raw.ask({"op": "close", "session": "w"}))["op"] == "closed"
             # the good session still works after all of that, and its result is right
             ok = await raw.ask(_step("good", 0, 0, good))
             assert ok["op"] == "result" and ok["step"] == 0
@@ -125,7 +130,8 @@ def test_miner_errors_are_clear_and_other_sessions_keep_working(tiny_gpt2: Shard
         "wrong_rank": "bad_shape", "wrong_dtype": "bad_dtype", "wrong_batch": "bad_shape",
         "unknown_session": "unknown_session", "step_ahead": "out_of_order", "position_gap": "out_of_order",
         "oversize": "too_large", "open_too_long": "past_max_length", "duplicate_open": "session_exists",
-        "bad_open": "bad_request", "past_max_length": "past_max_length", "budget": "memory_budget_exhausted",
+        "bad_open": "bad_request", "wrong_blocks": "wrong_blocks", "past_max_length": "past_max_length",
+        "budget": "memory_budget_exhausted",
         "closed_session": "unknown_session",
     }
     info = _info(miner)

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 import pytest
+from shard_exec_support import Sharded
 
 from nesachain.cli import shard_cmds
 
@@ -36,3 +37,15 @@ def test_shard_cli_errors_are_one_line_on_stderr(tmp_path: Path, capsys: pytest.
     args = _parse(["miner", "start", "--model", str(tmp_path / "missing"), "--blocks", "0:1"])
     assert args.func(args) == 1
     assert capsys.readouterr().err.startswith("error: cannot read")
+
+
+def test_miner_start_num_blocks_needs_the_chain_and_excludes_blocks(tiny_gpt2: Sharded,
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    args = _parse(["miner", "start", "--model", str(tiny_gpt2.dir), "--num-blocks", "1"])
+    assert args.func(args) == 1
+    assert capsys.readouterr().err.startswith("error: --num-blocks lets the chain choose the blocks: it needs --owner")
+    with pytest.raises(SystemExit) as exc:
+        _parse(["miner", "start", "--model", str(tiny_gpt2.dir), "--num-blocks", "1", "--blocks", "0:1"])
+    assert exc.value.code == 2
+    with pytest.raises(SystemExit):
+        _parse(["miner", "start", "--model", str(tiny_gpt2.dir)])  # one of the two is required

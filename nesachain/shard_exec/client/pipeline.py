@@ -55,6 +55,7 @@ class RecoveryEvent:
 @dataclass
 class _HopState:
     urls: list[str]  # primary first, then alternates
+    blocks: list[int]  # [start, end): sent on open, so that a miner serving other blocks refuses
     conn: MinerConnection | None = None
     sid: str = ""
     dead: set[str] = field(default_factory=set)
@@ -69,7 +70,7 @@ class RemotePipeline:
         self.route, self.max_length, self.batch, self.timeout = route, max_length, batch, timeout
         # miners name hop i's session f"{base_id}-{i}-{failovers}"; a chain session passes its own base
         self.base_id = session_base or uuid.uuid4().hex[:16]
-        self._hops = [_HopState([h.url, *h.alternates]) for h in route.hops]
+        self._hops = [_HopState([h.url, *h.alternates], [h.start, h.end]) for h in route.hops]
         self._http: aiohttp.ClientSession | None = None
         self.step = 0
         self.recoveries: list[RecoveryEvent] = []
@@ -99,7 +100,8 @@ class RemotePipeline:
         sid = f"{self.base_id}-{i}-{len(hop.dead)}"
         try:
             await conn.request({"op": "open", "session": sid, "max_length": self.max_length,
-                                "scheme": self.route.hop_scheme(i), "batch": self.batch}, "opened")
+                                "scheme": self.route.hop_scheme(i), "batch": self.batch,
+                                "blocks": hop.blocks}, "opened")
         except BaseException:
             await conn.close()
             raise

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import time
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ from aiohttp import WSCloseCode, web
 from nesachain.shard_exec.errors import ShardExecError, WireError
 from nesachain.shard_exec.miner.config import MinerConfig
 from nesachain.shard_exec.miner.push import PeerPool
-from nesachain.shard_exec.miner.registration import MinerRegistrar, NullRegistrar
+from nesachain.shard_exec.miner.registration import HashCheck, MinerRegistrar, NullRegistrar
 from nesachain.shard_exec.miner.sessions import Session, SessionTable, StepRecord
 from nesachain.shard_exec.miner.stepping import decode_step, step_digest
 from nesachain.shard_exec.shard_files import load_stage, read_manifest
@@ -124,7 +125,7 @@ class MinerServer:
         if sockets:
             self.port = sockets[0].getsockname()[1]
         self._sweeper = asyncio.create_task(self._sweep())
-        await self.registrar.register(self.info())
+        await self.registrar.register(self.info(), self.move_to)
         log.info("miner_listening", url=self.url, blocks=f"{self.cfg.start}:{self.cfg.end}",
                  tokens_per_s=round(self.tokens_per_s, 1))
         return self.port
@@ -143,6 +144,32 @@ class MinerServer:
                                    STOP_TIMEOUT)
         if self._runner is not None:
             await self._runner.cleanup()
+
+    async def move_to(self, start: int, end: int, check: HashCheck | None = None) -> dict[str, Any]:
+        """Serve blocks [start, end) instead (a rebalancing miner): ``check`` sees their hashes first and may
+        refuse (raise); the new blocks load beside the old ones, then, between steps, replace them. Open
+        sessions belong to the old blocks: they are closed, and every socket with them (clients fail over).
+        Returns the new /info."""
+        if (start, end) == (self.cfg.start, self.cfg.end):
+            return self.info()
+        n_blocks = self.manifest["n_blocks"]
+        if not 0 <= start < end <= n_blocks:
+            raise ShardExecError(f"block range {start}:{end} is outside 0:{n_blocks}")
+        if check is not None:
+            await check({"blocks": [start, end],
+                         "block_hashes": [b["sha256"] for b in self.manifest["blocks"][start:end]]})
+        runner = await asyncio.to_thread(load_stage, self.cfg.shard_dir, start, end)
+        async with self.compute_lock:
+            old = (self.cfg.start, self.cfg.end)
+            self.runner, self.cfg = runner, dataclasses.replace(self.cfg, start=start, end=end)
+            for sid in list(self.table.open):
+                self.table.remove(sid)
+            self.tokens_per_s = await asyncio.to_thread(self._measure)
+        await asyncio.gather(*(ws.close(code=WSCloseCode.GOING_AWAY, message=b"miner moved to other blocks")
+                               for ws in list(self._sockets)), return_exceptions=True)
+        log.info("miner_blocks_moved", old=f"{old[0]}:{old[1]}", new=f"{start}:{end}",
+                 tokens_per_s=round(self.tokens_per_s, 1))
+        return self.info()
 
     async def _sweep(self) -> None:
         while True:
@@ -267,6 +294,10 @@ class MinerServer:
             raise WireError(ErrorCode.BAD_REQUEST, "batch must be an integer in 1..64")
         if scheme not in SCHEMES:
             raise WireError(ErrorCode.UNSUPPORTED_SCHEME, f"unknown scheme {scheme!r}")
+        blocks = req.get("blocks")
+        if blocks is not None and blocks != [self.cfg.start, self.cfg.end]:
+            raise WireError(ErrorCode.WRONG_BLOCKS, f"this miner serves blocks {self.cfg.start}:{self.cfg.end}, "
+                                                    f"not {blocks!r}")
         reserved = self.runner.session_bytes(batch, max_length)
         sess = Session(sid, ws, batch, max_length, scheme, reserved, None)
         for victim in self.table.add(sess):
@@ -293,6 +324,8 @@ class MinerServer:
             self.queue_length += 1
             async with self.compute_lock:
                 self.queue_length -= 1
+                if self.table.open.get(sess.sid) is not sess:  # closed while it waited (the miner moved)
+                    raise WireError(ErrorCode.UNKNOWN_SESSION, f"session {sess.sid!r} was closed")
                 t0 = time.perf_counter()
                 out_frames, out_v = await asyncio.to_thread(self._compute, sess, tensors, values, position)
                 compute_ms = (time.perf_counter() - t0) * 1000

@@ -1,0 +1,74 @@
+"""`nesad miner start --num-blocks N` on a real localnet: the miner starts on the blocks nobody serves,
+and when another miner duplicates them its chain agent moves it (MsgUpdateMiner) and the running
+server loads the uncovered blocks; a generation over the three miners then gives local greedy tokens."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from nesachain.localnet.net import REPO, Localnet
+from nesachain.localnet.swarm import ensure_shards, start_miner, wait_active_miners
+from nesachain.shard_exec.client import DecoderClient, load_tokenizer, parse_route
+from nesachain.shard_exec.reference import local_generate
+from tests.integration.conftest import free_base_port
+from tests.integration.test_staking_localnet import wait_until
+
+pytestmark = [pytest.mark.localnet, pytest.mark.slow]
+
+MODEL = "smollm2-135m"
+
+
+def info(addr: str) -> dict[str, Any]:
+    with urllib.request.urlopen(f"http://{addr}/info", timeout=10) as resp:
+        return json.loads(resp.read())  # type: ignore[no-any-return]
+
+
+def chain_blocks(net: Localnet, name: str) -> tuple[int, int]:
+    row = net.rpc(0).abci_query("staking/miner", {"address": net.keyring().show(name).address}).json()
+    return int(row["block_start"]), int(row["block_end"])
+
+
+def test_miner_with_num_blocks_fills_the_gap_then_moves_when_duplicated(tmp_path: Path) -> None:
+    shards = ensure_shards(MODEL, 30, REPO / ".cache" / "shards" / MODEL)
+    net = Localnet(tmp_path / "net", base_port=free_base_port(6), chain_id="nesa-place-1")
+    net.init(shards={MODEL: shards})
+    try:
+        net.up(wait_height=2)
+        addr0 = start_miner(net, 0, shards, (0, 10))
+        wait_active_miners(net, MODEL, 1)
+        addr2 = start_miner(net, 2, shards, 10)  # --num-blocks 10: the agent chooses
+        wait_active_miners(net, MODEL, 2)
+        first = chain_blocks(net, "miner2")
+        assert first in ((10, 20), (20, 30)), first
+        assert info(addr2)["blocks"] == list(first)
+        other = (20, 30) if first == (10, 20) else (10, 20)
+
+        addr1 = start_miner(net, 1, shards, first)  # duplicates miner2; `other` is left uncovered
+        wait_active_miners(net, MODEL, 3)
+        wait_until(f"miner2 to move to {other} on chain and in its server",
+                   lambda: chain_blocks(net, "miner2") == other and info(addr2)["blocks"] == list(other),
+                   timeout=120, poll=1.0)
+        assert info(addr1)["blocks"] == list(first)
+
+        hops = sorted([(addr0, (0, 10)), (addr1, first), (addr2, other)], key=lambda h: h[1])
+        route = parse_route(",".join(f"{a}@{lo}:{hi}" for a, (lo, hi) in hops))
+        client = DecoderClient.from_shard_dir(shards)
+        tok = load_tokenizer(shards)
+        ids = tok("The capital of France is", add_special_tokens=False, return_tensors="pt").input_ids
+
+        async def generate() -> list[int]:
+            return [t async for t in client.generate(route, ids, 8)]
+
+        from nesachain.models import load_smollm2
+
+        model, _ = load_smollm2()
+        expected, _, _ = local_generate(model, ids, 8)
+        assert asyncio.run(generate()) == expected
+    finally:
+        net.down()
