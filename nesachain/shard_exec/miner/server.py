@@ -162,12 +162,13 @@ class MinerServer:
         async with self.compute_lock:
             old = (self.cfg.start, self.cfg.end)
             self.runner, self.cfg = runner, dataclasses.replace(self.cfg, start=start, end=end)
-            for sid in list(self.table.open):
+            closed = list(self.table.open)
+            for sid in closed:
                 self.table.remove(sid)
             self.tokens_per_s = await asyncio.to_thread(self._measure)
         await asyncio.gather(*(ws.close(code=WSCloseCode.GOING_AWAY, message=b"miner moved to other blocks")
                                for ws in list(self._sockets)), return_exceptions=True)
-        log.info("miner_blocks_moved", old=f"{old[0]}:{old[1]}", new=f"{start}:{end}",
+        log.info("miner_blocks_moved", old=f"{old[0]}:{old[1]}", new=f"{start}:{end}", closed_sessions=len(closed),
                  tokens_per_s=round(self.tokens_per_s, 1))
         return self.info()
 
