@@ -1,11 +1,15 @@
 """`nesad miner start --num-blocks N` on a real localnet: the miner starts on the blocks nobody serves,
 and when another miner duplicates them its chain agent moves it (MsgUpdateMiner) and the running
-server loads the uncovered blocks; a generation over the three miners then gives local greedy tokens."""
+server loads the uncovered blocks; a generation over the three miners then gives local greedy tokens.
+Restarted, it comes back on the blocks it is registered for; an impossible N is a one-line error."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import signal
+import subprocess
+import sys
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -27,6 +31,14 @@ MODEL = "smollm2-135m"
 def info(addr: str) -> dict[str, Any]:
     with urllib.request.urlopen(f"http://{addr}/info", timeout=10) as resp:
         return json.loads(resp.read())  # type: ignore[no-any-return]
+
+
+def served_blocks(addr: str) -> list[int] | None:
+    """The blocks a miner's /info reports, or None while it does not answer (starting)."""
+    try:
+        return list(info(addr)["blocks"])
+    except OSError:  # urllib's URLError included
+        return None
 
 
 def chain_blocks(net: Localnet, name: str) -> tuple[int, int]:
@@ -70,5 +82,22 @@ def test_miner_with_num_blocks_fills_the_gap_then_moves_when_duplicated(tmp_path
         model, _ = load_smollm2()
         expected, _, _ = local_generate(model, ids, 8)
         assert asyncio.run(generate()) == expected
+
+        net.kill("miner2", signal.SIGTERM)
+        logged = (net.root / "miner2.log").stat().st_size  # the log is appended to
+        start_miner(net, 2, shards, 10)
+        wait_until("miner2 to serve again", lambda: served_blocks(addr2) == list(other), timeout=120, poll=1.0)
+        assert chain_blocks(net, "miner2") == other
+        with open(net.root / "miner2.log", "rb") as log:
+            log.seek(logged)
+            restarted = log.read().decode(errors="replace")
+        assert "miner listening" in restarted and "miner_blocks_moved" not in restarted
+
+        bad = subprocess.run([sys.executable, "-m", "nesachain.cli.main", "miner", "start", "--model", str(shards),
+                              "--num-blocks", "40", "--owner", "operator2", "--miner-key", "miner2",
+                              "--node", f"http://127.0.0.1:{net.ports(0).rpc}", "--home", str(net.root / "wallet"),
+                              "--keyring-backend", "test"], capture_output=True, text=True, cwd=REPO, timeout=120)
+        assert bad.returncode == 1 and bad.stderr.strip().splitlines()[-1] == (
+            "error: --num-blocks must be in 1..30, got 40"), bad.stderr
     finally:
         net.down()
