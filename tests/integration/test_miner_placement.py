@@ -64,7 +64,7 @@ def test_miner_with_num_blocks_fills_the_gap_then_moves_when_duplicated(tmp_path
         addr1 = start_miner(net, 1, shards, first)  # duplicates miner2; `other` is left uncovered
         wait_active_miners(net, MODEL, 3)
         wait_until(f"miner2 to move to {other} on chain and in its server",
-                   lambda: chain_blocks(net, "miner2") == other and info(addr2)["blocks"] == list(other),
+                   lambda: chain_blocks(net, "miner2") == other and served_blocks(addr2) == list(other),
                    timeout=120, poll=1.0)
         assert info(addr1)["blocks"] == list(first)
 
