@@ -16,9 +16,9 @@ a burst of load from other work moves a median step little and a run's tokens/s 
 
 ``--cpu N`` pins this process and the miners it starts to CPU N, so that local and remote runs get one
 and the same core. Without it each process runs wherever the scheduler puts it, and a miner's core
-idles while the other miners and the client work. Layers run slower right after a pause, most of all
-after an idle one (``bench/idle_gap.py`` measures that); a miner pauses at every step, local
-generation never does.
+idles while the other miners and the client work. Layers run slower right after a pause, whether the
+core idled, spun or ran other work (``bench/idle_gap.py`` measures each); a miner pauses at every
+step, local generation never does.
 """
 
 from __future__ import annotations
