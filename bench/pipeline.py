@@ -12,7 +12,10 @@ process holding the whole model. Medians over ``--runs`` after one warm-up; the 
 each run's tokens/s over the local run of its round (a round runs local, then every scheme, each round
 starting one scheme further on), so that a shared host's slow drifts fall on both sides. Also each
 run's median time between consecutive tokens and its ratio (local over remote, median over rounds):
-a burst of load from other work moves a median step little and a run's tokens/s much. Not a test.
+a burst of load from other work moves a median step little and a run's tokens/s much. And where a
+decode step's time goes: its layers (local: the model's layers, timed apart from the LM head in a
+separate pass each round; remote: the median over decode steps of the miners' reported compute) and the
+rest (the median step minus the layers). Not a test.
 
 ``--cpu N`` pins this process and the miners it starts to CPU N, so that local and remote runs get one
 and the same core. Without it each process runs wherever the scheduler puts it, and a miner's core
@@ -89,6 +92,23 @@ print(base, rss())
     return float(base), float(full)
 
 
+@torch.inference_mode()
+def local_split(model: Any, ids: torch.Tensor, n: int) -> tuple[float, float]:
+    """Median ms of a local decode step's layers (``model.model``) and of its LM head, over ``n`` steps."""
+    past = model.model(ids, use_cache=True).past_key_values
+    tok = torch.tensor([[int(ids[0, -1])]])
+    layers, head = [], []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        out = model.model(tok, past_key_values=past, use_cache=True)
+        t1 = time.perf_counter()
+        tok = model.lm_head(out.last_hidden_state[:, -1:]).argmax(-1)
+        head.append(time.perf_counter() - t1)
+        layers.append(t1 - t0)
+        past = out.past_key_values
+    return statistics.median(layers) * 1000, statistics.median(head) * 1000
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--threads", type=int, default=1)
@@ -147,6 +167,7 @@ def main() -> None:
         # interleave local and remote runs so that load from other processes hits all of them alike
         local_runs: list[tuple[list[int], float, float]] = []
         local_steps: list[float] = []
+        local_parts: list[tuple[float, float]] = []
         measured: dict[str, list[tuple[GenerationStats, list[int]]]] = {label: [] for label in routes}
         steps: dict[str, list[float]] = {label: [] for label in routes}
         labels = list(routes)
@@ -154,6 +175,7 @@ def main() -> None:
             stamps: list[float] = []
             local_runs.append(local_generate(model, ids, n, token_times=stamps))
             local_steps.append(median_step(stamps))
+            local_parts.append(local_split(model, ids, n - 1))
             for label in labels[r % len(labels):] + labels[: r % len(labels)]:  # each run starts one further on
                 stats, stamps = GenerationStats(), []
                 measured[label].append((stats, asyncio.run(gen(routes[label], n, stats, stamps))))
@@ -163,7 +185,9 @@ def main() -> None:
         local_ttft = statistics.median(x[1] for x in local_runs)
         local_decode = statistics.median((n - 1) / (x[2] - x[1]) for x in local_runs)
         results["local"] = {"ttft_ms": local_ttft * 1000, "tokens_per_s": local_decode,
-                            "median_step_ms": statistics.median(local_steps) * 1000}
+                            "median_step_ms": statistics.median(local_steps) * 1000,
+                            "layers_ms": statistics.median(x[0] for x in local_parts),
+                            "head_ms": statistics.median(x[1] for x in local_parts)}
         for label, runs in measured.items():
             ttft = statistics.median(s.ttft_s for s, _ in runs)
             tps = statistics.median(s.tokens_per_s for s, _ in runs)
@@ -173,7 +197,7 @@ def main() -> None:
             step_ratio = statistics.median(a / b for a, b in zip(local_steps, steps[label], strict=True))
             st = runs[0][0]
             step_ms = 1000 / tps
-            compute = statistics.mean(sum(c) for s, _ in runs for c in s.compute_ms)
+            compute = statistics.median(sum(c) for s, _ in runs for c in s.compute_ms)  # over every decode step
             nb = len(st.bytes_per_step[0])
             bytes_step = [statistics.mean(b[i] for b in st.bytes_per_step) for i in range(nb)]
             results["remote"][label] = {
@@ -207,17 +231,23 @@ def report(r: dict[str, Any]) -> None:
     print(f"### SmolLM2-135M, 3 miners on loopback vs local (fp32, batch 1, {r['prompt_tokens']}-token prompt, "
           f"{r['new_tokens']} new tokens, {r['threads']} torch thread(s) per process{pinned})\n")
     print("| run | TTFT ms | decode tokens/s | ratio to local | median step ms | its ratio | per-hop overhead ms "
-          "| miner compute ms/step | activation bytes/step (client→m0, m0→m1, m1→m2, m2→client) | same tokens |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---|---|")
+          "| layers ms/step | rest ms/step | activation bytes/step (client→m0, m0→m1, m1→m2, m2→client) "
+          "| same tokens |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|")
     print(f"| local (whole model, KV cache) | {loc['ttft_ms']:.1f} | {loc['tokens_per_s']:.1f} | 1.00 "
-          f"| {loc['median_step_ms']:.1f} | 1.00 | – | – | – | – |")
+          f"| {loc['median_step_ms']:.1f} | 1.00 | – | {loc['layers_ms']:.1f} "
+          f"| {loc['median_step_ms'] - loc['layers_ms']:.1f} | – | – |")
     for label, v in r["remote"].items():
         b = " / ".join(f"{x:,.0f}" for x in v["bytes_per_boundary"])
         print(f"| 3 miners, {label} | {v['ttft_ms']:.1f} | {v['tokens_per_s']:.1f} | {v['ratio']:.2f} | "
               f"{v['median_step_ms']:.1f} | {v['median_step_ratio']:.2f} | "
               f"{v['per_hop_overhead_ms']:.2f} | {v['miner_compute_ms_per_step']:.1f} | "
-              f"{b} (Σ {v['bytes_per_step']:,.0f}) "
+              f"{v['median_step_ms'] - v['miner_compute_ms_per_step']:.1f} | {b} (Σ {v['bytes_per_step']:,.0f}) "
               f"| {'yes' if v['same_tokens_as_local'] else 'no'} |")
+    print(f"\nlayers: local, the model's 30 layers (median of a decode step); remote, the three miners' reported "
+          f"compute (median over decode steps of their sum: layers, frame encoding, the hand-off to the compute "
+          f"thread). rest: the median step minus that (local: embedding and LM head, {loc['head_ms']:.1f} ms "
+          f"of it the head; remote: the same plus the hops and frame decoding).")
     m = r["memory"]
     print("\n### Memory: a miner against the whole model\n")
     print("| process | weights MiB | RSS MiB |")
