@@ -168,9 +168,11 @@ async def run_chain_agent(
 ) -> None:
     """Register (or check), then heartbeat every third of the chain's heartbeat timeout (in
     blocks) and, every ``rebalance_every`` heartbeats, rebalance; ``on_move(start, end)`` is awaited
-    after registration and after each move so the server can load its new blocks. Returns when
-    ``stop`` is set. RPC failures are logged and retried on the next poll; refusals by the chain
-    raise ChainAgentError."""
+    after registration and after each move so the server can load its new blocks. A move the
+    server cannot make (``on_move`` raises) is undone on chain, retried at each poll until the chain
+    takes it, and the agent stops rebalancing: the chain keeps naming the blocks the miner serves.
+    Returns when ``stop`` is set. RPC failures are logged and retried on the next poll; refusals by
+    the chain raise ChainAgentError."""
     agent = ChainAgent.from_keyring(rpc_url, keyring, owner, miner, spec)
     stop = stop or asyncio.Event()
     blocks = await asyncio.to_thread(agent.ensure_registered)
@@ -179,6 +181,8 @@ async def run_chain_agent(
     every = max(1, await asyncio.to_thread(agent.heartbeat_timeout) // 3)
     last_beat = await asyncio.to_thread(agent.rpc.height)
     beats = 0
+    undo: tuple[int, int] | None = None  # the served blocks, while the chain still names a failed move's
+    rebalancing = True
     while not stop.is_set():
         try:
             await asyncio.wait_for(stop.wait(), timeout=poll_s)
@@ -186,15 +190,31 @@ async def run_chain_agent(
         except TimeoutError:
             pass
         try:
+            if undo is not None:  # the last try failed; an RPC failure keeps it for the next poll
+                target, undo = undo, None
+                try:
+                    await asyncio.to_thread(agent.move, target)
+                except RPCError:
+                    undo = target
+                    raise
             height = await asyncio.to_thread(agent.rpc.height)
             if height - last_beat < every:
                 continue
             await asyncio.to_thread(agent.heartbeat)
             last_beat, beats = height, beats + 1
-            if beats % rebalance_every == 0:
+            if rebalancing and beats % rebalance_every == 0:
                 moved = await asyncio.to_thread(agent.maybe_rebalance)
-                if moved is not None and on_move is not None:
-                    await on_move(*moved)
+                if moved is not None:
+                    try:
+                        if on_move is not None:
+                            await on_move(*moved)
+                    except Exception as exc:  # whatever stopped the load, the chain must not keep the move
+                        log.error("miner_move_failed", blocks=moved, serving=blocks, error=str(exc))
+                        undo, rebalancing = blocks, False
+                        await asyncio.to_thread(agent.move, blocks)
+                        undo = None
+                    else:
+                        blocks = moved
         except RPCError as exc:
             log.warning("chain_agent_rpc_error", error=str(exc))
         except ChainAgentError as exc:  # a refused heartbeat is retried at the next poll, not fatal

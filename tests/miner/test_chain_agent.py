@@ -116,3 +116,46 @@ def test_run_chain_agent_heartbeats_until_stopped(h: Harness, tmp_path: Any, mon
     assert moves == [(0, 6)]
     m = h.q("staking/miners")["miners"][0]
     assert m["status"] == "active" and m["last_heartbeat"] > 30
+
+
+def test_a_move_the_server_cannot_make_is_undone_on_chain(h: Harness, tmp_path: Any, monkeypatch: Any) -> None:
+    h.block()
+    others = [agent(h, 4, 0, blocks=(0, 10)), agent(h, 5, 1, blocks=(10, 20))]
+    for a in others:
+        a.ensure_registered()
+    agent(h, 6, 2, blocks=(0, 10)).ensure_registered()  # duplicates miner 0: rebalancing moves it to 20:30
+    ring = Keyring(tmp_path, "test")
+    ring.add("owner", bytes(key(6)))
+    ring.add("miner", bytes(miner_key(2)))
+    rpc = FakeRPC(h)
+    monkeypatch.setattr("nesachain.miner.chain_agent.CometRPC", lambda url: rpc)
+    moves: list[tuple[int, int]] = []
+    seen_on_chain: list[tuple[int, int]] = []
+    address = ChainAgent(rpc, key(6), miner_key(2), MinerSpec("m", "e", 1, 1, 1, blocks=(0, 1))).miner_address  # type: ignore[arg-type]
+
+    async def on_move(start: int, end: int) -> None:
+        moves.append((start, end))
+        m = h.q("staking/miner", address=address)
+        seen_on_chain.append((m["block_start"], m["block_end"]))
+        if (start, end) != (0, 10):
+            raise OSError("shard file for block 20 is unreadable")
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        task = asyncio.create_task(run_chain_agent("fake", ring, "owner", "miner",
+                                                   MinerSpec("smollm2-135m", "127.0.0.1:7002", 2_000_000, 4096, 1000,
+                                                             num_blocks=10),
+                                                   on_move=on_move, stop=stop, poll_s=0.01))
+        for _ in range(60):  # several rebalancing rounds; the other two miners stay active
+            await asyncio.sleep(0.02)
+            for a in others:
+                a.heartbeat()
+        stop.set()
+        await task  # the failed move did not end the agent
+
+    asyncio.run(main())
+    assert moves == [(0, 10), (20, 30)]  # one try, then no more rebalancing
+    assert seen_on_chain == [(0, 10), (20, 30)]  # the chain had taken the move when the load failed
+    m = h.q("staking/miner", address=address)
+    assert (m["block_start"], m["block_end"]) == (0, 10)  # undone: the chain names what the miner serves
+    assert m["status"] == "active" and m["last_heartbeat"] > h.height - 20

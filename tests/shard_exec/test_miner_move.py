@@ -1,5 +1,6 @@
 """A miner moved to other blocks (what a rebalancing chain agent asks): the new blocks' hashes are
-checked first, open sessions and their sockets close, and the miner then computes the new blocks."""
+checked first, a move that fails before the swap leaves the old blocks served, open sessions and their
+sockets close, and the miner then computes the new blocks."""
 
 from __future__ import annotations
 
@@ -55,6 +56,17 @@ def test_miner_moves_to_other_blocks_checked_and_closes_old_sessions(tiny_gpt2: 
                     with pytest.raises(NesaError, match="differ"):
                         await server.move_to(1, 2, refuse)
                     assert server.info()["blocks"] == [0, 1] and server.info()["open_sessions"] == 1
+                    measure = server._measure
+
+                    def no_room(runner: Any = None) -> float:  # the new blocks loaded, then failed their probe
+                        raise MemoryError("no room for the probe")
+
+                    server._measure = no_room  # type: ignore[method-assign]
+                    with pytest.raises(MemoryError):
+                        await server.move_to(1, 2, accept)
+                    assert server.info()["blocks"] == [0, 1] and server.info()["open_sessions"] == 1
+                    server._measure = measure  # type: ignore[method-assign]
+                    checked.clear()
                     info = await server.move_to(1, 2, accept)
                     assert info["blocks"] == [1, 2] and info["open_sessions"] == 0
                     assert checked == [{"blocks": [1, 2], "block_hashes": info["block_hashes"]}]

@@ -89,16 +89,17 @@ class MinerServer:
         server.tokens_per_s = await asyncio.to_thread(server._measure)
         return server
 
-    def _measure(self) -> float:
-        """Tokens (or samples) per second through the served blocks, timed on probe inputs."""
-        tensors, values, n = self.runner.probe()
+    def _measure(self, runner: StageRunner | None = None) -> float:
+        """Tokens (or samples) per second through the served blocks (or ``runner``'s), timed on probe inputs."""
+        runner = runner or self.runner
+        tensors, values, n = runner.probe()
         steps = max(1, self.cfg.probe_steps)
-        state = self.runner.new_state(1, steps + 2)
-        outputs, _ = self.runner.run(tensors, values, 0, state)  # warm-up
+        state = runner.new_state(1, steps + 2)
+        outputs, _ = runner.run(tensors, values, 0, state)  # warm-up
         warm_codecs(outputs)  # compile the codec now, not on a client's first step
         t0 = time.perf_counter()
         for i in range(steps):
-            self.runner.run(tensors, values, (i + 1) * n if state is not None else 0, state)
+            runner.run(tensors, values, (i + 1) * n if state is not None else 0, state)
         dt = time.perf_counter() - t0
         release = getattr(state, "release", None)
         if callable(release):
@@ -147,9 +148,9 @@ class MinerServer:
 
     async def move_to(self, start: int, end: int, check: HashCheck | None = None) -> dict[str, Any]:
         """Serve blocks [start, end) instead (a rebalancing miner): ``check`` sees their hashes first and may
-        refuse (raise); the new blocks load beside the old ones, then, between steps, replace them. Open
-        sessions belong to the old blocks: they are closed, and every socket with them (clients fail over).
-        Returns the new /info."""
+        refuse (raise); the new blocks load beside the old ones and are measured, then, between steps, replace
+        them. Until the swap, a failure (raised) leaves the old blocks served. Open sessions belong to the
+        old blocks: they are closed, and every socket with them (clients fail over). Returns the new /info."""
         if (start, end) == (self.cfg.start, self.cfg.end):
             return self.info()
         n_blocks = self.manifest["n_blocks"]
@@ -160,12 +161,13 @@ class MinerServer:
                          "block_hashes": [b["sha256"] for b in self.manifest["blocks"][start:end]]})
         runner = await asyncio.to_thread(load_stage, self.cfg.shard_dir, start, end)
         async with self.compute_lock:
+            tokens_per_s = await asyncio.to_thread(self._measure, runner)  # a failure here leaves the old blocks
             old = (self.cfg.start, self.cfg.end)
             self.runner, self.cfg = runner, dataclasses.replace(self.cfg, start=start, end=end)
+            self.tokens_per_s = tokens_per_s
             closed = list(self.table.open)
             for sid in closed:
                 self.table.remove(sid)
-            self.tokens_per_s = await asyncio.to_thread(self._measure)
         await asyncio.gather(*(ws.close(code=WSCloseCode.GOING_AWAY, message=b"miner moved to other blocks")
                                for ws in list(self._sockets)), return_exceptions=True)
         log.info("miner_blocks_moved", old=f"{old[0]}:{old[1]}", new=f"{start}:{end}", closed_sessions=len(closed),
