@@ -106,9 +106,11 @@ class ChainAgent:
             raise ChainAgentError(f"{msg.TYPE} refused: code {out.code} ({out.codespace}): {out.log}")
         return out
 
-    def ensure_registered(self) -> tuple[int, int]:
+    def ensure_registered(self, serving: tuple[int, int] | None = None) -> tuple[int, int]:
         """Register if the chain does not know this miner key; otherwise check it is ours and
-        serving the configured blocks (moving it if they differ). Returns the blocks served."""
+        serving the configured blocks (moving it if they differ). Returns the blocks served. A
+        fresh registration without configured blocks takes ``serving`` (what the server has loaded)
+        if given, else the blocks ``placement.choose_blocks`` picks."""
         current = self.registration()
         if current is not None:
             if current["owner"] != self.owner_address or current["model_id"] != self.spec.model_id:
@@ -121,10 +123,8 @@ class ChainAgent:
                 return self.move(self.spec.blocks)
             self.heartbeat()
             return blocks
-        if self.spec.blocks is not None:
-            blocks = self.spec.blocks
-        else:
-            blocks = choose_blocks(self.active_spans(), self.model_blocks(), self.spec.num_blocks or 1)
+        blocks = self.spec.blocks or serving or choose_blocks(self.active_spans(), self.model_blocks(),
+                                                              self.spec.num_blocks or 1)
         chain_id = self.rpc.chain_id()
         pop = bytes(self.miner_key.sign(miner_pop_bytes(chain_id, self.owner_address)).signature)
         s = self.spec
@@ -165,24 +165,41 @@ async def run_chain_agent(
     stop: asyncio.Event | None = None,
     poll_s: float = 1.0,
     rebalance_every: int = 3,
+    serving: tuple[int, int] | None = None,
 ) -> None:
     """Register (or check), then heartbeat every third of the chain's heartbeat timeout (in
     blocks) and, every ``rebalance_every`` heartbeats, rebalance; ``on_move(start, end)`` is awaited
-    after registration and after each move so the server can load its new blocks. A move the
-    server cannot make (``on_move`` raises) is undone on chain, retried at each poll until the chain
-    takes it, and the agent stops rebalancing: the chain keeps naming the blocks the miner serves.
+    after registration and after each move so the server can load its new blocks; ``serving``
+    names the blocks the server has loaded (a fresh registration takes them). A move the server
+    cannot make (``on_move`` raises) is undone on chain, retried at each poll until the chain takes
+    it, and the agent stops rebalancing: the chain keeps naming the blocks the miner serves.
     Returns when ``stop`` is set. RPC failures are logged and retried on the next poll; refusals by
     the chain raise ChainAgentError."""
     agent = ChainAgent.from_keyring(rpc_url, keyring, owner, miner, spec)
     stop = stop or asyncio.Event()
-    blocks = await asyncio.to_thread(agent.ensure_registered)
-    if on_move is not None:
-        await on_move(*blocks)
+    blocks = await asyncio.to_thread(agent.ensure_registered, serving)
+    undo: tuple[int, int] | None = None  # the served blocks, while the chain still names a failed move's
+    rebalancing = True
+
+    async def follow(target: tuple[int, int], current: tuple[int, int] | None) -> tuple[int, int]:
+        """Have the server load ``target``; on failure the loop undoes the move on chain. Returns the
+        blocks served after."""
+        nonlocal undo, rebalancing
+        try:
+            if on_move is not None:
+                await on_move(*target)
+        except Exception as exc:  # whatever stopped the load, the chain must not keep the move
+            if current is None:
+                raise
+            log.error("miner_move_failed", blocks=target, serving=current, error=str(exc))
+            undo, rebalancing = current, False
+            return current
+        return target
+
+    blocks = await follow(blocks, serving)
     every = max(1, await asyncio.to_thread(agent.heartbeat_timeout) // 3)
     last_beat = await asyncio.to_thread(agent.rpc.height)
     beats = 0
-    undo: tuple[int, int] | None = None  # the served blocks, while the chain still names a failed move's
-    rebalancing = True
     while not stop.is_set():
         try:
             await asyncio.wait_for(stop.wait(), timeout=poll_s)
@@ -190,13 +207,14 @@ async def run_chain_agent(
         except TimeoutError:
             pass
         try:
-            if undo is not None:  # the last try failed; an RPC failure keeps it for the next poll
+            if undo is not None:  # an RPC failure keeps it for the next poll, a refusal drops it
                 target, undo = undo, None
                 try:
                     await asyncio.to_thread(agent.move, target)
                 except RPCError:
                     undo = target
                     raise
+                continue
             height = await asyncio.to_thread(agent.rpc.height)
             if height - last_beat < every:
                 continue
@@ -205,16 +223,7 @@ async def run_chain_agent(
             if rebalancing and beats % rebalance_every == 0:
                 moved = await asyncio.to_thread(agent.maybe_rebalance)
                 if moved is not None:
-                    try:
-                        if on_move is not None:
-                            await on_move(*moved)
-                    except Exception as exc:  # whatever stopped the load, the chain must not keep the move
-                        log.error("miner_move_failed", blocks=moved, serving=blocks, error=str(exc))
-                        undo, rebalancing = blocks, False
-                        await asyncio.to_thread(agent.move, blocks)
-                        undo = None
-                    else:
-                        blocks = moved
+                    blocks = await follow(moved, blocks)
         except RPCError as exc:
             log.warning("chain_agent_rpc_error", error=str(exc))
         except ChainAgentError as exc:  # a refused heartbeat is retried at the next poll, not fatal

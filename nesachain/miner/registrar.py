@@ -92,7 +92,8 @@ class ChainRegistrar:
             await move(new_start, new_end, check)
 
         task = asyncio.create_task(run_chain_agent(self.rpc_url, self.keyring, self.owner, self.miner, spec,
-                                                   on_move=on_move if self.num_blocks else None, stop=self._stop))
+                                                   on_move=on_move if self.num_blocks else None, stop=self._stop,
+                                                   serving=(start, end)))
         task.add_done_callback(_log_failure)
         self._tasks.append(task)
         chain = ChainView(rpc, self.keyring.signing_key(self.owner))

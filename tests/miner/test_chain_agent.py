@@ -70,6 +70,13 @@ def test_agent_registers_chooses_uncovered_blocks_and_checks_an_existing_registr
         agent(h, 5, 0, num_blocks=10).ensure_registered()
 
 
+def test_a_fresh_registration_takes_the_blocks_the_server_loaded(h: Harness) -> None:
+    h.block()
+    assert agent(h, 4, 0, num_blocks=10).ensure_registered(serving=(20, 30)) == (20, 30)  # not the 0:10 gap
+    assert agent(h, 5, 1, num_blocks=10).ensure_registered() == (0, 10)
+    assert agent(h, 4, 0, num_blocks=10).ensure_registered(serving=(10, 20)) == (20, 30)  # registered: kept
+
+
 def test_agent_rebalances_a_redundant_miner_to_the_uncovered_range(h: Harness) -> None:
     h.block()
     agent(h, 4, 0, blocks=(0, 10)).ensure_registered()
