@@ -6,6 +6,8 @@ they arrive — a frame split across reads, or many frames in one read — and y
 
 from __future__ import annotations
 
+from nesachain.types.varint import encode_uvarint
+
 __all__ = ["FrameError", "FrameReader", "encode_frame", "encode_uvarint"]
 
 MAX_FRAME = 64 * 1024 * 1024
@@ -13,20 +15,6 @@ MAX_FRAME = 64 * 1024 * 1024
 
 class FrameError(ValueError):
     """The byte stream is not valid ABCI framing."""
-
-
-def encode_uvarint(n: int) -> bytes:
-    if n < 0:
-        raise ValueError("uvarint must be non-negative")
-    out = bytearray()
-    while True:
-        byte = n & 0x7F
-        n >>= 7
-        if n:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return bytes(out)
 
 
 def encode_frame(payload: bytes) -> bytes:

@@ -14,6 +14,7 @@ from nesachain.kernels.codemaps import MapId
 from nesachain.kernels.errors import FrameError, KernelError
 from nesachain.kernels.layout import FIXED_HEADER
 from nesachain.kernels.layout import payload_bytes as layout_payload_bytes
+from nesachain.types.varint import encode_uvarint
 
 __all__ = [
     "DEFAULT_MAX_FRAME_BYTES",
@@ -103,18 +104,6 @@ class FrameHeader:
 POSITION_DTYPE = {2: torch.uint16, 4: torch.uint32, 8: torch.int64}
 
 
-def _varint(value: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte = value & 0x7F
-        value >>= 7
-        if value:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return bytes(out)
-
-
 def _read_varint(buf: memoryview, offset: int) -> tuple[int, int]:
     value = 0
     for i in range(10):
@@ -155,11 +144,11 @@ def pack_header(
     block_log2 = block_size.bit_length() - 1 if block_size else 0
     fixed = FIXED_HEADER.pack(MAGIC, FORMAT_VERSION, scheme, DTYPES.index(x.dtype), flags, block_log2, map_id,
                               x.dim())
-    tail = b"".join(_varint(d) for d in x.shape)
+    tail = b"".join(encode_uvarint(d) for d in x.shape)
     if outliers is not None:
-        tail += _varint(outliers)
+        tail += encode_uvarint(outliers)
     if coded_bytes is not None:
-        tail += _varint(coded_bytes)
+        tail += encode_uvarint(coded_bytes)
     return fixed + tail
 
 
