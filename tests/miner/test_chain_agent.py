@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -95,31 +96,41 @@ def test_agent_refuses_the_owner_key_as_miner_key(h: Harness) -> None:
         ChainAgent(FakeRPC(h), key(4), key(4), MinerSpec("m", "e", 1, 1, 1, blocks=(0, 1)))  # type: ignore[arg-type]
 
 
-def test_run_chain_agent_heartbeats_until_stopped(h: Harness, tmp_path: Any, monkeypatch: Any) -> None:
-    h.block()
+def fake_chain(h: Harness, tmp_path: Any, monkeypatch: Any, owner: int, m: int) -> tuple[Keyring, FakeRPC]:
+    """A keyring with ``owner`` and ``miner``, and run_chain_agent's CometRPC replaced by a FakeRPC."""
     ring = Keyring(tmp_path, "test")
-    ring.add("owner", bytes(key(4)))
-    ring.add("miner", bytes(miner_key(0)))
+    ring.add("owner", bytes(key(owner)))
+    ring.add("miner", bytes(miner_key(m)))
     rpc = FakeRPC(h)
     monkeypatch.setattr("nesachain.miner.chain_agent.CometRPC", lambda url: rpc)
+    return ring, rpc
+
+
+def run_agent(ring: Keyring, spec: MinerSpec, on_move: Any, tick: Callable[[], None], rounds: int) -> None:
+    """run_chain_agent polling every 10 ms while ``tick`` advances the chain ``rounds`` times; then stop it."""
+    async def main() -> None:
+        stop = asyncio.Event()
+        task = asyncio.create_task(run_chain_agent("fake", ring, "owner", "miner", spec, on_move=on_move, stop=stop,
+                                                   poll_s=0.01))
+        for _ in range(rounds):
+            await asyncio.sleep(0.02)
+            tick()
+        stop.set()
+        await task  # raises whatever ended the agent early
+
+    asyncio.run(main())
+
+
+def test_run_chain_agent_heartbeats_until_stopped(h: Harness, tmp_path: Any, monkeypatch: Any) -> None:
+    h.block()
+    ring, _ = fake_chain(h, tmp_path, monkeypatch, 4, 0)
     moves: list[tuple[int, int]] = []
 
     async def on_move(start: int, end: int) -> None:
         moves.append((start, end))
 
-    async def main() -> None:
-        stop = asyncio.Event()
-        task = asyncio.create_task(run_chain_agent("fake", ring, "owner", "miner",
-                                                   MinerSpec("smollm2-135m", "127.0.0.1:7000", 2_000_000, 4096, 1000,
-                                                             num_blocks=6),
-                                                   on_move=on_move, stop=stop, poll_s=0.01))
-        for _ in range(40):  # the chain advances without the agent; it must keep the miner active
-            await asyncio.sleep(0.02)
-            h.block()
-        stop.set()
-        await task
-
-    asyncio.run(main())
+    spec = MinerSpec("smollm2-135m", "127.0.0.1:7000", 2_000_000, 4096, 1000, num_blocks=6)
+    run_agent(ring, spec, on_move, h.block, 40)  # the chain advances without the agent; it must keep the miner active
     assert moves == [(0, 6)]
     m = h.q("staking/miners")["miners"][0]
     assert m["status"] == "active" and m["last_heartbeat"] > 30
@@ -130,15 +141,12 @@ def test_a_move_the_server_cannot_make_is_undone_on_chain(h: Harness, tmp_path: 
     others = [agent(h, 4, 0, blocks=(0, 10)), agent(h, 5, 1, blocks=(10, 20))]
     for a in others:
         a.ensure_registered()
-    agent(h, 6, 2, blocks=(0, 10)).ensure_registered()  # duplicates miner 0: rebalancing moves it to 20:30
-    ring = Keyring(tmp_path, "test")
-    ring.add("owner", bytes(key(6)))
-    ring.add("miner", bytes(miner_key(2)))
-    rpc = FakeRPC(h)
-    monkeypatch.setattr("nesachain.miner.chain_agent.CometRPC", lambda url: rpc)
+    third = agent(h, 6, 2, blocks=(0, 10))
+    third.ensure_registered()  # duplicates miner 0: rebalancing moves it to 20:30
+    address = third.miner_address
+    ring, _ = fake_chain(h, tmp_path, monkeypatch, 6, 2)
     moves: list[tuple[int, int]] = []
     seen_on_chain: list[tuple[int, int]] = []
-    address = ChainAgent(rpc, key(6), miner_key(2), MinerSpec("m", "e", 1, 1, 1, blocks=(0, 1))).miner_address  # type: ignore[arg-type]
 
     async def on_move(start: int, end: int) -> None:
         moves.append((start, end))
@@ -147,20 +155,12 @@ def test_a_move_the_server_cannot_make_is_undone_on_chain(h: Harness, tmp_path: 
         if (start, end) != (0, 10):
             raise OSError("shard file for block 20 is unreadable")
 
-    async def main() -> None:
-        stop = asyncio.Event()
-        task = asyncio.create_task(run_chain_agent("fake", ring, "owner", "miner",
-                                                   MinerSpec("smollm2-135m", "127.0.0.1:7002", 2_000_000, 4096, 1000,
-                                                             num_blocks=10),
-                                                   on_move=on_move, stop=stop, poll_s=0.01))
-        for _ in range(60):  # several rebalancing rounds; the other two miners stay active
-            await asyncio.sleep(0.02)
-            for a in others:
-                a.heartbeat()
-        stop.set()
-        await task  # the failed move did not end the agent
+    def others_beat() -> None:  # the other two miners stay active
+        for a in others:
+            a.heartbeat()
 
-    asyncio.run(main())
+    spec = MinerSpec("smollm2-135m", "127.0.0.1:7002", 2_000_000, 4096, 1000, num_blocks=10)
+    run_agent(ring, spec, on_move, others_beat, 60)  # several rebalancing rounds; the failure does not end it
     assert moves == [(0, 10), (20, 30)]  # one try, then no more rebalancing
     assert seen_on_chain == [(0, 10), (20, 30)]  # the chain had taken the move when the load failed
     m = h.q("staking/miner", address=address)
