@@ -28,7 +28,7 @@ from nesachain.shard_exec.errors import ManifestError
 from nesachain.shard_exec.sources import Source, import_factory
 from nesachain.shard_exec.stage import StageRunner
 
-__all__ = ["MANIFEST", "load_client_state", "load_stage", "read_manifest", "write_shards"]
+__all__ = ["MANIFEST", "block_range_problem", "load_client_state", "load_stage", "read_manifest", "write_shards"]
 
 MANIFEST = "manifest.json"
 FORMAT = 1
@@ -142,16 +142,27 @@ def parse_range(text: str, n_blocks: int) -> tuple[int, int]:
         lo, hi = int(lo_s), int(hi_s)
     except ValueError as exc:
         raise ManifestError(f"a block range looks like 0:2, got {text!r}") from exc
-    if not 0 <= lo < hi <= n_blocks:
-        raise ManifestError(f"block range {lo}:{hi} is outside 0:{n_blocks}")
+    problem = block_range_problem(lo, hi, n_blocks)
+    if problem:
+        raise ManifestError(problem)
     return lo, hi
+
+
+def block_range_problem(start: int, end: int, n_blocks: int) -> str | None:
+    """What is wrong with blocks [start, end) of a model of ``n_blocks``, or None."""
+    if start >= end:
+        return f"block range {start}:{end} is empty: its start must be below its end"
+    if start < 0 or end > n_blocks:
+        return f"block range {start}:{end} is outside 0:{n_blocks}"
+    return None
 
 
 def load_stage(shard_dir: Path, start: int, end: int) -> StageRunner:
     """Load blocks [start, end) only (hashes checked) and build their runner."""
     manifest = read_manifest(shard_dir)
-    if not 0 <= start < end <= manifest["n_blocks"]:
-        raise ManifestError(f"block range {start}:{end} is outside 0:{manifest['n_blocks']}")
+    problem = block_range_problem(start, end, manifest["n_blocks"])
+    if problem:
+        raise ManifestError(problem)
     entries = manifest["blocks"][start:end]
     if manifest["architecture"] == "fx-graph":
         return _load_graph_stage(shard_dir, manifest, start, end)

@@ -147,6 +147,16 @@ def test_shard_folder_manifest_and_partial_load(tiny_gpt2: Sharded) -> None:
     assert runner.param_bytes == whole // 2
 
 
+def test_block_ranges_that_are_malformed_empty_or_outside_are_refused_with_the_reason() -> None:
+    from nesachain.shard_exec.shard_files import parse_range
+
+    assert parse_range("0:30", 30) == (0, 30) and parse_range("29:30", 30) == (29, 30)
+    for text, reason in [("abc", "looks like 0:2"), ("1:2:3", "looks like 0:2"), ("5:3", "is empty"),
+                         ("4:4", "is empty"), ("0:31", "outside 0:30"), ("-1:2", "outside 0:30")]:
+        with pytest.raises(ManifestError, match=reason):
+            parse_range(text, 30)
+
+
 def test_shard_folder_tampered_block_is_refused(tiny_gpt2: Sharded, tmp_path: Path) -> None:
     import shutil
 

@@ -27,7 +27,7 @@ from nesachain.shard_exec.miner.push import PeerPool
 from nesachain.shard_exec.miner.registration import HashCheck, MinerRegistrar, NullRegistrar
 from nesachain.shard_exec.miner.sessions import Session, SessionTable, StepRecord
 from nesachain.shard_exec.miner.stepping import decode_step, step_digest
-from nesachain.shard_exec.shard_files import load_stage, read_manifest
+from nesachain.shard_exec.shard_files import block_range_problem, load_stage, read_manifest
 from nesachain.shard_exec.stage import StageRunner
 from nesachain.shard_exec.wire import (
     SCHEMES,
@@ -153,9 +153,9 @@ class MinerServer:
         old blocks: they are closed, and every socket with them (clients fail over). Returns the new /info."""
         if (start, end) == (self.cfg.start, self.cfg.end):
             return self.info()
-        n_blocks = self.manifest["n_blocks"]
-        if not 0 <= start < end <= n_blocks:
-            raise ShardExecError(f"block range {start}:{end} is outside 0:{n_blocks}")
+        problem = block_range_problem(start, end, self.manifest["n_blocks"])
+        if problem:
+            raise ShardExecError(problem)
         if check is not None:
             await check({"blocks": [start, end],
                          "block_hashes": [b["sha256"] for b in self.manifest["blocks"][start:end]]})
