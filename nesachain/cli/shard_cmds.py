@@ -149,6 +149,16 @@ def miner_start(args: argparse.Namespace) -> int:
     from nesachain.shard_exec.shard_files import parse_range, read_manifest
 
     configure(json=False)  # miners log for people watching a terminal
+    limits = [("--port", args.port, 0 <= args.port <= 65535, "in 0..65535"),
+              ("--threads", args.threads, args.threads >= 0, ">= 0"),
+              ("--max-length", args.max_length, args.max_length >= 1, ">= 1"),
+              ("--max-sessions", args.max_sessions, args.max_sessions >= 1, ">= 1"),
+              ("--memory-budget-mb", args.memory_budget_mb, args.memory_budget_mb > 0, "> 0"),
+              ("--session-timeout", args.session_timeout, args.session_timeout > 0, "> 0 seconds"),
+              ("--max-tensor-mb", args.max_tensor_mb, args.max_tensor_mb > 0, "> 0")]
+    for flag, value, ok, rule in limits:
+        if not ok or value != value:  # value != value: nan
+            return _fail(f"{flag} must be {rule}, got {value}")
     try:
         manifest = read_manifest(args.model)
         registrar = _chain_registrar(args, manifest)
@@ -214,6 +224,15 @@ def miner_info(args: argparse.Namespace) -> int:
 def infer_generate(args: argparse.Namespace) -> int:
     from nesachain.shard_exec.client import DecoderClient, GenerationStats, Sampling, load_tokenizer, parse_route
 
+    if args.max_new_tokens < 1:
+        return _fail(f"--max-new-tokens must be at least 1, got {args.max_new_tokens}")
+    if not args.timeout > 0:
+        return _fail(f"--timeout must be a number of seconds > 0, got {args.timeout}")
+    try:
+        sampling = Sampling(args.temperature, 0, args.top_p, args.seed)
+    except NesaError as exc:
+        return _fail(str(exc))
+
     async def run() -> GenerationStats:
         client = DecoderClient.from_shard_dir(args.model)
         tok = load_tokenizer(args.model)
@@ -225,7 +244,6 @@ def infer_generate(args: argparse.Namespace) -> int:
         route = parse_route(args.route, args.alt, args.scheme, push=not args.no_push,
                             edge_scheme=args.edge_scheme)
         stats = GenerationStats()
-        sampling = Sampling(args.temperature, 0, args.top_p, args.seed)
         async for t in client.generate(route, ids, args.max_new_tokens, sampling, stop_at_eos=True,
                                        stats=stats, timeout=args.timeout):
             if t != client.head.eos_token_id:
@@ -247,6 +265,9 @@ def infer_generate(args: argparse.Namespace) -> int:
 
 def infer_embed(args: argparse.Namespace) -> int:
     from nesachain.shard_exec.client import EncoderClient, parse_route
+
+    if not args.timeout > 0:
+        return _fail(f"--timeout must be a number of seconds > 0, got {args.timeout}")
 
     async def run() -> Any:
         client = EncoderClient.from_shard_dir(args.model)

@@ -49,3 +49,34 @@ def test_miner_start_num_blocks_needs_the_chain_and_excludes_blocks(tiny_gpt2: S
     assert exc.value.code == 2
     with pytest.raises(SystemExit):
         _parse(["miner", "start", "--model", str(tiny_gpt2.dir)])  # one of the two is required
+
+
+@pytest.mark.parametrize(("flags", "message"), [
+    (["--port", "70000"], "--port must be in 0..65535"),
+    (["--max-length", "0"], "--max-length must be >= 1"),
+    (["--memory-budget-mb", "-5"], "--memory-budget-mb must be > 0"),
+    (["--session-timeout", "nan"], "--session-timeout must be > 0 seconds"),
+    (["--max-tensor-mb", "0"], "--max-tensor-mb must be > 0"),
+    (["--memory-budget-mb", "1e-9"], "miner settings: memory_budget must be > 0"),  # rounds to 0 bytes
+])
+def test_miner_start_refuses_settings_no_miner_can_serve_with(tiny_gpt2: Sharded, flags: list[str], message: str,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    args = _parse(["miner", "start", "--model", str(tiny_gpt2.dir), "--blocks", "0:1", *flags])
+    assert args.func(args) == 1  # before loading or binding anything: a miner would start and serve forever
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {message}") and err.count("\n") == 1, err
+
+
+@pytest.mark.parametrize(("flags", "message"), [
+    (["--max-new-tokens", "0"], "--max-new-tokens must be at least 1"),
+    (["--temperature", "-1"], "temperature must be a finite number >= 0"),
+    (["--top-p", "1.5"], "top_p must be in (0, 1]"),
+    (["--timeout", "0"], "--timeout must be a number of seconds > 0"),
+])
+def test_infer_generate_refuses_bad_sampling_before_connecting(tiny_gpt2: Sharded, flags: list[str], message: str,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    args = _parse(["infer", "generate", "--model", str(tiny_gpt2.dir), "--route", "127.0.0.1:1@0:2",
+                   "--prompt", "hi", *flags])
+    assert args.func(args) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {message}") and "miner" not in err, err  # nothing was dialled

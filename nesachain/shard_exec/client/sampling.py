@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
+
+from nesachain.shard_exec.errors import ShardExecError
 
 __all__ = ["Sampling", "choose"]
 
@@ -17,6 +20,14 @@ class Sampling:
     top_k: int = 0
     top_p: float = 1.0
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not math.isfinite(self.temperature) or self.temperature < 0:
+            raise ShardExecError(f"temperature must be a finite number >= 0 (0: greedy), got {self.temperature}")
+        if self.top_k < 0:
+            raise ShardExecError(f"top_k must be >= 0 (0: no top-k cut), got {self.top_k}")
+        if not 0 < self.top_p <= 1:
+            raise ShardExecError(f"top_p must be in (0, 1], got {self.top_p}")
 
     def generator(self) -> torch.Generator:
         return torch.Generator().manual_seed(self.seed)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
+
+from nesachain.shard_exec.errors import ShardExecError
 
 __all__ = ["MinerConfig"]
 
@@ -32,3 +35,19 @@ class MinerConfig:
     probe_steps: int = 8  # steps timed at start for the throughput figure
     test_perturb: float = 0.0  # TEST ONLY: relative noise added to every output (a cheating miner)
     test_refuse_data: bool = False  # TEST ONLY: never serve step frames to verifiers
+
+    def __post_init__(self) -> None:
+        """Refuse settings no miner can serve with, naming each (before anything is loaded or bound)."""
+        positive = {"max_sessions": self.max_sessions, "max_length": self.max_length,
+                    "memory_budget": self.memory_budget, "max_tensor_bytes": self.max_tensor_bytes,
+                    "max_message_bytes": self.max_message_bytes, "session_idle_timeout": self.session_idle_timeout,
+                    "step_timeout": self.step_timeout, "probe_steps": self.probe_steps}
+        at_least_zero = {"evict_idle_after": self.evict_idle_after, "retention_seconds": self.retention_seconds,
+                         "retention_bytes": self.retention_bytes, "closed_logs_kept": self.closed_logs_kept,
+                         "threads": self.threads, "test_perturb": self.test_perturb}
+        bad = [f"{k} must be > 0, got {v}" for k, v in positive.items() if not (math.isfinite(v) and v > 0)]
+        bad += [f"{k} must be >= 0, got {v}" for k, v in at_least_zero.items() if not (math.isfinite(v) and v >= 0)]
+        if not 0 <= self.port <= 65535:
+            bad.append(f"port must be in 0..65535, got {self.port}")
+        if bad:
+            raise ShardExecError("miner settings: " + "; ".join(bad))
