@@ -38,6 +38,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--blocks", type=int, required=True, help="number of blocks K")
     p.add_argument("--out", type=Path, required=True, help="output folder")
     p.add_argument("--input-shape", help="example input shape for graph models, e.g. 1,3,224,224")
+    p.add_argument("--replace", action="store_true",
+                   help="replace the shard folder at --out (swapped in once the new one is complete)")
     p.set_defaults(func=model_shard)
     p = msub.add_parser("info", help="print a shard folder's manifest summary")
     p.add_argument("dir", type=Path)
@@ -116,7 +118,8 @@ def model_shard(args: argparse.Namespace) -> int:
     if args.blocks < 1:
         return _fail("--blocks must be at least 1")
     try:
-        manifest = write_shards(load_source(args.model, args.input_shape), args.out, args.blocks)
+        manifest = write_shards(load_source(args.model, args.input_shape), args.out, args.blocks,
+                                replace=args.replace)
     except NesaError as exc:
         return _fail(str(exc))
     _print_manifest(manifest, args.out)

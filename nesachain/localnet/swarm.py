@@ -78,5 +78,5 @@ def ensure_shards(model: str, blocks: int, out: Path) -> Path:
     from nesachain.shard_exec.shard_files import write_shards
     from nesachain.shard_exec.sources import load_source
 
-    write_shards(load_source(model, None), out, blocks)
+    write_shards(load_source(model, None), out, blocks, replace=True)
     return out

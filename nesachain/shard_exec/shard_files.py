@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -47,18 +49,48 @@ def _save(state: dict[str, torch.Tensor], path: Path) -> dict[str, Any]:
     return {"file": path.name, "sha256": _sha256(path), "bytes": path.stat().st_size}
 
 
-def write_shards(src: Source, out_dir: Path, k: int) -> dict[str, Any]:
-    """Cut ``src`` into ``k`` blocks under ``out_dir``; returns the manifest written."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    if src.factory is not None:
-        manifest = _write_graph(src, out_dir, k)
-    else:
-        manifest = _write_hf(src, out_dir, k)
-    if src.tokenizer is not None:
-        src.tokenizer.save_pretrained(str(out_dir / "tokenizer"))
-        manifest["tokenizer"] = "tokenizer"
-    (out_dir / MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True))
+def write_shards(src: Source, out_dir: Path, k: int, *, replace: bool = False) -> dict[str, Any]:
+    """Cut ``src`` into ``k`` blocks under ``out_dir``; returns the manifest written.
+
+    The folder is written beside ``out_dir`` and renamed into place once complete, so a failure or
+    Ctrl-C leaves no half-written shard folder. ``out_dir`` must be absent or empty; with ``replace``
+    it may also be a shard folder (one with a manifest), swapped out once the new one is complete."""
+    out_dir = out_dir.absolute()
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ManifestError(f"{out_dir} exists and is not a folder")
+    if out_dir.is_dir() and any(out_dir.iterdir()):
+        if not (out_dir / MANIFEST).is_file():
+            raise ManifestError(f"{out_dir} is not empty and holds no shard folder: choose another folder")
+        if not replace:
+            raise ManifestError(f"{out_dir} holds a shard folder already: choose another folder, or --replace it")
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    work = out_dir.with_name(f".{out_dir.name}.partial-{os.getpid()}")
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir()
+    try:
+        manifest = _write_graph(src, work, k) if src.factory is not None else _write_hf(src, work, k)
+        if src.tokenizer is not None:
+            src.tokenizer.save_pretrained(str(work / "tokenizer"))
+            manifest["tokenizer"] = "tokenizer"
+        (work / MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True))
+        _swap_in(work, out_dir)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)  # gone already unless something failed
     return manifest
+
+
+def _swap_in(work: Path, out_dir: Path) -> None:
+    """Rename the finished folder ``work`` to ``out_dir``, moving an existing one aside first."""
+    if out_dir.is_dir() and not any(out_dir.iterdir()):
+        out_dir.rmdir()
+    if not out_dir.exists():
+        work.rename(out_dir)
+        return
+    old = out_dir.with_name(f".{out_dir.name}.old-{os.getpid()}")
+    shutil.rmtree(old, ignore_errors=True)
+    out_dir.rename(old)
+    work.rename(out_dir)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def _write_hf(src: Source, out_dir: Path, k: int) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,7 @@ from nesachain.shard_exec.errors import ManifestError
 __all__ = ["NAMED_MODELS", "Source", "import_factory", "load_source"]
 
 NAMED_MODELS = ("smollm2-135m", "all-minilm-l6-v2", "efficientnet-lite0")
+MAX_EXAMPLE_VALUES = 1 << 26  # a graph model's example input, profiled once while sharding (256 MiB of fp32)
 
 
 @dataclass
@@ -47,9 +49,13 @@ def _shape(text: str | None) -> tuple[int, ...]:
     if not text:
         raise ManifestError("a graph model needs --input-shape, e.g. 1,3,224,224")
     try:
-        return tuple(int(x) for x in text.split(","))
+        shape = tuple(int(x) for x in text.split(","))
     except ValueError as exc:
-        raise ManifestError(f"bad --input-shape {text!r}") from exc
+        raise ManifestError(f"bad --input-shape {text!r}: comma-separated sizes, e.g. 1,3,224,224") from exc
+    if not 1 <= len(shape) <= 8 or min(shape) < 1 or math.prod(shape) > MAX_EXAMPLE_VALUES:
+        raise ManifestError(f"bad --input-shape {text!r}: 1 to 8 sizes, each at least 1, "
+                            f"at most {MAX_EXAMPLE_VALUES:,} values in all")
+    return shape
 
 
 def load_source(name: str, input_shape: str | None = None) -> Source:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 import pytest
@@ -80,3 +81,32 @@ def test_infer_generate_refuses_bad_sampling_before_connecting(tiny_gpt2: Sharde
     assert args.func(args) == 1
     err = capsys.readouterr().err
     assert err.startswith(f"error: {message}") and "miner" not in err, err  # nothing was dialled
+
+
+def test_model_shard_never_leaves_a_half_written_or_clobbered_folder(tmp_path: Path,
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    def shard(out: Path, blocks: int, *extra: str) -> int:
+        args = _parse(["model", "shard", "shard_exec_toy_models:build_toy", "--blocks", str(blocks), "--out", str(out),
+                       "--input-shape", "2,32", *extra])
+        return int(args.func(args))
+
+    out = tmp_path / "toy"
+    assert shard(out, 2) == 0
+    before = {f.name: f.read_bytes() for f in out.iterdir() if f.is_file()}
+    assert shard(out, 3) == 1
+    assert "holds a shard folder already" in capsys.readouterr().err
+    assert shard(out, 99, "--replace") == 1  # fails while cutting: the old folder stays as it was
+    assert "cannot cut" in capsys.readouterr().err
+    assert {f.name: f.read_bytes() for f in out.iterdir() if f.is_file()} == before
+    assert shard(out, 3, "--replace") == 0
+    assert json.loads((out / "manifest.json").read_text())["n_blocks"] == 3
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["toy"]  # no partial or old folder left beside it
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "todo.txt").write_text("mine")
+    assert shard(tmp_path / "notes", 2, "--replace") == 1  # not a shard folder: never replaced
+    assert "holds no shard folder" in capsys.readouterr().err
+    assert (tmp_path / "notes" / "todo.txt").read_text() == "mine"
+    assert shard(tmp_path / "notes" / "todo.txt", 2) == 1
+    assert "is not a folder" in capsys.readouterr().err
+    assert shard(tmp_path / "toy2", 2, "--input-shape", "0,32") == 1  # the later flag wins
+    assert "bad --input-shape '0,32'" in capsys.readouterr().err
