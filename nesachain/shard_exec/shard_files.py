@@ -89,7 +89,11 @@ def _swap_in(work: Path, out_dir: Path) -> None:
     old = out_dir.with_name(f".{out_dir.name}.old-{os.getpid()}")
     shutil.rmtree(old, ignore_errors=True)
     out_dir.rename(old)
-    work.rename(out_dir)
+    try:
+        work.rename(out_dir)
+    except BaseException:
+        old.rename(out_dir)  # put the old folder back
+        raise
     shutil.rmtree(old, ignore_errors=True)
 
 

@@ -28,6 +28,8 @@ class Sampling:
             raise ShardExecError(f"top_k must be >= 0 (0: no top-k cut), got {self.top_k}")
         if not 0 < self.top_p <= 1:
             raise ShardExecError(f"top_p must be in (0, 1], got {self.top_p}")
+        if not -(1 << 63) <= self.seed < 1 << 64:  # what torch.Generator.manual_seed takes
+            raise ShardExecError(f"seed must fit in 64 bits, got {self.seed}")
 
     def generator(self) -> torch.Generator:
         return torch.Generator().manual_seed(self.seed)

@@ -91,7 +91,7 @@ class MinerServer:
 
     def _measure(self, runner: StageRunner | None = None) -> float:
         """Tokens (or samples) per second through the served blocks (or ``runner``'s), timed on probe inputs."""
-        runner = runner or self.runner
+        runner = runner if runner is not None else self.runner
         tensors, values, n = runner.probe()
         steps = max(1, self.cfg.probe_steps)
         state = runner.new_state(1, steps + 2)
