@@ -1,6 +1,6 @@
 """`nesad model …`, `nesad miner …`, `nesad infer …`: shard a model, serve blocks, run inference.
 
-    nesad model shard MODEL --blocks K --out DIR     per-block safetensors + manifest.json
+    nesad model shard MODEL --blocks K --out DIR     per-block safetensors + manifest.json ([--replace] an old one)
     nesad model info DIR                             what a shard folder holds
     nesad miner start --model DIR --blocks a:b       serve blocks [a, b) on 127.0.0.1 (prints its URL)
     nesad miner start --model DIR --num-blocks N --owner … --miner-key …   N blocks where the chain needs them

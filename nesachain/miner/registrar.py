@@ -64,13 +64,13 @@ class ChainRegistrar:
         """Where a miner with ``num_blocks`` starts: the blocks it is registered for on chain, else those
         ``placement.choose_blocks`` picks among the model's active miners."""
         assert self.num_blocks is not None
+        if not 1 <= self.num_blocks <= n_blocks:  # before asking the chain anything
+            raise NesaError(f"--num-blocks must be in 1..{n_blocks}, got {self.num_blocks}")
         spec = MinerSpec(self.model_id, "", self.bond, self.memory_mb, 1, num_blocks=self.num_blocks)
         agent = ChainAgent.from_keyring(self.rpc_url, self.keyring, self.owner, self.miner, spec)
         on_chain = agent.model_blocks()
         if on_chain != n_blocks:
             raise NesaError(f"{self.model_id} has {on_chain} blocks on chain, the shard folder {n_blocks}")
-        if not 1 <= self.num_blocks <= n_blocks:
-            raise NesaError(f"--num-blocks must be in 1..{n_blocks}, got {self.num_blocks}")
         current = agent.registration()
         if current is not None and current["model_id"] == self.model_id and current["status"] != "unbonding":
             return int(current["block_start"]), int(current["block_end"])
