@@ -7,8 +7,12 @@ At the reveal deadline a miner with no commitment or no reveal is penalized (rep
 and unpaid. Challenges are drawn from block entropy: each revealed (session, miner) is challenged
 with probability challenge_rate, at a step drawn the same way. At the verdict deadline each
 challenge is tallied by stake: ≥ 2/3 of all voting power saying "mismatch" slashes the miner's
-bond and applies the reputation penalty; ≥ 2/3 saying "match" applies the reward; anything else
-decides nothing. No account can decide alone.
+bond and applies the reputation penalty; ≥ 2/3 saying "match" applies the reward. Short of both,
+more than 1/3 saying "mismatch" ("contested") withholds that miner's pay for the session, back to
+the client, without a slash or a reputation change: honest validators hold more than 2/3 of the
+power, so the rest cannot withhold an honest miner's pay, while a cheat the verifiers are too slow
+to convict in time is no longer paid. Anything else ("undecided") decides nothing and pays. No
+account can decide alone.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from nesachain.modules.inference.params import PPM
 from nesachain.modules.inference.types import (
     CHALLENGING,
     COMMITTING,
+    CONTESTED,
     MATCH,
     MISMATCH,
     OPEN,
@@ -106,6 +111,9 @@ def _after_verdicts(k: InferenceKeeper, ctx: Context, s: Session) -> None:
         elif total > 0 and 3 * power[MATCH] >= 2 * total:
             outcome = MATCH
             k.miners.record_miner_outcome(ctx, hop.miner, failed=False)
+        elif total > 0 and 3 * power[MISMATCH] > total:
+            outcome = CONTESTED
+            hops[c.hop] = replace(hop, failed="challenge_contested")
         decided.append(replace(c, outcome=outcome, match_power=power[MATCH], mismatch_power=power[MISMATCH]))
         ctx.emit("challenge_decided", session_id=s.id, miner=encode_address(hop.miner), outcome=outcome,
                  match_power=power[MATCH], mismatch_power=power[MISMATCH], total_power=total)

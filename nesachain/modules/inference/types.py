@@ -13,6 +13,7 @@ __all__ = ["Challenge", "Hop", "Model", "Session", "result_commitment", "verdict
 
 OPEN, COMMITTING, CHALLENGING, SETTLED = "open", "committing", "challenging", "settled"
 MATCH, MISMATCH = "match", "mismatch"
+CONTESTED = "contested"  # a tally outcome, never a verdict: > 1/3 of the power said mismatch
 
 
 def result_commitment(session_id: int, miner: bytes, root: bytes, salt: bytes) -> bytes:
@@ -57,7 +58,7 @@ class Hop:
     root: bytes = b""
     n_steps: int = 0
     revealed: bool = False
-    failed: str = ""  # why it is unpaid: "no_commit", "no_reveal", "challenge_mismatch"
+    failed: str = ""  # why it is unpaid: "no_commit", "no_reveal", "challenge_mismatch", "challenge_contested"
     paid: int = 0
 
     @property
@@ -71,7 +72,7 @@ class Challenge:
     step: int
     commits: dict[str, bytes] = field(default_factory=dict)  # validator operator hex -> commitment
     reveals: dict[str, str] = field(default_factory=dict)  # validator operator hex -> verdict
-    outcome: str = ""  # "match", "mismatch" or "undecided" once tallied
+    outcome: str = ""  # "match", "mismatch", "contested" or "undecided" once tallied
     match_power: int = 0
     mismatch_power: int = 0
 

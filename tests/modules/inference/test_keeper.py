@@ -130,6 +130,43 @@ def test_one_third_mismatch_decides_nothing(env):
     assert all(h.paid for h in s.hops)
 
 
+@pytest.mark.parametrize(("powers", "mismatch", "match", "outcome"), [
+    ((10, 10, 10, 10), 2, 0, "contested"),  # 1/2 said mismatch, the rest did not reveal
+    ((10, 10, 10, 10), 2, 2, "contested"),  # a split vote
+    ((10, 10, 10), 1, 1, "undecided"),  # exactly 1/3 is not more than 1/3
+    ((10, 10, 11), 1, 0, "undecided"),
+    ((10, 10, 9), 1, 0, "contested"),  # 10 of 29
+])
+def test_more_than_one_third_mismatch_withholds_pay_without_slashing(env, powers, mismatch, match, outcome):
+    env.validators.powers = dict(zip(VALIDATORS, powers, strict=False))
+    sid = open_and_close(env)
+    for m in MINERS:
+        commit_reveal(env, sid, m)
+    s = env.keeper.session(env.store, sid)
+    env.end_block(s.reveal_deadline)
+    s = env.keeper.session(env.store, sid)
+    votes = ["mismatch"] * mismatch + ["match"] * match
+    for v, vote in zip(VALIDATORS, votes, strict=False):
+        verdict(env, sid, 0, v, vote)
+    env.height = s.verdict_commit_deadline + 1
+    for v, vote in zip(VALIDATORS, votes, strict=False):
+        env.keeper.reveal_verdict(env.ctx(), sid, 0, v, vote, SALT)
+    env.end_block(s.verdict_reveal_deadline)
+    s = env.keeper.session(env.store, sid)
+    c = s.challenges[0]
+    assert c.outcome == outcome and c.mismatch_power == 10 * mismatch
+    assert not env.miners.slashed and env.miners.outcomes == []  # no slash, no reputation change
+    pay = 2 * 10 * PRICE
+    hop = s.hops[c.hop]
+    if outcome == "contested":
+        assert hop.failed == "challenge_contested" and hop.paid == 0
+    else:
+        assert not hop.failed and hop.paid == pay
+    assert sorted(h.paid for h in s.hops) == sorted([pay, pay, hop.paid])
+    assert s.refund == ESCROW - sum(h.paid for h in s.hops) - s.fee
+    assert env.balance(CLIENT) == 10**9 - ESCROW + s.refund
+
+
 def test_commit_without_reveal_is_penalized_and_unpaid(env):
     sid = open_and_close(env)
     commit_reveal(env, sid, MINERS[0])
