@@ -56,6 +56,7 @@ def write_shards(src: Source, out_dir: Path, k: int, *, replace: bool = False) -
     Ctrl-C leaves no half-written shard folder. ``out_dir`` must be absent or empty; with ``replace``
     it may also be a shard folder (one with a manifest), swapped out once the new one is complete."""
     out_dir = out_dir.absolute()
+    _clear_leftovers(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise ManifestError(f"{out_dir} exists and is not a folder")
     if out_dir.is_dir() and any(out_dir.iterdir()):
@@ -77,6 +78,36 @@ def write_shards(src: Source, out_dir: Path, k: int, *, replace: bool = False) -
     finally:
         shutil.rmtree(work, ignore_errors=True)  # gone already unless something failed
     return manifest
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process
+    return True
+
+
+def _clear_leftovers(out_dir: Path) -> None:
+    """Tidy what a killed (SIGKILL, power loss) ``write_shards`` of the same ``out_dir`` left beside it.
+
+    A ``.partial-PID`` folder is never complete: removed. An ``.old-PID`` folder is the previous shard
+    folder, moved aside for a swap: removed if the new folder is in place, put back if ``out_dir`` is
+    missing, else kept. Folders of a process that still runs are left alone."""
+    if not out_dir.parent.is_dir():
+        return
+    for kind in ("partial", "old"):
+        prefix = f".{out_dir.name}.{kind}-"
+        for path in sorted(out_dir.parent.iterdir()):
+            pid = path.name[len(prefix):] if path.name.startswith(prefix) else ""
+            if not pid.isdigit() or int(pid) == os.getpid() or _pid_alive(int(pid)):
+                continue
+            if kind == "partial" or (out_dir / MANIFEST).is_file():
+                shutil.rmtree(path, ignore_errors=True)
+            elif not out_dir.exists() and (path / MANIFEST).is_file():
+                path.rename(out_dir)
 
 
 def _swap_in(work: Path, out_dir: Path) -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -38,6 +40,10 @@ def test_shard_cli_errors_are_one_line_on_stderr(tmp_path: Path, capsys: pytest.
     args = _parse(["miner", "start", "--model", str(tmp_path / "missing"), "--blocks", "0:1"])
     assert args.func(args) == 1
     assert capsys.readouterr().err.startswith("error: cannot read")
+    for bad in (":::", "127.0.0.1", "http://127.0.0.1:99999"):
+        args = _parse(["miner", "info", bad])
+        assert args.func(args) == 1
+        assert "looks like host:port" in capsys.readouterr().err
 
 
 def test_miner_start_num_blocks_needs_the_chain_and_excludes_blocks(tiny_gpt2: Sharded,
@@ -110,3 +116,34 @@ def test_model_shard_never_leaves_a_half_written_or_clobbered_folder(tmp_path: P
     assert "is not a folder" in capsys.readouterr().err
     assert shard(tmp_path / "toy2", 2, "--input-shape", "0,32") == 1  # the later flag wins
     assert "bad --input-shape '0,32'" in capsys.readouterr().err
+
+
+def test_model_shard_tidies_what_a_killed_run_left(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    def shard(out: Path, *extra: str) -> int:
+        args = _parse(["model", "shard", "shard_exec_toy_models:build_toy", "--blocks", "2", "--out", str(out),
+                       "--input-shape", "2,32", *extra])
+        return int(args.func(args))
+
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True, check=True)
+    dead = int(gone.stdout)  # a process that has exited, as one killed mid-write has
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        assert shard(tmp_path / "toy") == 0
+        manifest = (tmp_path / "toy" / "manifest.json").read_text()
+        (tmp_path / f".toy.partial-{dead}").mkdir()  # killed while writing
+        (tmp_path / f".toy.partial-{dead}" / "block_000.safetensors").write_bytes(b"half")
+        (tmp_path / f".toy.old-{dead}").mkdir()  # killed after the swap, before removing the old folder
+        (tmp_path / f".toy.old-{dead}" / "manifest.json").write_text(manifest)
+        (tmp_path / f".toy.partial-{live.pid}").mkdir()  # another run, still writing
+        assert shard(tmp_path / "toy", "--replace") == 0
+        assert sorted(p.name for p in tmp_path.iterdir()) == [f".toy.partial-{live.pid}", "toy"]
+
+        (tmp_path / "toy").rename(tmp_path / f".toy.old-{dead}")  # killed between the two renames of a swap
+        assert shard(tmp_path / "toy") == 1  # the old folder is put back, and not replaced without --replace
+        assert "holds a shard folder already" in capsys.readouterr().err
+        assert (tmp_path / "toy" / "manifest.json").read_text() == manifest
+        assert sorted(p.name for p in tmp_path.iterdir()) == [f".toy.partial-{live.pid}", "toy"]
+    finally:
+        live.kill()
+        live.wait()
