@@ -214,7 +214,13 @@ def miner_info(args: argparse.Namespace) -> int:
     import urllib.error
     import urllib.request
 
+    from nesachain.shard_exec.client.route import check_endpoint
+
     base = args.url if args.url.startswith("http") else f"http://{args.url}"
+    try:
+        check_endpoint(base)
+    except NesaError as exc:
+        return _fail(str(exc))
     try:
         with urllib.request.urlopen(f"{base.rstrip('/')}/info", timeout=10) as resp:
             info = json.loads(resp.read())

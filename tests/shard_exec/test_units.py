@@ -133,6 +133,12 @@ def test_route_parsing_and_coverage() -> None:
         r.validate(4)
     with pytest.raises(RouteError):
         se.client.parse_route("127.0.0.1:1@0:2", ["127.0.0.1:3@1:2"])
+    assert se.client.parse_route("[::1]:7001@0:1,ws://h:2/ws@1:2").hops[0].url == "ws://[::1]:7001/ws"
+    for bad in (":::@0:1", "@0:1", "127.0.0.1@0:1", "127.0.0.1:0@0:1", "127.0.0.1:99999@0:1", "h:x@0:1"):
+        with pytest.raises(RouteError, match="host:port"):
+            se.client.parse_route(bad)
+    with pytest.raises(RouteError, match="host:port"):
+        se.client.parse_route("127.0.0.1:1@0:2", ["127.0.0.1@0:2"])  # an alternate too
 
 
 def test_shard_folder_manifest_and_partial_load(tiny_gpt2: Sharded) -> None:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 from nesachain.shard_exec.errors import RouteError
 from nesachain.shard_exec.wire import SCHEMES
 
-__all__ = ["Hop", "Route", "parse_route"]
+__all__ = ["Hop", "Route", "check_endpoint", "parse_route"]
 
 
 @dataclass
@@ -55,7 +56,20 @@ class Route:
             raise RouteError(f"route covers blocks 0:{at}, the model has {n_blocks}")
 
 
+def check_endpoint(addr: str) -> str:
+    """``addr`` (host:port, or a URL with both) as given; a RouteError saying what is wrong if it is not."""
+    try:
+        parts = urlsplit(addr if "://" in addr else f"http://{addr}")
+        port = parts.port
+    except ValueError as exc:
+        raise RouteError(f"a miner's address looks like host:port, got {addr!r}: {exc}") from exc
+    if not parts.hostname or port is None or port == 0 or any(c.isspace() for c in parts.hostname):
+        raise RouteError(f"a miner's address looks like host:port (port 1-65535), got {addr!r}")
+    return addr
+
+
 def _ws_url(addr: str) -> str:
+    check_endpoint(addr)
     if addr.startswith(("ws://", "wss://")):
         return addr
     return f"ws://{addr}/ws"
