@@ -26,7 +26,8 @@ from nesachain.tx.tx import MAX_MSGS
 from nesachain.types.address import decode_address
 from nesachain.types.merkle import leaf_hash, merkle_root
 
-__all__ = ["ResultAgent", "chain_session_base", "chain_session_name", "step_log_leaves", "step_log_root"]
+__all__ = ["ResultAgent", "chain_session_base", "chain_session_name", "hop_session_name", "step_log_leaves",
+           "step_log_root"]
 
 log = structlog.get_logger("nesachain.results")
 
@@ -36,10 +37,18 @@ def chain_session_base(session_id: int) -> str:
     return f"chain-{session_id}"
 
 
-def chain_session_name(session_id: int, hop: int) -> str:
-    """The session hop ``hop`` of chain session ``session_id`` has on its miner (the client
-    pipeline names them base-hop-failovers; an alternate taking over is not on the chain route)."""
-    return f"{chain_session_base(session_id)}-{hop}-0"
+def chain_session_name(session_id: int, hop: int, attempt: int = 0) -> str:
+    """The session route hop ``hop`` of chain session ``session_id`` has on its miner: the client
+    pipeline names them base-hop-failovers, so a stand-in that took over after a failover has its
+    ``attempt`` (> 0) in the name."""
+    return f"{chain_session_base(session_id)}-{hop}-{attempt}"
+
+
+def hop_session_name(s: dict[str, Any], index: int) -> str:
+    """The miner-side session name of ``s["hops"][index]`` (a route hop or a stand-in)."""
+    h = s["hops"][index]
+    route_hop = index if h["stands_in_for"] < 0 else h["stands_in_for"]
+    return chain_session_name(s["id"], route_hop, h["attempt"])
 
 
 def step_log_leaves(steps: list[dict[str, Any]]) -> list[bytes]:
@@ -79,7 +88,7 @@ class ResultAgent:
                 continue
             key = str(s["id"])
             if not s["hops"][index]["commitment"]:
-                if s["tokens"] > 0:
+                if s["hops"][index]["tokens"] > 0:
                     commits.append(self._commit_msg(s, index, key))
             elif key in self._state and not self.withhold_reveals:
                 st = self._state[key]
@@ -100,7 +109,7 @@ class ResultAgent:
         return sent
 
     def _commit_msg(self, s: dict[str, Any], hop: int, key: str) -> Msg:
-        log_doc = self.fetch(f"{self.miner_url}/sessions/{chain_session_name(s['id'], hop)}/log")
+        log_doc = self.fetch(f"{self.miner_url}/sessions/{hop_session_name(s, hop)}/log")
         steps = [] if log_doc is None else log_doc["steps"]
         root, n = step_log_root(steps)
         salt = secrets.token_bytes(32)

@@ -29,7 +29,7 @@ import structlog
 import torch
 
 from nesachain.agents.chain_view import ChainView
-from nesachain.agents.results import chain_session_name, step_log_root
+from nesachain.agents.results import hop_session_name, step_log_root
 from nesachain.client.txs import account_of
 from nesachain.errors import NesaError
 from nesachain.files import read_json, write_json_atomic
@@ -151,7 +151,7 @@ class Verifier:
         try:
             endpoint = self.chain.miner(hop["miner"])["endpoint"].rstrip("/")
             endpoint = endpoint if "://" in endpoint else f"http://{endpoint}"
-            name = chain_session_name(s["id"], int(c["hop"]))
+            name = hop_session_name(s, int(c["hop"]))
             log_doc = self.fetch_json(f"{endpoint}/sessions/{name}/log")
             if log_doc is None:
                 return MISMATCH, "miner has no log for the session"

@@ -43,7 +43,8 @@ class FakeChain:
 
 
 def session(status: str, **over: Any) -> dict[str, Any]:
-    hop = {"miner": MINER, "start": 0, "end": 2, "commitment": "", "root": "", "n_steps": 0, "revealed": False}
+    hop = {"miner": MINER, "start": 0, "end": 2, "commitment": "", "root": "", "n_steps": 0, "revealed": False,
+           "stands_in_for": -1, "attempt": 0, "tokens": 4}
     s = {"id": 7, "status": status, "tokens": 4, "model_id": "toy", "hops": [hop], "challenges": [],
          "verdict_commit_deadline": 20, "verdict_reveal_deadline": 30}
     s.update(over)
@@ -67,6 +68,23 @@ def test_result_agent_commits_root_then_reveals_what_it_committed(tmp_path):
     root, _ = step_log_root(STEPS)
     assert (reveal.root, reveal.n_steps) == (root, 4)
     assert result_commitment(7, decode_address(MINER), reveal.root, reveal.salt) == commit.commitment
+
+
+def test_result_agent_of_a_stand_in_commits_the_log_of_its_failover_session(tmp_path):
+    other = {"miner": "nesa1other", "start": 0, "end": 2, "commitment": "", "root": "", "n_steps": 0,
+             "revealed": False, "stands_in_for": -1, "attempt": 0, "tokens": 1}
+    s = session("committing")
+    s["hops"] = [other, {**s["hops"][0], "stands_in_for": 0, "attempt": 2, "tokens": 3}]
+    chain = FakeChain(SigningKey(b"\x05" * 32), [s])
+    urls: list[str] = []
+    agent = ResultAgent(chain, MINER, "http://miner", tmp_path / "s.json",  # type: ignore[arg-type]
+                        fetch=lambda url: urls.append(url) or {"steps": STEPS})
+    assert agent.tick() == 1 and isinstance(chain.sent[0], MsgCommitResult)
+    assert urls == ["http://miner/sessions/chain-7-0-2/log"]  # the client's 2nd failover session of hop 0
+    s["hops"][1]["tokens"] = 0  # took over after the last token: nothing to commit, nothing to pay
+    chain.sent.clear()
+    assert ResultAgent(chain, MINER, "http://miner", tmp_path / "t.json",  # type: ignore[arg-type]
+                       fetch=lambda url: {"steps": STEPS}).tick() == 0
 
 
 class FakeReplayer:

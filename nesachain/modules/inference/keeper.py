@@ -16,6 +16,7 @@ from nesachain.modules.inference.errors import (
     ErrDeadlinePassed,
     ErrEscrowTooSmall,
     ErrInvalidModel,
+    ErrInvalidStandIn,
     ErrMinerUnavailable,
     ErrModelExists,
     ErrNotCommitted,
@@ -141,18 +142,21 @@ class InferenceKeeper:
             if miner_addr in seen:
                 raise ErrRouteGap.wrap(f"miner {encode_address(miner_addr)} appears twice")
             seen.add(miner_addr)
-            m = self.miners.get_miner(store, miner_addr)
-            who = encode_address(miner_addr)
-            if m is None:
-                raise ErrMinerUnavailable.wrap(f"{who} is not a registered miner")
-            if m.status != "active" or m.bond <= 0:
-                raise ErrMinerUnavailable.wrap(f"{who} is {m.status}")
-            if m.model_id != model.model_id or not m.block_start <= start < end <= m.block_end:
-                raise ErrMinerUnavailable.wrap(
-                    f"{who} serves {m.model_id} blocks [{m.block_start}, {m.block_end}), not [{start}, {end})")
+            self._check_miner(store, model, miner_addr, start, end)
             pos = end
         if pos != model.n_blocks:
             raise ErrRouteGap.wrap(f"route ends at block {pos}, the model has {model.n_blocks}")
+
+    def _check_miner(self, store: KVReader, model: Model, miner_addr: bytes, start: int, end: int) -> None:
+        m = self.miners.get_miner(store, miner_addr)
+        who = encode_address(miner_addr)
+        if m is None:
+            raise ErrMinerUnavailable.wrap(f"{who} is not a registered miner")
+        if m.status != "active" or m.bond <= 0:
+            raise ErrMinerUnavailable.wrap(f"{who} is {m.status}")
+        if m.model_id != model.model_id or not m.block_start <= start < end <= m.block_end:
+            raise ErrMinerUnavailable.wrap(
+                f"{who} serves {m.model_id} blocks [{m.block_start}, {m.block_end}), not [{start}, {end})")
 
     def open_session(self, ctx: Context, client: bytes, model_id: str, route: list[tuple[bytes, int, int]],
                      max_tokens: int, escrow: int) -> Session:
@@ -178,6 +182,37 @@ class InferenceKeeper:
                  escrow=escrow, hops=len(route))
         return s
 
+    def add_stand_in(self, ctx: Context, s: Session, hop: int, miner: bytes, from_token: int,
+                     attempt: int) -> Session:
+        """The client reports a failover: ``miner`` took over route hop ``hop``'s blocks after
+        ``from_token`` tokens, under the client's ``attempt``-th session name for that hop. It is then
+        paid, committed and challenged for the tokens it served, like a route hop."""
+        if s.status != OPEN:
+            raise ErrWrongPhase.wrap(f"session {s.id} is {s.status}, stand-ins are reported before it closes")
+        if not 0 <= hop < s.route_len:
+            raise ErrInvalidStandIn.wrap(f"session {s.id} has route hops 0-{s.route_len - 1}, not {hop}")
+        if s.hop_index(miner) is not None:
+            raise ErrInvalidStandIn.wrap(f"miner {encode_address(miner)} is in session {s.id} already")
+        p = self.params(ctx.store)
+        if len(s.hops) - s.route_len >= p.max_route_hops:
+            raise ErrInvalidStandIn.wrap(f"session {s.id} has {p.max_route_hops} stand-ins, the limit")
+        earlier = [h for h in s.hops if h.stands_in_for == hop]
+        last_from, last_attempt = (earlier[-1].from_token, earlier[-1].attempt) if earlier else (0, 0)
+        if attempt <= last_attempt:
+            raise ErrInvalidStandIn.wrap(f"attempt {attempt} must be above {last_attempt}")
+        if not last_from <= from_token <= s.max_tokens:
+            raise ErrInvalidStandIn.wrap(f"from_token {from_token} must lie in [{last_from}, {s.max_tokens}]")
+        model = self.model(ctx.store, s.model_id)
+        if model is None:
+            raise ErrUnknownModel.wrap(s.model_id)
+        route_hop = s.hops[hop]
+        self._check_miner(ctx.store, model, miner, route_hop.start, route_hop.end)
+        s = s.with_(hops=(*s.hops, Hop(miner, route_hop.start, route_hop.end, stands_in_for=hop, attempt=attempt,
+                                       from_token=from_token)))
+        self.set_session(ctx.store, s)
+        ctx.emit("stand_in_added", session_id=s.id, hop=hop, miner=encode_address(miner), from_token=from_token)
+        return s
+
     def close_session(self, ctx: Context, s: Session, tokens: int) -> Session:
         if s.status != OPEN:
             raise ErrWrongPhase.wrap(f"session {s.id} is {s.status}")
@@ -185,7 +220,7 @@ class InferenceKeeper:
         p = self.params(ctx.store)
         commit_deadline = ctx.height + p.commit_window
         s = s.with_(status=COMMITTING, tokens=tokens, closed_height=ctx.height, commit_deadline=commit_deadline,
-                    reveal_deadline=commit_deadline + p.reveal_window)
+                    reveal_deadline=commit_deadline + p.reveal_window, hops=s.with_served_tokens(tokens))
         self.set_session(ctx.store, s)
         self.schedule(ctx.store, s.reveal_deadline, s.id)
         ctx.emit("session_closed", session_id=s.id, tokens=tokens)

@@ -3,9 +3,10 @@
     open ──close──▶ committing ──reveal deadline──▶ (no challenge) settled
                                                └──▶ challenging ──verdict deadline──▶ settled
 
-At the reveal deadline a miner with no commitment or no reveal is penalized (reputation failure)
-and unpaid. Challenges are drawn from block entropy: each revealed (session, miner) is challenged
-with probability challenge_rate, at a step drawn the same way. At the verdict deadline each
+At the reveal deadline a miner that served tokens (a route hop, or a stand-in the client reported
+after a failover) with no commitment or no reveal is penalized (reputation failure) and unpaid.
+Challenges are drawn from block entropy: each revealed (session, miner) is challenged with
+probability challenge_rate, at a step drawn the same way. At the verdict deadline each
 challenge is tallied by stake: ≥ 2/3 of all voting power saying "mismatch" slashes the miner's
 bond and applies the reputation penalty; ≥ 2/3 saying "match" applies the reward. Short of both,
 more than 1/3 saying "mismatch" ("contested") withholds that miner's pay for the session, back to
@@ -68,8 +69,8 @@ def _after_reveals(k: InferenceKeeper, ctx: Context, s: Session) -> None:
     hops = list(s.hops)
     challenges: list[Challenge] = []
     for i, hop in enumerate(hops):
-        if s.tokens == 0 and not hop.commitment:
-            continue  # nothing was served (the client never used the session): nothing to prove
+        if hop.tokens == 0 and not hop.commitment:
+            continue  # it served no token (unused session, or a stand-in took over at once): nothing to prove
         if not hop.commitment or not hop.revealed:
             reason = "no_commit" if not hop.commitment else "no_reveal"
             hops[i] = replace(hop, failed=reason)
@@ -121,12 +122,13 @@ def _after_verdicts(k: InferenceKeeper, ctx: Context, s: Session) -> None:
 
 
 def _settle(k: InferenceKeeper, ctx: Context, s: Session) -> None:
-    """Pay each unpenalized miner blocks × tokens × price, the fee to the fee pool, the rest back."""
+    """Pay each unpenalized miner blocks × the tokens it served × price, the fee to the fee pool, the
+    rest back."""
     p = k.params(ctx.store)
     hops: list[Hop] = []
     total = 0
     for hop in s.hops:
-        pay = 0 if hop.failed else hop.blocks * s.tokens * s.price
+        pay = 0 if hop.failed else hop.blocks * hop.tokens * s.price
         if pay:
             m = k.miners.get_miner(ctx.store, hop.miner)
             payee = m.owner if m is not None else hop.miner

@@ -10,6 +10,7 @@ from nesachain.modules.inference.genesis import GenesisBank
 from nesachain.modules.inference.keeper import InferenceKeeper
 from nesachain.modules.inference.msg_server import MsgServer
 from nesachain.modules.inference.msgs import (
+    MsgAddStandIn,
     MsgCloseSession,
     MsgCommitResult,
     MsgCommitVerdict,
@@ -54,7 +55,7 @@ class InferenceModule:
             MsgRegisterModel.TYPE: s.register_model, MsgOpenSession.TYPE: s.open_session,
             MsgCloseSession.TYPE: s.close_session, MsgCommitResult.TYPE: s.commit_result,
             MsgRevealResult.TYPE: s.reveal_result, MsgCommitVerdict.TYPE: s.commit_verdict,
-            MsgRevealVerdict.TYPE: s.reveal_verdict,
+            MsgRevealVerdict.TYPE: s.reveal_verdict, MsgAddStandIn.TYPE: s.add_stand_in,
         }
 
     def queries(self) -> Mapping[str, QueryFn]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from nesachain.modules.bank.msgs import check_address
 from nesachain.modules.inference.keeper import InferenceKeeper
 from nesachain.modules.inference.msgs import (
+    MsgAddStandIn,
     MsgCloseSession,
     MsgCommitResult,
     MsgCommitVerdict,
@@ -43,6 +44,14 @@ class MsgServer:
             raise ErrUnauthorized.wrap(f"only the session's client may close session {s.id}")
         s = self._k.close_session(ctx, s, msg.tokens)
         return {"session_id": s.id, "tokens": s.tokens}
+
+    def add_stand_in(self, ctx: Context, msg: MsgAddStandIn) -> dict[str, int]:
+        client, miner = check_address(msg.client, "client"), check_address(msg.miner, "miner")
+        s = self._k.must_session(ctx.store, msg.session_id)
+        if s.client != client:
+            raise ErrUnauthorized.wrap(f"only the session's client may report stand-ins in session {s.id}")
+        s = self._k.add_stand_in(ctx, s, msg.hop, miner, msg.from_token, msg.attempt)
+        return {"session_id": s.id, "hop": len(s.hops) - 1}
 
     def commit_result(self, ctx: Context, msg: MsgCommitResult) -> None:
         owner, miner = check_address(msg.owner, "owner"), check_address(msg.miner, "miner")

@@ -13,8 +13,8 @@ from nesachain.types.coin import check_amount
 from nesachain.types.sdk_errors import ErrInvalidCoins
 
 __all__ = [
-    "MsgCloseSession", "MsgCommitResult", "MsgCommitVerdict", "MsgOpenSession", "MsgRegisterModel",
-    "MsgRevealResult", "MsgRevealVerdict",
+    "MsgAddStandIn", "MsgCloseSession", "MsgCommitResult", "MsgCommitVerdict", "MsgOpenSession",
+    "MsgRegisterModel", "MsgRevealResult", "MsgRevealVerdict",
 ]
 
 _TYPES: dict[str, Any] = {"str": str, "int": int, "bytes": bytes, "list": list}
@@ -134,6 +134,32 @@ class MsgCloseSession(_Fields):
         check_address(self.client, "client")
         if self.tokens < 0 or self.session_id < 0:
             raise ErrInvalidSessionMsg.wrap("session_id and tokens must not be negative")
+
+    def signer(self) -> str:
+        return self.client
+
+
+@register_msg
+@dataclass(frozen=True)
+class MsgAddStandIn(_Fields):
+    """Sent by the client before it closes the session: ``miner`` took over route hop ``hop``'s blocks
+    after ``from_token`` tokens (a failover), under the client's ``attempt``-th session for that hop."""
+
+    TYPE: ClassVar[str] = "inference/MsgAddStandIn"
+    client: str
+    session_id: int
+    hop: int
+    miner: str
+    from_token: int
+    attempt: int
+
+    def validate_basic(self) -> None:
+        check_address(self.client, "client")
+        check_address(self.miner, "miner")
+        if min(self.session_id, self.hop, self.from_token) < 0 or self.attempt < 1:
+            raise ErrInvalidSessionMsg.wrap("session_id, hop and from_token must not be negative, attempt must be ≥ 1")
+        if self.from_token > MAX_TOKENS:
+            raise ErrInvalidSessionMsg.wrap(f"from_token must be at most {MAX_TOKENS}")
 
     def signer(self) -> str:
         return self.client

@@ -60,6 +60,10 @@ class Hop:
     revealed: bool = False
     failed: str = ""  # why it is unpaid: "no_commit", "no_reveal", "challenge_mismatch", "challenge_contested"
     paid: int = 0
+    stands_in_for: int = -1  # a stand-in (a failover the client reported): the route hop whose blocks it took
+    attempt: int = 0  # the client's failover count for that route hop when this miner took over
+    from_token: int = 0  # tokens generated before this miner took over
+    tokens: int = 0  # tokens this miner served, set when the session closes
 
     @property
     def blocks(self) -> int:
@@ -106,6 +110,24 @@ class Session:
             if h.miner == miner:
                 return i
         return None
+
+    @property
+    def route_len(self) -> int:
+        """Hops of the route opened with; stand-ins follow them in ``hops``."""
+        return sum(1 for h in self.hops if h.stands_in_for < 0)
+
+    def with_served_tokens(self, tokens: int) -> tuple[Hop, ...]:
+        """``hops`` with each one's ``tokens``: a route hop serves until its first stand-in took over,
+        each stand-in from its ``from_token`` until the next one for the same blocks, the last until
+        ``tokens``."""
+        hops = list(self.hops)
+        for r in range(self.route_len):
+            chain = [r, *(j for j, h in enumerate(hops) if h.stands_in_for == r)]
+            starts = [0, *(min(hops[j].from_token, tokens) for j in chain[1:])]
+            ends = [*starts[1:], tokens]
+            for j, a, b in zip(chain, starts, ends, strict=True):
+                hops[j] = replace(hops[j], tokens=max(0, b - a))
+        return tuple(hops)
 
     def to_state(self) -> dict[str, Any]:
         d = asdict(self)
