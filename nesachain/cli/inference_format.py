@@ -27,8 +27,10 @@ def format_session(s: dict[str, Any]) -> str:
     for h in s["hops"]:
         state = "revealed" if h["revealed"] else ("committed" if h["commitment"] else "no commitment")
         failed = f"  FAILED: {h['failed']}" if h["failed"] else ""
+        stand_in = (f"  stands in for hop {h['stands_in_for']} from token {h['from_token']}"
+                    if h.get("stands_in_for", -1) >= 0 else "")
         lines.append(f"  blocks [{h['start']},{h['end']}) {h['miner']}  {state}  steps {h['n_steps']}  "
-                     f"paid {h['paid']}unes{failed}")
+                     f"tokens {h.get('tokens', s['tokens'])}  paid {h['paid']}unes{stand_in}{failed}")
     for i, c in enumerate(s["challenges"]):
         lines.append(f"  challenge {i}: miner {c['miner']} step {c['step']}  verdicts {len(c['reveals'])}/"
                      f"{len(c['commits'])} revealed  outcome {c['outcome'] or 'pending'}  "

@@ -50,6 +50,9 @@ def _request(args: argparse.Namespace) -> int:
                                      on_open=opened))
     if text:
         print()
+    for hop, miner, from_token in result.stand_ins:
+        print(f"hop {hop}: {miner} stood in from token {from_token} (failover); reported with the close",
+              file=sys.stderr)
     print(f"[{len(result.tokens)} tokens, ttft {result.ttft_s * 1000:.0f} ms, {result.tokens_per_s:.1f} tokens/s; "
           f"session {result.session_id} closed at height {result.closed_height}]", file=sys.stderr)
     if args.settle_timeout == 0:

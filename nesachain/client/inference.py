@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import structlog
 from nacl.signing import SigningKey
 
 from nesachain.client.routing import PREFERENCES, MinerCandidate, NoRouteError, Route, find_route
@@ -24,9 +25,11 @@ from nesachain.client.rpc import CometRPC
 from nesachain.client.txs import account_of, send_msgs
 from nesachain.errors import ConfigError, NesaError
 from nesachain.modules.inference.keeper import max_cost
-from nesachain.modules.inference.msgs import MsgCloseSession, MsgOpenSession
+from nesachain.modules.inference.msgs import MsgAddStandIn, MsgCloseSession, MsgOpenSession
 
 __all__ = ["RequestResult", "await_settled", "candidates", "run_request"]
+
+log = structlog.get_logger("nesachain.request")
 
 
 @dataclass
@@ -40,6 +43,7 @@ class RequestResult:
     closed_height: int = 0
     ttft_s: float = 0.0
     tokens_per_s: float = 0.0
+    stand_ins: list[tuple[int, str, int]] = field(default_factory=list)  # (route hop, miner, from token) reported
 
 
 def _probe(endpoint: str) -> tuple[float, dict[str, Any]] | None:
@@ -118,8 +122,16 @@ async def run_request(rpc: CometRPC, key: SigningKey, shards: Path, model_id: st
             if on_token is not None and t != client.head.eos_token_id:
                 on_token(tok.decode([t]))
     finally:
-        closed = await asyncio.to_thread(
-            send_msgs, rpc, key, [MsgCloseSession(me, result.session_id, len(result.tokens))])
+        close = MsgCloseSession(me, result.session_id, len(result.tokens))
+        by_url = {_ws(endpoint): miner for miner, endpoint in endpoints.items()}
+        stand_ins = [MsgAddStandIn(me, result.session_id, st.hop, by_url[st.url], st.from_step, st.attempt)
+                     for st in stats.stand_ins if st.url in by_url]
+        result.stand_ins = [(m.hop, m.miner, m.from_token) for m in stand_ins]
+        closed = await asyncio.to_thread(send_msgs, rpc, key, [*stand_ins, close])
+        if stand_ins and not closed.ok:  # the stand-ins go unpaid, but the session still closes
+            log.warning("stand_ins_refused", session_id=result.session_id, code=closed.code, log=closed.log)
+            result.stand_ins = []
+            closed = await asyncio.to_thread(send_msgs, rpc, key, [close])
         result.closed_height = closed.height
     result.answer = tok.decode([t for t in result.tokens if t != client.head.eos_token_id])
     result.ttft_s, result.tokens_per_s = stats.ttft_s, stats.tokens_per_s

@@ -110,6 +110,43 @@ def test_request_cli_matches_local_greedy_settles_and_pays_exactly(swarm, shards
     assert pool(net)["invariant_holds"]
 
 
+def test_kill9_mid_request_the_alternate_is_paid_for_the_tokens_it_served(swarm, shards):
+    net = swarm
+    ring = net.keyring()
+    start_miner(net, 6, shards, RANGES[1])  # a second miner for blocks 10:20
+    wait_active_miners(net, MODEL, 4)
+    names = {ring.show(f"miner{i}").address: f"miner{i}" for i in (1, 6)}
+    prompt, n, kill_after = "Tell me about the history of Rome.", 16, 6
+    routes = []
+    count = [0]
+
+    def on_token(_: str) -> None:
+        count[0] += 1
+        if count[0] == kill_after:
+            net.kill(names[routes[0].hops[1].miner_id])  # SIGKILL the route's miner for 10:20
+
+    try:
+        r = asyncio.run(run_request(net.rpc(0), ring.signing_key("faucet"), shards, MODEL, prompt, n,
+                                    on_token=on_token, on_open=lambda res: routes.append(res.route)))
+        dead = routes[0].hops[1].miner_id
+        stand_in = next(a for a in names if a != dead)
+        assert r.tokens == local_greedy(shards, prompt, n)  # the failover changed no token
+        assert r.stand_ins == [(1, stand_in, kill_after)]
+        s = await_settled(net.rpc(0), r.session_id, 300)
+        assert s["status"] == "settled", s
+        hops = {h["miner"]: h for h in s["hops"]}
+        assert hops[dead]["tokens"] == kill_after and hops[dead]["failed"] == "no_commit" and hops[dead]["paid"] == 0
+        h = hops[stand_in]
+        assert (h["stands_in_for"], h["from_token"], h["tokens"]) == (1, kill_after, n - kill_after)
+        assert not h["failed"] and h["paid"] == 10 * (n - kill_after) * s["price"]
+        outcomes = {c["miner"]: c["outcome"] for c in s["challenges"]}
+        assert outcomes[stand_in] == "match"  # challenged (the localnet's rate is 100 %): its failover log checks out
+        assert pool(net)["invariant_holds"]
+    finally:
+        for name in names.values():  # the next tests route 10:20 through their own miner
+            net.kill(name)
+
+
 def test_perturbing_miner_slashed_then_20_concurrent_sessions_complete_honest_never_flagged(swarm, shards):
     net = swarm
     swap_miner(net, 1, 3, shards, (10, 20), "--test-perturb", "0.01")

@@ -11,7 +11,7 @@ import pytest
 import torch
 from shard_exec_support import Sharded, start_miners, stop_miners
 
-from nesachain.shard_exec.client import DecoderClient, GenerationStats, parse_route
+from nesachain.shard_exec.client import DecoderClient, GenerationStats, StandIn, parse_route
 from nesachain.shard_exec.reference import local_generate
 
 PROMPT = "<|im_start|>user\nTell me about the history of Rome.<|im_end|>\n<|im_start|>assistant\n"
@@ -46,6 +46,8 @@ def test_failover_kill9_mid_generation_gives_identical_tokens(smol: Sharded, min
               f"recovered on {ev.new_url} in {ev.seconds * 1000:.0f} ms, replaying {ev.replayed_steps} steps; "
               f"generation total {stats.total_s:.2f} s")
         assert ev.hop == 1 and ev.new_url == alternate.url
+        # what a chain session reports so that the alternate is paid for tokens 24..63
+        assert ev.step == 24 and stats.stand_ins == [StandIn(1, alternate.url, 1, 24)]
         assert got == expected
     finally:
         stop_miners(miners)

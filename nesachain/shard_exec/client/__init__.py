@@ -12,7 +12,7 @@ from nesachain.shard_exec.client.models import (
     GraphClient,
     load_tokenizer,
 )
-from nesachain.shard_exec.client.pipeline import RecoveryEvent, RemotePipeline
+from nesachain.shard_exec.client.pipeline import RecoveryEvent, RemotePipeline, StandIn
 from nesachain.shard_exec.client.route import Hop, Route, parse_route
 from nesachain.shard_exec.client.sampling import Sampling, choose
 
@@ -26,6 +26,7 @@ __all__ = [
     "RemotePipeline",
     "Route",
     "Sampling",
+    "StandIn",
     "choose",
     "load_tokenizer",
     "parse_route",

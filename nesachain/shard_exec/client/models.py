@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from nesachain.shard_exec.client.pipeline import RecoveryEvent, RemotePipeline
+from nesachain.shard_exec.client.pipeline import RecoveryEvent, RemotePipeline, StandIn
 from nesachain.shard_exec.client.route import Route
 from nesachain.shard_exec.client.sampling import Sampling, choose
 from nesachain.shard_exec.errors import ManifestError
@@ -44,6 +44,7 @@ class GenerationStats:
     ttft_s: float = 0.0
     total_s: float = 0.0
     recoveries: list[RecoveryEvent] = field(default_factory=list)
+    stand_ins: list[StandIn] = field(default_factory=list)  # miners that took over a hop, and from which step
     hop_ms: list[list[float]] = field(default_factory=list)  # per decode step, per hop (cumulative)
     compute_ms: list[list[float]] = field(default_factory=list)
     bytes_per_step: list[list[int]] = field(default_factory=list)
@@ -107,6 +108,7 @@ class DecoderClient:
         finally:
             stats.total_s = time.perf_counter() - t0
             stats.recoveries = list(pipe.recoveries)
+            stats.stand_ins = list(pipe.stand_ins)
             await pipe.close()
 
     async def teacher_forced(self, route: Route, ids: torch.Tensor, timeout: float = 30.0

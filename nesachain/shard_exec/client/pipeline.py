@@ -23,7 +23,7 @@ from nesachain.shard_exec.client.route import Route
 from nesachain.shard_exec.errors import RouteError, StepError
 from nesachain.shard_exec.wire import TensorStreams, decode_tensor
 
-__all__ = ["HopInput", "RecoveryEvent", "RemotePipeline"]
+__all__ = ["HopInput", "RecoveryEvent", "RemotePipeline", "StandIn"]
 
 log = structlog.get_logger(__name__)
 
@@ -53,11 +53,23 @@ class RecoveryEvent:
 
 
 @dataclass
+class StandIn:
+    """A miner other than the route's own serving hop ``hop`` from step ``from_step`` on, under the
+    session name ending in ``attempt`` (what a chain session reports so that the stand-in is paid)."""
+
+    hop: int
+    url: str
+    attempt: int
+    from_step: int
+
+
+@dataclass
 class _HopState:
     urls: list[str]  # primary first, then alternates
     blocks: list[int]  # [start, end): sent on open, so that a miner serving other blocks refuses
     conn: MinerConnection | None = None
     sid: str = ""
+    attempt: int = 0  # the failover count in ``sid``
     dead: set[str] = field(default_factory=set)
     history: list[HopInput] = field(default_factory=list)
 
@@ -74,6 +86,7 @@ class RemotePipeline:
         self._http: aiohttp.ClientSession | None = None
         self.step = 0
         self.recoveries: list[RecoveryEvent] = []
+        self.stand_ins: list[StandIn] = []
         self.hop_ms: list[float] = []  # client-observed ms from sending a step to each hop's result
         self.compute_ms: list[float] = []  # miner-reported compute ms per hop of the last step
         self.bytes_per_step: list[int] = []  # activation bytes of the last step, per hop input + final output
@@ -97,7 +110,8 @@ class RemotePipeline:
         hop = self._hops[i]
         conn = MinerConnection(url, self._http, self.timeout)
         await conn.connect()
-        sid = f"{self.base_id}-{i}-{len(hop.dead)}"
+        attempt = len(hop.dead)
+        sid = f"{self.base_id}-{i}-{attempt}"
         try:
             await conn.request({"op": "open", "session": sid, "max_length": self.max_length,
                                 "scheme": self.route.hop_scheme(i), "batch": self.batch,
@@ -105,7 +119,7 @@ class RemotePipeline:
         except BaseException:
             await conn.close()
             raise
-        hop.conn, hop.sid = conn, sid
+        hop.conn, hop.sid, hop.attempt = conn, sid, attempt
 
     async def _attach(self, i: int, replay: bool) -> str:
         """Open a session on the first live miner of hop i; replay its history if asked."""
@@ -117,6 +131,8 @@ class RemotePipeline:
                 await self._open_on(i, url)
                 if replay:
                     await self._replay(i)
+                if url != hop.urls[0]:
+                    self.stand_ins.append(StandIn(i, url, hop.attempt, self.step))
                 return url
             except (MinerUnavailable, StepError) as exc:
                 log.warning("miner_unusable", hop=i, url=url, error=str(exc))
