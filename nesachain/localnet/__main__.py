@@ -111,7 +111,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(f"demo transfer: 1000000unes faucet -> {demo.address}")
     print(f"  txhash {out.hash}  height {out.height}  code {out.code} {out.log}")
     print(f"  demo balance now {balance}unes; chain height {rpc.height()}")
-    print("waiting for 3 miners to register …", flush=True)
+    print("waiting for 3 miners to register and answer …", flush=True)
     wait_active_miners(net, DEMO_MODEL, len(MINER_RANGES))
     prompt = "What is the capital of France? Answer in one sentence."
     print(f"verified request to {DEMO_MODEL}: {prompt!r}")

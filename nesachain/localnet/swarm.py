@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 from nesachain.errors import ConfigError, RPCError
@@ -49,7 +50,19 @@ def start_verifier(net: Localnet, i: int, shards: dict[str, Path]) -> None:
     net.spawn(f"verifier{i}", cmd, net.root / f"verifier{i}.log")
 
 
+def _answers(endpoint: str) -> bool:
+    base = endpoint if "://" in endpoint else f"http://{endpoint}"
+    try:
+        with urllib.request.urlopen(f"{base.rstrip('/')}/health", timeout=2) as r:
+            r.read()
+    except (OSError, ValueError):
+        return False
+    return True
+
+
 def wait_active_miners(net: Localnet, model_id: str, n: int, timeout: float = 180.0) -> list[dict[str, object]]:
+    """Wait until ``n`` miners of ``model_id`` are active on chain and answer at their endpoints (a
+    restarted localnet's chain lists the miners of its last run as active while they still load)."""
     deadline = time.monotonic() + timeout
     rpc = net.rpc(0)
     while time.monotonic() < deadline:
@@ -62,10 +75,11 @@ def wait_active_miners(net: Localnet, model_id: str, n: int, timeout: float = 18
                 "staking/miners", {"model_id": model_id, "status": "active"}).json()["miners"]
         except RPCError:
             miners = []
+        miners = [m for m in miners if _answers(str(m["endpoint"]))]
         if len(miners) >= n:
             return miners
         time.sleep(1.0)
-    raise ConfigError(f"fewer than {n} active miners for {model_id} after {timeout:.0f}s")
+    raise ConfigError(f"fewer than {n} active, answering miners for {model_id} after {timeout:.0f}s")
 
 
 def ensure_shards(model: str, blocks: int, out: Path) -> Path:
