@@ -11,6 +11,7 @@ from nesachain.cli.common import emit, keyring_from, rpc_from
 from nesachain.cli.inference_format import format_session
 from nesachain.cli.tx_cmds import add_tx_options
 from nesachain.client.inference import RequestResult, await_settled, run_request
+from nesachain.client.observed import ObservedSpeeds
 from nesachain.client.routing import PREFERENCES
 
 __all__ = ["register"]
@@ -47,7 +48,7 @@ def _request(args: argparse.Namespace) -> int:
 
     result = asyncio.run(run_request(rpc, key, args.shards, args.model, args.prompt, args.max_tokens,
                                      prefer=args.prefer, scheme=args.scheme, raw=args.raw, on_token=token,
-                                     on_open=opened))
+                                     on_open=opened, observed=ObservedSpeeds.in_home(args.home)))
     if text:
         print()
     for hop, miner, from_token in result.stand_ins:

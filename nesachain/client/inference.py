@@ -20,6 +20,7 @@ from typing import Any
 import structlog
 from nacl.signing import SigningKey
 
+from nesachain.client.observed import ObservedSpeeds, per_block_seconds
 from nesachain.client.routing import PREFERENCES, MinerCandidate, NoRouteError, Route, find_route
 from nesachain.client.rpc import CometRPC
 from nesachain.client.txs import account_of, send_msgs
@@ -61,8 +62,10 @@ def _probe(endpoint: str) -> tuple[float, dict[str, Any]] | None:
     return rtt, info
 
 
-def candidates(rpc: CometRPC, model_id: str) -> tuple[list[MinerCandidate], dict[str, str]]:
-    """The model's active miners that answer, with this client's RTT; and miner -> endpoint."""
+def candidates(rpc: CometRPC, model_id: str, observed: ObservedSpeeds | None = None
+               ) -> tuple[list[MinerCandidate], dict[str, str]]:
+    """The model's active miners that answer, with this client's RTT and its declared throughput
+    (capped by what this client observed, if given); and miner -> endpoint."""
     miners = rpc.abci_query("staking/miners", {"model_id": model_id, "status": "active"}).json()["miners"]
     out, endpoints = [], {}
     for m in miners:
@@ -70,7 +73,10 @@ def candidates(rpc: CometRPC, model_id: str) -> tuple[list[MinerCandidate], dict
         if probe is None:
             continue
         rtt, info = probe
-        out.append(MinerCandidate(m["miner"], m["block_start"], m["block_end"], max(m["throughput"], 1) / 1000,
+        throughput = max(m["throughput"], 1) / 1000
+        if observed is not None:
+            throughput = observed.throughput(m["miner"], throughput)
+        out.append(MinerCandidate(m["miner"], m["block_start"], m["block_end"], throughput,
                                   int(m["reputation"]) / 1_000_000, int(info.get("queue_length", 0) or 0), 0, rtt))
         endpoints[m["miner"]] = m["endpoint"]
     return out, endpoints
@@ -83,7 +89,9 @@ def _ws(endpoint: str) -> str:
 async def run_request(rpc: CometRPC, key: SigningKey, shards: Path, model_id: str, prompt: str, max_tokens: int,
                       *, prefer: str = "latency", scheme: str = "none", raw: bool = False, client: Any = None,
                       on_token: Callable[[str], None] | None = None, on_open: Callable[[RequestResult], None]
-                      | None = None) -> RequestResult:
+                      | None = None, observed: ObservedSpeeds | None = None) -> RequestResult:
+    """Route, open, generate, close. With ``observed``, routing believes no miner faster than this
+    client saw it, and this request's hop timings are recorded there (and saved)."""
     from nesachain.agents.results import chain_session_base
     from nesachain.shard_exec.client import DecoderClient, GenerationStats, Sampling, load_tokenizer
     from nesachain.shard_exec.client.route import Hop as ExecHop
@@ -91,7 +99,7 @@ async def run_request(rpc: CometRPC, key: SigningKey, shards: Path, model_id: st
 
     model = await asyncio.to_thread(lambda: rpc.abci_query("inference/model", {"model_id": model_id}).json())
     params = await asyncio.to_thread(lambda: rpc.abci_query("inference/params").json())
-    cands, endpoints = await asyncio.to_thread(candidates, rpc, model_id)
+    cands, endpoints = await asyncio.to_thread(candidates, rpc, model_id, observed)
     try:
         route = find_route(cands, model["n_blocks"], PREFERENCES[prefer])
     except NoRouteError as exc:
@@ -133,6 +141,13 @@ async def run_request(rpc: CometRPC, key: SigningKey, shards: Path, model_id: st
             result.stand_ins = []
             closed = await asyncio.to_thread(send_msgs, rpc, key, [close])
         result.closed_height = closed.height
+    if observed is not None:
+        replaced = {st.hop for st in stats.stand_ins}
+        seen = per_block_seconds(stats.hop_ms, [h.end - h.start for h in route.hops])
+        for i, (hop, s_per_block) in enumerate(zip(route.hops, seen, strict=True)):
+            if s_per_block is not None and i not in replaced:
+                observed.record(hop.miner_id, s_per_block)
+        observed.save()
     result.answer = tok.decode([t for t in result.tokens if t != client.head.eos_token_id])
     result.ttft_s, result.tokens_per_s = stats.ttft_s, stats.tokens_per_s
     return result

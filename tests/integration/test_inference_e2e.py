@@ -108,6 +108,8 @@ def test_request_cli_matches_local_greedy_settles_and_pays_exactly(swarm, shards
     after = net.rpc(0).abci_query("bank/balance", {"address": faucet}).json()["amount"]
     assert before - after == paid + s["fee"] + 2 * 1000  # + the open and close tx fees
     assert pool(net)["invariant_holds"]
+    seen = json.loads((net.root / "wallet" / "observed_miners.json").read_text())  # what routing checks next time
+    assert sorted(seen) == sorted(h["miner"] for h in s["hops"]) and all(v["s_per_block"] > 0 for v in seen.values())
 
 
 def test_kill9_mid_request_the_alternate_is_paid_for_the_tokens_it_served(swarm, shards):
