@@ -6,7 +6,7 @@ import pytest
 
 from nesachain.modules.inference import errors as E
 from nesachain.modules.inference.keeper import max_cost
-from nesachain.modules.inference.types import result_commitment, verdict_commitment
+from nesachain.modules.inference.types import Session, result_commitment, verdict_commitment
 from nesachain.types.errors import ChainError
 from tests.modules.inference.conftest import CLIENT, MINERS, OWNER, PARAMS, PRICE, VALIDATORS, Env
 
@@ -38,6 +38,15 @@ def commit_reveal(env: Env, sid: int, miner: bytes, *, reveal: bool = True, step
     if reveal:
         env.keeper.reveal_result(env.ctx(), sid, OWNER, miner, root, SALT, steps)
     return root
+
+
+def challenged(env: Env) -> Session:
+    """A closed session whose three miners committed and revealed, past its reveal deadline."""
+    sid = open_and_close(env)
+    for m in MINERS:
+        commit_reveal(env, sid, m)
+    env.end_block(env.keeper.session(env.store, sid).reveal_deadline)
+    return env.keeper.session(env.store, sid)
 
 
 def verdict(env: Env, sid: int, ch: int, validator: bytes, v: str) -> None:
@@ -92,12 +101,8 @@ def test_honest_session_settles_with_exact_payments_and_conserved_tokens(env):
 
 
 def test_two_thirds_mismatch_slashes_and_unpays_only_the_cheat(env):
-    sid = open_and_close(env)
-    for m in MINERS:
-        commit_reveal(env, sid, m)
-    s = env.keeper.session(env.store, sid)
-    env.end_block(s.reveal_deadline)
-    s = env.keeper.session(env.store, sid)
+    s = challenged(env)
+    sid = s.id
     cheat = next(i for i, c in enumerate(s.challenges) if s.hops[c.hop].miner == MINERS[1])
     for ch in range(3):
         for v in VALIDATORS:
@@ -115,12 +120,8 @@ def test_two_thirds_mismatch_slashes_and_unpays_only_the_cheat(env):
 
 
 def test_one_third_mismatch_decides_nothing(env):
-    sid = open_and_close(env)
-    for m in MINERS:
-        commit_reveal(env, sid, m)
-    s = env.keeper.session(env.store, sid)
-    env.end_block(s.reveal_deadline)
-    s = env.keeper.session(env.store, sid)
+    s = challenged(env)
+    sid = s.id
     verdict(env, sid, 0, VALIDATORS[0], "mismatch")
     env.height = s.verdict_commit_deadline + 1
     env.keeper.reveal_verdict(env.ctx(), sid, 0, VALIDATORS[0], "mismatch", SALT)
@@ -139,12 +140,8 @@ def test_one_third_mismatch_decides_nothing(env):
 ])
 def test_more_than_one_third_mismatch_withholds_pay_without_slashing(env, powers, mismatch, match, outcome):
     env.validators.powers = dict(zip(VALIDATORS, powers, strict=False))
-    sid = open_and_close(env)
-    for m in MINERS:
-        commit_reveal(env, sid, m)
-    s = env.keeper.session(env.store, sid)
-    env.end_block(s.reveal_deadline)
-    s = env.keeper.session(env.store, sid)
+    s = challenged(env)
+    sid = s.id
     votes = ["mismatch"] * mismatch + ["match"] * match
     for v, vote in zip(VALIDATORS, votes, strict=False):
         verdict(env, sid, 0, v, vote)
