@@ -216,11 +216,11 @@ def miner_info(args: argparse.Namespace) -> int:
 
     from nesachain.shard_exec.client.route import check_endpoint
 
-    base = args.url if args.url.startswith("http") else f"http://{args.url}"
     try:
-        check_endpoint(base)
+        check_endpoint(args.url)
     except NesaError as exc:
         return _fail(str(exc))
+    base = args.url if args.url.startswith("http") else f"http://{args.url}"
     try:
         with urllib.request.urlopen(f"{base.rstrip('/')}/info", timeout=10) as resp:
             info = json.loads(resp.read())
