@@ -95,7 +95,7 @@ def _joined_hidden(runner: StageRunner, steps: list[dict[str, Any]],
                    decoded: list[dict[str, torch.Tensor]]) -> torch.Tensor | None:
     """All steps' hidden states as one (B, ΣT, C) input, if they are a decoder's consecutive steps
     (only ``hidden``, no values, each starting where the previous ended, one batch size); else None."""
-    if getattr(runner, "kind", "") != "decoder" or len(steps) < 2:
+    if runner.kind != "decoder" or len(steps) < 2:
         return None
     if any(set(t) != {"hidden"} or st.get("in_values") for st, t in zip(steps, decoded, strict=True)):
         return None

@@ -28,7 +28,7 @@ from nesachain.errors import ConfigError, NesaError
 from nesachain.modules.inference.keeper import max_cost
 from nesachain.modules.inference.msgs import MsgAddStandIn, MsgCloseSession, MsgOpenSession
 
-__all__ = ["RequestResult", "await_settled", "candidates", "run_request"]
+__all__ = ["RequestResult", "await_settled", "candidates", "probe_miner", "run_request"]
 
 log = structlog.get_logger("nesachain.request")
 
@@ -47,7 +47,7 @@ class RequestResult:
     stand_ins: list[tuple[int, str, int]] = field(default_factory=list)  # (route hop, miner, from token) reported
 
 
-def _probe(endpoint: str) -> tuple[float, dict[str, Any]] | None:
+def probe_miner(endpoint: str) -> tuple[float, dict[str, Any]] | None:
     """(round trip in seconds, /info) of a miner, or None if it does not answer."""
     base = endpoint if "://" in endpoint else f"http://{endpoint}"
     try:
@@ -69,7 +69,7 @@ def candidates(rpc: CometRPC, model_id: str, observed: ObservedSpeeds | None = N
     miners = rpc.abci_query("staking/miners", {"model_id": model_id, "status": "active"}).json()["miners"]
     out, endpoints = [], {}
     for m in miners:
-        probe = _probe(m["endpoint"])
+        probe = probe_miner(m["endpoint"])
         if probe is None:
             continue
         rtt, info = probe

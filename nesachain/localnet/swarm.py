@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
+from nesachain.client.inference import probe_miner
 from nesachain.errors import ConfigError, RPCError
 from nesachain.localnet.net import Localnet
 
@@ -50,16 +50,6 @@ def start_verifier(net: Localnet, i: int, shards: dict[str, Path]) -> None:
     net.spawn(f"verifier{i}", cmd, net.root / f"verifier{i}.log")
 
 
-def _answers(endpoint: str) -> bool:
-    base = endpoint if "://" in endpoint else f"http://{endpoint}"
-    try:
-        with urllib.request.urlopen(f"{base.rstrip('/')}/health", timeout=2) as r:
-            r.read()
-    except (OSError, ValueError):
-        return False
-    return True
-
-
 def wait_active_miners(net: Localnet, model_id: str, n: int, timeout: float = 180.0) -> list[dict[str, object]]:
     """Wait until ``n`` miners of ``model_id`` are active on chain and answer at their endpoints (a
     restarted localnet's chain lists the miners of its last run as active while they still load)."""
@@ -75,7 +65,7 @@ def wait_active_miners(net: Localnet, model_id: str, n: int, timeout: float = 18
                 "staking/miners", {"model_id": model_id, "status": "active"}).json()["miners"]
         except RPCError:
             miners = []
-        miners = [m for m in miners if _answers(str(m["endpoint"]))]
+        miners = [m for m in miners if probe_miner(str(m["endpoint"])) is not None]
         if len(miners) >= n:
             return miners
         time.sleep(1.0)
