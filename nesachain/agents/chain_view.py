@@ -48,8 +48,9 @@ class ChainView:
         return miners
 
     def send(self, msgs: list[Msg], attempts: int = 5) -> TxOutcome:
-        """Send and await a tx. The same account may also be signing elsewhere (a miner's chain
-        agent sends heartbeats with it), so a sequence refused in CheckTx is retried."""
+        """Send and await a tx. The same account may also be signing in another process (a miner's
+        result agent, another miner of the same owner, a validator's verifier), so a sequence refused
+        in CheckTx is retried."""
         if self._chain_id is None:
             self._chain_id = self.rpc.chain_id()
         for attempt in range(attempts):

@@ -23,9 +23,10 @@ from typing import Any
 import structlog
 from nacl.signing import SigningKey
 
+from nesachain.agents.chain_view import ChainView
 from nesachain.client.keyring import Keyring
 from nesachain.client.rpc import CometRPC
-from nesachain.client.txs import TxOutcome, account_of, send_msgs
+from nesachain.client.txs import TxOutcome, account_of
 from nesachain.errors import NesaError, RPCError
 from nesachain.miner.placement import Span, choose_blocks, rebalance
 from nesachain.modules.staking.msgs import (
@@ -66,6 +67,7 @@ class ChainAgent:
             raise ChainAgentError("give blocks, or num_blocks to let the agent choose them")
         self.rpc = rpc
         self.owner = owner
+        self.chain = ChainView(rpc, owner)  # sends as the owner, retrying a sequence another process took
         self.miner_key = miner
         self.spec = spec
         self.owner_address = account_of(owner)
@@ -101,7 +103,7 @@ class ChainAgent:
 
     # writes
     def _send(self, msg: Any) -> TxOutcome:
-        out = send_msgs(self.rpc, self.owner, [msg])
+        out = self.chain.send([msg])
         if not out.ok:
             raise ChainAgentError(f"{msg.TYPE} refused: code {out.code} ({out.codespace}): {out.log}")
         return out

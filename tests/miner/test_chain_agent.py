@@ -14,6 +14,7 @@ import pytest
 from nesachain.client.keyring import Keyring
 from nesachain.client.rpc import BroadcastResult, QueryResponse
 from nesachain.miner.chain_agent import ChainAgent, ChainAgentError, MinerSpec, run_chain_agent
+from nesachain.types.sdk_errors import ErrInvalidSequence
 from tests.modules.staking.conftest import CHAIN_ID, Harness, key, miner_key
 
 
@@ -69,6 +70,23 @@ def test_agent_registers_chooses_uncovered_blocks_and_checks_an_existing_registr
     assert h.height == before + 1 and h.q("staking/miners")["total"] == 3
     with pytest.raises(ChainAgentError, match="registered to"):
         agent(h, 5, 0, num_blocks=10).ensure_registered()
+
+
+def test_a_registration_another_process_raced_for_the_owners_sequence_is_retried(h: Harness) -> None:
+    class Raced(FakeRPC):  # the owner's next sequence was taken once by another signer's tx in the mempool
+        refused = 0
+
+        def broadcast_tx_sync(self, tx: bytes) -> BroadcastResult:
+            if not self.refused:
+                self.refused += 1
+                return BroadcastResult("0" * 64, ErrInvalidSequence.code, "sdk", "expects sequence 1, tx has 0")
+            return super().broadcast_tx_sync(tx)
+
+    h.block()
+    rpc = Raced(h)
+    a = ChainAgent(rpc, key(4), miner_key(0), MinerSpec("smollm2-135m", "127.0.0.1:7000", 2_000_000, 4096, 1000,
+                                                         num_blocks=10))  # type: ignore[arg-type]
+    assert a.ensure_registered() == (0, 10) and rpc.refused == 1
 
 
 def test_a_fresh_registration_takes_the_blocks_the_server_loaded(h: Harness) -> None:
