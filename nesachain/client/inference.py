@@ -23,12 +23,12 @@ from nacl.signing import SigningKey
 from nesachain.client.observed import ObservedSpeeds, per_block_seconds
 from nesachain.client.routing import PREFERENCES, MinerCandidate, NoRouteError, Route, find_route
 from nesachain.client.rpc import CometRPC
-from nesachain.client.txs import account_of, send_msgs
+from nesachain.client.txs import TxOutcome, account_of, send_msgs
 from nesachain.errors import ConfigError, NesaError
 from nesachain.modules.inference.keeper import max_cost
 from nesachain.modules.inference.msgs import MsgAddStandIn, MsgCloseSession, MsgOpenSession
 
-__all__ = ["RequestResult", "await_settled", "candidates", "probe_miner", "run_request"]
+__all__ = ["RequestResult", "await_settled", "candidates", "close_session", "probe_miner", "run_request"]
 
 log = structlog.get_logger("nesachain.request")
 
@@ -134,12 +134,9 @@ async def run_request(rpc: CometRPC, key: SigningKey, shards: Path, model_id: st
         by_url = {_ws(endpoint): miner for miner, endpoint in endpoints.items()}
         stand_ins = [MsgAddStandIn(me, result.session_id, st.hop, by_url[st.url], st.from_step, st.attempt)
                      for st in stats.stand_ins if st.url in by_url]
-        result.stand_ins = [(m.hop, m.miner, m.from_token) for m in stand_ins]
-        closed = await asyncio.to_thread(send_msgs, rpc, key, [*stand_ins, close])
-        if stand_ins and not closed.ok:  # the stand-ins go unpaid, but the session still closes
-            log.warning("stand_ins_refused", session_id=result.session_id, code=closed.code, log=closed.log)
-            result.stand_ins = []
-            closed = await asyncio.to_thread(send_msgs, rpc, key, [close])
+        closed, kept = await asyncio.to_thread(close_session, lambda msgs: send_msgs(rpc, key, msgs), stand_ins,
+                                               close)
+        result.stand_ins = [(m.hop, m.miner, m.from_token) for m in kept]
         result.closed_height = closed.height
     if observed is not None:
         replaced = {st.hop for st in stats.stand_ins}
@@ -151,6 +148,27 @@ async def run_request(rpc: CometRPC, key: SigningKey, shards: Path, model_id: st
     result.answer = tok.decode([t for t in result.tokens if t != client.head.eos_token_id])
     result.ttft_s, result.tokens_per_s = stats.ttft_s, stats.tokens_per_s
     return result
+
+
+def close_session(send: Callable[[list[Any]], TxOutcome], stand_ins: list[MsgAddStandIn],
+                  close: MsgCloseSession) -> tuple[TxOutcome, list[MsgAddStandIn]]:
+    """Report the stand-ins and close, in one tx: (the close's outcome, the stand-ins the chain took).
+
+    If the chain refuses that tx (one stand-in it will not take refuses them all), each stand-in is
+    sent alone, so that the others are still paid, and then the close alone."""
+    closed = send([*stand_ins, close])
+    if closed.ok or not stand_ins:
+        return closed, list(stand_ins) if closed.ok else []
+    log.warning("stand_ins_refused_together", session_id=close.session_id, code=closed.code, log=closed.log)
+    kept = []
+    for msg in stand_ins:
+        added = send([msg])
+        if added.ok:
+            kept.append(msg)
+        else:
+            log.warning("stand_in_refused", session_id=close.session_id, hop=msg.hop, miner=msg.miner,
+                        code=added.code, log=added.log)
+    return send([close]), kept
 
 
 def await_settled(rpc: CometRPC, session_id: int, timeout: float,
