@@ -53,7 +53,7 @@ def start_miners(shard_dir: Path, ranges: list[str], threads: int) -> list[tuple
     procs = []
     for rng in ranges:
         cmd = [sys.executable, "-m", "nesachain.cli.shard_cmds", "miner", "start", "--model", str(shard_dir),
-               "--blocks", rng, "--port", "0", "--threads", str(threads)]
+               "--blocks", rng, "--port", "0", "--threads", str(threads), "--exit-with-parent"]
         procs.append(subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env,
                                       cwd=str(REPO)))
     out = []

@@ -63,6 +63,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--session-timeout", type=float, default=300.0, help="idle seconds before a session closes")
     p.add_argument("--max-tensor-mb", type=float, default=64.0, help="largest tensor accepted")
     # test-only misbehaviour, hidden from --help: a cheating miner, one that withholds reveals or data
+    p.add_argument("--exit-with-parent", action="store_true",
+                   help="stop when the process that started this miner exits (for scripts and tests)")
     p.add_argument("--test-perturb", type=float, default=0.0, help=argparse.SUPPRESS)
     p.add_argument("--test-no-reveal", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--test-refuse-data", action="store_true", help=argparse.SUPPRESS)
@@ -187,7 +189,7 @@ def miner_start(args: argparse.Namespace) -> int:
                   f"param_mib={info['param_bytes'] / 2**20:.1f} rss_mib={info['rss_bytes'] / 2**20:.1f}",
                   flush=True)
 
-        asyncio.run(serve_forever(cfg, ready, registrar=registrar))
+        asyncio.run(serve_forever(cfg, ready, registrar=registrar, exit_with_parent=args.exit_with_parent))
     except NesaError as exc:
         return _fail(str(exc))
     return 0

@@ -147,3 +147,62 @@ def test_model_shard_tidies_what_a_killed_run_left(tmp_path: Path, capsys: pytes
     finally:
         live.kill()
         live.wait()
+
+
+def _running(pid: int) -> bool:
+    """Alive and not a zombie (a container's init may not reap the orphans it inherits)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, IndexError):
+        return False
+
+
+def test_miner_with_exit_with_parent_stops_when_its_parent_is_killed(tiny_gpt2: Sharded) -> None:
+    """A script SIGKILLed before it could stop its miners: the one started with --exit-with-parent stops
+    by itself; the one started without keeps serving (and is stopped here, by its pid)."""
+    import os
+    import selectors
+    import signal
+    import time
+
+    parent_code = f"""
+import subprocess, sys, time
+base = [sys.executable, "-m", "nesachain.cli.shard_cmds", "miner", "start", "--model", {str(tiny_gpt2.dir)!r},
+        "--blocks", "0:1", "--port", "0", "--threads", "1"]
+procs = [subprocess.Popen(base + extra, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+         for extra in (["--exit-with-parent"], [])]
+for p in procs:
+    assert p.stdout.readline().startswith("miner listening")
+print(*(p.pid for p in procs), flush=True)
+time.sleep(300)
+"""
+    parent = subprocess.Popen([sys.executable, "-c", parent_code], stdout=subprocess.PIPE, text=True,
+                              cwd=str(Path(__file__).resolve().parents[2]))
+    pids: list[int] = []
+    try:
+        assert parent.stdout is not None
+        with selectors.DefaultSelector() as sel:
+            sel.register(parent.stdout, selectors.EVENT_READ)
+            assert sel.select(timeout=120), "the miners did not start within 120 s"
+        pids = [int(x) for x in parent.stdout.readline().split()]
+        assert len(pids) == 2 and all(_running(p) for p in pids)
+        parent.kill()
+        parent.wait()
+        deadline = time.monotonic() + 15
+        while _running(pids[0]) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not _running(pids[0]), "the miner started with --exit-with-parent outlived its parent"
+        assert _running(pids[1])
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+            parent.wait()
+        for pid in pids:
+            if _running(pid):
+                os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + 15
+        while any(_running(p) for p in pids) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        for pid in pids:  # stubborn: SIGKILL, still by pid
+            if _running(pid):
+                os.kill(pid, signal.SIGKILL)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 from collections.abc import Callable
 from typing import Any
@@ -15,8 +16,10 @@ __all__ = ["serve_forever"]
 
 
 async def serve_forever(cfg: MinerConfig, on_ready: Callable[[dict[str, Any]], None],
-                        registrar: MinerRegistrar | None = None) -> None:
-    """Create, start, call ``on_ready(info)``, and serve until a termination signal."""
+                        registrar: MinerRegistrar | None = None, exit_with_parent: bool = False) -> None:
+    """Create, start, call ``on_ready(info)``, and serve until a termination signal (or, with
+    ``exit_with_parent``, until the process that started this one is gone)."""
+    parent = os.getppid()
     server = await MinerServer.create(cfg, registrar)
     await server.start()
     on_ready(server.info())
@@ -24,7 +27,18 @@ async def serve_forever(cfg: MinerConfig, on_ready: Callable[[dict[str, Any]], N
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    watch = asyncio.create_task(_watch_parent(parent, stop)) if exit_with_parent else None
     try:
         await stop.wait()
     finally:
+        if watch is not None:
+            watch.cancel()
         await server.stop()
+
+
+async def _watch_parent(parent: int, stop: asyncio.Event, every: float = 0.5) -> None:
+    """Set ``stop`` once this process's parent is no longer ``parent`` (it exited, even by SIGKILL,
+    and this process was handed to init or a subreaper)."""
+    while os.getppid() == parent:
+        await asyncio.sleep(every)
+    stop.set()
