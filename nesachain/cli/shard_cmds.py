@@ -62,9 +62,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--max-sessions", type=int, default=256)
     p.add_argument("--session-timeout", type=float, default=300.0, help="idle seconds before a session closes")
     p.add_argument("--max-tensor-mb", type=float, default=64.0, help="largest tensor accepted")
-    # test-only misbehaviour, hidden from --help: a cheating miner, one that withholds reveals or data
     p.add_argument("--exit-with-parent", action="store_true",
                    help="stop when the process that started this miner exits (for scripts and tests)")
+    # test-only misbehaviour, hidden from --help: a cheating miner, one that withholds reveals or data
     p.add_argument("--test-perturb", type=float, default=0.0, help=argparse.SUPPRESS)
     p.add_argument("--test-no-reveal", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--test-refuse-data", action="store_true", help=argparse.SUPPRESS)

@@ -28,7 +28,7 @@ from nesachain.errors import ConfigError, NesaError
 from nesachain.modules.inference.keeper import max_cost
 from nesachain.modules.inference.msgs import MsgAddStandIn, MsgCloseSession, MsgOpenSession
 
-__all__ = ["RequestResult", "await_settled", "candidates", "close_session", "probe_miner", "run_request"]
+__all__ = ["RequestResult", "await_settled", "candidates", "close_with_stand_ins", "probe_miner", "run_request"]
 
 log = structlog.get_logger("nesachain.request")
 
@@ -134,8 +134,8 @@ async def run_request(rpc: CometRPC, key: SigningKey, shards: Path, model_id: st
         by_url = {_ws(endpoint): miner for miner, endpoint in endpoints.items()}
         stand_ins = [MsgAddStandIn(me, result.session_id, st.hop, by_url[st.url], st.from_step, st.attempt)
                      for st in stats.stand_ins if st.url in by_url]
-        closed, kept = await asyncio.to_thread(close_session, lambda msgs: send_msgs(rpc, key, msgs), stand_ins,
-                                               close)
+        closed, kept = await asyncio.to_thread(
+            close_with_stand_ins, lambda msgs: send_msgs(rpc, key, msgs), stand_ins, close)
         result.stand_ins = [(m.hop, m.miner, m.from_token) for m in kept]
         result.closed_height = closed.height
     if observed is not None:
@@ -150,7 +150,7 @@ async def run_request(rpc: CometRPC, key: SigningKey, shards: Path, model_id: st
     return result
 
 
-def close_session(send: Callable[[list[Any]], TxOutcome], stand_ins: list[MsgAddStandIn],
+def close_with_stand_ins(send: Callable[[list[Any]], TxOutcome], stand_ins: list[MsgAddStandIn],
                   close: MsgCloseSession) -> tuple[TxOutcome, list[MsgAddStandIn]]:
     """Report the stand-ins and close, in one tx: (the close's outcome, the stand-ins the chain took).
 

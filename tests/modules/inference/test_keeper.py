@@ -307,7 +307,7 @@ def test_only_the_client_reports_stand_ins_and_the_message_checks_its_fields(env
 def test_a_stand_in_the_chain_refuses_does_not_unpay_the_others(env):
     """The client's close: one stand-in the chain will not take refuses the whole tx, so the client
     reports each stand-in alone and then closes; the good one is kept and paid for its tokens."""
-    from nesachain.client.inference import close_session
+    from nesachain.client.inference import close_with_stand_ins
     from nesachain.client.txs import TxOutcome
     from nesachain.modules.inference.msg_server import MsgServer
     from nesachain.modules.inference.msgs import MsgAddStandIn, MsgCloseSession
@@ -335,7 +335,7 @@ def test_a_stand_in_the_chain_refuses_does_not_unpay_the_others(env):
     client = encode_address(CLIENT)
     bad = MsgAddStandIn(client, s.id, 1, encode_address(STANDINS[1]), 2, 1)
     good = MsgAddStandIn(client, s.id, 2, encode_address(STANDINS[0]), 6, 1)
-    closed, kept = close_session(send, [bad, good], MsgCloseSession(client, s.id, 10))
+    closed, kept = close_with_stand_ins(send, [bad, good], MsgCloseSession(client, s.id, 10))
     assert closed.ok and kept == [good]
     assert sent == [["MsgAddStandIn", "MsgAddStandIn", "MsgCloseSession"], ["MsgAddStandIn"], ["MsgAddStandIn"],
                     ["MsgCloseSession"]]
@@ -347,5 +347,5 @@ def test_a_stand_in_the_chain_refuses_does_not_unpay_the_others(env):
     s2 = env.keeper.open_session(env.ctx(), CLIENT, "toy", ROUTE, 20, ESCROW)
     sent.clear()
     good2 = MsgAddStandIn(client, s2.id, 2, encode_address(STANDINS[0]), 3, 1)
-    closed, kept = close_session(send, [good2], MsgCloseSession(client, s2.id, 5))
+    closed, kept = close_with_stand_ins(send, [good2], MsgCloseSession(client, s2.id, 5))
     assert closed.ok and kept == [good2] and len(sent) == 1
