@@ -11,7 +11,7 @@ import msgpack
 
 from nesachain.errors import NesaError
 
-__all__ = ["fetch_json", "fetch_step", "http_get"]
+__all__ = ["fetch_json", "fetch_step", "fetch_steps", "http_get"]
 
 
 def http_get(url: str, timeout: float = 10.0) -> bytes | None:
@@ -38,15 +38,35 @@ def fetch_json(url: str) -> Any:
         raise NesaError(f"{url} did not answer JSON") from None
 
 
+def _msgpack(url: str, body: bytes) -> Any:
+    try:
+        return msgpack.unpackb(body, raw=False)
+    except Exception:  # msgpack raises several kinds on bad input
+        raise NesaError(f"{url} did not answer msgpack") from None
+
+
+def _is_frames(data: Any) -> bool:
+    return isinstance(data, dict) and isinstance(data.get("in"), dict) and isinstance(data.get("out"), dict)
+
+
 def fetch_step(url: str) -> dict[str, Any] | None:
     """A step's retained frames: {"in", "in_values", "out", "out_values", ...}."""
     body = http_get(url)
     if body is None:
         return None
-    try:
-        data = msgpack.unpackb(body, raw=False)
-    except Exception:  # msgpack raises several kinds on bad input
-        raise NesaError(f"{url} did not answer msgpack") from None
-    if not isinstance(data, dict) or not isinstance(data.get("in"), dict) or not isinstance(data.get("out"), dict):
+    data = _msgpack(url, body)
+    if not _is_frames(data):
         raise NesaError(f"{url} did not answer step frames")
-    return data
+    return data  # type: ignore[no-any-return]
+
+
+def fetch_steps(url: str) -> dict[int, dict[str, Any]] | None:
+    """The retained frames of several steps (``…/steps?upto=k``), by step number."""
+    body = http_get(url)
+    if body is None:
+        return None
+    data = _msgpack(url, body)
+    steps = data.get("steps") if isinstance(data, dict) else None
+    if not isinstance(steps, list) or not all(_is_frames(d) and isinstance(d.get("step"), int) for d in steps):
+        raise NesaError(f"{url} did not answer step frames")
+    return {int(d["step"]): d for d in steps}

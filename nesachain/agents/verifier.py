@@ -83,14 +83,14 @@ class Replayer(Protocol):
 
 class Verifier:
     def __init__(self, chain: ChainView, replayer: Replayer, state_file: Path,
-                 fetch_json: Callable[[str], Any], fetch_step: Callable[[str], dict[str, Any] | None],
+                 fetch_json: Callable[[str], Any], fetch_steps: Callable[[str], dict[int, dict[str, Any]] | None],
                  tolerance: float = DEFAULT_TOLERANCE) -> None:
         self.chain = chain
         self.replayer = replayer
         self.operator = account_of(chain.key)
         self.state_file = state_file
         self.fetch_json = fetch_json
-        self.fetch_step = fetch_step
+        self.fetch_steps = fetch_steps
         self.tolerance = tolerance
         self._state: dict[str, dict[str, str]] = read_json(state_file, {})
 
@@ -159,10 +159,11 @@ class Verifier:
             root, n = step_log_root(steps)
             if root.hex() != hop["root"] or n != hop["n_steps"]:
                 return MISMATCH, "step log does not match the revealed root"
-            k = int(c["step"])
+            wanted = steps[: int(c["step"]) + 1]
+            served = self.fetch_steps(f"{endpoint}/sessions/{name}/steps?upto={int(wanted[-1]['step'])}")
             fetched = []
-            for rec in steps[: k + 1]:
-                data = self.fetch_step(f"{endpoint}/sessions/{name}/steps/{rec['step']}")
+            for rec in wanted:
+                data = (served or {}).get(int(rec["step"]))
                 if data is None:
                     return MISMATCH, f"step {rec['step']} not served"
                 if not self.replayer.digests_match(data, rec):

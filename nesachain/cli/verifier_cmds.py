@@ -42,7 +42,7 @@ def parse_shards(items: list[str]) -> dict[str, Path]:
 
 def _start(args: argparse.Namespace) -> int:
     from nesachain.agents.chain_view import ChainView
-    from nesachain.agents.fetch import fetch_json, fetch_step
+    from nesachain.agents.fetch import fetch_json, fetch_steps
     from nesachain.agents.replay import ShardReplayer
     from nesachain.agents.verifier import Verifier
     from nesachain.logging import configure
@@ -58,7 +58,7 @@ def _start(args: argparse.Namespace) -> int:
 
     state = Path(args.state_file) if args.state_file else Path(args.home) / f"verifier-{args.key}.json"
     verifier = Verifier(chain, ShardReplayer(parse_shards(args.shards), chain_hashes), state,
-                        fetch_json, fetch_step, args.tolerance)
+                        fetch_json, fetch_steps, args.tolerance)
 
     async def run() -> None:
         stop = asyncio.Event()

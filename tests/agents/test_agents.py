@@ -116,7 +116,8 @@ def challenged(root: bytes) -> dict[str, Any]:
 def verifier(tmp_path, chain, theirs, mine, *, serve=True, ok=True, log=True):
     return Verifier(chain, FakeReplayer(mine, ok), tmp_path / "v.json",  # type: ignore[arg-type]
                     fetch_json=lambda url: {"steps": STEPS} if log else None,
-                    fetch_step=lambda url: {"in": {}, "out": {}, "theirs": theirs} if serve else None)
+                    fetch_steps=lambda url: ({i: {"step": i, "in": {}, "out": {}, "theirs": theirs} for i in range(3)}
+                                             if serve and url.endswith("/steps?upto=2") else None))
 
 
 def test_verifier_match_within_tolerance_and_commit_then_reveal(tmp_path):

@@ -114,6 +114,7 @@ class MinerServer:
         app.router.add_get("/health", self._health)
         app.router.add_get("/sessions/{sid}/log", self._log)
         app.router.add_get("/sessions/{sid}/steps/{n}", self._step_frames)
+        app.router.add_get("/sessions/{sid}/steps", self._steps_frames)
         return app
 
     async def start(self) -> int:
@@ -222,10 +223,19 @@ class MinerServer:
         rec = next((r for r in records if str(r.step) == n), None)
         if rec is None or rec.in_frames is None or self.cfg.test_refuse_data:
             return web.json_response({"code": "not_retained", "message": "step unknown or expired"}, status=404)
-        body = encode_message({"op": "frames", "step": rec.step, "position": rec.position, "in": rec.in_frames,
-                               "in_values": rec.in_values or {}, "out": rec.out_frames,
-                               "out_values": rec.out_values or {}})
-        return web.Response(body=body, content_type="application/msgpack")
+        return web.Response(body=encode_message({"op": "frames", **rec.frames()}), content_type="application/msgpack")
+
+    async def _steps_frames(self, request: web.Request) -> web.Response:
+        """Steps 0..``upto`` in one answer (a verifier replays them all): those still retained, in order."""
+        upto = request.query.get("upto", "")
+        if not (upto.isascii() and upto.isdigit()):
+            return web.json_response({"code": ErrorCode.BAD_REQUEST, "message": "upto must be a step number"},
+                                     status=400)
+        records = self.table.log_of(request.match_info["sid"])
+        if records is None or self.cfg.test_refuse_data:
+            return web.json_response({"code": ErrorCode.UNKNOWN_SESSION, "message": "no such session"}, status=404)
+        steps = [r.frames() for r in records if r.step <= int(upto) and r.in_frames is not None]
+        return web.Response(body=encode_message({"op": "frames", "steps": steps}), content_type="application/msgpack")
 
     # -- WebSocket -----------------------------------------------------------------------------------
     async def _ws(self, request: web.Request) -> web.WebSocketResponse:

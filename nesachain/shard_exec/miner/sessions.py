@@ -39,6 +39,11 @@ class StepRecord:
     def frame_bytes(self) -> int:
         return sum(len(b) for d in (self.in_frames or {}, self.out_frames or {}) for b in d.values())
 
+    def frames(self) -> dict[str, Any]:
+        """The retained frames and values, as served at ``/sessions/{sid}/steps``."""
+        return {"step": self.step, "position": self.position, "in": self.in_frames,
+                "in_values": self.in_values or {}, "out": self.out_frames, "out_values": self.out_values or {}}
+
     def public(self) -> dict[str, Any]:
         return {"step": self.step, "position": self.position, "n_tokens": self.n_tokens,
                 "in_digest": self.in_digest, "out_digest": self.out_digest, "at": self.at,
