@@ -68,6 +68,7 @@ def main() -> None:
     net.init(shards={MODEL: shards})
     try:
         net.up(wait_height=2)
+        net.guard()  # a killed bench leaves no node behind
         for i, r in enumerate([(0, 10), (10, 20), (20, 30)]):
             start_miner(net, i, shards, r)
         for i in range(4):

@@ -211,6 +211,13 @@ class Localnet:
         self.start_app(i)
         self.start_node(i)
 
+    def guard(self) -> subprocess.Popen[bytes]:
+        """Have this localnet stopped once this process is gone, however it ends (``localnet.guard``).
+        For test runs; `nesad localnet up` leaves its localnet running on purpose."""
+        with open(self.root / "guard.log", "ab") as log:
+            cmd = [sys.executable, "-m", "nesachain.localnet.guard", str(self.root), str(os.getpid())]
+            return subprocess.Popen(cmd, stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True)
+
     def up(self, wait_height: int = 1, timeout: float = 90.0) -> None:
         if not self.initialized:
             raise ConfigError(f"no localnet in {self.root}: run init first")
@@ -326,6 +333,14 @@ def _is_ours(pid: int, root: Path) -> bool:
     except OSError:
         return False
     return str(root).encode() in cmdline
+
+
+def pid_running(pid: int) -> bool:
+    """Whether ``pid`` is a live process (a zombie is not: an orphan's reaper may never collect it)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
 
 
 def _wait_gone(pid: int, timeout: float) -> None:

@@ -36,6 +36,7 @@ def start_localnet(root: Path, n: int = 4, **kwargs: object) -> Localnet:
     net.init()
     try:
         net.up(wait_height=2)
+        net.guard()
     except BaseException:
         net.down()
         raise

@@ -40,6 +40,7 @@ def swarm(tmp_path_factory: pytest.TempPathFactory, shards: Path):
     net.init(shards={MODEL: shards})
     try:
         net.up(wait_height=2)
+        net.guard()
         for i, r in enumerate(RANGES):
             start_miner(net, i, shards, r)
         for i in range(4):

@@ -52,6 +52,7 @@ def test_miner_with_num_blocks_fills_the_gap_then_moves_when_duplicated(tmp_path
     net.init(shards={MODEL: shards})
     try:
         net.up(wait_height=2)
+        net.guard()
         addr0 = start_miner(net, 0, shards, (0, 10))
         wait_active_miners(net, MODEL, 1)
         addr2 = start_miner(net, 2, shards, 10)  # --num-blocks 10: the agent chooses
