@@ -11,7 +11,7 @@ import msgpack
 
 from nesachain.errors import NesaError
 
-__all__ = ["fetch_json", "fetch_step", "fetch_steps", "http_get"]
+__all__ = ["fetch_json", "fetch_steps", "http_get"]
 
 
 def http_get(url: str, timeout: float = 10.0) -> bytes | None:
@@ -47,17 +47,6 @@ def _msgpack(url: str, body: bytes) -> Any:
 
 def _is_frames(data: Any) -> bool:
     return isinstance(data, dict) and isinstance(data.get("in"), dict) and isinstance(data.get("out"), dict)
-
-
-def fetch_step(url: str) -> dict[str, Any] | None:
-    """A step's retained frames: {"in", "in_values", "out", "out_values", ...}."""
-    body = http_get(url)
-    if body is None:
-        return None
-    data = _msgpack(url, body)
-    if not _is_frames(data):
-        raise NesaError(f"{url} did not answer step frames")
-    return data  # type: ignore[no-any-return]
 
 
 def fetch_steps(url: str) -> dict[int, dict[str, Any]] | None:

@@ -149,14 +149,6 @@ def test_model_shard_tidies_what_a_killed_run_left(tmp_path: Path, capsys: pytes
         live.wait()
 
 
-def _running(pid: int) -> bool:
-    """Alive and not a zombie (a container's init may not reap the orphans it inherits)."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except (FileNotFoundError, IndexError):
-        return False
-
-
 def test_miner_with_exit_with_parent_stops_when_its_parent_is_killed(tiny_gpt2: Sharded) -> None:
     """A script SIGKILLed before it could stop its miners: the one started with --exit-with-parent stops
     by itself; the one started without keeps serving (and is stopped here, by its pid)."""
@@ -164,6 +156,8 @@ def test_miner_with_exit_with_parent_stops_when_its_parent_is_killed(tiny_gpt2: 
     import selectors
     import signal
     import time
+
+    from nesachain.localnet.net import pid_running as _running
 
     parent_code = f"""
 import subprocess, sys, time
