@@ -38,24 +38,18 @@ def fetch_json(url: str) -> Any:
         raise NesaError(f"{url} did not answer JSON") from None
 
 
-def _msgpack(url: str, body: bytes) -> Any:
-    try:
-        return msgpack.unpackb(body, raw=False)
-    except Exception:  # msgpack raises several kinds on bad input
-        raise NesaError(f"{url} did not answer msgpack") from None
-
-
-def _is_frames(data: Any) -> bool:
-    return isinstance(data, dict) and isinstance(data.get("in"), dict) and isinstance(data.get("out"), dict)
-
-
 def fetch_steps(url: str) -> dict[int, dict[str, Any]] | None:
     """The retained frames of several steps (``…/steps?upto=k``), by step number."""
     body = http_get(url)
     if body is None:
         return None
-    data = _msgpack(url, body)
+    try:
+        data = msgpack.unpackb(body, raw=False)
+    except Exception:  # msgpack raises several kinds on bad input
+        raise NesaError(f"{url} did not answer msgpack") from None
     steps = data.get("steps") if isinstance(data, dict) else None
-    if not isinstance(steps, list) or not all(_is_frames(d) and isinstance(d.get("step"), int) for d in steps):
+    if not isinstance(steps, list) or not all(
+            isinstance(d, dict) and isinstance(d.get("step"), int) and isinstance(d.get("in"), dict)
+            and isinstance(d.get("out"), dict) for d in steps):
         raise NesaError(f"{url} did not answer step frames")
     return {int(d["step"]): d for d in steps}

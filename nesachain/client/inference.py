@@ -151,7 +151,7 @@ async def run_request(rpc: CometRPC, key: SigningKey, shards: Path, model_id: st
 
 
 def close_with_stand_ins(send: Callable[[list[Any]], TxOutcome], stand_ins: list[MsgAddStandIn],
-                  close: MsgCloseSession) -> tuple[TxOutcome, list[MsgAddStandIn]]:
+                         close: MsgCloseSession) -> tuple[TxOutcome, list[MsgAddStandIn]]:
     """Report the stand-ins and close, in one tx: (the close's outcome, the stand-ins the chain took).
 
     If the chain refuses that tx (one stand-in it will not take refuses them all), each stand-in is

@@ -345,13 +345,5 @@ def pid_running(pid: int) -> bool:
 
 def _wait_gone(pid: int, timeout: float) -> None:
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not Path(f"/proc/{pid}").exists():
-            return
-        try:
-            stat = Path(f"/proc/{pid}/stat").read_text().split()
-            if stat[2] == "Z":
-                return
-        except OSError:
-            return
+    while pid_running(pid) and time.monotonic() < deadline:
         time.sleep(0.1)
