@@ -35,13 +35,13 @@ import signal
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
 from pathlib import Path
 from typing import Any
 
 import torch
+from scratch import scratch_dir  # bench/scratch.py: the shard folder, removed at exit
 
 REPO = Path(__file__).resolve().parents[1]
 PROMPT = ("<|im_start|>user\nExplain in a few sentences why the sky is blue and why sunsets are red, "
@@ -53,7 +53,7 @@ def start_miners(shard_dir: Path, ranges: list[str], threads: int) -> list[tuple
     procs = []
     for rng in ranges:
         cmd = [sys.executable, "-m", "nesachain.cli.shard_cmds", "miner", "start", "--model", str(shard_dir),
-               "--blocks", rng, "--port", "0", "--threads", str(threads), "--exit-with-parent"]
+               "--blocks", rng, "--port", "0", "--threads", str(threads), "--exit-with-parent", str(os.getpid())]
         procs.append(subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env,
                                       cwd=str(REPO)))
     out = []
@@ -136,7 +136,7 @@ def main() -> None:
     model, tok = load_smollm2()
     ids = tok(PROMPT, add_special_tokens=False, return_tensors="pt").input_ids[:, : args.prompt_tokens]
     n = args.new_tokens
-    shard_dir = Path(tempfile.mkdtemp(prefix="nesa-bench-"))
+    shard_dir = scratch_dir("nesa-bench-")
     write_shards(Source("smollm2-135m", model, tok), shard_dir, 3)
 
     miners = start_miners(shard_dir, ["0:1", "1:2", "2:3"], args.threads)

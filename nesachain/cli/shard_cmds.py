@@ -62,8 +62,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--max-sessions", type=int, default=256)
     p.add_argument("--session-timeout", type=float, default=300.0, help="idle seconds before a session closes")
     p.add_argument("--max-tensor-mb", type=float, default=64.0, help="largest tensor accepted")
-    p.add_argument("--exit-with-parent", action="store_true",
-                   help="stop when the process that started this miner exits (for scripts and tests)")
+    p.add_argument("--exit-with-parent", nargs="?", type=int, const=0, default=None, metavar="PID",
+                   help="stop when the process that started this miner exits (for scripts and tests); a script "
+                        "that passes its own PID is covered even if it dies before the miner has started")
     # test-only misbehaviour, hidden from --help: a cheating miner, one that withholds reveals or data
     p.add_argument("--test-perturb", type=float, default=0.0, help=argparse.SUPPRESS)
     p.add_argument("--test-no-reveal", action="store_true", help=argparse.SUPPRESS)
@@ -154,6 +155,13 @@ def miner_start(args: argparse.Namespace) -> int:
     from nesachain.shard_exec.shard_files import parse_range, read_manifest
 
     configure(json=False)  # miners log for people watching a terminal
+    parent = None
+    if args.exit_with_parent is not None:
+        parent = args.exit_with_parent or os.getppid()
+        if os.getppid() != parent:  # the script died before this line ran, or a wrong PID
+            why = "has already exited" if not Path(f"/proc/{parent}").exists() else \
+                f"is not this miner's parent (process {os.getppid()} is)"
+            return _fail(f"--exit-with-parent: process {parent} {why}")
     limits = [("--port", args.port, 0 <= args.port <= 65535, "in 0..65535"),
               ("--threads", args.threads, args.threads >= 0, ">= 0"),
               ("--max-length", args.max_length, args.max_length >= 1, ">= 1"),
@@ -189,7 +197,7 @@ def miner_start(args: argparse.Namespace) -> int:
                   f"param_mib={info['param_bytes'] / 2**20:.1f} rss_mib={info['rss_bytes'] / 2**20:.1f}",
                   flush=True)
 
-        asyncio.run(serve_forever(cfg, ready, registrar=registrar, exit_with_parent=args.exit_with_parent))
+        asyncio.run(serve_forever(cfg, ready, registrar=registrar, parent=parent))
     except NesaError as exc:
         return _fail(str(exc))
     return 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -65,6 +66,8 @@ def test_miner_start_num_blocks_needs_the_chain_and_excludes_blocks(tiny_gpt2: S
     (["--session-timeout", "nan"], "--session-timeout must be > 0 seconds"),
     (["--max-tensor-mb", "0"], "--max-tensor-mb must be > 0"),
     (["--memory-budget-mb", "1e-9"], "miner settings: memory_budget must be > 0"),  # rounds to 0 bytes
+    (["--exit-with-parent", str(os.getpid())],  # alive, but not the parent of this (pytest's) process
+     f"--exit-with-parent: process {os.getpid()} is not this miner's parent"),
 ])
 def test_miner_start_refuses_settings_no_miner_can_serve_with(tiny_gpt2: Sharded, flags: list[str], message: str,
                                                               capsys: pytest.CaptureFixture[str]) -> None:
@@ -151,8 +154,8 @@ def test_model_shard_tidies_what_a_killed_run_left(tmp_path: Path, capsys: pytes
 
 def test_miner_with_exit_with_parent_stops_when_its_parent_is_killed(tiny_gpt2: Sharded) -> None:
     """A script SIGKILLed before it could stop its miners: the one started with --exit-with-parent stops
-    by itself; the one started without keeps serving (and is stopped here, by its pid)."""
-    import os
+    by itself, and so does one given the script's PID that is still starting when the script dies; the one
+    started without keeps serving (and is stopped here, by its pid)."""
     import selectors
     import signal
     import time
@@ -160,15 +163,17 @@ def test_miner_with_exit_with_parent_stops_when_its_parent_is_killed(tiny_gpt2: 
     from nesachain.localnet.net import pid_running as _running
 
     parent_code = f"""
-import subprocess, sys, time
+import os, signal, subprocess, sys
 base = [sys.executable, "-m", "nesachain.cli.shard_cmds", "miner", "start", "--model", {str(tiny_gpt2.dir)!r},
         "--blocks", "0:1", "--port", "0", "--threads", "1"]
 procs = [subprocess.Popen(base + extra, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
          for extra in (["--exit-with-parent"], [])]
 for p in procs:
     assert p.stdout.readline().startswith("miner listening")
-print(*(p.pid for p in procs), flush=True)
-time.sleep(300)
+late = subprocess.Popen(base + ["--exit-with-parent", str(os.getpid())], stdout=subprocess.DEVNULL,
+                        stderr=subprocess.DEVNULL)  # its Python is still starting when this script dies
+print(*(p.pid for p in procs), late.pid, flush=True)
+os.kill(os.getpid(), signal.SIGKILL)
 """
     parent = subprocess.Popen([sys.executable, "-c", parent_code], stdout=subprocess.PIPE, text=True,
                               cwd=str(Path(__file__).resolve().parents[2]))
@@ -179,13 +184,13 @@ time.sleep(300)
             sel.register(parent.stdout, selectors.EVENT_READ)
             assert sel.select(timeout=120), "the miners did not start within 120 s"
         pids = [int(x) for x in parent.stdout.readline().split()]
-        assert len(pids) == 2 and all(_running(p) for p in pids)
-        parent.kill()
-        parent.wait()
-        deadline = time.monotonic() + 15
-        while _running(pids[0]) and time.monotonic() < deadline:
+        assert len(pids) == 3
+        assert parent.wait(timeout=30) == -signal.SIGKILL
+        deadline = time.monotonic() + 30
+        while (_running(pids[0]) or _running(pids[2])) and time.monotonic() < deadline:
             time.sleep(0.1)
         assert not _running(pids[0]), "the miner started with --exit-with-parent outlived its parent"
+        assert not _running(pids[2]), "the miner given its parent's PID outlived a parent that died first"
         assert _running(pids[1])
     finally:
         if parent.poll() is None:

@@ -16,10 +16,9 @@ __all__ = ["serve_forever"]
 
 
 async def serve_forever(cfg: MinerConfig, on_ready: Callable[[dict[str, Any]], None],
-                        registrar: MinerRegistrar | None = None, exit_with_parent: bool = False) -> None:
-    """Create, start, call ``on_ready(info)``, and serve until a termination signal (or, with
-    ``exit_with_parent``, until the process that started this one is gone)."""
-    parent = os.getppid()
+                        registrar: MinerRegistrar | None = None, parent: int | None = None) -> None:
+    """Create, start, call ``on_ready(info)``, and serve until a termination signal (or, given
+    ``parent``, until this process's parent is no longer that process)."""
     server = await MinerServer.create(cfg, registrar)
     await server.start()
     on_ready(server.info())
@@ -27,7 +26,7 @@ async def serve_forever(cfg: MinerConfig, on_ready: Callable[[dict[str, Any]], N
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    watch = asyncio.create_task(_watch_parent(parent, stop)) if exit_with_parent else None
+    watch = asyncio.create_task(_watch_parent(parent, stop)) if parent is not None else None
     try:
         await stop.wait()
     finally:
