@@ -33,7 +33,6 @@ import argparse
 import json
 import os
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -51,6 +50,7 @@ from eval_data import (  # bench/eval_data.py: the texts, tweets and images
     photo_crops,
     tweets,
 )
+from scratch import scratch_dir  # bench/scratch.py: shard folders removed at exit
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMES = ("none", "fp16", "blockwise8", "mixed8", "mixed8+fp16 edges")
@@ -312,7 +312,7 @@ def main() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     torch.set_num_threads(args.threads)
     t0 = time.time()
-    root = Path(tempfile.mkdtemp(prefix="nesa-acc-"))
+    root = scratch_dir("nesa-acc-")
     res: dict[str, Any] = {}
     if args.only in (None, "smollm2"):
         res["smollm2"] = smollm2(root, args.windows, args.window_len)

@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import math
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -32,6 +31,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import accuracy  # bench/accuracy.py: the same windows, shards and route
+from scratch import scratch_dir  # bench/scratch.py
 
 from nesachain.kernels import FrameConfig, Scheme, decode_frame, encode_frame
 from nesachain.kernels.outliers import select_outliers
@@ -118,7 +118,7 @@ def main() -> None:
     windows = [ids[i * stride : i * stride + args.window_len].unsqueeze(0) for i in range(args.windows)]
     with torch.inference_mode():
         refs = [src.model(w).logits[0].float() for w in windows]  # (T, V)
-    stages, shard_dir = accuracy.shard(src, 3, Path(tempfile.mkdtemp(prefix="nesa-headroom-")))
+    stages, shard_dir = accuracy.shard(src, 3, scratch_dir("nesa-headroom-"))
     head = build_head(read_manifest(shard_dir), load_client_state(shard_dir))
 
     def route(edges: list[Codec | None]) -> tuple[float, float]:

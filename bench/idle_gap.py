@@ -22,12 +22,11 @@ from __future__ import annotations
 import argparse
 import itertools
 import statistics
-import tempfile
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import torch
+from scratch import scratch_dir  # bench/scratch.py: the shard folder, removed at exit
 
 PREFILL, STEPS = 16, 64
 
@@ -47,7 +46,7 @@ def main() -> None:
     from nesachain.shard_exec.sources import Source
 
     model, tok = load_smollm2()
-    shard_dir = Path(tempfile.mkdtemp(prefix="nesa-idle-"))
+    shard_dir = scratch_dir("nesa-idle-")
     write_shards(Source("smollm2-135m", model, tok), shard_dir, 3)
     others = [p.detach().clone() for i in (0, 2) for p in model.model.layers[i * 10:(i + 1) * 10].parameters()
               if p.ndim == 2]  # the other two stages' matrices, as plain tensors

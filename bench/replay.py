@@ -16,11 +16,10 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import tempfile
 import time
-from pathlib import Path
 
 import torch
+from scratch import scratch_dir  # bench/scratch.py: the shard folder, removed at exit
 
 TEXT = ("The history of Rome spans more than two and a half thousand years. According to legend the city "
         "was founded in 753 BC by Romulus; it grew from a small settlement on the Tiber into the centre of an "
@@ -56,7 +55,7 @@ def main() -> None:
         ap.error(f"the text has {ids.shape[1]} tokens; --prompt + the largest step must be <= that")
     with torch.inference_mode():
         hidden = model(ids[:, :need], output_hidden_states=True).hidden_states[10]  # what enters layer 10
-    shard_dir = Path(tempfile.mkdtemp(prefix="nesa-replay-"))
+    shard_dir = scratch_dir("nesa-replay-")
     write_shards(Source("smollm2-135m", model, tok), shard_dir, 3)
     del model
     hashes = [b["sha256"] for b in sorted(read_manifest(shard_dir)["blocks"], key=lambda b: b["index"])]
