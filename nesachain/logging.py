@@ -22,7 +22,8 @@ class _Stderr:
 
 def configure(level: str = "info", json: bool = True) -> None:
     lvl = getattr(logging, level.upper(), logging.INFO)
-    logging.basicConfig(level=lvl, stream=sys.stderr, format="%(message)s")
+    logging.basicConfig(level=lvl, stream=sys.stderr, format="%(message)s")  # only the first call adds a handler
+    logging.getLogger().setLevel(lvl)  # a later call (a command after nesad's default) still sets the level
     renderer: structlog.typing.Processor = (
         structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=False)
     )

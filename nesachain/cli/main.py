@@ -18,6 +18,7 @@ from nesachain.cli import (
     verifier_cmds,
 )
 from nesachain.errors import NesaError
+from nesachain.logging import configure
 
 __all__ = ["build_parser", "main"]
 
@@ -33,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    configure(json=False)  # logs go to stderr, stdout is the command's output; `nesad start` switches to JSON
     try:
         rc: int = args.func(args)
     except NesaError as exc:

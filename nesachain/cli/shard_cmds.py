@@ -313,4 +313,5 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(prog="nesad")
     register(parser.add_subparsers(dest="command", required=True))
     ns = parser.parse_args()
+    configure(json=False)  # as nesad's main: logs on stderr, stdout for the command's output
     sys.exit(ns.func(ns))

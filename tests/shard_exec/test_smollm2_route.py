@@ -115,3 +115,28 @@ def test_smollm2_route_mixed8_teacher_forced_agreement(smol: Sharded, smol_miner
     # --windows 64: 99.55 %, KL 3.8e-5); on these 1024 one position is 0.1 point and the same KL reads anywhere
     # from 99.4 to 100 % (measured here 99.41 %, fp16 edges 99.71 %), so the all-four route is held to 99 %
     assert rate >= (0.995 if edge == "fp16" else 0.99)
+
+
+def test_nesad_infer_generate_keeps_stdout_for_the_completion_when_a_miner_is_down(
+        smol: Sharded, smol_miners: list[MinerProc]) -> None:
+    """`nesad infer generate` over a route whose middle miner is down, with the live one as alternate: stdout
+    holds the same completion as the route without the fault; the failover is reported on stderr only."""
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as s:  # a loopback port nothing listens on once closed
+        s.bind(("127.0.0.1", 0))
+        dead = f"127.0.0.1:{s.getsockname()[1]}@1:2"
+    m0, m1, m2 = smol_miners
+
+    def generate(route: str, *extra: str) -> subprocess.CompletedProcess[str]:
+        cmd = [sys.executable, "-m", "nesachain.cli.main", "infer", "generate", "--model", str(smol.dir),
+               "--route", route, "--prompt", "Name a colour.", "--max-new-tokens", "6", *extra]
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=180)
+
+    clean = generate(f"{m0.hop()},{m1.hop()},{m2.hop()}")
+    failed = generate(f"{m0.hop()},{dead},{m2.hop()}", "--alt", m1.hop())
+    assert clean.returncode == 0 and failed.returncode == 0, failed.stderr
+    assert clean.stdout.strip() and failed.stdout == clean.stdout, (clean.stdout, failed.stdout)
+    assert dead.split("@")[0] in failed.stderr and m1.addr in failed.stderr, failed.stderr

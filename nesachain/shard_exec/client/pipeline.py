@@ -133,6 +133,8 @@ class RemotePipeline:
                     await self._replay(i)
                 if url != hop.urls[0]:
                     self.stand_ins.append(StandIn(i, url, hop.attempt, self.step))
+                    if not replay:  # a failover logs miner_replaced itself
+                        log.info("alternate_serving", hop=i, url=url)
                 return url
             except (MinerUnavailable, StepError) as exc:
                 log.warning("miner_unusable", hop=i, url=url, error=str(exc))
