@@ -88,6 +88,7 @@ class ErrorCode:
     MEMORY_BUDGET = "memory_budget_exhausted"
     UNSUPPORTED_SCHEME = "unsupported_scheme"
     WRONG_BLOCKS = "wrong_blocks"  # the client expects blocks this miner does not serve (it moved, or a bad route)
+    WRONG_MODEL = "wrong_model"  # the client's block hashes are not this miner's (another model or other weights)
     INTERNAL = "internal"
 
 

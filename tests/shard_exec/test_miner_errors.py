@@ -67,6 +67,37 @@ def test_gpt2_route_greedy_tokens_match_local(tiny_gpt2: Sharded, gpt2_miners: l
     assert asyncio.run(run()) == expected
 
 
+def test_a_miner_with_the_same_shapes_but_other_weights_is_refused_and_the_alternate_serves(
+        tiny_gpt2: Sharded, gpt2_miners: list[MinerProc], tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The same tiny GPT-2 architecture with other weights: a miner serving them would compute garbage
+    silently; the client's block hashes make it refuse (wrong_model), and the alternate takes the hop."""
+    from transformers import GPT2LMHeadModel
+
+    from nesachain.shard_exec.errors import RouteError
+    from nesachain.shard_exec.shard_files import write_shards
+    from nesachain.shard_exec.sources import load_source
+
+    torch.manual_seed(8)
+    other = GPT2LMHeadModel(tiny_gpt2.model.config).eval()
+    other.save_pretrained(str(tmp_path / "other-hf"))
+    write_shards(load_source(str(tmp_path / "other-hf")), tmp_path / "other", 2)
+    impostor = start_miners(tmp_path / "other", ["1:2"], tmp_path)[0]
+    client = DecoderClient.from_shard_dir(tiny_gpt2.dir)
+    ids = torch.tensor([[5, 17, 99, 3, 42, 8]])
+    expected, _, _ = local_generate(tiny_gpt2.model, ids, 8)
+
+    async def run(hops: str, *alternates: str) -> list[int]:
+        return [t async for t in client.generate(parse_route(hops, list(alternates)), ids, 8)]
+
+    try:
+        with pytest.raises(RouteError, match="no live miner left for blocks 1:2: wrong_model: blocks 1:2 here"):
+            asyncio.run(run(f"{gpt2_miners[0].hop()},{impostor.hop()}"))
+        got = asyncio.run(run(f"{gpt2_miners[0].hop()},{impostor.hop()}", gpt2_miners[1].hop()))
+    finally:
+        stop_miners([impostor])
+    assert got == expected
+
+
 def test_miner_errors_are_clear_and_other_sessions_keep_working(tiny_gpt2: Sharded,
                                                                 gpt2_miners: list[MinerProc]) -> None:
     miner = gpt2_miners[2]  # blocks 0:2, 1 MiB KV budget, 1 MiB tensors, max length 64
@@ -97,7 +128,13 @@ def test_miner_errors_are_clear_and_other_sessions_keep_working(tiny_gpt2: Shard
             codes["bad_open"] = (await raw.ask({"op": "open", "session": 5, "max_length": -1}))["code"]
             codes["wrong_blocks"] = (await raw.ask({"op": "open", "session": "w", "max_length": 8,
                                                     "blocks": [0, 1]}))["code"]  # it serves 0:2
-            right = await raw.ask({"op": "open", "session": "w", "max_length": 8, "blocks": [0, 2]})
+            codes["wrong_model"] = (await raw.ask({"op": "open", "session": "w", "max_length": 8, "blocks": [0, 2],
+                                                   "block_hashes": ["0" * 64] * 2}))["code"]  # other weights
+            codes["bad_hashes"] = (await raw.ask({"op": "open", "session": "w", "max_length": 8,
+                                                  "block_hashes": "not a list"}))["code"]
+            hashes = [b["sha256"] for b in tiny_gpt2.manifest["blocks"][:2]]
+            right = await raw.ask({"op": "open", "session": "w", "max_length": 8, "blocks": [0, 2],
+                                   "block_hashes": hashes})
             assert right["op"] == "opened"
             assert (await raw.ask({"op": "close", "session": "w"}))["op"] == "closed"
             # the good session still works after all of that, and its result is right
@@ -130,7 +167,8 @@ def test_miner_errors_are_clear_and_other_sessions_keep_working(tiny_gpt2: Shard
         "wrong_rank": "bad_shape", "wrong_dtype": "bad_dtype", "wrong_batch": "bad_shape",
         "unknown_session": "unknown_session", "step_ahead": "out_of_order", "position_gap": "out_of_order",
         "oversize": "too_large", "open_too_long": "past_max_length", "duplicate_open": "session_exists",
-        "bad_open": "bad_request", "wrong_blocks": "wrong_blocks", "past_max_length": "past_max_length",
+        "bad_open": "bad_request", "wrong_blocks": "wrong_blocks", "wrong_model": "wrong_model",
+        "bad_hashes": "bad_request", "past_max_length": "past_max_length",
         "budget": "memory_budget_exhausted",
         "closed_session": "unknown_session",
     }

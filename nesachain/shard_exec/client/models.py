@@ -58,8 +58,8 @@ class GenerationStats:
 class DecoderClient:
     """Prefill and decode a decoder-only model over a route; the head and embeddings stay here."""
 
-    def __init__(self, head: DecoderHead, n_blocks: int) -> None:
-        self.head, self.n_blocks = head, n_blocks
+    def __init__(self, head: DecoderHead, n_blocks: int, block_hashes: list[str] | None = None) -> None:
+        self.head, self.n_blocks, self.block_hashes = head, n_blocks, block_hashes
 
     @classmethod
     def from_shard_dir(cls, shard_dir: Path) -> DecoderClient:
@@ -67,12 +67,12 @@ class DecoderClient:
         head = build_head(manifest, load_client_state(shard_dir))
         if not isinstance(head, DecoderHead):
             raise ManifestError(f"{manifest['model_id']} is not a decoder")
-        return cls(head, manifest["n_blocks"])
+        return cls(head, manifest["n_blocks"], _hashes(manifest))
 
     async def open(self, route: Route, max_length: int, timeout: float = 30.0,
                    session_base: str | None = None) -> RemotePipeline:
         route.validate(self.n_blocks)
-        return await RemotePipeline.create(route, max_length, 1, timeout, session_base)
+        return await RemotePipeline.create(route, max_length, 1, timeout, session_base, self.block_hashes)
 
     async def hidden(self, pipe: RemotePipeline, ids: torch.Tensor, position: int) -> torch.Tensor:
         """Run (B, T) ids at ``position`` through the route; (B, T, C) output of the last layer."""
@@ -125,8 +125,8 @@ class DecoderClient:
 class EncoderClient:
     """Sentence embeddings from an encoder served over a route."""
 
-    def __init__(self, head: EncoderHead, n_blocks: int, tokenizer: Any) -> None:
-        self.head, self.n_blocks, self.tokenizer = head, n_blocks, tokenizer
+    def __init__(self, head: EncoderHead, n_blocks: int, tokenizer: Any, block_hashes: list[str] | None = None) -> None:
+        self.head, self.n_blocks, self.tokenizer, self.block_hashes = head, n_blocks, tokenizer, block_hashes
 
     @classmethod
     def from_shard_dir(cls, shard_dir: Path) -> EncoderClient:
@@ -134,7 +134,7 @@ class EncoderClient:
         head = build_head(manifest, load_client_state(shard_dir))
         if not isinstance(head, EncoderHead):
             raise ManifestError(f"{manifest['model_id']} is not an encoder")
-        return cls(head, manifest["n_blocks"], load_tokenizer(shard_dir))
+        return cls(head, manifest["n_blocks"], load_tokenizer(shard_dir), _hashes(manifest))
 
     async def hidden(self, pipe: RemotePipeline, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         h = self.head.embed(batch["input_ids"], batch.get("token_type_ids"))
@@ -148,7 +148,7 @@ class EncoderClient:
         from nesachain.models.minilm import mean_pool
 
         route.validate(self.n_blocks)
-        pipe = await RemotePipeline.create(route, 1, batch_size, timeout)
+        pipe = await RemotePipeline.create(route, 1, batch_size, timeout, block_hashes=self.block_hashes)
         out = []
         try:
             for i in range(0, len(texts), batch_size):
@@ -168,6 +168,7 @@ class GraphClient:
             raise ManifestError(f"{manifest['model_id']} is not a graph model")
         self.inputs: list[str] = manifest["graph"]["inputs"]
         self.n_blocks: int = manifest["n_blocks"]
+        self.block_hashes = _hashes(manifest)
 
     @classmethod
     def from_shard_dir(cls, shard_dir: Path) -> GraphClient:
@@ -179,4 +180,9 @@ class GraphClient:
 
     async def open(self, route: Route, batch: int = 64, timeout: float = 30.0) -> RemotePipeline:
         route.validate(self.n_blocks)
-        return await RemotePipeline.create(route, 1, batch, timeout)
+        return await RemotePipeline.create(route, 1, batch, timeout, block_hashes=self.block_hashes)
+
+
+def _hashes(manifest: dict[str, Any]) -> list[str]:
+    """The sha256 of each block file, in block order: sent on open, so that a miner with other weights refuses."""
+    return [b["sha256"] for b in manifest["blocks"]]

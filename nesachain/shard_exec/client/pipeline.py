@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -78,8 +79,9 @@ class RemotePipeline:
     """A session over a route. Use ``await RemotePipeline.create(route, max_length)`` and ``close()``."""
 
     def __init__(self, route: Route, max_length: int, batch: int = 1, timeout: float = 30.0,
-                 session_base: str | None = None) -> None:
+                 session_base: str | None = None, block_hashes: Sequence[str] | None = None) -> None:
         self.route, self.max_length, self.batch, self.timeout = route, max_length, batch, timeout
+        self.block_hashes = block_hashes  # the model's, one per block: a miner with other weights refuses
         # miners name hop i's session f"{base_id}-{i}-{failovers}"; a chain session passes its own base
         self.base_id = session_base or uuid.uuid4().hex[:16]
         self._hops = [_HopState([h.url, *h.alternates], [h.start, h.end]) for h in route.hops]
@@ -94,8 +96,8 @@ class RemotePipeline:
 
     @classmethod
     async def create(cls, route: Route, max_length: int, batch: int = 1, timeout: float = 30.0,
-                     session_base: str | None = None) -> RemotePipeline:
-        pipe = cls(route, max_length, batch, timeout, session_base)
+                     session_base: str | None = None, block_hashes: Sequence[str] | None = None) -> RemotePipeline:
+        pipe = cls(route, max_length, batch, timeout, session_base, block_hashes)
         pipe._http = aiohttp.ClientSession()
         try:
             for i in range(len(pipe._hops)):
@@ -113,9 +115,11 @@ class RemotePipeline:
         attempt = len(hop.dead)
         sid = f"{self.base_id}-{i}-{attempt}"
         try:
-            await conn.request({"op": "open", "session": sid, "max_length": self.max_length,
-                                "scheme": self.route.hop_scheme(i), "batch": self.batch,
-                                "blocks": hop.blocks}, "opened")
+            req = {"op": "open", "session": sid, "max_length": self.max_length, "scheme": self.route.hop_scheme(i),
+                   "batch": self.batch, "blocks": hop.blocks}
+            if self.block_hashes is not None:
+                req["block_hashes"] = list(self.block_hashes[hop.blocks[0] : hop.blocks[1]])
+            await conn.request(req, "opened")
         except BaseException:
             await conn.close()
             raise
@@ -124,6 +128,7 @@ class RemotePipeline:
     async def _attach(self, i: int, replay: bool) -> str:
         """Open a session on the first live miner of hop i; replay its history if asked."""
         hop = self._hops[i]
+        errors = []
         for url in hop.urls:
             if url in hop.dead:
                 continue
@@ -138,11 +143,13 @@ class RemotePipeline:
                 return url
             except (MinerUnavailable, StepError) as exc:
                 log.warning("miner_unusable", hop=i, url=url, error=str(exc))
+                errors.append(str(exc))
                 hop.dead.add(url)
                 if hop.conn is not None:
                     await hop.conn.close()
                     hop.conn = None
-        raise RouteError(f"no live miner left for blocks {self.route.hops[i].start}:{self.route.hops[i].end}")
+        why = f": {'; '.join(errors)}" if errors else ""
+        raise RouteError(f"no live miner left for blocks {self.route.hops[i].start}:{self.route.hops[i].end}{why}")
 
     async def _replay(self, i: int) -> None:
         hop = self._hops[i]

@@ -26,7 +26,7 @@ from nesachain.shard_exec.miner.config import MinerConfig
 from nesachain.shard_exec.miner.push import PeerPool
 from nesachain.shard_exec.miner.registration import HashCheck, MinerRegistrar, NullRegistrar
 from nesachain.shard_exec.miner.sessions import Session, SessionTable, StepRecord
-from nesachain.shard_exec.miner.stepping import decode_step, step_digest
+from nesachain.shard_exec.miner.stepping import decode_open, decode_step, step_digest
 from nesachain.shard_exec.shard_files import block_range_problem, load_stage, read_manifest
 from nesachain.shard_exec.stage import StageRunner
 from nesachain.shard_exec.wire import (
@@ -158,8 +158,7 @@ class MinerServer:
         if problem:
             raise ShardExecError(problem)
         if check is not None:
-            await check({"blocks": [start, end],
-                         "block_hashes": [b["sha256"] for b in self.manifest["blocks"][start:end]]})
+            await check({"blocks": [start, end], "block_hashes": self._hashes(start, end)})
         runner = await asyncio.to_thread(load_stage, self.cfg.shard_dir, start, end)
         async with self.compute_lock:
             tokens_per_s = await asyncio.to_thread(self._measure, runner)  # a failure here leaves the old blocks
@@ -182,6 +181,9 @@ class MinerServer:
                 log.info("session_expired", session=sid)
             self.table.trim_retention()
 
+    def _hashes(self, start: int, end: int) -> list[str]:
+        return [b["sha256"] for b in self.manifest["blocks"][start:end]]
+
     @property
     def url(self) -> str:
         return f"ws://{self.cfg.host}:{self.port}/ws"
@@ -194,7 +196,7 @@ class MinerServer:
             "model_id": self.manifest["model_id"], "architecture": self.manifest["architecture"],
             "blocks": [self.cfg.start, self.cfg.end], "n_blocks": self.manifest["n_blocks"],
             "units": [blocks[0]["units"][0], blocks[-1]["units"][1]],
-            "block_hashes": [b["sha256"] for b in blocks],
+            "block_hashes": self._hashes(self.cfg.start, self.cfg.end),
             "throughput_tokens_per_s": self.tokens_per_s,
             "throughput_tokens_per_s_per_block": self.tokens_per_s * n_blocks,
             "queue_length": self.queue_length, "open_sessions": len(self.table.open),
@@ -295,22 +297,8 @@ class MinerServer:
         return ws
 
     def _open(self, ws: web.WebSocketResponse, req: dict[str, Any], owned: set[str]) -> bytes:
-        sid, max_length, batch = req.get("session"), req.get("max_length"), req.get("batch", 1)
-        scheme = req.get("scheme", "none")
-        if not isinstance(sid, str) or not 0 < len(sid) <= 128:
-            raise WireError(ErrorCode.BAD_REQUEST, "session must be a string of 1..128 characters")
-        if not isinstance(max_length, int) or isinstance(max_length, bool) or max_length < 1:
-            raise WireError(ErrorCode.BAD_REQUEST, "max_length must be a positive integer")
-        if max_length > self.cfg.max_length:
-            raise WireError(ErrorCode.PAST_MAX_LENGTH, f"max_length {max_length} exceeds {self.cfg.max_length}")
-        if not isinstance(batch, int) or isinstance(batch, bool) or not 1 <= batch <= 64:
-            raise WireError(ErrorCode.BAD_REQUEST, "batch must be an integer in 1..64")
-        if scheme not in SCHEMES:
-            raise WireError(ErrorCode.UNSUPPORTED_SCHEME, f"unknown scheme {scheme!r}")
-        blocks = req.get("blocks")
-        if blocks is not None and blocks != [self.cfg.start, self.cfg.end]:
-            raise WireError(ErrorCode.WRONG_BLOCKS, f"this miner serves blocks {self.cfg.start}:{self.cfg.end}, "
-                                                    f"not {blocks!r}")
+        sid, max_length, batch, scheme = decode_open(req, self.cfg.max_length, self.cfg.start, self.cfg.end,
+                                                     self._hashes(self.cfg.start, self.cfg.end))
         reserved = self.runner.session_bytes(batch, max_length)
         sess = Session(sid, ws, batch, max_length, scheme, reserved, None)
         for victim in self.table.add(sess):

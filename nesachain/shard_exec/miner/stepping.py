@@ -1,4 +1,4 @@
-"""Pure helpers of a miner step: validate and decode a step request, digest a step."""
+"""Pure helpers of a miner step: validate open and step requests, decode a step, digest a step."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import msgpack
 import torch
 
 from nesachain.shard_exec.errors import WireError
-from nesachain.shard_exec.wire import ErrorCode, bundle_digest, decode_tensor
+from nesachain.shard_exec.wire import SCHEMES, ErrorCode, bundle_digest, decode_tensor
 
-__all__ = ["decode_step", "step_digest"]
+__all__ = ["decode_open", "decode_step", "step_digest"]
 
 MAX_TENSORS = 64
 
@@ -20,6 +20,35 @@ def _int(req: dict[str, Any], key: str) -> int:
     if not isinstance(v, int) or isinstance(v, bool) or v < 0:
         raise WireError(ErrorCode.BAD_REQUEST, f"{key} must be a non-negative integer")
     return v
+
+
+def decode_open(req: dict[str, Any], max_length_limit: int, start: int, end: int,
+                hashes: list[str]) -> tuple[str, int, int, str]:
+    """(session, max_length, batch, scheme) of an open request, checked against what this miner serves:
+    blocks [start, end) whose files have the sha256 ``hashes``. A client that sends ``blocks`` and
+    ``block_hashes`` (ours does) is refused by a miner serving other blocks, or another model's."""
+    sid, max_length, batch = req.get("session"), req.get("max_length"), req.get("batch", 1)
+    scheme = req.get("scheme", "none")
+    if not isinstance(sid, str) or not 0 < len(sid) <= 128:
+        raise WireError(ErrorCode.BAD_REQUEST, "session must be a string of 1..128 characters")
+    if not isinstance(max_length, int) or isinstance(max_length, bool) or max_length < 1:
+        raise WireError(ErrorCode.BAD_REQUEST, "max_length must be a positive integer")
+    if max_length > max_length_limit:
+        raise WireError(ErrorCode.PAST_MAX_LENGTH, f"max_length {max_length} exceeds {max_length_limit}")
+    if not isinstance(batch, int) or isinstance(batch, bool) or not 1 <= batch <= 64:
+        raise WireError(ErrorCode.BAD_REQUEST, "batch must be an integer in 1..64")
+    if scheme not in SCHEMES:
+        raise WireError(ErrorCode.UNSUPPORTED_SCHEME, f"unknown scheme {scheme!r}")
+    blocks, want = req.get("blocks"), req.get("block_hashes")
+    if blocks is not None and blocks != [start, end]:
+        raise WireError(ErrorCode.WRONG_BLOCKS, f"this miner serves blocks {start}:{end}, not {blocks!r}")
+    if want is not None and want != hashes:
+        if not isinstance(want, list) or not all(isinstance(h, str) for h in want):
+            raise WireError(ErrorCode.BAD_REQUEST, "block_hashes must be a list of hex strings")
+        ours, theirs = (", ".join(h[:12] for h in hs) for hs in (hashes, want))
+        raise WireError(ErrorCode.WRONG_MODEL, f"blocks {start}:{end} here are sha256 {ours}, not {theirs}: "
+                                               "another model, or other weights")
+    return sid, max_length, batch, scheme
 
 
 def decode_step(req: dict[str, Any], max_tensor_bytes: int
