@@ -99,11 +99,26 @@ async def run_request(rpc: CometRPC, key: SigningKey, shards: Path, model_id: st
 
     model = await asyncio.to_thread(lambda: rpc.abci_query("inference/model", {"model_id": model_id}).json())
     params = await asyncio.to_thread(lambda: rpc.abci_query("inference/params").json())
+    # everything that can fail here fails before the session opens and locks escrow
+    client = client or DecoderClient.from_shard_dir(shards)
+    if client.block_hashes is not None and list(client.block_hashes) != list(model["block_hashes"]):
+        ours, theirs = len(client.block_hashes), len(model["block_hashes"])
+        raise ConfigError(f"{shards} does not hold {model_id} as registered on chain: "
+                          + (f"{ours} blocks, the chain's {theirs}" if ours != theirs else "its blocks' sha256 differ"))
+    tok = load_tokenizer(shards)
+    if tok is None:
+        raise ConfigError(f"{shards} has no tokenizer")
+    text = prompt if raw else tok.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False,
+                                                      add_generation_prompt=True)
+    ids = tok(text, add_special_tokens=False, return_tensors="pt").input_ids
     cands, endpoints = await asyncio.to_thread(candidates, rpc, model_id, observed)
     try:
         route = find_route(cands, model["n_blocks"], PREFERENCES[prefer])
     except NoRouteError as exc:
         raise ConfigError(f"cannot route {model_id}: {exc}") from None
+    exec_route = ExecRoute([ExecHop(_ws(endpoints[h.miner_id]), h.start, h.end,
+                                    [_ws(endpoints[a]) for a in h.alternates]) for h in route.hops], scheme, push=True)
+    exec_route.validate(model["n_blocks"])  # the scheme, too
     escrow = max_cost(model["price"], model["n_blocks"], max_tokens, params["protocol_fee_ppm"])
     me = account_of(key)
     opened = await asyncio.to_thread(
@@ -113,15 +128,6 @@ async def run_request(rpc: CometRPC, key: SigningKey, shards: Path, model_id: st
     result = RequestResult(int(opened.responses()[0]["session_id"]), route, escrow, opened_height=opened.height)
     if on_open is not None:
         on_open(result)
-    exec_route = ExecRoute([ExecHop(_ws(endpoints[h.miner_id]), h.start, h.end,
-                                    [_ws(endpoints[a]) for a in h.alternates]) for h in route.hops], scheme, push=True)
-    client = client or DecoderClient.from_shard_dir(shards)
-    tok = load_tokenizer(shards)
-    if tok is None:
-        raise ConfigError(f"{shards} has no tokenizer")
-    text = prompt if raw else tok.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False,
-                                                      add_generation_prompt=True)
-    ids = tok(text, add_special_tokens=False, return_tensors="pt").input_ids
     stats = GenerationStats()
     try:
         async for t in client.generate(exec_route, ids, max_tokens, Sampling(), stop_at_eos=True, stats=stats,

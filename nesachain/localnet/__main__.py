@@ -121,7 +121,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
           f"{result.tokens_per_s:.1f} tokens/s; waiting for commitments, challenges and verdicts …", flush=True)
     session = await_settled(rpc, result.session_id, 240)
     print(format_session(session))
-    print(f"wallet: nesad --home {net.root / 'wallet'} --keyring-backend test ... ; stop with `make localnet-down`")
+    print(f"wallet: . {Path(sys.prefix) / 'bin' / 'activate'}  # puts nesad on PATH\n"
+          f"        export NESAD_HOME={net.root / 'wallet'} NESAD_KEYRING_BACKEND=test\n"
+          "        nesad query bank balance faucet   # for example; stop the localnet with `make localnet-down`")
     return 0 if out.ok and session["status"] == "settled" else 1
 
 

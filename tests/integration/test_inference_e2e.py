@@ -88,10 +88,26 @@ def swap_miner(net: Localnet, old: int, new: int, shards: Path, blocks: tuple[in
     raise AssertionError(f"miner{new} did not become active")
 
 
-def test_request_cli_matches_local_greedy_settles_and_pays_exactly(swarm, shards):
+def test_request_cli_matches_local_greedy_settles_and_pays_exactly(swarm, shards, tmp_path):
     net = swarm
     faucet = net.keyring().show("faucet").address
     before = net.rpc(0).abci_query("bank/balance", {"address": faucet}).json()["amount"]
+    # a shard folder with other weights in one block, and an unknown scheme: refused before anything is sent
+    other = tmp_path / "other"
+    other.mkdir()
+    for f in shards.iterdir():
+        (other / f.name).symlink_to(f)
+    manifest = json.loads((shards / "manifest.json").read_text())
+    manifest["blocks"][5]["sha256"] = "0" * 64
+    (other / "manifest.json").unlink()
+    (other / "manifest.json").write_text(json.dumps(manifest))
+    for folder, extra, message in [(other, [], "does not hold smollm2-135m as registered on chain"),
+                                   (shards, ["--scheme", "int3"], "unknown compression scheme 'int3'")]:
+        res = nesad(net, "tx", "inference", "request", "faucet", "--model", MODEL, "--shards", str(folder),
+                    "--prompt", PROMPT, "--max-tokens", "12", *extra)
+        assert res.returncode == 1 and message in res.stderr and "opened" not in res.stderr, res.stderr[-2000:]
+    assert net.rpc(0).abci_query("inference/sessions").json()["total"] == 0
+    assert net.rpc(0).abci_query("bank/balance", {"address": faucet}).json()["amount"] == before
     res = nesad(net, "tx", "inference", "request", "faucet", "--model", MODEL, "--shards", str(shards),
                 "--prompt", PROMPT, "--max-tokens", "12", "-o", "json")
     assert res.returncode == 0, res.stderr[-2000:]
