@@ -6,10 +6,10 @@ import argparse
 
 from nesachain.cli.common import add_client_options, add_keyring_options, emit, keyring_from, rpc_from
 from nesachain.client.txs import TxOutcome, send_msgs
-from nesachain.errors import ConfigError
+from nesachain.errors import ConfigError, KeyringError
 from nesachain.modules.bank.msgs import MsgSend
 from nesachain.tx.msg import Msg
-from nesachain.types.address import is_address
+from nesachain.types.address import HRP, AddressError, decode_address, is_address
 from nesachain.types.coin import DENOM, check_amount
 
 __all__ = ["add_tx_options", "broadcast", "parse_amount", "register", "resolve_address"]
@@ -35,9 +35,18 @@ def parse_amount(text: str) -> int:
 
 
 def resolve_address(args: argparse.Namespace, name_or_address: str) -> str:
+    """An address as given, or a key's: a mistyped address says what is wrong with it, not "no key named"."""
     if is_address(name_or_address):
         return name_or_address
-    return keyring_from(args).show(name_or_address).address
+    try:
+        return keyring_from(args).show(name_or_address).address
+    except KeyringError:
+        if name_or_address.startswith(f"{HRP}1"):
+            try:
+                decode_address(name_or_address)
+            except AddressError as exc:  # bad checksum, prefix, length
+                raise ConfigError(f"{exc}, and no key has that name") from None
+        raise
 
 
 def broadcast(args: argparse.Namespace, signer: str, msgs: list[Msg]) -> int:

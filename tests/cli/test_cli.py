@@ -51,3 +51,14 @@ def test_cli_bad_amount_rejected_before_signing(tmp_path, capsys, amount):
 def test_cli_start_rejects_bad_listen_address(tmp_path, capsys):
     rc, _, err = run(capsys, "start", "--home", str(tmp_path), "--abci", "unix:///tmp/x.sock")
     assert rc == 1 and "--abci must look like" in err
+
+
+def test_cli_mistyped_address_says_what_is_wrong_with_it(tmp_path, capsys):
+    home = ["--home", str(tmp_path), "--keyring-backend", "test"]
+    rc, out, _ = run(capsys, "keys", "add", "alice", *home, "-o", "json")
+    address = json.loads(out)["address"]
+    typo = address[:-1] + ("q" if address[-1] != "q" else "p")  # one character off: the checksum fails
+    rc, _, err = run(capsys, "query", "bank", "balance", typo, *home, "--node", "http://127.0.0.1:1")
+    assert rc == 1 and err.count("\n") == 1 and "bad checksum" in err and "no key has that name" in err, err
+    rc, _, err = run(capsys, "query", "bank", "balance", "bob", *home, "--node", "http://127.0.0.1:1")
+    assert rc == 1 and err.startswith("error: no key named 'bob'"), err
