@@ -168,6 +168,7 @@ async def run_chain_agent(
     poll_s: float = 1.0,
     rebalance_every: int = 3,
     serving: tuple[int, int] | None = None,
+    registered: asyncio.Future[tuple[int, int]] | None = None,
 ) -> None:
     """Register (or check), then heartbeat every third of the chain's heartbeat timeout (in
     blocks) and, every ``rebalance_every`` heartbeats, rebalance; ``on_move(start, end)`` is awaited
@@ -176,10 +177,10 @@ async def run_chain_agent(
     cannot make (``on_move`` raises) is undone on chain, retried at each poll until the chain takes
     it, and the agent stops rebalancing: the chain keeps naming the blocks the miner serves.
     Returns when ``stop`` is set. RPC failures are logged and retried on the next poll; refusals by
-    the chain raise ChainAgentError."""
+    the chain raise ChainAgentError. ``registered``, if given, gets the blocks once the chain has the
+    miner (and the server serves them), or the error that stopped the registration."""
     agent = ChainAgent.from_keyring(rpc_url, keyring, owner, miner, spec)
     stop = stop or asyncio.Event()
-    blocks = await asyncio.to_thread(agent.ensure_registered, serving)
     undo: tuple[int, int] | None = None  # the served blocks, while the chain still names a failed move's
     rebalancing = True
 
@@ -198,7 +199,14 @@ async def run_chain_agent(
             return current
         return target
 
-    blocks = await follow(blocks, serving)
+    try:
+        blocks = await follow(await asyncio.to_thread(agent.ensure_registered, serving), serving)
+    except Exception as exc:
+        if registered is not None and not registered.done():
+            registered.set_exception(exc)
+        raise
+    if registered is not None and not registered.done():
+        registered.set_result(blocks)
     every = max(1, await asyncio.to_thread(agent.heartbeat_timeout) // 3)
     last_beat = await asyncio.to_thread(agent.rpc.height)
     beats = 0

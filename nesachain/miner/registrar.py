@@ -91,11 +91,13 @@ class ChainRegistrar:
         async def on_move(new_start: int, new_end: int) -> None:
             await move(new_start, new_end, check)
 
+        registered: asyncio.Future[tuple[int, int]] = asyncio.get_running_loop().create_future()
         task = asyncio.create_task(run_chain_agent(self.rpc_url, self.keyring, self.owner, self.miner, spec,
                                                    on_move=on_move if self.num_blocks else None, stop=self._stop,
-                                                   serving=(start, end)))
-        task.add_done_callback(_log_failure)
+                                                   serving=(start, end), registered=registered))
         self._tasks.append(task)
+        await registered  # a refusal (a bond below the minimum, another owner's key) stops the miner's start
+        task.add_done_callback(_log_failure)  # later, a stopped agent is logged; the miner serves on
         chain = ChainView(rpc, self.keyring.signing_key(self.owner))
         miner_address = self.keyring.show(self.miner).address
         agent = ResultAgent(chain, miner_address, f"http://{endpoint}", self.state_file,

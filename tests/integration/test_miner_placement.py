@@ -87,12 +87,17 @@ def test_miner_with_num_blocks_fills_the_gap_then_moves_when_duplicated(tmp_path
         net.kill("miner2", signal.SIGTERM)
         logged = (net.root / "miner2.log").stat().st_size  # the log is appended to
         start_miner(net, 2, shards, 10)
-        wait_until("miner2 to serve again", lambda: served_blocks(addr2) == list(other), timeout=120, poll=1.0)
+
+        def restarted() -> str:
+            with open(net.root / "miner2.log", "rb") as log:
+                log.seek(logged)
+                return log.read().decode(errors="replace")
+
+        # it prints "miner listening" once the chain has it again (a heartbeat), just after /info answers
+        wait_until("miner2 to serve again", lambda: served_blocks(addr2) == list(other)
+                   and "miner listening" in restarted(), timeout=120, poll=1.0)
         assert chain_blocks(net, "miner2") == other
-        with open(net.root / "miner2.log", "rb") as log:
-            log.seek(logged)
-            restarted = log.read().decode(errors="replace")
-        assert "miner listening" in restarted and "miner_blocks_moved" not in restarted
+        assert "miner_blocks_moved" not in restarted()
 
         bad = subprocess.run([sys.executable, "-m", "nesachain.cli.main", "miner", "start", "--model", str(shards),
                               "--num-blocks", "40", "--owner", "operator2", "--miner-key", "miner2",
@@ -100,5 +105,15 @@ def test_miner_with_num_blocks_fills_the_gap_then_moves_when_duplicated(tmp_path
                               "--keyring-backend", "test"], capture_output=True, text=True, cwd=REPO, timeout=120)
         assert bad.returncode == 1 and bad.stderr.strip().splitlines()[-1] == (
             "error: --num-blocks must be in 1..30, got 40"), bad.stderr
+
+        net.keyring().add("miner9")  # a bond below min_miner_bond: the chain refuses, and the miner stops
+        poor = subprocess.run([sys.executable, "-m", "nesachain.cli.main", "miner", "start", "--model", str(shards),
+                               "--blocks", "0:1", "--port", "0", "--bond", "1unes", "--owner", "operator3",
+                               "--miner-key", "miner9", "--node", f"http://127.0.0.1:{net.ports(0).rpc}",
+                               "--home", str(net.root / "wallet"), "--keyring-backend", "test"],
+                              capture_output=True, text=True, cwd=REPO, timeout=180)
+        last = poor.stderr.strip().splitlines()[-1]
+        assert poor.returncode == 1 and last.startswith("error: ") and "bond" in last, poor.stderr[-2000:]
+        assert "miner listening" not in poor.stdout
     finally:
         net.down()

@@ -20,7 +20,11 @@ async def serve_forever(cfg: MinerConfig, on_ready: Callable[[dict[str, Any]], N
     """Create, start, call ``on_ready(info)``, and serve until a termination signal (or, given
     ``parent``, until this process's parent is no longer that process)."""
     server = await MinerServer.create(cfg, registrar)
-    await server.start()
+    try:
+        await server.start()  # raises if the chain refuses the registration
+    except BaseException:
+        await server.stop()
+        raise
     on_ready(server.info())
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
