@@ -27,7 +27,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from nesachain.shard_exec.errors import ManifestError
-from nesachain.shard_exec.sources import Source, import_factory
+from nesachain.shard_exec.sources import Source, build_from_factory
 from nesachain.shard_exec.stage import StageRunner
 
 __all__ = ["MANIFEST", "block_range_problem", "load_client_state", "load_stage", "read_manifest", "write_shards"]
@@ -252,9 +252,8 @@ def _load_graph_stage(shard_dir: Path, manifest: dict[str, Any], start: int, end
     from nesachain.shard_exec.hf_family import materialize
 
     g = manifest["graph"]
-    factory = import_factory(g["factory"])
     with torch.device("meta"):
-        model = factory().eval()
+        model = build_from_factory(g["factory"])
     gm = trace(model)
     if graph_digest(gm) != g["digest"]:
         raise ManifestError(f"factory {g['factory']} traces to a different graph than the one sharded")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,7 +13,7 @@ from torch import nn
 
 from nesachain.shard_exec.errors import ManifestError
 
-__all__ = ["NAMED_MODELS", "Source", "import_factory", "load_source"]
+__all__ = ["NAMED_MODELS", "Source", "build_from_factory", "load_source"]
 
 NAMED_MODELS = ("smollm2-135m", "all-minilm-l6-v2", "efficientnet-lite0")
 MAX_EXAMPLE_VALUES = 1 << 26  # a graph model's example input, profiled once while sharding (256 MiB of fp32)
@@ -31,8 +30,9 @@ class Source:
     example_inputs: tuple[torch.Tensor, ...] | None = None
 
 
-def import_factory(spec: str) -> Callable[[], nn.Module]:
-    """``"package.module:callable"`` -> the callable."""
+def build_from_factory(spec: str) -> nn.Module:
+    """``"package.module:callable"`` called: the model it builds, in eval mode. Whatever goes wrong (no
+    such callable, it raises, it returns something else) is a ManifestError that says so."""
     mod_name, _, attr = spec.partition(":")
     if not mod_name or not attr:
         raise ManifestError(f"a factory must look like 'package.module:callable', got {spec!r}")
@@ -42,7 +42,13 @@ def import_factory(spec: str) -> Callable[[], nn.Module]:
         raise ManifestError(f"cannot import factory {spec!r}: {exc}") from exc
     if not callable(fn):
         raise ManifestError(f"factory {spec!r} is not callable")
-    return fn  # type: ignore[no-any-return]
+    try:
+        model = fn()
+    except Exception as exc:  # the user's code: any failure is reported, not a traceback
+        raise ManifestError(f"factory {spec!r} failed: {type(exc).__name__}: {exc}") from exc
+    if not isinstance(model, nn.Module):
+        raise ManifestError(f"factory {spec!r} returned a {type(model).__name__}, not a torch.nn.Module")
+    return model.eval()
 
 
 def _shape(text: str | None) -> tuple[int, ...]:
@@ -77,7 +83,7 @@ def load_source(name: str, input_shape: str | None = None) -> Source:
     if (path / "config.json").is_file():
         return _load_hf_dir(path)
     if ":" in name:
-        model = import_factory(name)().eval()
+        model = build_from_factory(name)
         gen = torch.Generator().manual_seed(0)
         return Source(name, model, None, name, (torch.randn(*_shape(input_shape), generator=gen),))
     raise ManifestError(f"unknown model {name!r}: use one of {', '.join(NAMED_MODELS)}, "
@@ -89,10 +95,14 @@ def _load_hf_dir(path: Path) -> Source:
 
     import transformers
 
-    arch = (json.loads((path / "config.json").read_text()).get("architectures") or ["AutoModel"])[0]
-    cls = getattr(transformers, arch, None) or transformers.AutoModel
-    model = cls.from_pretrained(str(path), local_files_only=True, dtype=torch.float32).eval()
-    tok = None
-    if (path / "tokenizer_config.json").is_file() or (path / "tokenizer.json").is_file():
-        tok = transformers.AutoTokenizer.from_pretrained(str(path), local_files_only=True)  # type: ignore[no-untyped-call]
+    try:
+        config = json.loads((path / "config.json").read_text())
+        arch = ((config.get("architectures") if isinstance(config, dict) else None) or ["AutoModel"])[0]
+        cls = getattr(transformers, arch, None) or transformers.AutoModel
+        model = cls.from_pretrained(str(path), local_files_only=True, dtype=torch.float32).eval()
+        tok = None
+        if (path / "tokenizer_config.json").is_file() or (path / "tokenizer.json").is_file():
+            tok = transformers.AutoTokenizer.from_pretrained(str(path), local_files_only=True)  # type: ignore[no-untyped-call]
+    except (OSError, ValueError, KeyError, TypeError) as exc:  # unreadable config, missing weights or tokenizer
+        raise ManifestError(f"cannot load the Hugging Face folder {path}: {type(exc).__name__}: {exc}") from exc
     return Source(path.name, model, tok)

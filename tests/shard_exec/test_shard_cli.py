@@ -47,6 +47,24 @@ def test_shard_cli_errors_are_one_line_on_stderr(tmp_path: Path, capsys: pytest.
         assert "looks like host:port" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(("model", "message"), [
+    ("os:getcwd", "error: factory 'os:getcwd' returned a str, not a torch.nn.Module"),
+    ("json:loads", "error: factory 'json:loads' failed: TypeError"),
+    ("HF_FOLDER", "error: cannot load the Hugging Face folder"),  # a config.json and no weights
+])
+def test_model_shard_reports_a_bad_factory_or_folder_in_one_line(tmp_path: Path, model: str, message: str,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    if model == "HF_FOLDER":
+        (tmp_path / "hf").mkdir()
+        (tmp_path / "hf" / "config.json").write_text('{"architectures": ["LlamaForCausalLM"], "model_type": "llama"}')
+        model = str(tmp_path / "hf")
+    args = _parse(["model", "shard", model, "--blocks", "2", "--out", str(tmp_path / "out"), "--input-shape", "1,4"])
+    assert args.func(args) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(message) and err.count("\n") == 1, err
+    assert not (tmp_path / "out").exists()
+
+
 def test_miner_start_num_blocks_needs_the_chain_and_excludes_blocks(tiny_gpt2: Sharded,
                                                                      capsys: pytest.CaptureFixture[str]) -> None:
     args = _parse(["miner", "start", "--model", str(tiny_gpt2.dir), "--num-blocks", "1"])
