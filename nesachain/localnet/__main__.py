@@ -93,9 +93,16 @@ def cmd_down(args: argparse.Namespace) -> int:
 
 def cmd_logs(args: argparse.Namespace) -> int:
     net = _net(args)
-    which = "app.log" if args.app else "cometbft.log"
-    lines = (net.home(args.node) / which).read_text(errors="replace").splitlines()[-args.lines :]
-    print("\n".join(lines))
+    if not 0 <= args.node < net.n:
+        raise ConfigError(f"--node must be in 0..{net.n - 1}, got {args.node}")
+    if args.lines < 1:
+        raise ConfigError(f"--lines must be at least 1, got {args.lines}")
+    path = net.home(args.node) / ("app.log" if args.app else "cometbft.log")
+    try:
+        text = path.read_text(errors="replace")
+    except OSError as exc:
+        raise ConfigError(f"no log to show: {exc} (was the localnet started? `make localnet`)") from None
+    print("\n".join(text.splitlines()[-args.lines :]))
     return 0
 
 
