@@ -13,7 +13,7 @@ from nesachain.client.inference import await_settled, run_request
 from nesachain.client.txs import send_msgs
 from nesachain.errors import ConfigError, NesaError
 from nesachain.localnet.net import REPO, Localnet
-from nesachain.localnet.swarm import ensure_shards, start_miner, start_verifier, wait_active_miners
+from nesachain.localnet.swarm import ensure_shards, shards_ready, start_miner, start_verifier, wait_active_miners
 from nesachain.modules.bank.msgs import MsgSend
 
 DEFAULT_ROOT = Path(os.environ.get("NESA_LOCALNET", REPO / ".localnet"))
@@ -32,7 +32,8 @@ MINER_RANGES = [(0, 10), (10, 20), (20, 30)]
 
 
 def _init(net: Localnet) -> None:
-    print(f"sharding {DEMO_MODEL} into 30 blocks under {SHARDS} (once)", flush=True)
+    if not shards_ready(SHARDS, 30):
+        print(f"sharding {DEMO_MODEL} into 30 blocks under {SHARDS} (once)", flush=True)
     ensure_shards(DEMO_MODEL, 30, SHARDS)
     net.init(shards={DEMO_MODEL: SHARDS})
 

@@ -12,7 +12,7 @@ from nesachain.client.inference import probe_miner
 from nesachain.errors import ConfigError, RPCError
 from nesachain.localnet.net import Localnet
 
-__all__ = ["ensure_shards", "miner_port", "start_miner", "start_verifier", "wait_active_miners"]
+__all__ = ["ensure_shards", "miner_port", "shards_ready", "start_miner", "start_verifier", "wait_active_miners"]
 
 
 def miner_port(net: Localnet, i: int) -> int:
@@ -72,12 +72,17 @@ def wait_active_miners(net: Localnet, model_id: str, n: int, timeout: float = 18
     raise ConfigError(f"fewer than {n} active, answering miners for {model_id} after {timeout:.0f}s")
 
 
-def ensure_shards(model: str, blocks: int, out: Path) -> Path:
-    """Shard ``model`` into ``blocks`` blocks under ``out`` unless a matching manifest is there."""
+def shards_ready(out: Path, blocks: int) -> bool:
+    """Whether ``out`` already holds a shard folder of ``blocks`` blocks."""
     import json
 
     manifest = out / "manifest.json"
-    if manifest.exists() and json.loads(manifest.read_text()).get("n_blocks") == blocks:
+    return manifest.exists() and json.loads(manifest.read_text()).get("n_blocks") == blocks
+
+
+def ensure_shards(model: str, blocks: int, out: Path) -> Path:
+    """Shard ``model`` into ``blocks`` blocks under ``out`` unless a matching manifest is there."""
+    if shards_ready(out, blocks):
         return out
     from nesachain.shard_exec.shard_files import write_shards
     from nesachain.shard_exec.sources import load_source
