@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import signal
+import sqlite3
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -26,9 +27,13 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 def parse_listen(addr: str) -> tuple[str, int]:
     u = urlparse(addr if "://" in addr else "tcp://" + addr)
-    if u.scheme != "tcp" or not u.hostname or u.port is None:
-        raise ConfigError(f"--abci must look like tcp://127.0.0.1:26658, got {addr!r}")
-    return u.hostname, u.port
+    try:
+        port = u.port  # raises ValueError past 65535
+    except ValueError:
+        port = None
+    if u.scheme != "tcp" or not u.hostname or port is None:
+        raise ConfigError(f"--abci must look like tcp://127.0.0.1:26658 (a port in 0..65535), got {addr!r}")
+    return u.hostname, port
 
 
 def _start(args: argparse.Namespace) -> int:
@@ -41,7 +46,10 @@ def _start(args: argparse.Namespace) -> int:
     host, port = parse_listen(args.abci)
     configure(args.log_level)
     home = Path(args.home)
-    store = CommitStore(home / "state.db")
+    try:
+        store = CommitStore(home / "state.db")
+    except (OSError, sqlite3.Error) as exc:  # an unwritable --home, a state.db that is not a database
+        raise ConfigError(f"cannot open the app's state in {home}: {exc}") from None
     chain = Chain(store)
     log = structlog.get_logger("nesachain.start")
     log.info("app_start", home=str(home), height=chain.height, app_hash=chain.app_hash.hex(), chain_id=chain.chain_id)

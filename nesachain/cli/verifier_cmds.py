@@ -47,6 +47,10 @@ def _start(args: argparse.Namespace) -> int:
     from nesachain.agents.verifier import Verifier
     from nesachain.logging import configure
 
+    if not args.poll > 0:
+        raise ConfigError(f"--poll must be a number of seconds > 0, got {args.poll}")
+    if not args.tolerance > 0:
+        raise ConfigError(f"--tolerance must be > 0, got {args.tolerance}")
     configure()
     log = structlog.get_logger("nesachain.verifier")
     rpc = rpc_from(args)

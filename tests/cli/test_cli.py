@@ -48,9 +48,28 @@ def test_cli_bad_amount_rejected_before_signing(tmp_path, capsys, amount):
     assert rc == 1 and "amount" in err and err.count("\n") == 1
 
 
-def test_cli_start_rejects_bad_listen_address(tmp_path, capsys):
-    rc, _, err = run(capsys, "start", "--home", str(tmp_path), "--abci", "unix:///tmp/x.sock")
-    assert rc == 1 and "--abci must look like" in err
+@pytest.mark.parametrize("abci", ["unix:///tmp/x.sock", "tcp://127.0.0.1:99999"])
+def test_cli_start_rejects_bad_listen_address(tmp_path, capsys, abci):
+    rc, _, err = run(capsys, "start", "--home", str(tmp_path), "--abci", abci)
+    assert rc == 1 and "--abci must look like" in err and err.count("\n") == 1
+
+
+def test_cli_start_with_a_state_that_is_no_database_is_one_line_and_leaves_it_alone(tmp_path, capsys):
+    (tmp_path / "state.db").write_bytes(b"not sqlite")
+    rc, _, err = run(capsys, "start", "--home", str(tmp_path), "--abci", "tcp://127.0.0.1:0")
+    assert rc == 1 and err.startswith("error: cannot open the app's state") and err.count("\n") == 1, err
+    assert (tmp_path / "state.db").read_bytes() == b"not sqlite"
+    rc, _, err = run(capsys, "start", "--home", str(tmp_path / "state.db" / "sub"), "--abci", "tcp://127.0.0.1:0")
+    assert rc == 1 and err.startswith("error: cannot open the app's state"), err  # a file where a folder must be
+
+
+@pytest.mark.parametrize(("flag", "value"), [("--poll", "0"), ("--tolerance", "nan")])
+def test_cli_verifier_refuses_a_poll_or_tolerance_it_cannot_run_with(tmp_path, capsys, flag, value):
+    (tmp_path / "shards").mkdir()
+    (tmp_path / "shards" / "manifest.json").write_text("{}")
+    rc, _, err = run(capsys, "verifier", "start", "op", "--shards", f"m={tmp_path / 'shards'}", flag, value,
+                     "--home", str(tmp_path), "--keyring-backend", "test", "--node", "http://127.0.0.1:1")
+    assert rc == 1 and err.startswith(f"error: {flag} must be") and err.count("\n") == 1, err
 
 
 def test_cli_mistyped_address_says_what_is_wrong_with_it(tmp_path, capsys):
