@@ -3,6 +3,7 @@ msg server does the stateful checks."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, fields
 from typing import Any, ClassVar, Self
 
@@ -38,6 +39,7 @@ __all__ = [
 
 MAX_MONIKER = 64
 MAX_ENDPOINT = 256
+_ENDPOINT = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?):([0-9]{1,5})", re.ASCII)
 MAX_MEMORY_MB = 16 * 1024 * 1024  # 16 TiB
 MAX_THROUGHPUT = 10**12
 MINER_POP_PREFIX = b"nesachain/miner-pop/v1\x00"
@@ -197,8 +199,12 @@ def _check_model_and_range(model_id: str, start: int, end: int) -> None:
 
 
 def _check_endpoint(endpoint: str) -> None:
-    if not 0 < len(endpoint) <= MAX_ENDPOINT or not endpoint.isprintable() or " " in endpoint:
-        raise ErrInvalidEndpoint.wrap(f"endpoint must be 1-{MAX_ENDPOINT} printable characters without spaces")
+    """HOST:PORT, where clients reach the miner (they add ws:// or http://): a DNS name or IPv4 address,
+    or an IPv6 address in brackets, and a port in 1..65535. Pure string rules, no resolving."""
+    m = _ENDPOINT.fullmatch(endpoint) if len(endpoint) <= MAX_ENDPOINT else None
+    if m is None or not 1 <= int(m.group(2)) <= 65535:
+        raise ErrInvalidEndpoint.wrap(f"endpoint {endpoint[:64]!r} must be HOST:PORT (port 1..65535), "
+                                      "e.g. 127.0.0.1:7001, miner.example.org:443 or [::1]:7001")
 
 
 def _check_spec(memory_mb: int, throughput: int) -> None:

@@ -3,11 +3,16 @@ hooks for the inference module."""
 
 from __future__ import annotations
 
+import dataclasses
+
+import pytest
+
 from nesachain.modules.staking.errors import CODESPACE
 from nesachain.modules.staking.msgs import MsgMinerHeartbeat, MsgUnbondMiner, MsgUpdateMiner
 from nesachain.store.kv import CacheStore
 from nesachain.types.address import decode_address
 from nesachain.types.context import Context
+from nesachain.types.errors import ChainError
 from tests.modules.staking.conftest import FEE, FUNDS, Harness, addr, key, miner_key, register_miner_msg
 
 
@@ -73,3 +78,19 @@ def test_inference_hooks_update_reputation_and_slash_the_bond(h: Harness) -> Non
     assert got is not None and got.bond == 3_000_000
     assert h.chain.bank.supply(ctx.store) == h.chain.bank.supply(h.chain.store) - 1_000_000
     assert h.balance(key(4)) == FUNDS - FEE - 4_000_000
+
+
+def test_miner_endpoint_must_be_host_and_port_on_register_and_update(h: Harness) -> None:
+    """Clients dial a miner's endpoint: one they cannot dial is refused (code 28), the state unchanged."""
+    for endpoint in ("::bad", "host", "host:0", "host:99999", "http://miner:7001", "-x:1", "[::1]"):
+        with pytest.raises(ChainError) as exc:
+            dataclasses.replace(register_miner_msg(4, 0, 0, 10), endpoint=endpoint).validate_basic()
+        assert (exc.value.codespace, exc.value.code) == (CODESPACE, 28), endpoint
+    bad = h.run(key(6), dataclasses.replace(register_miner_msg(6, 2, 0, 10), endpoint="::bad"))  # through a block
+    assert (bad.codespace, bad.code) == (CODESPACE, 28) and h.q("staking/miners")["total"] == 0
+    for i, endpoint in enumerate(("miner.example.org:443", "[::1]:7001")):
+        assert h.run(key(4 + i), dataclasses.replace(register_miner_msg(4 + i, i, 0, 10), endpoint=endpoint)).ok
+    with pytest.raises(ChainError) as exc:
+        MsgUpdateMiner(addr(key(4)), addr(miner_key(0)), "miner.example.org", 0, 10, 8192, 2500).validate_basic()
+    assert exc.value.code == 28
+    assert h.q("staking/miner", address=addr(miner_key(0)))["endpoint"] == "miner.example.org:443"
