@@ -44,7 +44,7 @@ def main() -> None:
     from nesachain.agents.replay import ShardReplayer
     from nesachain.agents.verifier import relative_deviation
     from nesachain.models import load_smollm2
-    from nesachain.shard_exec.shard_files import read_manifest, write_shards
+    from nesachain.shard_exec.shard_files import block_hashes, read_manifest, write_shards
     from nesachain.shard_exec.sources import Source
     from nesachain.shard_exec.wire import encode_tensor
 
@@ -58,7 +58,7 @@ def main() -> None:
     shard_dir = scratch_dir("nesa-replay-")
     write_shards(Source("smollm2-135m", model, tok), shard_dir, 3)
     del model
-    hashes = [b["sha256"] for b in sorted(read_manifest(shard_dir)["blocks"], key=lambda b: b["index"])]
+    hashes = block_hashes(read_manifest(shard_dir))
     replayer = ShardReplayer({"smollm2-135m": shard_dir}, lambda _: hashes)
     stage = replayer._stage("smollm2-135m", 1, 2)
     spans = [(0, args.prompt)] + [(p, p + 1) for p in range(args.prompt, need)]

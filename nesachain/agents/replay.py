@@ -13,7 +13,7 @@ import torch
 
 from nesachain.errors import NesaError
 from nesachain.shard_exec.miner.stepping import step_digest
-from nesachain.shard_exec.shard_files import load_stage, read_manifest
+from nesachain.shard_exec.shard_files import block_hashes, load_stage, read_manifest
 from nesachain.shard_exec.stage import StageRunner
 from nesachain.shard_exec.wire import MAGIC, decode_tensor, encode_tensor
 
@@ -51,7 +51,7 @@ class ShardReplayer:
             shard_dir = self.shard_dirs.get(model_id)
             if shard_dir is None:
                 raise NesaError(f"this verifier holds no shards of {model_id}")
-            mine = [b["sha256"] for b in sorted(read_manifest(shard_dir)["blocks"], key=lambda b: b["index"])]
+            mine = block_hashes(read_manifest(shard_dir))
             if mine[start:end] != self.chain_hashes(model_id)[start:end]:
                 raise NesaError(f"shards of {model_id} in {shard_dir} differ from the hashes registered on chain")
             self._stages[key] = load_stage(shard_dir, start, end)

@@ -154,7 +154,6 @@ def miner_start(args: argparse.Namespace) -> int:
     from nesachain.shard_exec.miner.main import serve_forever
     from nesachain.shard_exec.shard_files import parse_range, read_manifest
 
-    configure(json=False)  # miners log for people watching a terminal
     parent = None
     if args.exit_with_parent is not None:
         parent = args.exit_with_parent or os.getppid()

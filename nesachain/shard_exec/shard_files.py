@@ -30,7 +30,8 @@ from nesachain.shard_exec.errors import ManifestError
 from nesachain.shard_exec.sources import Source, build_from_factory
 from nesachain.shard_exec.stage import StageRunner
 
-__all__ = ["MANIFEST", "block_range_problem", "load_client_state", "load_stage", "read_manifest", "write_shards"]
+__all__ = ["MANIFEST", "block_hashes", "block_range_problem", "load_client_state", "load_stage", "read_manifest",
+           "write_shards"]
 
 MANIFEST = "manifest.json"
 FORMAT = 1
@@ -175,6 +176,12 @@ def _write_graph(src: Source, out_dir: Path, k: int) -> dict[str, Any]:
                   "units": prof.units, "bounds": bounds, "live": {str(b): v for b, v in live.items()},
                   "specs": prof.specs, "cut_bytes": [prof.cut_bytes[b] for b in bounds]},
     }
+
+
+def block_hashes(manifest: dict[str, Any]) -> list[str]:
+    """The sha256 of each block file, in block order (what a model registers on chain, and what a client
+    sends when it opens a session so that a miner with other weights refuses)."""
+    return [b["sha256"] for b in sorted(manifest["blocks"], key=lambda b: b["index"])]
 
 
 def read_manifest(shard_dir: Path) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from nesachain.shard_exec.client.route import Route
 from nesachain.shard_exec.client.sampling import Sampling, choose
 from nesachain.shard_exec.errors import ManifestError
 from nesachain.shard_exec.hf_heads import DecoderHead, EncoderHead, build_head
-from nesachain.shard_exec.shard_files import load_client_state, read_manifest
+from nesachain.shard_exec.shard_files import block_hashes, load_client_state, read_manifest
 
 __all__ = ["DecoderClient", "EncoderClient", "GenerationStats", "GraphClient", "load_tokenizer"]
 
@@ -67,7 +67,7 @@ class DecoderClient:
         head = build_head(manifest, load_client_state(shard_dir))
         if not isinstance(head, DecoderHead):
             raise ManifestError(f"{manifest['model_id']} is not a decoder")
-        return cls(head, manifest["n_blocks"], _hashes(manifest))
+        return cls(head, manifest["n_blocks"], block_hashes(manifest))
 
     async def open(self, route: Route, max_length: int, timeout: float = 30.0,
                    session_base: str | None = None) -> RemotePipeline:
@@ -134,7 +134,7 @@ class EncoderClient:
         head = build_head(manifest, load_client_state(shard_dir))
         if not isinstance(head, EncoderHead):
             raise ManifestError(f"{manifest['model_id']} is not an encoder")
-        return cls(head, manifest["n_blocks"], load_tokenizer(shard_dir), _hashes(manifest))
+        return cls(head, manifest["n_blocks"], load_tokenizer(shard_dir), block_hashes(manifest))
 
     async def hidden(self, pipe: RemotePipeline, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         h = self.head.embed(batch["input_ids"], batch.get("token_type_ids"))
@@ -168,7 +168,7 @@ class GraphClient:
             raise ManifestError(f"{manifest['model_id']} is not a graph model")
         self.inputs: list[str] = manifest["graph"]["inputs"]
         self.n_blocks: int = manifest["n_blocks"]
-        self.block_hashes = _hashes(manifest)
+        self.block_hashes = block_hashes(manifest)
 
     @classmethod
     def from_shard_dir(cls, shard_dir: Path) -> GraphClient:
@@ -182,7 +182,3 @@ class GraphClient:
         route.validate(self.n_blocks)
         return await RemotePipeline.create(route, 1, batch, timeout, block_hashes=self.block_hashes)
 
-
-def _hashes(manifest: dict[str, Any]) -> list[str]:
-    """The sha256 of each block file, in block order: sent on open, so that a miner with other weights refuses."""
-    return [b["sha256"] for b in manifest["blocks"]]

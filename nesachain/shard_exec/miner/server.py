@@ -27,7 +27,7 @@ from nesachain.shard_exec.miner.push import PeerPool
 from nesachain.shard_exec.miner.registration import HashCheck, MinerRegistrar, NullRegistrar
 from nesachain.shard_exec.miner.sessions import Session, SessionTable, StepRecord
 from nesachain.shard_exec.miner.stepping import decode_open, decode_step, step_digest
-from nesachain.shard_exec.shard_files import block_range_problem, load_stage, read_manifest
+from nesachain.shard_exec.shard_files import block_hashes, block_range_problem, load_stage, read_manifest
 from nesachain.shard_exec.stage import StageRunner
 from nesachain.shard_exec.wire import (
     SCHEMES,
@@ -66,6 +66,7 @@ class MinerServer:
     def __init__(self, cfg: MinerConfig, runner: StageRunner, manifest: dict[str, Any],
                  registrar: MinerRegistrar | None = None) -> None:
         self.cfg, self.runner, self.manifest = cfg, runner, manifest
+        self.hashes = block_hashes(manifest)  # every block's, in order; a miner serves a slice
         self.registrar = registrar or NullRegistrar()
         self.table = SessionTable(cfg)
         self.peers = PeerPool(cfg.max_message_bytes)
@@ -158,7 +159,7 @@ class MinerServer:
         if problem:
             raise ShardExecError(problem)
         if check is not None:
-            await check({"blocks": [start, end], "block_hashes": self._hashes(start, end)})
+            await check({"blocks": [start, end], "block_hashes": self.hashes[start:end]})
         runner = await asyncio.to_thread(load_stage, self.cfg.shard_dir, start, end)
         async with self.compute_lock:
             tokens_per_s = await asyncio.to_thread(self._measure, runner)  # a failure here leaves the old blocks
@@ -181,9 +182,6 @@ class MinerServer:
                 log.info("session_expired", session=sid)
             self.table.trim_retention()
 
-    def _hashes(self, start: int, end: int) -> list[str]:
-        return [b["sha256"] for b in self.manifest["blocks"][start:end]]
-
     @property
     def url(self) -> str:
         return f"ws://{self.cfg.host}:{self.port}/ws"
@@ -196,7 +194,7 @@ class MinerServer:
             "model_id": self.manifest["model_id"], "architecture": self.manifest["architecture"],
             "blocks": [self.cfg.start, self.cfg.end], "n_blocks": self.manifest["n_blocks"],
             "units": [blocks[0]["units"][0], blocks[-1]["units"][1]],
-            "block_hashes": self._hashes(self.cfg.start, self.cfg.end),
+            "block_hashes": self.hashes[self.cfg.start : self.cfg.end],
             "throughput_tokens_per_s": self.tokens_per_s,
             "throughput_tokens_per_s_per_block": self.tokens_per_s * n_blocks,
             "queue_length": self.queue_length, "open_sessions": len(self.table.open),
@@ -298,7 +296,7 @@ class MinerServer:
 
     def _open(self, ws: web.WebSocketResponse, req: dict[str, Any], owned: set[str]) -> bytes:
         sid, max_length, batch, scheme = decode_open(req, self.cfg.max_length, self.cfg.start, self.cfg.end,
-                                                     self._hashes(self.cfg.start, self.cfg.end))
+                                                     self.hashes[self.cfg.start : self.cfg.end])
         reserved = self.runner.session_bytes(batch, max_length)
         sess = Session(sid, ws, batch, max_length, scheme, reserved, None)
         for victim in self.table.add(sess):
