@@ -10,11 +10,12 @@ import argparse
 import base64
 import binascii
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from nesachain.cli.common import add_client_options, add_keyring_options, emit, keyring_from, rpc_from, subcommands
-from nesachain.cli.tx_cmds import add_tx_options, broadcast, parse_amount, resolve_address
+from nesachain.cli.tx_cmds import add_tx_options, broadcast, check_msgs, parse_amount, resolve_address
 from nesachain.errors import ConfigError
 from nesachain.modules.staking.msgs import (
     MsgCreateValidator,
@@ -190,13 +191,13 @@ def _unjail(args: argparse.Namespace) -> int:
 def _register_miner(args: argparse.Namespace) -> int:
     owner = resolve_address(args, args.from_key)
     miner = keyring_from(args).signing_key(args.miner_key)
-    chain_id = args.chain_id or rpc_from(args).chain_id()
-    args.chain_id = chain_id
-    pop = bytes(miner.sign(miner_pop_bytes(chain_id, owner)).signature)
     start, end = parse_blocks(args.blocks)
-    msg = MsgRegisterMiner(owner, bytes(miner.verify_key), pop, args.endpoint, parse_amount(args.bond), args.model,
-                           start, end, args.memory_mb, args.throughput)
-    return broadcast(args, args.from_key, [msg])
+    msg = MsgRegisterMiner(owner, bytes(miner.verify_key), bytes(64), args.endpoint, parse_amount(args.bond),
+                           args.model, start, end, args.memory_mb, args.throughput)
+    check_msgs([msg])  # before the node is asked for the chain id the proof of possession signs
+    args.chain_id = args.chain_id or rpc_from(args).chain_id()
+    pop = bytes(miner.sign(miner_pop_bytes(args.chain_id, owner)).signature)
+    return broadcast(args, args.from_key, [replace(msg, pop=pop)])
 
 
 def _update_miner(args: argparse.Namespace) -> int:

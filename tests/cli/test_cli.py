@@ -81,3 +81,28 @@ def test_cli_mistyped_address_says_what_is_wrong_with_it(tmp_path, capsys):
     assert rc == 1 and err.count("\n") == 1 and "bad checksum" in err and "no key has that name" in err, err
     rc, _, err = run(capsys, "query", "bank", "balance", "bob", *home, "--node", "http://127.0.0.1:1")
     assert rc == 1 and err.startswith("error: no key named 'bob'"), err
+
+
+@pytest.mark.parametrize(("flag", "value", "code"), [
+    ("--endpoint", "::bad", "code 28 (staking)"),
+    ("--throughput", "0", "code 29 (staking)"),
+    ("--blocks", "2:2", "code 21 (staking)"),
+])
+def test_cli_tx_runs_the_chains_stateless_checks_before_contacting_the_node(tmp_path, capsys, flag, value, code):
+    """Like the Cosmos SDK's ValidateBasic in the client: the node (a closed port here) is never asked,
+    and the error carries the code CheckTx would have answered."""
+    home = ["--home", str(tmp_path), "--keyring-backend", "test"]
+    for name in ("owner", "miner"):
+        assert run(capsys, "keys", "add", name, *home)[0] == 0
+
+    def register(**changed: str) -> tuple[int, str, str]:
+        opts = {"--endpoint": "127.0.0.1:7001", "--throughput": "1000", "--blocks": "0:2", **changed}
+        return run(capsys, "tx", "miner", "register", "owner", "--miner-key", "miner", "--bond", "100unes",
+                   "--model", "m", "--memory-mb", "512", *[x for kv in opts.items() for x in kv], *home,
+                   "--node", "http://127.0.0.1:1")
+
+    rc, _, err = register(**{flag: value})
+    assert rc == 1 and err.startswith("error: not sent: the chain would refuse it with " + code), err
+    assert err.count("\n") == 1
+    rc, _, err = register()  # the same command with good values does go to the node
+    assert rc == 1 and err.startswith("error: cannot reach node"), err
