@@ -207,9 +207,8 @@ async def run_chain_agent(
         raise
     if registered is not None and not registered.done():
         registered.set_result(blocks)
-    every = max(1, await asyncio.to_thread(agent.heartbeat_timeout) // 3)
-    last_beat = await asyncio.to_thread(agent.rpc.height)
-    beats = 0
+    every: int | None = None  # asked in the loop, so a node down just after registration is retried too
+    last_beat = beats = 0
     while not stop.is_set():
         try:
             await asyncio.wait_for(stop.wait(), timeout=poll_s)
@@ -226,6 +225,8 @@ async def run_chain_agent(
                     raise
                 continue
             height = await asyncio.to_thread(agent.rpc.height)
+            if every is None:  # registration (or its check) was a heartbeat
+                every, last_beat = max(1, await asyncio.to_thread(agent.heartbeat_timeout) // 3), height
             if height - last_beat < every:
                 continue
             await asyncio.to_thread(agent.heartbeat)

@@ -13,6 +13,7 @@ import pytest
 
 from nesachain.client.keyring import Keyring
 from nesachain.client.rpc import BroadcastResult, QueryResponse
+from nesachain.errors import RPCError
 from nesachain.miner.chain_agent import ChainAgent, ChainAgentError, MinerSpec, run_chain_agent
 from nesachain.types.sdk_errors import ErrInvalidSequence
 from tests.modules.staking.conftest import CHAIN_ID, Harness, key, miner_key
@@ -184,3 +185,31 @@ def test_a_move_the_server_cannot_make_is_undone_on_chain(h: Harness, tmp_path: 
     m = h.q("staking/miner", address=address)
     assert (m["block_start"], m["block_end"]) == (0, 10)  # undone: the chain names what the miner serves
     assert m["status"] == "active" and m["last_heartbeat"] > h.height - 20
+
+
+def test_a_node_down_just_after_registration_does_not_end_the_heartbeats(
+        h: Harness, tmp_path: Any, monkeypatch: Any) -> None:
+    h.block()
+    ring, rpc = fake_chain(h, tmp_path, monkeypatch, 4, 0)
+    down = {"calls": 0}
+    registered = rpc.broadcast_tx_sync
+
+    def broadcast_then_go_down(tx: bytes) -> BroadcastResult:
+        res = registered(tx)
+        rpc.height = failing_height  # type: ignore[method-assign]
+        return res
+
+    real_height = rpc.height
+
+    def failing_height() -> int:  # the node is unreachable for the agent's first eight polls
+        down["calls"] += 1
+        if down["calls"] <= 8:
+            raise RPCError("cannot reach node at fake: connection refused")
+        return real_height()
+
+    rpc.broadcast_tx_sync = broadcast_then_go_down  # type: ignore[method-assign]
+    spec = MinerSpec("smollm2-135m", "127.0.0.1:7000", 2_000_000, 4096, 1000, blocks=(0, 6))
+    run_agent(ring, spec, None, h.block, 40)
+    assert down["calls"] > 8
+    m = h.q("staking/miners")["miners"][0]
+    assert m["status"] == "active" and m["last_heartbeat"] > 30
