@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 
 import pytest
@@ -19,8 +20,6 @@ from tests.abci.conftest import CHAIN_ID, FUNDS, addr, key, new_chain, send_tx, 
 
 
 def balance(c: Chain, a: str) -> int:
-    import json
-
     return int(json.loads(c.query("bank/balance", json.dumps({"address": a}).encode()).value)["amount"])
 
 
@@ -177,3 +176,19 @@ def test_query_unknown_path_and_bad_data_are_codes(chain):
     assert r.code == sdk.ErrInvalidRequest.code
     r = chain.query("bank/balance", b'{"address": "nesa1bogus"}')
     assert r.code == sdk.ErrInvalidAddress.code
+
+
+BAD_VALUES = [-1, 2**64, 2**70, -(2**70), 1.5, True, None, "", "x" * 5000, "nesa1bogus", [], {}, "0"]
+PARAM_NAMES = ["address", "validator", "delegator", "session_id", "model_id", "limit", "offset", "status"]
+
+
+def test_every_query_answers_bad_parameters_with_a_code_not_an_internal_error(committed_chain):
+    """Any JSON a client sends to any query path: an answer or a registered error, never sdk/1."""
+    chain = committed_chain()
+    paths = chain.router.query_paths()
+    assert "inference/session" in paths and "staking/delegations" in paths
+    for path in paths:
+        for name in PARAM_NAMES:
+            for value in BAD_VALUES:
+                r = chain.query(path, json.dumps({name: value}).encode())
+                assert r.code != sdk.ErrInternal.code, (path, name, value, r.log)

@@ -40,8 +40,8 @@ class Queries:
 
     def session(self, store: KVReader, params: Mapping[str, Any]) -> dict[str, Any]:
         sid = params.get("session_id")
-        if not isinstance(sid, int) or isinstance(sid, bool):
-            raise ValueError("query inference/session needs an integer 'session_id'")
+        if not isinstance(sid, int) or isinstance(sid, bool) or not 0 <= sid < 2**64:
+            raise ValueError(f"query inference/session needs a 'session_id' in 0..2^64-1, got {sid!r}")
         s = self._k.session(store, sid)
         if s is None:
             raise LookupError(f"session {sid} not found")
