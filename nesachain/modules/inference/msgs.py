@@ -46,6 +46,13 @@ def _positive(value: int, what: str, limit: int = 2**64 - 1) -> None:
         raise ErrInvalidSessionMsg.wrap(f"{what} must be in [1, {limit}], got {value}")
 
 
+def _ids(**values: int) -> None:
+    """Session and challenge ids are uint64s, as the chain stores them."""
+    for what, value in values.items():
+        if not 0 <= value <= 2**64 - 1:
+            raise ErrInvalidSessionMsg.wrap(f"{what} must be in [0, 2^64-1], got {value}")
+
+
 def _hash32(value: bytes, what: str) -> None:
     if len(value) != 32:
         raise ErrInvalidSessionMsg.wrap(f"{what} must be 32 bytes, got {len(value)}")
@@ -132,8 +139,9 @@ class MsgCloseSession(_Fields):
 
     def validate_basic(self) -> None:
         check_address(self.client, "client")
-        if self.tokens < 0 or self.session_id < 0:
-            raise ErrInvalidSessionMsg.wrap("session_id and tokens must not be negative")
+        _ids(session_id=self.session_id)
+        if self.tokens < 0:
+            raise ErrInvalidSessionMsg.wrap("tokens must not be negative")
 
     def signer(self) -> str:
         return self.client
@@ -156,7 +164,8 @@ class MsgAddStandIn(_Fields):
     def validate_basic(self) -> None:
         check_address(self.client, "client")
         check_address(self.miner, "miner")
-        if min(self.session_id, self.hop, self.from_token) < 0 or self.attempt < 1:
+        _ids(session_id=self.session_id)
+        if min(self.hop, self.from_token) < 0 or self.attempt < 1:
             raise ErrInvalidSessionMsg.wrap("session_id, hop and from_token must not be negative, attempt must be ≥ 1")
         if self.from_token > MAX_TOKENS:
             raise ErrInvalidSessionMsg.wrap(f"from_token must be at most {MAX_TOKENS}")
@@ -177,6 +186,7 @@ class MsgCommitResult(_Fields):
     def validate_basic(self) -> None:
         check_address(self.owner, "owner")
         check_address(self.miner, "miner")
+        _ids(session_id=self.session_id)
         _hash32(self.commitment, "commitment")
 
     def signer(self) -> str:
@@ -197,6 +207,7 @@ class MsgRevealResult(_Fields):
     def validate_basic(self) -> None:
         check_address(self.owner, "owner")
         check_address(self.miner, "miner")
+        _ids(session_id=self.session_id)
         _hash32(self.root, "root")
         _salt(self.salt)
         if not 0 <= self.n_steps <= MAX_TOKENS * 2:
@@ -217,6 +228,7 @@ class MsgCommitVerdict(_Fields):
 
     def validate_basic(self) -> None:
         check_address(self.validator, "validator")
+        _ids(session_id=self.session_id, challenge=self.challenge)
         _hash32(self.commitment, "commitment")
 
     def signer(self) -> str:
@@ -235,6 +247,7 @@ class MsgRevealVerdict(_Fields):
 
     def validate_basic(self) -> None:
         check_address(self.validator, "validator")
+        _ids(session_id=self.session_id, challenge=self.challenge)
         if self.verdict not in ("match", "mismatch"):
             raise ErrInvalidSessionMsg.wrap("verdict must be 'match' or 'mismatch'")
         _salt(self.salt)
