@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from nesachain.cli.common import add_client_options, add_keyring_options, emit, keyring_from, rpc_from, subcommands
-from nesachain.cli.tx_cmds import add_tx_options, broadcast, check_msgs, parse_amount, resolve_address
+from nesachain.cli.tx_cmds import add_tx_options, broadcast, parse_amount, resolve_address
+from nesachain.client.txs import check_msgs
 from nesachain.errors import ConfigError
 from nesachain.modules.staking.msgs import (
     MsgCreateValidator,

@@ -5,15 +5,14 @@ from __future__ import annotations
 import argparse
 
 from nesachain.cli.common import add_client_options, add_keyring_options, emit, keyring_from, rpc_from
-from nesachain.client.txs import TxOutcome, send_msgs
+from nesachain.client.txs import TxOutcome, check_msgs, send_msgs
 from nesachain.errors import ConfigError, KeyringError
 from nesachain.modules.bank.msgs import MsgSend
 from nesachain.tx.msg import Msg
 from nesachain.types.address import HRP, AddressError, decode_address, is_address
 from nesachain.types.coin import DENOM, check_amount
-from nesachain.types.errors import ChainError
 
-__all__ = ["add_tx_options", "broadcast", "check_msgs", "parse_amount", "register", "resolve_address"]
+__all__ = ["add_tx_options", "broadcast", "parse_amount", "register", "resolve_address"]
 
 
 def add_tx_options(p: argparse.ArgumentParser) -> None:
@@ -48,17 +47,6 @@ def resolve_address(args: argparse.Namespace, name_or_address: str) -> str:
             except AddressError as exc:  # bad checksum, prefix, length
                 raise ConfigError(f"{exc}, and no key has that name") from None
         raise
-
-
-def check_msgs(msgs: list[Msg]) -> None:
-    """The chain's stateless checks (ValidateBasic), run before any key is unlocked or node contacted:
-    a message the chain would refuse in CheckTx is refused here, with the same code and text."""
-    for msg in msgs:
-        try:
-            msg.validate_basic()
-        except ChainError as exc:
-            raise ConfigError(f"not sent: the chain would refuse it with code {exc.code} ({exc.codespace}): "
-                              f"{exc.log}") from None
 
 
 def broadcast(args: argparse.Namespace, signer: str, msgs: list[Msg]) -> int:

@@ -23,7 +23,7 @@ from nacl.signing import SigningKey
 from nesachain.client.observed import ObservedSpeeds, per_block_seconds
 from nesachain.client.routing import PREFERENCES, MinerCandidate, NoRouteError, Route, find_route
 from nesachain.client.rpc import CometRPC
-from nesachain.client.txs import TxOutcome, account_of, send_msgs
+from nesachain.client.txs import TxOutcome, account_of, check_msgs, send_msgs
 from nesachain.errors import ConfigError, NesaError
 from nesachain.modules.inference.keeper import max_cost
 from nesachain.modules.inference.msgs import MsgAddStandIn, MsgCloseSession, MsgOpenSession
@@ -62,10 +62,11 @@ def probe_miner(endpoint: str) -> tuple[float, dict[str, Any]] | None:
     return rtt, info
 
 
-def candidates(rpc: CometRPC, model_id: str, observed: ObservedSpeeds | None = None
-               ) -> tuple[list[MinerCandidate], dict[str, str]]:
+def candidates(rpc: CometRPC, model_id: str, observed: ObservedSpeeds | None = None, *, length: int = 0,
+               too_short: list[str] | None = None) -> tuple[list[MinerCandidate], dict[str, str]]:
     """The model's active miners that answer, with this client's RTT and its declared throughput
-    (capped by what this client observed, if given); and miner -> endpoint."""
+    (capped by what this client observed, if given); and miner -> endpoint. A miner whose sessions
+    hold fewer than ``length`` tokens (its ``max_length``) is left out, and named in ``too_short``."""
     miners = rpc.abci_query("staking/miners", {"model_id": model_id, "status": "active"}).json()["miners"]
     out, endpoints = [], {}
     for m in miners:
@@ -73,6 +74,11 @@ def candidates(rpc: CometRPC, model_id: str, observed: ObservedSpeeds | None = N
         if probe is None:
             continue
         rtt, info = probe
+        max_length = info.get("max_length")
+        if isinstance(max_length, int) and max_length < length:
+            if too_short is not None:
+                too_short.append(f"{m['miner']} [{m['block_start']},{m['block_end']}) holds {max_length}")
+            continue
         throughput = max(m["throughput"], 1) / 1000
         if observed is not None:
             throughput = observed.throughput(m["miner"], throughput)
@@ -111,18 +117,26 @@ async def run_request(rpc: CometRPC, key: SigningKey, shards: Path, model_id: st
     text = prompt if raw else tok.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False,
                                                       add_generation_prompt=True)
     ids = tok(text, add_special_tokens=False, return_tensors="pt").input_ids
-    cands, endpoints = await asyncio.to_thread(candidates, rpc, model_id, observed)
+    if ids.shape[1] == 0:
+        raise ConfigError("the prompt is empty: it has no tokens to start from")
+    length = ids.shape[1] + max_tokens  # the tokens each miner's session must hold
+    too_short: list[str] = []
+    cands, endpoints = await asyncio.to_thread(candidates, rpc, model_id, observed, length=length,
+                                               too_short=too_short)
     try:
         route = find_route(cands, model["n_blocks"], PREFERENCES[prefer])
     except NoRouteError as exc:
-        raise ConfigError(f"cannot route {model_id}: {exc}") from None
+        hint = (f"; left out, holding fewer than the {ids.shape[1]} prompt + {max_tokens} new tokens: "
+                + ", ".join(too_short)) if too_short else ""
+        raise ConfigError(f"cannot route {model_id}: {exc}{hint}") from None
     exec_route = ExecRoute([ExecHop(_ws(endpoints[h.miner_id]), h.start, h.end,
                                     [_ws(endpoints[a]) for a in h.alternates]) for h in route.hops], scheme, push=True)
     exec_route.validate(model["n_blocks"])  # the scheme, too
     escrow = max_cost(model["price"], model["n_blocks"], max_tokens, params["protocol_fee_ppm"])
     me = account_of(key)
-    opened = await asyncio.to_thread(
-        send_msgs, rpc, key, [MsgOpenSession(me, model_id, route.as_chain_route(), max_tokens, escrow)])
+    open_msg = MsgOpenSession(me, model_id, route.as_chain_route(), max_tokens, escrow)
+    check_msgs([open_msg])
+    opened = await asyncio.to_thread(send_msgs, rpc, key, [open_msg])
     if not opened.ok:
         raise NesaError(f"opening the session was refused: code {opened.code} ({opened.codespace}): {opened.log}")
     result = RequestResult(int(opened.responses()[0]["session_id"]), route, escrow, opened_height=opened.height)

@@ -10,12 +10,14 @@ from typing import Any
 from nacl.signing import SigningKey
 
 from nesachain.client.rpc import CometRPC
+from nesachain.errors import ConfigError
 from nesachain.tx.msg import Msg
 from nesachain.tx.tx import TxBody, sign_tx
 from nesachain.types.address import address_from_pubkey, encode_address
 from nesachain.types.encoding import decode_canonical
+from nesachain.types.errors import ChainError
 
-__all__ = ["TxOutcome", "account_of", "send_msgs"]
+__all__ = ["TxOutcome", "account_of", "check_msgs", "send_msgs"]
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,17 @@ _LOCKS_GUARD = threading.Lock()
 def _account_lock(account: str) -> threading.Lock:
     with _LOCKS_GUARD:
         return _ACCOUNT_LOCKS.setdefault(account, threading.Lock())
+
+
+def check_msgs(msgs: list[Msg]) -> None:
+    """The chain's stateless checks (ValidateBasic), run before any key is unlocked or node contacted:
+    a message the chain would refuse in CheckTx is refused here, with the same code and text."""
+    for msg in msgs:
+        try:
+            msg.validate_basic()
+        except ChainError as exc:
+            raise ConfigError(f"not sent: the chain would refuse it with code {exc.code} ({exc.codespace}): "
+                              f"{exc.log}") from None
 
 
 def send_msgs(

@@ -101,8 +101,14 @@ def test_request_cli_matches_local_greedy_settles_and_pays_exactly(swarm, shards
     manifest["blocks"][5]["sha256"] = "0" * 64
     (other / "manifest.json").unlink()
     (other / "manifest.json").write_text(json.dumps(manifest))
-    for folder, extra, message in [(other, [], "does not hold smollm2-135m as registered on chain"),
-                                   (shards, ["--scheme", "int3"], "unknown compression scheme 'int3'")]:
+    # … and so are an empty prompt, max tokens the chain refuses, and more tokens than the miners hold
+    for folder, extra, message in [
+        (other, [], "does not hold smollm2-135m as registered on chain"),
+        (shards, ["--scheme", "int3"], "unknown compression scheme 'int3'"),
+        (shards, ["--prompt=", "--raw"], "the prompt is empty"),
+        (shards, ["--max-tokens", "0"], "not sent: the chain would refuse it with code 18 (inference): max_tokens"),
+        (shards, ["--max-tokens", "5000"], "prompt + 5000 new tokens"),
+    ]:
         res = nesad(net, "tx", "inference", "request", "faucet", "--model", MODEL, "--shards", str(folder),
                     "--prompt", PROMPT, "--max-tokens", "12", *extra)
         assert res.returncode == 1 and message in res.stderr and "opened" not in res.stderr, res.stderr[-2000:]

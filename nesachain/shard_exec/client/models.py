@@ -17,7 +17,7 @@ import torch
 from nesachain.shard_exec.client.pipeline import RecoveryEvent, RemotePipeline, StandIn
 from nesachain.shard_exec.client.route import Route
 from nesachain.shard_exec.client.sampling import Sampling, choose
-from nesachain.shard_exec.errors import ManifestError
+from nesachain.shard_exec.errors import ManifestError, ShardExecError
 from nesachain.shard_exec.hf_heads import DecoderHead, EncoderHead, build_head
 from nesachain.shard_exec.shard_files import block_hashes, load_client_state, read_manifest
 
@@ -83,7 +83,10 @@ class DecoderClient:
                        sampling: Sampling = Sampling(), stop_at_eos: bool = False,  # noqa: B008
                        stats: GenerationStats | None = None, timeout: float = 30.0,
                        session_base: str | None = None) -> AsyncIterator[int]:
-        """Stream new token ids for a (1, T) prompt."""
+        """Stream new token ids for a (1, T) prompt, T >= 1."""
+        if ids.ndim != 2 or ids.shape[0] != 1 or ids.shape[1] < 1:
+            raise ShardExecError(f"the prompt must be (1, T) token ids with T >= 1, got {tuple(ids.shape)}"
+                                 + (": it is empty" if ids.ndim == 2 and ids.shape[1] == 0 else ""))
         stats = stats if stats is not None else GenerationStats()
         t0 = time.perf_counter()
         pipe = await self.open(route, ids.shape[1] + max_new_tokens, timeout, session_base)
