@@ -50,7 +50,7 @@ def resolve_address(args: argparse.Namespace, name_or_address: str) -> str:
 
 
 def broadcast(args: argparse.Namespace, signer: str, msgs: list[Msg]) -> int:
-    check_msgs(msgs)
+    check_msgs(msgs, sequence=args.sequence, fee=args.fee, memo=args.memo)
     key = keyring_from(args).signing_key(signer)
     out: TxOutcome = send_msgs(
         rpc_from(args), key, msgs, chain_id=args.chain_id, fee=args.fee, memo=args.memo,

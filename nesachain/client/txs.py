@@ -12,7 +12,7 @@ from nacl.signing import SigningKey
 from nesachain.client.rpc import CometRPC
 from nesachain.errors import ConfigError
 from nesachain.tx.msg import Msg
-from nesachain.tx.tx import TxBody, sign_tx
+from nesachain.tx.tx import TxBody, check_body_fields, sign_tx
 from nesachain.types.address import address_from_pubkey, encode_address
 from nesachain.types.encoding import decode_canonical
 from nesachain.types.errors import ChainError
@@ -58,15 +58,16 @@ def _account_lock(account: str) -> threading.Lock:
         return _ACCOUNT_LOCKS.setdefault(account, threading.Lock())
 
 
-def check_msgs(msgs: list[Msg]) -> None:
-    """The chain's stateless checks (ValidateBasic), run before any key is unlocked or node contacted:
-    a message the chain would refuse in CheckTx is refused here, with the same code and text."""
-    for msg in msgs:
-        try:
+def check_msgs(msgs: list[Msg], *, sequence: int | None = None, fee: int | None = None, memo: str = "") -> None:
+    """The chain's stateless checks (ValidateBasic, and the tx body's), run before any key is unlocked
+    or node contacted: what the chain would refuse in CheckTx is refused here, with the same code and text."""
+    try:
+        check_body_fields(sequence, fee, memo, len(msgs))
+        for msg in msgs:
             msg.validate_basic()
-        except ChainError as exc:
-            raise ConfigError(f"not sent: the chain would refuse it with code {exc.code} ({exc.codespace}): "
-                              f"{exc.log}") from None
+    except ChainError as exc:
+        raise ConfigError(f"not sent: the chain would refuse it with code {exc.code} ({exc.codespace}): "
+                          f"{exc.log}") from None
 
 
 def send_msgs(

@@ -30,7 +30,7 @@ from nesachain.types.sdk_errors import (
     ErrWrongSignature,
 )
 
-__all__ = ["SIGN_PREFIX", "Tx", "TxBody", "decode_tx", "sign_tx", "tx_hash"]
+__all__ = ["SIGN_PREFIX", "Tx", "TxBody", "check_body_fields", "decode_tx", "sign_tx", "tx_hash"]
 
 SIGN_PREFIX = b"nesachain/tx/v1\x00"
 MAX_MSGS = 32
@@ -91,6 +91,23 @@ def _field(obj: dict[str, Any], name: str, kind: type) -> Any:
     return value
 
 
+def check_body_fields(sequence: int | None, fee: int | None, memo: str, n_msgs: int) -> None:
+    """The body's own stateless checks (a wallet runs them before it signs; None: not chosen yet)."""
+    if sequence is not None and not 0 <= sequence < 2**64:
+        raise ErrTxDecode.wrap(f"sequence {sequence} out of range")
+    if fee is not None:
+        try:
+            check_amount(fee, allow_zero=True)
+        except ValueError as exc:
+            raise ErrInvalidCoins.wrap(f"fee: {exc}") from None
+    if len(memo) > MAX_MEMO:
+        raise ErrTxDecode.wrap(f"memo is {len(memo)} characters, the limit is {MAX_MEMO}")
+    if not n_msgs:
+        raise ErrTxDecode.wrap("tx carries no messages")
+    if n_msgs > MAX_MSGS:
+        raise ErrTxDecode.wrap(f"tx carries {n_msgs} messages, the limit is {MAX_MSGS}")
+
+
 def decode_tx(raw: bytes, *, max_bytes: int) -> Tx:
     """Decode and statelessly validate a tx (everything that needs no state). Raises ChainError."""
     if len(raw) > max_bytes:
@@ -120,18 +137,7 @@ def decode_tx(raw: bytes, *, max_bytes: int) -> Tx:
     fee = _field(obj, "fee", int)
     memo = _field(obj, "memo", str)
     raw_msgs = _field(obj, "msgs", list)
-    if sequence < 0 or sequence >= 2**64:
-        raise ErrTxDecode.wrap(f"sequence {sequence} out of range")
-    try:
-        check_amount(fee, allow_zero=True)
-    except ValueError as exc:
-        raise ErrInvalidCoins.wrap(f"fee: {exc}") from None
-    if len(memo) > MAX_MEMO:
-        raise ErrTxDecode.wrap(f"memo is {len(memo)} characters, the limit is {MAX_MEMO}")
-    if not raw_msgs:
-        raise ErrTxDecode.wrap("tx carries no messages")
-    if len(raw_msgs) > MAX_MSGS:
-        raise ErrTxDecode.wrap(f"tx carries {len(raw_msgs)} messages, the limit is {MAX_MSGS}")
+    check_body_fields(sequence, fee, memo, len(raw_msgs))
     try:
         account_raw = decode_address(account)
     except AddressError as exc:

@@ -106,3 +106,14 @@ def test_cli_tx_runs_the_chains_stateless_checks_before_contacting_the_node(tmp_
     assert err.count("\n") == 1
     rc, _, err = register()  # the same command with good values does go to the node
     assert rc == 1 and err.startswith("error: cannot reach node"), err
+
+
+@pytest.mark.parametrize(("option", "code"), [
+    (["--fee", "-5"], "code 8 (sdk): fee"), (["--memo", "x" * 257], "code 2 (sdk): memo is 257 characters"),
+    (["--sequence", "-1"], "code 2 (sdk): sequence -1"),
+])
+def test_cli_tx_checks_fee_memo_and_sequence_before_contacting_the_node(tmp_path, capsys, option, code):
+    home = ["--home", str(tmp_path), "--keyring-backend", "test"]
+    assert run(capsys, "keys", "add", "a", *home)[0] == 0
+    rc, _, err = run(capsys, "tx", "bank", "send", "a", "a", "5", *home, "--node", "http://127.0.0.1:1", *option)
+    assert rc == 1 and err.startswith("error: not sent: the chain would refuse it with " + code), err

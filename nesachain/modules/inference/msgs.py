@@ -166,7 +166,7 @@ class MsgAddStandIn(_Fields):
         check_address(self.miner, "miner")
         _ids(session_id=self.session_id)
         if min(self.hop, self.from_token) < 0 or self.attempt < 1:
-            raise ErrInvalidSessionMsg.wrap("session_id, hop and from_token must not be negative, attempt must be ≥ 1")
+            raise ErrInvalidSessionMsg.wrap("hop and from_token must not be negative, attempt must be ≥ 1")
         if self.from_token > MAX_TOKENS:
             raise ErrInvalidSessionMsg.wrap(f"from_token must be at most {MAX_TOKENS}")
 
