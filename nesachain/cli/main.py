@@ -4,6 +4,7 @@ non-zero exit status."""
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from collections.abc import Sequence
 
@@ -31,8 +32,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# argparse reads "-5unes" as an unknown option and then asks for the amount it swallowed
+_NEGATIVE_AMOUNT = re.compile(r"-\d[\d.]*unes")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    for token in argv:
+        if _NEGATIVE_AMOUNT.fullmatch(token):
+            print(f"error: amount {token!r} is negative: amounts are whole numbers of unes above 0, e.g. 5unes",
+                  file=sys.stderr)
+            return 2
     args = parser.parse_args(argv)
     configure(json=False)  # logs go to stderr, stdout is the command's output; `nesad start` switches to JSON
     try:

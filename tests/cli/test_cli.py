@@ -41,11 +41,11 @@ def test_cli_unreachable_node_is_one_line_error(capsys):
     assert rc == 1 and err.startswith("error: cannot reach node") and err.count("\n") == 1
 
 
-@pytest.mark.parametrize("amount", ["-5", "1.5", "10atom", "0", str(2**64)])
+@pytest.mark.parametrize("amount", ["-5", "1.5", "10atom", "0", str(2**64), "-5unes"])
 def test_cli_bad_amount_rejected_before_signing(tmp_path, capsys, amount):
     rc, _, err = run(capsys, "tx", "bank", "send", "a", "b", amount, "--home", str(tmp_path),
                      "--keyring-backend", "test", "--node", "http://127.0.0.1:1")
-    assert rc == 1 and "amount" in err and err.count("\n") == 1
+    assert rc in (1, 2) and f"amount {amount!r}" in err and err.count("\n") == 1, err
 
 
 @pytest.mark.parametrize("abci", ["unix:///tmp/x.sock", "tcp://127.0.0.1:99999"])
