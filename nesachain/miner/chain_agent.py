@@ -29,6 +29,7 @@ from nesachain.client.rpc import CometRPC
 from nesachain.client.txs import TxOutcome, account_of
 from nesachain.errors import NesaError, RPCError
 from nesachain.miner.placement import Span, choose_blocks, rebalance
+from nesachain.modules.staking.errors import CODESPACE, ErrMinerUnbonding, ErrUnknownMiner
 from nesachain.modules.staking.msgs import (
     MsgMinerHeartbeat,
     MsgRegisterMiner,
@@ -36,13 +37,17 @@ from nesachain.modules.staking.msgs import (
     miner_pop_bytes,
 )
 
-__all__ = ["ChainAgent", "ChainAgentError", "MinerSpec", "run_chain_agent"]
+__all__ = ["ChainAgent", "ChainAgentError", "MinerGone", "MinerSpec", "run_chain_agent"]
 
 log = structlog.get_logger("nesachain.miner.chain_agent")
 
 
 class ChainAgentError(NesaError):
     """The chain refused a miner tx, or the registration on chain does not match this miner."""
+
+
+class MinerGone(ChainAgentError):
+    """The chain no longer has this miner bonded: its owner unbonded it (or the unbonding is over)."""
 
 
 @dataclass(frozen=True)
@@ -105,7 +110,9 @@ class ChainAgent:
     def _send(self, msg: Any) -> TxOutcome:
         out = self.chain.send([msg])
         if not out.ok:
-            raise ChainAgentError(f"{msg.TYPE} refused: code {out.code} ({out.codespace}): {out.log}")
+            gone = out.codespace == CODESPACE and out.code in (ErrUnknownMiner.code, ErrMinerUnbonding.code)
+            raise (MinerGone if gone else ChainAgentError)(
+                f"{msg.TYPE} refused: code {out.code} ({out.codespace}): {out.log}")
         return out
 
     def ensure_registered(self, serving: tuple[int, int] | None = None) -> tuple[int, int]:
@@ -176,9 +183,10 @@ async def run_chain_agent(
     names the blocks the server has loaded (a fresh registration takes them). A move the server
     cannot make (``on_move`` raises) is undone on chain, retried at each poll until the chain takes
     it, and the agent stops rebalancing: the chain keeps naming the blocks the miner serves.
-    Returns when ``stop`` is set. RPC failures are logged and retried on the next poll; refusals by
-    the chain raise ChainAgentError. ``registered``, if given, gets the blocks once the chain has the
-    miner (and the server serves them), or the error that stopped the registration."""
+    Returns when ``stop`` is set, or when the chain no longer has the miner bonded (its owner unbonded
+    it). RPC failures and refused heartbeats are logged and retried at the next poll; a refused
+    registration raises ChainAgentError. ``registered``, if given, gets the blocks once the chain has
+    the miner (and the server serves them), or the error that stopped the registration."""
     agent = ChainAgent.from_keyring(rpc_url, keyring, owner, miner, spec)
     stop = stop or asyncio.Event()
     undo: tuple[int, int] | None = None  # the served blocks, while the chain still names a failed move's
@@ -237,5 +245,8 @@ async def run_chain_agent(
                     blocks = await follow(moved, blocks)
         except RPCError as exc:
             log.warning("chain_agent_rpc_error", error=str(exc))
+        except MinerGone as exc:  # unbonded by its owner: nothing left to heartbeat
+            log.warning("miner_unbonded", miner=agent.miner_address, error=str(exc))
+            return
         except ChainAgentError as exc:  # a refused heartbeat is retried at the next poll, not fatal
             log.warning("chain_agent_refused", error=str(exc))

@@ -3,7 +3,9 @@
 When the server listens, ``register`` checks that the shards it loaded are the ones registered on
 chain (block by block sha256) and refuses to start otherwise; then it runs, beside the server,
 the chain agent (registration, heartbeats) and the result agent (commit–reveal of each session's
-step-log root). ``deregister`` stops both.
+step-log root). ``deregister`` stops both. When the owner unbonds the miner, the chain agent stops
+heartbeating; once every session that names the miner has settled, ``wait_done`` returns and the
+miner stops.
 
 A miner started with ``num_blocks`` instead of a block range starts where ``initial_blocks`` says
 (its registration on chain, or ``placement.choose_blocks``), and its agent rebalances it: when the
@@ -35,11 +37,6 @@ __all__ = ["ChainRegistrar"]
 log = structlog.get_logger("nesachain.miner")
 
 
-def _log_failure(task: asyncio.Task[None]) -> None:
-    if not task.cancelled() and task.exception() is not None:
-        log.error("chain_agent_stopped", error=str(task.exception()))
-
-
 class ChainRegistrar:
     def __init__(self, rpc_url: str, keyring: Keyring, owner: str, miner: str, model_id: str, bond: int,
                  memory_mb: int, state_file: Path, poll_s: float = 1.0, withhold_reveals: bool = False,
@@ -49,6 +46,7 @@ class ChainRegistrar:
         self.num_blocks = num_blocks  # None: the blocks given at start, kept; else chosen and rebalanced
         self.state_file, self.poll_s, self.withhold_reveals = state_file, poll_s, withhold_reveals
         self._stop = asyncio.Event()
+        self._done = asyncio.Event()  # unbonded, and every session it served has settled
         self._tasks: list[asyncio.Task[None]] = []
 
     def check_hashes(self, rpc: CometRPC, info: dict[str, Any]) -> None:
@@ -97,9 +95,9 @@ class ChainRegistrar:
                                                    serving=(start, end), registered=registered))
         self._tasks.append(task)
         await registered  # a refusal (a bond below the minimum, another owner's key) stops the miner's start
-        task.add_done_callback(_log_failure)  # later, a stopped agent is logged; the miner serves on
         chain = ChainView(rpc, self.keyring.signing_key(self.owner))
         miner_address = self.keyring.show(self.miner).address
+        self._tasks.append(asyncio.create_task(self._after_agent(task, chain, miner_address)))
         agent = ResultAgent(chain, miner_address, f"http://{endpoint}", self.state_file,
                             withhold_reveals=self.withhold_reveals)
         self._tasks.append(asyncio.create_task(self._results(agent)))
@@ -115,8 +113,39 @@ class ChainRegistrar:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), timeout=self.poll_s)
 
+    async def _after_agent(self, agent: asyncio.Task[None], chain: ChainView, miner: str) -> None:
+        """The agent returns by itself when the owner has unbonded the miner. The miner then serves on
+        (it answers challenges and data requests, and its result agent reveals) until every session
+        that names it has settled, and stops."""
+        try:
+            await agent
+        except Exception as exc:  # after the registration: logged, and the miner serves on
+            log.error("chain_agent_stopped", error=str(exc))
+            return
+        while not self._stop.is_set():
+            try:
+                pending = await asyncio.to_thread(_unsettled_sessions, chain, miner)
+            except NesaError as exc:
+                log.warning("unsettled_sessions_unknown", error=str(exc))
+            else:
+                if not pending:
+                    log.warning("miner_done", miner=miner, reason="unbonded on chain, and every session it "
+                                "served has settled")
+                    self._done.set()
+                    return
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), timeout=self.poll_s)
+
+    async def wait_done(self) -> None:
+        await self._done.wait()
+
     async def deregister(self, info: dict[str, Any]) -> None:
         self._stop.set()
         for task in self._tasks:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(task, timeout=10)
+
+
+def _unsettled_sessions(chain: ChainView, miner: str) -> int:
+    """Sessions not yet settled whose route or stand-ins name ``miner``."""
+    return sum(1 for s in chain.sessions() if s["status"] != "settled" and any(h["miner"] == miner for h in s["hops"]))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -15,8 +16,9 @@ from nesachain.client.keyring import Keyring
 from nesachain.client.rpc import BroadcastResult, QueryResponse
 from nesachain.errors import RPCError
 from nesachain.miner.chain_agent import ChainAgent, ChainAgentError, MinerSpec, run_chain_agent
+from nesachain.modules.staking.msgs import MsgUnbondMiner
 from nesachain.types.sdk_errors import ErrInvalidSequence
-from tests.modules.staking.conftest import CHAIN_ID, Harness, key, miner_key
+from tests.modules.staking.conftest import CHAIN_ID, Harness, addr, key, miner_key
 
 
 @pytest.fixture
@@ -24,11 +26,29 @@ def h() -> Harness:
     return Harness()
 
 
+def locked(h: Harness) -> threading.RLock:
+    """One lock around the harness: the agent's RPC calls run in worker threads while the test makes
+    blocks in the event loop's thread. Made once per harness; its block, run and q take it too."""
+    if "_lock" not in h.__dict__:
+        lock = h.__dict__["_lock"] = threading.RLock()
+        for name in ("block", "run", "q"):
+            method = getattr(h, name)
+
+            def under_lock(*args: Any, _method: Any = method, **kwargs: Any) -> Any:
+                with lock:
+                    return _method(*args, **kwargs)
+
+            setattr(h, name, under_lock)
+    lock_: threading.RLock = h.__dict__["_lock"]
+    return lock_
+
+
 class FakeRPC:
     """Enough of CometRPC for the agent: each accepted tx is put in its own block at once."""
 
     def __init__(self, h: Harness) -> None:
         self.h = h
+        self.lock = locked(h)
         self.done: dict[str, dict[str, Any]] = {}
 
     def chain_id(self) -> str:
@@ -38,16 +58,18 @@ class FakeRPC:
         return self.h.height
 
     def abci_query(self, path: str, data: dict[str, Any] | None = None, height: int = 0) -> QueryResponse:
-        r = self.h.chain.query(path, json.dumps(data or {}).encode())
+        with self.lock:
+            r = self.h.chain.query(path, json.dumps(data or {}).encode())
         return QueryResponse(r.code, r.codespace, r.log, r.value, r.height)
 
     def broadcast_tx_sync(self, tx: bytes) -> BroadcastResult:
         digest = hashlib.sha256(tx).hexdigest().upper()
-        check = self.h.chain.check_tx(tx)
-        if check.ok:
-            res = self.h.block([tx]).tx_results[0]
-            self.done[digest] = {"height": str(self.h.height),
-                                 "tx_result": {"code": res.code, "codespace": res.codespace, "log": res.log}}
+        with self.lock:
+            check = self.h.chain.check_tx(tx)
+            if check.ok:
+                res = self.h.block([tx]).tx_results[0]
+                self.done[digest] = {"height": str(self.h.height),
+                                     "tx_result": {"code": res.code, "codespace": res.codespace, "log": res.log}}
         return BroadcastResult(digest, check.code, check.codespace, check.log)
 
     def wait_tx(self, tx_hash: str, timeout: float = 30.0) -> dict[str, Any]:
@@ -213,3 +235,41 @@ def test_a_node_down_just_after_registration_does_not_end_the_heartbeats(
     assert down["calls"] > 8
     m = h.q("staking/miners")["miners"][0]
     assert m["status"] == "active" and m["last_heartbeat"] > 30
+
+
+def test_the_agent_stops_by_itself_once_the_owner_unbonds_the_miner(
+        h: Harness, tmp_path: Any, monkeypatch: Any) -> None:
+    h.block()
+    ring, rpc = fake_chain(h, tmp_path, monkeypatch, 4, 0)
+    sent: list[bytes] = []
+    broadcast = rpc.broadcast_tx_sync
+
+    def counting(tx: bytes) -> BroadcastResult:
+        sent.append(tx)
+        return broadcast(tx)
+
+    rpc.broadcast_tx_sync = counting  # type: ignore[method-assign]
+    spec = MinerSpec("smollm2-135m", "127.0.0.1:7000", 2_000_000, 4096, 1000, blocks=(0, 6))
+
+    async def main() -> tuple[bool, int]:
+        stop = asyncio.Event()
+        task = asyncio.create_task(run_chain_agent("fake", ring, "owner", "miner", spec, stop=stop, poll_s=0.01))
+        for _ in range(10):  # registered and heartbeating
+            await asyncio.sleep(0.02)
+            h.block()
+        with rpc.lock:  # no heartbeat of the agent's between reading the owner's sequence and the unbond
+            h.seqs[addr(key(4))] = int(h.q("auth/account", address=addr(key(4)))["sequence"])
+            assert h.run(key(4), MsgUnbondMiner(addr(key(4)), addr(miner_key(0)))).code == 0
+            at_unbond = len(sent)
+        for _ in range(30):
+            await asyncio.sleep(0.02)
+            h.block()
+        ended = task.done()
+        stop.set()
+        await task
+        return ended, len(sent) - at_unbond
+
+    ended, after = asyncio.run(main())
+    assert ended  # without stop being set
+    assert after <= 1  # the one heartbeat the chain refused (counted before the unbond if it waited on the lock)
+    assert [m["status"] for m in h.q("staking/miners")["miners"]] in ([], ["unbonding"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
@@ -20,6 +21,10 @@ class MinerRegistrar(Protocol):
 
     async def deregister(self, info: dict[str, Any]) -> None: ...
 
+    async def wait_done(self) -> None:
+        """Returns when the miner has nothing left to serve (on chain: its owner unbonded it and
+        every session it served has settled); the miner then stops as on SIGTERM."""
+
 
 class NullRegistrar:
     """Registers nowhere (local runs and tests)."""
@@ -29,3 +34,6 @@ class NullRegistrar:
 
     async def deregister(self, info: dict[str, Any]) -> None:
         return None
+
+    async def wait_done(self) -> None:
+        await asyncio.Event().wait()  # never: a local miner serves until it is stopped
