@@ -11,7 +11,6 @@ from nacl.signing import SigningKey
 from nesachain.client.rpc import CometRPC
 from nesachain.client.txs import TxOutcome, send_msgs
 from nesachain.tx.msg import Msg
-from nesachain.types.sdk_errors import ErrInvalidSequence
 
 __all__ = ["ChainView"]
 
@@ -55,7 +54,7 @@ class ChainView:
             self._chain_id = self.rpc.chain_id()
         for attempt in range(attempts):
             out = send_msgs(self.rpc, self.key, msgs, chain_id=self._chain_id)
-            if out.ok or out.stage != "check" or out.code != ErrInvalidSequence.code or out.codespace != "sdk":
+            if not out.sequence_taken:
                 return out
             time.sleep(0.3 * (attempt + 1))
         return out

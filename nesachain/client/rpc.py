@@ -118,15 +118,6 @@ class CometRPC:
             raise
         return result
 
-    def wait_tx(self, tx_hash: str, timeout: float = 30.0) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            res = self.tx(tx_hash)
-            if res is not None:
-                return res
-            time.sleep(0.2)
-        raise RPCError(f"tx {tx_hash} was not committed within {timeout:.0f}s")
-
     def tx_search(self, query: str, per_page: int = 100) -> list[dict[str, Any]]:
         res = self.call("tx_search", query=query, per_page=str(per_page), order_by="asc")
         txs: list[dict[str, Any]] = res["txs"]

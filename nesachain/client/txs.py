@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import base64
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
 from nacl.signing import SigningKey
 
 from nesachain.client.rpc import CometRPC
-from nesachain.errors import ConfigError
+from nesachain.errors import ConfigError, RPCError
 from nesachain.tx.msg import Msg
 from nesachain.tx.tx import TxBody, check_body_fields, sign_tx
 from nesachain.types.address import address_from_pubkey, encode_address
 from nesachain.types.encoding import decode_canonical
 from nesachain.types.errors import ChainError
+from nesachain.types.sdk_errors import ErrInvalidSequence
 
 __all__ = ["TxOutcome", "account_of", "check_msgs", "send_msgs"]
 
@@ -39,6 +41,12 @@ class TxOutcome:
     @property
     def ok(self) -> bool:
         return self.code == 0
+
+    @property
+    def sequence_taken(self) -> bool:
+        """Refused in CheckTx, or dropped at recheck, because another tx of the account (an agent's,
+        perhaps sent through another node) took the sequence first: sending again may succeed."""
+        return self.stage == "check" and self.codespace == "sdk" and self.code == ErrInvalidSequence.code
 
     def to_dict(self) -> dict[str, Any]:
         return {"hash": self.hash, "height": self.height, "code": self.code,
@@ -100,10 +108,37 @@ def _send(rpc: CometRPC, key: SigningKey, account: str, msgs: list[Msg], chain_i
     res = rpc.broadcast_tx_sync(raw)
     if res.code != 0 or not wait:
         return TxOutcome(res.hash, 0, res.code, res.codespace, res.log, "check")
-    committed = rpc.wait_tx(res.hash, timeout)
+    committed = _await_commit(rpc, res.hash, account, sequence, timeout)
+    if committed is None:
+        return TxOutcome(res.hash, 0, ErrInvalidSequence.code, "sdk",
+                         f"dropped from the mempool at recheck: another tx of {account} took sequence {sequence}",
+                         "check")
     result = committed["tx_result"]
     return TxOutcome(
         res.hash, int(committed["height"]), int(result.get("code", 0)),
         result.get("codespace", ""), result.get("log", ""), "deliver",
         base64.b64decode(result.get("data") or ""),
     )
+
+
+def _await_commit(rpc: CometRPC, tx_hash: str, account: str, sequence: int, timeout: float,
+                  grace: float = 3.0) -> dict[str, Any] | None:
+    """The committed tx, or None once the account's sequence has moved past ``sequence`` and the tx is
+    still not found ``grace`` seconds later (the indexer can lag the state a little): the tx was
+    dropped, because another node's block took that sequence for another tx of the account."""
+    deadline = time.monotonic() + timeout
+    moved_at: float | None = None
+    polls = 0
+    while time.monotonic() < deadline:
+        found = rpc.tx(tx_hash)
+        if found is not None:
+            return found
+        if moved_at is None and polls % 5 == 4:  # about once a second
+            now = int(rpc.abci_query("auth/account", {"address": account}).json()["sequence"])
+            if now > sequence:
+                moved_at = time.monotonic()
+        if moved_at is not None and time.monotonic() - moved_at > grace:
+            return None
+        polls += 1
+        time.sleep(0.2)
+    raise RPCError(f"tx {tx_hash} was not committed within {timeout:.0f}s")

@@ -117,3 +117,27 @@ def test_cli_tx_checks_fee_memo_and_sequence_before_contacting_the_node(tmp_path
     assert run(capsys, "keys", "add", "a", *home)[0] == 0
     rc, _, err = run(capsys, "tx", "bank", "send", "a", "a", "5", *home, "--node", "http://127.0.0.1:1", *option)
     assert rc == 1 and err.startswith("error: not sent: the chain would refuse it with " + code), err
+
+
+def test_cli_tx_sends_again_when_another_tx_of_the_account_took_its_sequence(tmp_path, capsys, monkeypatch):
+    """A validator's or miner's agents sign with the same account; the wallet reads the sequence again."""
+    from nesachain.client.txs import TxOutcome
+
+    outcomes = [TxOutcome("A", 0, 3, "sdk", "account expects sequence 8, tx has 7", "check")] * 2 + [
+        TxOutcome("B", 12, 0, "", "", "deliver")]
+    sent: list[int | None] = []
+
+    def fake_send(rpc, key, msgs, **kw):
+        sent.append(kw["sequence"])
+        return outcomes[len(sent) - 1]
+
+    monkeypatch.setattr("nesachain.cli.tx_cmds.send_msgs", fake_send)
+    monkeypatch.setattr("nesachain.cli.tx_cmds.time.sleep", lambda s: None)
+    home = ["--home", str(tmp_path), "--keyring-backend", "test"]
+    assert run(capsys, "keys", "add", "a", *home)[0] == 0
+    rc, out, _ = run(capsys, "tx", "bank", "send", "a", "a", "5", *home, "--chain-id", "c")
+    assert (rc, sent) == (0, [None, None, None]) and "committed at height 12" in out
+    sent.clear()  # with --sequence the user chose the sequence: no second try
+    outcomes[:] = outcomes[:1]
+    rc, out, _ = run(capsys, "tx", "bank", "send", "a", "a", "5", *home, "--chain-id", "c", "--sequence", "7")
+    assert (rc, sent) == (1, [7]) and "code 3 (sdk)" in out

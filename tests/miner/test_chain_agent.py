@@ -72,8 +72,8 @@ class FakeRPC:
                                      "tx_result": {"code": res.code, "codespace": res.codespace, "log": res.log}}
         return BroadcastResult(digest, check.code, check.codespace, check.log)
 
-    def wait_tx(self, tx_hash: str, timeout: float = 30.0) -> dict[str, Any]:
-        return self.done[tx_hash]
+    def tx(self, tx_hash: str) -> dict[str, Any] | None:
+        return self.done.get(tx_hash)
 
 
 def agent(h: Harness, owner: int, m: int, **spec: Any) -> ChainAgent:

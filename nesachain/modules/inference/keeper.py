@@ -63,6 +63,15 @@ class InferenceModels:
     def model_blocks(self, store: KVReader, model_id: str) -> int | None:
         return registered_model_blocks(store, model_id)
 
+    def miner_in_unsettled_session(self, store: KVReader, miner: bytes) -> bool:
+        """Whether a session not yet settled names ``miner`` (in its route or as a stand-in). Every
+        such session has a deadline in the due queue, so only those are read."""
+        for key, _ in store.iterate(keys.DUE, prefix_end(keys.DUE)):
+            raw = store.get(keys.session_key(int.from_bytes(key[len(keys.DUE) + 8 :], "big")))
+            if raw is not None and any(h.miner == miner for h in Session.from_state(decode_canonical(raw)).hops):
+                return True
+        return False
+
 
 def max_cost(price: int, blocks: int, max_tokens: int, fee_ppm: int) -> int:
     """The most a session can cost: every block, every token, plus the protocol fee on that."""

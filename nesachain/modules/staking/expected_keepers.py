@@ -37,3 +37,8 @@ class ModelRegistry(Protocol):
     def model_blocks(self, store: KVReader, model_id: str) -> int | None:
         """The number of blocks of a registered model, or None if no such model."""
         ...
+
+    def miner_in_unsettled_session(self, store: KVReader, miner: bytes) -> bool:
+        """Whether a session that has not settled names the miner: its unbonding waits for it, so that
+        it can still be challenged, slashed and paid."""
+        ...

@@ -150,9 +150,12 @@ class MinerKeeper:
         return self.miner(store, miner)
 
     def record_miner_outcome(self, ctx: Context, miner: bytes, failed: bool) -> None:
-        self.record_outcome(ctx, miner, failed)
+        if self.miner(ctx.store, miner) is not None:  # gone (never, while a session names it): nothing to rate
+            self.record_outcome(ctx, miner, failed)
 
     def slash_miner(self, ctx: Context, miner: bytes, fraction_ppm: int) -> int:
+        if self.miner(ctx.store, miner) is None:  # as above: no bond left to slash
+            return 0
         return self.slash(ctx, miner, fraction_ppm, "challenge_failed")
 
     def record_outcome(self, ctx: Context, miner: bytes, failed: bool) -> int:
@@ -190,6 +193,10 @@ class MinerKeeper:
             store.delete(key)
             miner, _ = keys.split_lp(key, len(keys.MINER_UNBONDING) + 8)
             m = self.must_miner(store, miner)
+            if self.models.miner_in_unsettled_session(store, miner):  # still answerable: wait a block
+                self._save(store, m.with_(unbond_height=ctx.height + 1))
+                store.set(keys.miner_unbonding_key(ctx.height + 1, miner), b"")
+                continue
             store.delete(keys.miner_key(miner))
             store.delete(keys.owner_miner_key(m.owner, miner))
             if m.bond:

@@ -94,3 +94,40 @@ def test_miner_endpoint_must_be_host_and_port_on_register_and_update(h: Harness)
         MsgUpdateMiner(addr(key(4)), addr(miner_key(0)), "miner.example.org", 0, 10, 8192, 2500).validate_basic()
     assert exc.value.code == 28
     assert h.q("staking/miner", address=addr(miner_key(0)))["endpoint"] == "miner.example.org:443"
+
+
+def test_an_unbonding_miner_stays_until_every_session_naming_it_has_settled(h: Harness) -> None:
+    """Its unbonding would otherwise end while a session it served can still challenge it: the
+    verifiers could no longer find it, and slashing it halted the chain (an internal error in
+    FinalizeBlock, which stops CometBFT)."""
+    from nesachain.modules.inference.msgs import MsgOpenSession
+
+    h.block()
+    for m, (start, end) in enumerate([(0, 10), (10, 20), (20, 30)]):
+        assert h.run(key(4 + m), register_miner_msg(4 + m, m, start, end, bond=3_000_000)).ok
+    route = [[addr(miner_key(m)), 10 * m, 10 * m + 10] for m in range(3)]
+    assert h.run(key(7), MsgOpenSession(addr(key(7)), "smollm2-135m", route, 20, 10_000)).ok
+    before = h.balance(key(5))
+    assert h.run(key(5), MsgUnbondMiner(addr(key(5)), addr(miner_key(1)))).ok
+    started = h.height
+    while h.height < started + 10:  # past miner_unbonding_blocks (4): the session is still open
+        h.block()
+    m = h.q("staking/miner", address=addr(miner_key(1)))
+    assert m["status"] == "unbonding" and m["unbond_height"] == h.height + 1 and m["bond"] == 3_000_000
+    assert h.balance(key(5)) == before - FEE
+    sessions = h.chain.inference.keeper
+    assert h.chain.staking.miners.models.miner_in_unsettled_session(h.chain.store, decode_address(addr(miner_key(1))))
+    while sessions.session(h.chain.store, 1).status != "settled":  # type: ignore[union-attr]
+        h.block()  # it times out, unused, and settles
+    h.block()
+    assert h.balance(key(5)) == before - FEE + 3_000_000  # now the bond is back
+    assert addr(miner_key(1)) not in [x["miner"] for x in h.q("staking/miners")["miners"]]
+
+
+def test_the_inference_hooks_leave_a_miner_that_is_gone_alone(h: Harness) -> None:
+    miners = h.chain.staking.miners
+    ctx = Context(CacheStore(h.chain.store), "x", h.height + 1)
+    gone = decode_address(addr(miner_key(9)))
+    miners.record_miner_outcome(ctx, gone, failed=True)
+    assert miners.slash_miner(ctx, gone, 250_000) == 0
+    assert ctx.store.writes() == {}
