@@ -36,6 +36,7 @@ from nesachain.modules.inference.types import (
     CHALLENGING,
     COMMITTING,
     OPEN,
+    SETTLED,
     Challenge,
     Hop,
     Model,
@@ -65,10 +66,12 @@ class InferenceModels:
 
     def miner_in_unsettled_session(self, store: KVReader, miner: bytes) -> bool:
         """Whether a session not yet settled names ``miner`` (in its route or as a stand-in). Every
-        such session has a deadline in the due queue, so only those are read."""
+        such session has a deadline in the due queue, so only those are read (the queue also keeps
+        the timeout of a session that closed early, and settled: skipped)."""
         for key, _ in store.iterate(keys.DUE, prefix_end(keys.DUE)):
             raw = store.get(keys.session_key(int.from_bytes(key[len(keys.DUE) + 8 :], "big")))
-            if raw is not None and any(h.miner == miner for h in Session.from_state(decode_canonical(raw)).hops):
+            s = None if raw is None else Session.from_state(decode_canonical(raw))
+            if s is not None and s.status != SETTLED and any(h.miner == miner for h in s.hops):
                 return True
         return False
 
