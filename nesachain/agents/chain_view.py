@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from typing import Any
 
 from nacl.signing import SigningKey
 
 from nesachain.client.rpc import CometRPC
-from nesachain.client.txs import TxOutcome, send_msgs
+from nesachain.client.txs import SEQUENCE_RETRIES, TxOutcome, send_msgs
 from nesachain.tx.msg import Msg
 
 __all__ = ["ChainView"]
@@ -46,15 +45,10 @@ class ChainView:
         miners: list[dict[str, Any]] = res["miners"]
         return miners
 
-    def send(self, msgs: list[Msg], attempts: int = 5) -> TxOutcome:
+    def send(self, msgs: list[Msg]) -> TxOutcome:
         """Send and await a tx. The same account may also be signing in another process (a miner's
-        result agent, another miner of the same owner, a validator's verifier), so a sequence refused
-        in CheckTx is retried."""
+        result agent, another miner of the same owner, a validator's verifier), so a tx whose
+        sequence another took is signed again (``send_msgs``' retries)."""
         if self._chain_id is None:
             self._chain_id = self.rpc.chain_id()
-        for attempt in range(attempts):
-            out = send_msgs(self.rpc, self.key, msgs, chain_id=self._chain_id)
-            if not out.sequence_taken:
-                return out
-            time.sleep(0.3 * (attempt + 1))
-        return out
+        return send_msgs(self.rpc, self.key, msgs, chain_id=self._chain_id, retries=SEQUENCE_RETRIES)

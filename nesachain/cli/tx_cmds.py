@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import time
 
 from nesachain.cli.common import add_client_options, add_keyring_options, emit, keyring_from, rpc_from
-from nesachain.client.txs import TxOutcome, check_msgs, send_msgs
+from nesachain.client.txs import SEQUENCE_RETRIES, TxOutcome, check_msgs, send_msgs
 from nesachain.errors import ConfigError, KeyringError
 from nesachain.modules.bank.msgs import MsgSend
 from nesachain.tx.msg import Msg
@@ -14,9 +13,6 @@ from nesachain.types.address import HRP, AddressError, decode_address, is_addres
 from nesachain.types.coin import DENOM, check_amount
 
 __all__ = ["add_tx_options", "broadcast", "parse_amount", "register", "resolve_address"]
-
-
-SEQUENCE_RETRIES = 4
 
 
 def add_tx_options(p: argparse.ArgumentParser) -> None:
@@ -56,15 +52,10 @@ def resolve_address(args: argparse.Namespace, name_or_address: str) -> str:
 def broadcast(args: argparse.Namespace, signer: str, msgs: list[Msg]) -> int:
     check_msgs(msgs, sequence=args.sequence, fee=args.fee, memo=args.memo)
     key = keyring_from(args).signing_key(signer)
-    for attempt in range(SEQUENCE_RETRIES + 1):
-        out: TxOutcome = send_msgs(
-            rpc_from(args), key, msgs, chain_id=args.chain_id, fee=args.fee, memo=args.memo,
-            sequence=args.sequence, wait=not args.no_wait,
-        )
-        # the account's miner or verifier agents sign too: a sequence they took first is read again
-        if not out.sequence_taken or args.sequence is not None or attempt == SEQUENCE_RETRIES:
-            break
-        time.sleep(0.5 * (attempt + 1))
+    out: TxOutcome = send_msgs(
+        rpc_from(args), key, msgs, chain_id=args.chain_id, fee=args.fee, memo=args.memo,
+        sequence=args.sequence, wait=not args.no_wait, retries=SEQUENCE_RETRIES,
+    )
     if out.ok:
         where = f"committed at height {out.height}" if out.stage == "deliver" else "accepted into the mempool"
         emit(args, out.to_dict(), f"txhash: {out.hash}\n{where}, code 0")

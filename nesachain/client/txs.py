@@ -19,7 +19,9 @@ from nesachain.types.encoding import decode_canonical
 from nesachain.types.errors import ChainError
 from nesachain.types.sdk_errors import ErrInvalidSequence
 
-__all__ = ["TxOutcome", "account_of", "check_msgs", "send_msgs"]
+__all__ = ["SEQUENCE_RETRIES", "TxOutcome", "account_of", "check_msgs", "send_msgs"]
+
+SEQUENCE_RETRIES = 4  # what the wallet and the agents pass as send_msgs' ``retries``
 
 
 @dataclass(frozen=True)
@@ -89,12 +91,23 @@ def send_msgs(
     sequence: int | None = None,
     wait: bool = True,
     timeout: float = 30.0,
+    retries: int = 0,
 ) -> TxOutcome:
+    """Sign, broadcast and (with ``wait``) await one tx. With ``retries``, a tx whose sequence another
+    tx of the account took first (``TxOutcome.sequence_taken``: a validator's verifier and a miner's
+    agents sign with the operator's account, perhaps through other nodes) is signed again with the
+    sequence read anew, up to that many times; never when ``sequence`` is given."""
     account = account_of(key)
-    # one account's txs from one process go one at a time: each reads the sequence the previous
-    # one left (several agents of a miner sign with its owner's key)
-    with _account_lock(account):
-        return _send(rpc, key, account, msgs, chain_id, fee, memo, sequence, wait, timeout)
+    attempt = 0
+    while True:
+        # one account's txs from one process go one at a time: each reads the sequence the previous
+        # one left (several agents of a miner sign with its owner's key)
+        with _account_lock(account):
+            out = _send(rpc, key, account, msgs, chain_id, fee, memo, sequence, wait, timeout)
+        if not out.sequence_taken or sequence is not None or attempt == retries:
+            return out
+        attempt += 1
+        time.sleep(0.3 * attempt)
 
 
 def _send(rpc: CometRPC, key: SigningKey, account: str, msgs: list[Msg], chain_id: str | None, fee: int | None,

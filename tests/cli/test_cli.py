@@ -127,12 +127,12 @@ def test_cli_tx_sends_again_when_another_tx_of_the_account_took_its_sequence(tmp
         TxOutcome("B", 12, 0, "", "", "deliver")]
     sent: list[int | None] = []
 
-    def fake_send(rpc, key, msgs, **kw):
-        sent.append(kw["sequence"])
+    def fake_send(rpc, key, account, msgs, chain_id, fee, memo, sequence, wait, timeout):  # one signed tx
+        sent.append(sequence)
         return outcomes[len(sent) - 1]
 
-    monkeypatch.setattr("nesachain.cli.tx_cmds.send_msgs", fake_send)
-    monkeypatch.setattr("nesachain.cli.tx_cmds.time.sleep", lambda s: None)
+    monkeypatch.setattr("nesachain.client.txs._send", fake_send)
+    monkeypatch.setattr("nesachain.client.txs.time.sleep", lambda s: None)
     home = ["--home", str(tmp_path), "--keyring-backend", "test"]
     assert run(capsys, "keys", "add", "a", *home)[0] == 0
     rc, out, _ = run(capsys, "tx", "bank", "send", "a", "a", "5", *home, "--chain-id", "c")
