@@ -224,13 +224,14 @@ def test_miner_step_log_digests_match_frames_sent_and_received(gpt2_miners: list
             async with http.get(f"http://{miner.addr}/sessions/logged/steps?upto=0") as resp:
                 first = decode_message(await resp.read(), 1 << 30)["steps"]
             bad = [(await http.get(f"http://{miner.addr}/sessions/{sid}/steps{q}")).status
-                   for sid, q in (("logged", ""), ("logged", "?upto=-1"), ("logged", "?upto=x"), ("nope", "?upto=1"))]
+                   for sid, q in (("logged", ""), ("logged", "?upto=-1"), ("logged", "?upto=x"), ("nope", "?upto=1"),
+                                  ("logged", "/abc"), ("logged", "/-1"), ("logged", "/7"))]
             await raw.ask({"op": "close", "session": "logged"})
         assert kept["in"] == {"hidden": frames[1]} and kept["out"] == r1["tensors"]
         assert [s["step"] for s in both] == [0, 1]
         assert both[0]["in"] == {"hidden": frames[0]} and both[0]["out"] == r0["tensors"]
         assert both[1]["in"] == kept["in"] and both[1]["out"] == kept["out"] and both[1]["position"] == 3
-        assert [s["step"] for s in first] == [0] and bad == [400, 400, 400, 404]
+        assert [s["step"] for s in first] == [0] and bad == [400, 400, 400, 404, 400, 400, 404]
         return [r0, r1, log]
 
     r0, r1, log = asyncio.run(run())

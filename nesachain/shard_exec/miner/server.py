@@ -218,8 +218,11 @@ class MinerServer:
         return web.json_response({"session": request.match_info["sid"], "steps": [r.public() for r in records]})
 
     async def _step_frames(self, request: web.Request) -> web.Response:
-        records = self.table.log_of(request.match_info["sid"]) or []
         n = request.match_info["n"]
+        if not (n.isascii() and n.isdigit()):
+            return web.json_response({"code": ErrorCode.BAD_REQUEST, "message": "the step must be a number"},
+                                     status=400)
+        records = self.table.log_of(request.match_info["sid"]) or []
         rec = next((r for r in records if str(r.step) == n), None)
         if rec is None or rec.in_frames is None or self.cfg.test_refuse_data:
             return web.json_response({"code": "not_retained", "message": "step unknown or expired"}, status=404)
