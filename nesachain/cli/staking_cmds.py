@@ -203,14 +203,20 @@ def _register_miner(args: argparse.Namespace) -> int:
 
 def _update_miner(args: argparse.Namespace) -> int:
     miner = resolve_address(args, args.miner)
-    current = rpc_from(args).abci_query("staking/miner", {"address": miner}).json()
-    start, end = parse_blocks(args.blocks) if args.blocks else (current["block_start"], current["block_end"])
-    msg = MsgUpdateMiner(
-        resolve_address(args, args.from_key), miner, args.endpoint or current["endpoint"], start, end,
-        args.memory_mb if args.memory_mb is not None else current["memory_mb"],
-        args.throughput if args.throughput is not None else current["throughput"],
-    )
-    return broadcast(args, args.from_key, [msg])
+    given: dict[str, Any] = {"endpoint": args.endpoint, "memory_mb": args.memory_mb, "throughput": args.throughput}
+    if args.blocks:
+        given["block_start"], given["block_end"] = parse_blocks(args.blocks)
+    # what was given is checked before the node is asked for the rest (valid stand-ins fill the gaps)
+    stand_in: dict[str, Any] = {"endpoint": "127.0.0.1:1", "block_start": 0, "block_end": 1, "memory_mb": 1,
+                                "throughput": 1}
+    owner = resolve_address(args, args.from_key)
+    check_msgs([MsgUpdateMiner(owner, miner, **{k: given[k] if given.get(k) is not None else v
+                                                for k, v in stand_in.items()})])
+    current: dict[str, Any] = {}
+    if any(given.get(k) is None for k in stand_in):
+        current = rpc_from(args).abci_query("staking/miner", {"address": miner}).json()
+    fields = {k: given[k] if given.get(k) is not None else current[k] for k in stand_in}
+    return broadcast(args, args.from_key, [MsgUpdateMiner(owner, miner, **fields)])
 
 
 def _heartbeat(args: argparse.Namespace) -> int:

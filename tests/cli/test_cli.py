@@ -106,6 +106,12 @@ def test_cli_tx_runs_the_chains_stateless_checks_before_contacting_the_node(tmp_
     assert err.count("\n") == 1
     rc, _, err = register()  # the same command with good values does go to the node
     assert rc == 1 and err.startswith("error: cannot reach node"), err
+    # an update checks what it was given before it asks the node for the miner's other fields
+    rc, _, err = run(capsys, "tx", "miner", "update", "owner", "miner", flag, value, *home, "--node", "http://127.0.0.1:1")
+    assert rc == 1 and err.startswith("error: not sent: the chain would refuse it with " + code), err
+    rc, _, err = run(capsys, "tx", "miner", "update", "owner", "miner", "--endpoint", "127.0.0.1:7002", *home,
+                     "--node", "http://127.0.0.1:1")
+    assert rc == 1 and err.startswith("error: cannot reach node"), err
 
 
 @pytest.mark.parametrize(("option", "code"), [
