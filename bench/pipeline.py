@@ -35,6 +35,7 @@ import signal
 import statistics
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -54,14 +55,17 @@ def start_miners(shard_dir: Path, ranges: list[str], threads: int) -> list[tuple
     for rng in ranges:
         cmd = [sys.executable, "-m", "nesachain.cli.shard_cmds", "miner", "start", "--model", str(shard_dir),
                "--blocks", rng, "--port", "0", "--threads", str(threads), "--exit-with-parent", str(os.getpid())]
-        procs.append(subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env,
+        procs.append(subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
                                       cwd=str(REPO)))
     out = []
     for p in procs:
-        assert p.stdout is not None
+        assert p.stdout is not None and p.stderr is not None
         line = p.stdout.readline()  # blocks until the miner prints its URL (or exits)
         if not line.startswith("miner listening"):
-            raise SystemExit(f"miner failed to start: {line!r}")
+            p.kill()
+            why = p.stderr.read().strip().splitlines()[-5:]
+            raise SystemExit(f"miner failed to start: {line!r}; its last words:\n" + "\n".join(why))
+        threading.Thread(target=p.stderr.read, daemon=True).start()  # drain its log so it never blocks
         url = dict(f.split("=", 1) for f in line.split()[2:])["url"]
         out.append((p, url.removeprefix("ws://").removesuffix("/ws")))
     return out
