@@ -22,16 +22,21 @@ class ChainView:
         self.key = key
         self._chain_id: str | None = None
 
-    def sessions(self, status: str | None = None) -> Iterator[dict[str, Any]]:
+    def sessions(self, status: str | None = None, miner: str | None = None) -> Iterator[dict[str, Any]]:
+        """Sessions of ``status`` (or "unsettled") naming ``miner``, oldest first; the chain filters them
+        through its indexes, so a poll costs what matches, not every session ever opened."""
         offset = 0
+        where = {k: v for k, v in (("status", status), ("miner", miner)) if v is not None}
         while True:
-            page = self.rpc.abci_query("inference/sessions", {"limit": PAGE, "offset": offset}).json()
-            for s in page["sessions"]:
-                if status is None or s["status"] == status:
-                    yield s
+            page = self.rpc.abci_query("inference/sessions", {"limit": PAGE, "offset": offset, **where}).json()
+            yield from page["sessions"]
             offset += PAGE
             if offset >= page["total"]:
                 return
+
+    def count_sessions(self, status: str | None = None, miner: str | None = None) -> int:
+        where = {k: v for k, v in (("status", status), ("miner", miner)) if v is not None}
+        return int(self.rpc.abci_query("inference/sessions", {"limit": 1, **where}).json()["total"])
 
     def height(self) -> int:
         return self.rpc.height()

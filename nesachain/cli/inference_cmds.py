@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from nesachain.cli import request_cmd
-from nesachain.cli.common import add_client_options, emit, rpc_from, subcommands
+from nesachain.cli.common import add_client_options, add_keyring_options, emit, rpc_from, subcommands
 from nesachain.cli.inference_format import format_result
 from nesachain.cli.tx_cmds import add_tx_options, broadcast, parse_amount, resolve_address
 from nesachain.errors import ConfigError
@@ -57,13 +57,26 @@ def register_query(qsub: argparse._SubParsersAction) -> None:  # type: ignore[ty
     add_client_options(p)
     p.set_defaults(func=lambda a: _query(a, "session", {"session_id": a.session_id}))
     p = isub.add_parser("sessions", help="sessions, oldest first")
+    p.add_argument("--status", choices=("open", "committing", "challenging", "settled", "unsettled"),
+                   help="only sessions in this phase (unsettled: any but settled)")
+    p.add_argument("--miner", help="only sessions whose route or stand-ins name this miner (address or key name)")
     p.add_argument("--limit", type=int, default=100)
     p.add_argument("--offset", type=int, default=0)
     add_client_options(p)
-    p.set_defaults(func=lambda a: _query(a, "sessions", {"limit": a.limit, "offset": a.offset}))
+    add_keyring_options(p)
+    p.set_defaults(func=_sessions)
     p = isub.add_parser("params", help="inference params")
     add_client_options(p)
     p.set_defaults(func=lambda a: _query(a, "params", {}))
+
+
+def _sessions(args: argparse.Namespace) -> int:
+    data: dict[str, Any] = {"limit": args.limit, "offset": args.offset}
+    if args.status:
+        data["status"] = args.status
+    if args.miner:
+        data["miner"] = resolve_address(args, args.miner)
+    return _query(args, "sessions", data)
 
 
 def _query(args: argparse.Namespace, name: str, data: dict[str, Any]) -> int:

@@ -124,7 +124,7 @@ class ChainRegistrar:
             return
         while not self._stop.is_set():
             try:
-                pending = await asyncio.to_thread(_unsettled_sessions, chain, miner)
+                pending = await asyncio.to_thread(chain.count_sessions, "unsettled", miner)
             except NesaError as exc:
                 log.warning("unsettled_sessions_unknown", error=str(exc))
             else:
@@ -145,7 +145,3 @@ class ChainRegistrar:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(task, timeout=10)
 
-
-def _unsettled_sessions(chain: ChainView, miner: str) -> int:
-    """Sessions not yet settled whose route or stand-ins name ``miner``."""
-    return sum(1 for s in chain.sessions() if s["status"] != "settled" and any(h["miner"] == miner for h in s["hops"]))

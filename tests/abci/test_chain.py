@@ -179,7 +179,7 @@ def test_query_unknown_path_and_bad_data_are_codes(chain):
 
 
 BAD_VALUES = [-1, 2**64, 2**70, -(2**70), 1.5, True, None, "", "x" * 5000, "nesa1bogus", [], {}, "0"]
-PARAM_NAMES = ["address", "validator", "delegator", "session_id", "model_id", "limit", "offset", "status"]
+PARAM_NAMES = ["address", "validator", "delegator", "session_id", "model_id", "limit", "offset", "status", "miner"]
 
 
 def test_every_query_answers_bad_parameters_with_a_code_not_an_internal_error(committed_chain):

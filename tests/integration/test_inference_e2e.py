@@ -133,6 +133,11 @@ def test_request_cli_matches_local_greedy_settles_and_pays_exactly(swarm, shards
     assert pool(net)["invariant_holds"]
     seen = json.loads((net.root / "wallet" / "observed_miners.json").read_text())  # what routing checks next time
     assert sorted(seen) == sorted(h["miner"] for h in s["hops"]) and all(v["s_per_block"] > 0 for v in seen.values())
+    listed = nesad(net, "query", "inference", "sessions", "--status", "settled", "--miner", s["hops"][0]["miner"],
+                   "-o", "json")
+    assert listed.returncode == 0 and [x["id"] for x in json.loads(listed.stdout)["sessions"]] == [s["id"]]
+    listed = nesad(net, "query", "inference", "sessions", "--status", "unsettled")
+    assert listed.returncode == 0 and listed.stdout.strip() == "(no sessions)", listed.stdout
 
 
 def test_kill9_mid_request_the_alternate_is_paid_for_the_tokens_it_served(swarm, shards):

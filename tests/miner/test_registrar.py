@@ -37,21 +37,3 @@ def test_registrar_refuses_mismatching_block(tmp_path):
     info = {"blocks": [1, 3], "block_hashes": ["b" * 64, "x" * 64]}
     with pytest.raises(NesaError, match=r"blocks \[2\].*refusing to serve"):
         registrar(tmp_path).check_hashes(FakeRPC(["a" * 64, "b" * 64, "c" * 64]), info)  # type: ignore[arg-type]
-
-
-def test_an_unbonded_miner_waits_for_every_session_that_names_it_to_settle():
-    from nesachain.miner.registrar import _unsettled_sessions
-
-    class Chain:
-        def __init__(self, sessions):
-            self._sessions = sessions
-
-        def sessions(self):
-            return iter(self._sessions)
-
-    me, other = "nesa1me", "nesa1other"
-    served = {"status": "challenging", "hops": [{"miner": other}, {"miner": me}]}
-    stood_in = {"status": "committing", "hops": [{"miner": other}, {"miner": me}]}  # as a stand-in
-    assert _unsettled_sessions(Chain([served, stood_in]), me) == 2
-    assert _unsettled_sessions(Chain([{**served, "status": "settled"}, stood_in]), me) == 1
-    assert _unsettled_sessions(Chain([{"status": "open", "hops": [{"miner": other}]}]), me) == 0

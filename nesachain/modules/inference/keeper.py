@@ -48,8 +48,13 @@ from nesachain.store.kv import KVReader, KVStore, prefix_end
 from nesachain.types.address import encode_address
 from nesachain.types.context import Context
 from nesachain.types.encoding import decode_canonical, encode
+from nesachain.types.keys import u64
 
-__all__ = ["InferenceKeeper", "InferenceModels", "max_cost", "registered_model_blocks"]
+__all__ = ["STATUSES", "UNSETTLED", "InferenceKeeper", "InferenceModels", "max_cost", "registered_model_blocks",
+           "session_ids"]
+
+STATUSES = (OPEN, COMMITTING, CHALLENGING, SETTLED)
+UNSETTLED = (OPEN, COMMITTING, CHALLENGING)
 
 
 def registered_model_blocks(store: KVReader, model_id: str) -> int | None:
@@ -65,15 +70,31 @@ class InferenceModels:
         return registered_model_blocks(store, model_id)
 
     def miner_in_unsettled_session(self, store: KVReader, miner: bytes) -> bool:
-        """Whether a session not yet settled names ``miner`` (in its route or as a stand-in). Every
-        such session has a deadline in the due queue, so only those are read (the queue also keeps
-        the timeout of a session that closed early, and settled: skipped)."""
-        for key, _ in store.iterate(keys.DUE, prefix_end(keys.DUE)):
-            raw = store.get(keys.session_key(int.from_bytes(key[len(keys.DUE) + 8 :], "big")))
-            s = None if raw is None else Session.from_state(decode_canonical(raw))
-            if s is not None and s.status != SETTLED and any(h.miner == miner for h in s.hops):
+        """Whether a session not yet settled names ``miner`` (in its route or as a stand-in): a look at
+        the miner's index, whatever the number of sessions."""
+        for status in UNSETTLED:
+            prefix = keys.miner_prefix(miner, status)
+            if next(iter(store.iterate(prefix, prefix_end(prefix))), None) is not None:
                 return True
         return False
+
+
+def session_ids(store: KVReader, status: str | None = None, miner: bytes | None = None) -> list[int]:
+    """Ids of the sessions of ``status`` (one of STATUSES, "unsettled", or None: any) naming ``miner``
+    (None: any), ascending; from the indexes, so the cost follows the sessions that match."""
+    statuses = UNSETTLED if status == "unsettled" else (status,) if status is not None else None
+    if miner is not None:
+        prefixes = [keys.miner_prefix(miner, st) for st in statuses] if statuses else [keys.miner_prefix(miner)]
+    elif statuses is not None:
+        prefixes = [keys.status_prefix(st) for st in statuses]
+    else:
+        prefixes = [keys.SESSION]
+    return sorted(int.from_bytes(key[-8:], "big") for p in prefixes for key, _ in store.iterate(p, prefix_end(p)))
+
+
+def _index_keys(s: Session) -> list[bytes]:
+    return sorted({keys.status_prefix(s.status) + u64(s.id),
+                   *(keys.miner_prefix(h.miner, s.status) + u64(s.id) for h in s.hops)})
 
 
 def max_cost(price: int, blocks: int, max_tokens: int, fee_ppm: int) -> int:
@@ -131,7 +152,29 @@ class InferenceKeeper:
         return s
 
     def set_session(self, store: KVStore, s: Session) -> None:
+        """Write ``s`` and move its index entries (status, and miners with status) along with it."""
+        old = self.session(store, s.id)
+        before = _index_keys(old) if old is not None else []
+        after = _index_keys(s)
+        for key in before:
+            if key not in after:
+                store.delete(key)
+        for key in after:
+            if key not in before:
+                store.set(key, b"")
         store.set(keys.session_key(s.id), encode(s.to_state()))
+
+    def ensure_indexes(self, store: KVStore) -> int:
+        """Index every session once (a chain whose sessions were written before the indexes existed);
+        returns how many were indexed. Idempotent: a marker says when it is done."""
+        if store.get(keys.INDEX_VERSION) is not None:
+            return 0
+        sessions = list(self.sessions(store))
+        for s in sessions:
+            for key in _index_keys(s):
+                store.set(key, b"")
+        store.set(keys.INDEX_VERSION, b"1")
+        return len(sessions)
 
     def sessions(self, store: KVReader) -> Iterator[Session]:
         for _, raw in store.iterate(keys.SESSION, prefix_end(keys.SESSION)):
@@ -140,7 +183,8 @@ class InferenceKeeper:
     def escrowed(self, store: KVReader) -> int:
         """Tokens this module holds: escrow of unsettled sessions plus model deposits."""
         held = sum(m.deposit for m in self.models(store))
-        return held + sum(s.escrow for s in self.sessions(store) if s.status != "settled")
+        sessions = (self.session(store, i) for i in session_ids(store, "unsettled"))  # settled ones hold none
+        return held + sum(s.escrow for s in sessions if s is not None)
 
     def schedule(self, store: KVStore, height: int, session_id: int) -> None:
         store.set(keys.due_key(height, session_id), b"")

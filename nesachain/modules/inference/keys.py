@@ -12,6 +12,12 @@ NEXT_SESSION = PREFIX + b"next_session"  # -> int
 SESSION = PREFIX + b"session/"  # SESSION + u64(id) -> Session
 # DUE + u64(height) + u64(session id) -> b"" : sessions with a phase ending at that height
 DUE = PREFIX + b"due/"
+# indexes of sessions, kept by InferenceKeeper.set_session (the only writer of sessions):
+# BY_STATUS + lp(status) + u64(session id) -> b""
+BY_STATUS = PREFIX + b"by_status/"
+# BY_MINER + lp(miner address) + lp(status) + u64(session id) -> b"" : every miner a session names (route or stand-in)
+BY_MINER = PREFIX + b"by_miner/"
+INDEX_VERSION = PREFIX + b"index_version"  # -> b"1" once the indexes cover every session
 
 
 def model_key(model_id: str) -> bytes:
@@ -24,3 +30,12 @@ def session_key(session_id: int) -> bytes:
 
 def due_key(height: int, session_id: int) -> bytes:
     return DUE + u64(height) + u64(session_id)
+
+
+def status_prefix(status: str) -> bytes:
+    return BY_STATUS + lp(status.encode())
+
+
+def miner_prefix(miner: bytes, status: str | None = None) -> bytes:
+    """A miner's sessions, or those of one status."""
+    return BY_MINER + lp(miner) + (b"" if status is None else lp(status.encode()))

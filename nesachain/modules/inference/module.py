@@ -44,6 +44,7 @@ class InferenceModule:
 
     def init_genesis(self, ctx: Context, state: Mapping[str, Any]) -> list[ValidatorUpdate]:
         genesis.init_genesis(self.keeper, self._bank, ctx, state)
+        self.keeper.ensure_indexes(ctx.store)  # no sessions yet: only the marker
         return []
 
     def export_genesis(self, store: KVReader) -> dict[str, Any]:
@@ -64,7 +65,9 @@ class InferenceModule:
                 "params": q.params}
 
     def begin_block(self, ctx: Context, info: BlockInfo) -> None:
-        pass
+        indexed = self.keeper.ensure_indexes(ctx.store)  # one read a block, once a chain written before them
+        if indexed:
+            ctx.emit("sessions_indexed", sessions=indexed)
 
     def end_block(self, ctx: Context) -> list[ValidatorUpdate]:
         lifecycle.end_block(self.keeper, ctx)

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from nesachain.modules.inference.keeper import InferenceKeeper
+from nesachain.modules.bank.msgs import check_address
+from nesachain.modules.inference.keeper import STATUSES, InferenceKeeper, session_ids
 from nesachain.store.kv import KVReader
 
 __all__ = ["Queries"]
@@ -48,9 +49,17 @@ class Queries:
         return s.to_json()
 
     def sessions(self, store: KVReader, params: Mapping[str, Any]) -> dict[str, Any]:
+        """Sessions, oldest first, optionally only those of a ``status`` (or "unsettled") and naming a
+        ``miner`` (route or stand-in); read through the indexes, so a page costs what matches."""
         limit, offset = _page(params)
-        ss = list(self._k.sessions(store))
-        return {"sessions": [s.to_json() for s in ss[offset : offset + limit]], "total": len(ss)}
+        status, miner = params.get("status"), params.get("miner")
+        if status is not None and status not in (*STATUSES, "unsettled"):
+            raise ValueError(f"status must be one of {', '.join((*STATUSES, 'unsettled'))}, got {str(status)[:40]!r}")
+        if miner is not None and not isinstance(miner, str):
+            raise ValueError("miner must be a nesa1… address")
+        ids = session_ids(store, status, None if miner is None else check_address(miner, "miner"))
+        page = [self._k.session(store, i) for i in ids[offset : offset + limit]]
+        return {"sessions": [s.to_json() for s in page if s is not None], "total": len(ids)}
 
     def params(self, store: KVReader, params: Mapping[str, Any]) -> dict[str, Any]:
         return self._k.params(store).to_dict()

@@ -349,3 +349,64 @@ def test_a_stand_in_the_chain_refuses_does_not_unpay_the_others(env):
     good2 = MsgAddStandIn(client, s2.id, 2, encode_address(STANDINS[0]), 3, 1)
     closed, kept = close_with_stand_ins(send, [good2], MsgCloseSession(client, s2.id, 5))
     assert closed.ok and kept == [good2] and len(sent) == 1
+
+
+def test_session_indexes_follow_every_phase_and_stand_in_and_can_be_rebuilt(env):
+    """The status and miner indexes answer exactly what a scan of every session would, at each phase;
+    a chain whose sessions predate the indexes gets the same index entries from ``ensure_indexes``."""
+    from nesachain.modules.inference import keys
+    from nesachain.modules.inference.keeper import STATUSES, UNSETTLED, InferenceModels, session_ids
+    from nesachain.store import CacheStore, CommitStore
+    from nesachain.store.kv import prefix_end
+    from tests.modules.inference.conftest import FakeMiner
+
+    k = env.keeper
+    everyone = [*MINERS, *STANDINS, b"\x15" * 20]
+
+    def check() -> None:
+        every = list(k.sessions(env.store))
+        for miner in (None, *everyone):
+            for status in (None, *STATUSES, "unsettled"):
+                want = [s.id for s in every
+                        if (status is None or s.status == status or (status == "unsettled" and s.status in UNSETTLED))
+                        and (miner is None or any(h.miner == miner for h in s.hops))]
+                assert session_ids(env.store, status, miner) == want, (status, miner)
+        for miner in everyone:
+            busy = any(s.status in UNSETTLED and any(h.miner == miner for h in s.hops) for s in every)
+            assert InferenceModels().miner_in_unsettled_session(env.store, miner) == busy
+
+    for m in STANDINS:
+        env.miners.miners[m] = FakeMiner(m, OWNER, 10_000, "toy", 2, 4)
+    check()
+    settled = challenged(env)  # a second session, carried to settlement below
+    s = k.open_session(env.ctx(), CLIENT, "toy", ROUTE, 20, ESCROW)
+    check()
+    s = k.add_stand_in(env.ctx(), s, 1, STANDINS[0], 4, 1)
+    check()
+    s = k.close_session(env.ctx(), s, 10)
+    check()
+    for ch in range(len(settled.challenges)):
+        for v in VALIDATORS[:3]:
+            verdict(env, settled.id, ch, v, "match")
+    env.height = settled.verdict_commit_deadline + 1
+    for ch in range(len(settled.challenges)):
+        for v in VALIDATORS[:3]:
+            k.reveal_verdict(env.ctx(), settled.id, ch, v, "match", SALT)
+    env.end_block(settled.verdict_reveal_deadline)
+    assert k.session(env.store, settled.id).status == "settled"
+    assert k.session(env.store, s.id).status == "settled"  # past its reveal deadline too: nobody committed
+    check()
+    k.open_session(env.ctx(), CLIENT, "toy", ROUTE, 20, ESCROW)
+    open_and_close(env)
+    assert [x.status for x in k.sessions(env.store)] == ["settled", "settled", "open", "committing"]
+    check()
+
+    def index(store) -> list[bytes]:
+        return [key for p in (keys.BY_STATUS, keys.BY_MINER) for key, _ in store.iterate(p, prefix_end(p))]
+
+    old = CacheStore(CommitStore())  # the same sessions written as before the indexes existed
+    for sess in k.sessions(env.store):
+        old.set(keys.session_key(sess.id), env.store.get(keys.session_key(sess.id)))
+    assert index(old) == [] and k.ensure_indexes(old) == 4
+    assert index(old) == index(env.store) and len(index(old)) == (1 + 3) + (1 + 4) + (1 + 3) + (1 + 3)
+    assert k.ensure_indexes(old) == 0  # once only

@@ -117,12 +117,20 @@ def test_an_unbonding_miner_stays_until_every_session_naming_it_has_settled(h: H
     assert h.balance(key(5)) == before - FEE
     sessions = h.chain.inference.keeper
     assert h.chain.staking.miners.models.miner_in_unsettled_session(h.chain.store, decode_address(addr(miner_key(1))))
+    # what a retiring miner asks the chain (its registrar waits for this count to reach 0)
+    mine = {"miner": addr(miner_key(1))}
+    assert h.q("inference/sessions", status="unsettled", **mine)["total"] == 1
+    assert h.q("inference/sessions", status="open", **mine)["sessions"][0]["id"] == 1
+    assert h.q("inference/sessions", status="settled", **mine)["total"] == 0
+    assert h.q("inference/sessions", miner=addr(key(9)))["total"] == 0  # names no session
     # the client closes it early (its timeout stays in the due queue) and it settles
     assert h.run(key(7), MsgCloseSession(addr(key(7)), 1, 0)).ok
     while sessions.session(h.chain.store, 1).status != "settled":  # type: ignore[union-attr]
         h.block()
     h.block()
     assert h.balance(key(5)) == before - FEE + 3_000_000  # now the bond is back
+    assert h.q("inference/sessions", status="unsettled", **mine)["total"] == 0
+    assert [s["id"] for s in h.q("inference/sessions", status="settled", **mine)["sessions"]] == [1]
     assert addr(miner_key(1)) not in [x["miner"] for x in h.q("staking/miners")["miners"]]
 
 
