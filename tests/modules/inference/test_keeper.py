@@ -53,6 +53,20 @@ def verdict(env: Env, sid: int, ch: int, validator: bytes, v: str) -> None:
     env.keeper.commit_verdict(env.ctx(), sid, ch, validator, verdict_commitment(sid, ch, validator, v, SALT))
 
 
+def all_match(env: Env, s: Session) -> Session:
+    """Three of the four validators commit and reveal "match" on each of ``s``'s challenges; past the
+    verdict deadline the session settles."""
+    for ch in range(len(s.challenges)):
+        for v in VALIDATORS[:3]:
+            verdict(env, s.id, ch, v, "match")
+    env.height = s.verdict_commit_deadline + 1
+    for ch in range(len(s.challenges)):
+        for v in VALIDATORS[:3]:
+            env.keeper.reveal_verdict(env.ctx(), s.id, ch, v, "match", SALT)
+    env.end_block(s.verdict_reveal_deadline)
+    return env.keeper.session(env.store, s.id)
+
+
 def test_open_session_rejections_change_nothing(env):
     k = env.keeper
     rejected(env, E.ErrUnknownModel, k.open_session, CLIENT, "nope", ROUTE, 20, ESCROW)
@@ -78,15 +92,7 @@ def test_honest_session_settles_with_exact_payments_and_conserved_tokens(env):
     env.end_block(s.reveal_deadline)
     s = env.keeper.session(env.store, sid)
     assert s.status == "challenging" and len(s.challenges) == 3  # challenge_rate 100 %
-    for ch in range(3):
-        for v in VALIDATORS[:3]:
-            verdict(env, sid, ch, v, "match")
-    env.height = s.verdict_commit_deadline + 1
-    for ch in range(3):
-        for v in VALIDATORS[:3]:
-            env.keeper.reveal_verdict(env.ctx(), sid, ch, v, "match", SALT)
-    env.end_block(s.verdict_reveal_deadline)
-    s = env.keeper.session(env.store, sid)
+    s = all_match(env, s)
     assert s.status == "settled"
     pay = 2 * 10 * PRICE  # blocks × tokens × price for each miner
     assert [h.paid for h in s.hops] == [pay] * 3
@@ -246,15 +252,7 @@ def test_stand_ins_are_paid_for_the_tokens_they_served_and_a_dead_primary_is_pen
     s = k.session(env.store, s.id)
     assert s.hops[1].failed == "no_commit" and (MINERS[1], True) in env.miners.outcomes
     assert {s.hops[c.hop].miner for c in s.challenges} == {MINERS[0], MINERS[2], *STANDINS}
-    for ch in range(len(s.challenges)):
-        for v in VALIDATORS[:3]:
-            verdict(env, s.id, ch, v, "match")
-    env.height = s.verdict_commit_deadline + 1
-    for ch in range(len(s.challenges)):
-        for v in VALIDATORS[:3]:
-            k.reveal_verdict(env.ctx(), s.id, ch, v, "match", SALT)
-    env.end_block(s.verdict_reveal_deadline)
-    s = k.session(env.store, s.id)
+    s = all_match(env, s)
     assert s.status == "settled"
     assert [h.paid for h in s.hops] == [2 * n * PRICE for n in (10, 0, 10, 3, 3)]
     assert s.refund == ESCROW - sum(h.paid for h in s.hops) - s.fee  # hop 1's first 4 tokens go back
@@ -385,15 +383,7 @@ def test_session_indexes_follow_every_phase_and_stand_in_and_can_be_rebuilt(env)
     check()
     s = k.close_session(env.ctx(), s, 10)
     check()
-    for ch in range(len(settled.challenges)):
-        for v in VALIDATORS[:3]:
-            verdict(env, settled.id, ch, v, "match")
-    env.height = settled.verdict_commit_deadline + 1
-    for ch in range(len(settled.challenges)):
-        for v in VALIDATORS[:3]:
-            k.reveal_verdict(env.ctx(), settled.id, ch, v, "match", SALT)
-    env.end_block(settled.verdict_reveal_deadline)
-    assert k.session(env.store, settled.id).status == "settled"
+    assert all_match(env, settled).status == "settled"
     assert k.session(env.store, s.id).status == "settled"  # past its reveal deadline too: nobody committed
     check()
     k.open_session(env.ctx(), CLIENT, "toy", ROUTE, 20, ESCROW)
