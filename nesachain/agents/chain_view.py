@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from nacl.signing import SigningKey
@@ -10,10 +10,36 @@ from nacl.signing import SigningKey
 from nesachain.client.rpc import CometRPC
 from nesachain.client.txs import SEQUENCE_RETRIES, TxOutcome, send_msgs
 from nesachain.tx.msg import Msg
+from nesachain.tx.tx import MAX_MSGS
+from nesachain.types.sdk_errors import ErrNotFound
 
-__all__ = ["ChainView"]
+__all__ = ["ChainView", "send_batches"]
 
 PAGE = 100
+
+
+def send_batches(chain: Any, msgs: Sequence[Msg], event: str, log: Any) -> tuple[int, list[Msg]]:
+    """Send ``msgs``, MAX_MSGS to a tx, through ``chain.send``. Returns the txs sent and the msgs that
+    are finished with: taken by the chain, or refused for good. A msg whose tx lost a sequence race
+    even after the retries is not finished (the caller keeps what it needs to send it again); a
+    batch refused for any other reason is sent again one msg to a tx, so that one bad msg (a deadline
+    just passed, say) does not take the others down with it."""
+    batches = [list(msgs[i : i + MAX_MSGS]) for i in range(0, len(msgs), MAX_MSGS)]
+    sent, finished = 0, []
+    while batches:
+        batch = batches.pop(0)
+        out = chain.send(batch)
+        sent += 1
+        log.info(event, count=len(batch), code=out.code, log=out.log)
+        if out.ok:
+            finished += batch
+        elif out.sequence_taken:
+            continue
+        elif len(batch) > 1:
+            batches += [[m] for m in batch]
+        else:
+            finished += batch
+    return sent, finished
 
 
 class ChainView:
@@ -37,6 +63,13 @@ class ChainView:
     def count_sessions(self, status: str | None = None, miner: str | None = None) -> int:
         where = {k: v for k, v in (("status", status), ("miner", miner)) if v is not None}
         return int(self.rpc.abci_query("inference/sessions", {"limit": 1, **where}).json()["total"])
+
+    def session(self, session_id: int) -> dict[str, Any] | None:
+        res = self.rpc.abci_query("inference/session", {"session_id": session_id})
+        if res.code == ErrNotFound.code and res.codespace == ErrNotFound.codespace:
+            return None
+        found: dict[str, Any] = res.json()
+        return found
 
     def height(self) -> int:
         return self.rpc.height()

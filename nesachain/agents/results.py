@@ -15,14 +15,13 @@ from typing import Any
 
 import structlog
 
-from nesachain.agents.chain_view import ChainView
+from nesachain.agents.chain_view import ChainView, send_batches
 from nesachain.agents.fetch import fetch_json
 from nesachain.client.txs import account_of
 from nesachain.files import read_json, write_json_atomic
 from nesachain.modules.inference.msgs import MsgCommitResult, MsgRevealResult
 from nesachain.modules.inference.types import result_commitment
 from nesachain.tx.msg import Msg
-from nesachain.tx.tx import MAX_MSGS
 from nesachain.types.address import decode_address
 from nesachain.types.merkle import leaf_hash, merkle_root
 
@@ -82,7 +81,8 @@ class ResultAgent:
         every root committed earlier; each kind in as few txs as possible. Returns txs sent."""
         commits: list[Msg] = []
         reveals: list[Msg] = []
-        for s in self.chain.sessions("committing"):
+        committing = list(self.chain.sessions("committing"))
+        for s in committing:
             index = next((i for i, h in enumerate(s["hops"]) if h["miner"] == self.miner), None)
             if index is None or s["hops"][index]["revealed"]:
                 continue
@@ -96,17 +96,22 @@ class ResultAgent:
                                                bytes.fromhex(st["salt"]), st["n_steps"]))
         if commits:
             self._save()
-        sent = 0
-        for msgs, event in ((commits, "results_committed"), (reveals, "results_revealed")):
-            for i in range(0, len(msgs), MAX_MSGS):
-                out = self.chain.send(msgs[i : i + MAX_MSGS])
-                log.info(event, count=len(msgs[i : i + MAX_MSGS]), code=out.code, log=out.log)
-                sent += 1
-        if reveals:
-            done = {str(m.session_id) for m in reveals if isinstance(m, MsgRevealResult)}
+        sent, _ = send_batches(self.chain, commits, "results_committed", log)
+        sent_reveals, finished = send_batches(self.chain, reveals, "results_revealed", log)
+        # a salt is kept until its reveal is taken (or refused for good), so a reveal that lost a sequence
+        # race to another tx of the owner is sent again next pass; salts of sessions that have left the
+        # commit-reveal phase are dropped, each checked on its own
+        listed = {str(s["id"]) for s in committing}
+        done = {str(m.session_id) for m in finished if isinstance(m, MsgRevealResult)}
+        done |= {k for k in self._state if k not in listed and not (k.isdigit() and self._still_committing(int(k)))}
+        if done & self._state.keys():
             self._state = {k: v for k, v in self._state.items() if k not in done}
             self._save()
-        return sent
+        return sent + sent_reveals
+
+    def _still_committing(self, session_id: int) -> bool:
+        s = self.chain.session(session_id)
+        return s is not None and s["status"] == "committing"
 
     def _commit_msg(self, s: dict[str, Any], hop: int, key: str) -> Msg:
         log_doc = self.fetch(f"{self.miner_url}/sessions/{hop_session_name(s, hop)}/log")

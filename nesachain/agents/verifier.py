@@ -28,7 +28,7 @@ from typing import Any, Protocol
 import structlog
 import torch
 
-from nesachain.agents.chain_view import ChainView
+from nesachain.agents.chain_view import ChainView, send_batches
 from nesachain.agents.results import hop_session_name, step_log_root
 from nesachain.client.txs import account_of
 from nesachain.errors import NesaError
@@ -36,7 +36,6 @@ from nesachain.files import read_json, write_json_atomic
 from nesachain.modules.inference.msgs import MsgCommitVerdict, MsgRevealVerdict
 from nesachain.modules.inference.types import MATCH, MISMATCH, verdict_commitment
 from nesachain.tx.msg import Msg
-from nesachain.tx.tx import MAX_MSGS
 from nesachain.types.address import decode_address
 
 __all__ = ["Replayer", "Verifier", "relative_deviation"]
@@ -114,7 +113,8 @@ class Verifier:
         height = self.chain.height()
         pending: list[tuple[int, dict[str, Any], int, dict[str, Any], str]] = []
         reveals: list[Msg] = []
-        for s in self.chain.sessions("challenging"):
+        challenging = list(self.chain.sessions("challenging"))
+        for s in challenging:
             for idx, c in enumerate(s["challenges"]):
                 key = f"{s['id']}/{idx}"
                 if self.operator not in c["commits"] and height < s["verdict_commit_deadline"]:
@@ -124,9 +124,16 @@ class Verifier:
                     st = self._state[key]
                     reveals.append(MsgRevealVerdict(self.operator, s["id"], idx, st["verdict"],
                                                     bytes.fromhex(st["salt"])))
-        sent = self._send_all(reveals, "verdicts_revealed")
-        if reveals:
-            done = {f"{m.session_id}/{m.challenge}" for m in reveals if isinstance(m, MsgRevealVerdict)}
+        sent, finished = send_batches(self.chain, reveals, "verdicts_revealed", log)
+        # a salt is kept until its reveal is taken (or refused for good): one that lost a sequence race
+        # to another tx of the operator is sent again next pass; salts of sessions past the verdict
+        # phase are dropped, each checked on its own
+        listed = {str(s["id"]) for s in challenging}
+        done = {f"{m.session_id}/{m.challenge}" for m in finished if isinstance(m, MsgRevealVerdict)}
+        stale = {k.split("/")[0] for k in self._state if k.split("/")[0] not in listed}
+        gone = {sid for sid in stale if not (sid.isdigit() and self._still_challenging(int(sid)))}
+        done |= {k for k in self._state if k.split("/")[0] in gone}
+        if done & self._state.keys():
             self._state = {k: v for k, v in self._state.items() if k not in done}
             self._save()
         commits: list[Msg] = []
@@ -137,13 +144,11 @@ class Verifier:
             commits.append(self._commit_msg(s, idx, c, key))
         if commits:
             self._save()
-        return sent + self._send_all(commits, "verdicts_committed")
+        return sent + send_batches(self.chain, commits, "verdicts_committed", log)[0]
 
-    def _send_all(self, msgs: list[Msg], event: str) -> int:
-        for i in range(0, len(msgs), MAX_MSGS):
-            out = self.chain.send(msgs[i : i + MAX_MSGS])
-            log.info(event, count=len(msgs[i : i + MAX_MSGS]), code=out.code, log=out.log)
-        return -(-len(msgs) // MAX_MSGS)
+    def _still_challenging(self, session_id: int) -> bool:
+        s = self.chain.session(session_id)
+        return s is not None and s["status"] == "challenging"
 
     def judge(self, s: dict[str, Any], c: dict[str, Any]) -> tuple[str, str]:
         """(verdict, reason) for one challenge."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import re
 import threading
 import time
 from dataclasses import dataclass
@@ -99,15 +100,31 @@ def send_msgs(
     sequence read anew, up to that many times; never when ``sequence`` is given."""
     account = account_of(key)
     attempt = 0
+    expected: int | None = None
     while True:
         # one account's txs from one process go one at a time: each reads the sequence the previous
         # one left (several agents of a miner sign with its owner's key)
         with _account_lock(account):
-            out = _send(rpc, key, account, msgs, chain_id, fee, memo, sequence, wait, timeout)
+            out = _send(rpc, key, account, msgs, chain_id, fee, memo,
+                        sequence if sequence is not None else expected, wait, timeout)
         if not out.sequence_taken or sequence is not None or attempt == retries:
             return out
         attempt += 1
-        time.sleep(0.3 * attempt)
+        # CheckTx names the sequence it expects, counting the account's txs waiting in the mempool,
+        # which the committed state read otherwise does not: other processes' txs (a miner's owner
+        # signs for several miners) are pending there. Without it (a tx dropped at recheck), wait a
+        # little and read the committed sequence again.
+        expected = _expected_sequence(out.log)
+        if expected is None:
+            time.sleep(0.3 * attempt)
+
+
+_EXPECTS = re.compile(r"expects sequence (\d+), tx has \d+")  # the ante handler's message (tx/ante.py)
+
+
+def _expected_sequence(log_text: str) -> int | None:
+    m = _EXPECTS.search(log_text)
+    return int(m.group(1)) if m else None
 
 
 def _send(rpc: CometRPC, key: SigningKey, account: str, msgs: list[Msg], chain_id: str | None, fee: int | None,

@@ -27,9 +27,15 @@ class FakeChain:
     sessions_: list[dict[str, Any]]
     h: int = 10
     sent: list[Any] = field(default_factory=list)
+    refuse: list[TxOutcome] = field(default_factory=list)  # the next sends' outcomes (then: taken)
+    looked_up: list[int] = field(default_factory=list)
 
     def sessions(self, status: str | None = None):
         return [s for s in self.sessions_ if status is None or s["status"] == status]
+
+    def session(self, session_id: int) -> dict[str, Any] | None:
+        self.looked_up.append(session_id)
+        return next((s for s in self.sessions_ if s["id"] == session_id), None)
 
     def height(self) -> int:
         return self.h
@@ -38,8 +44,14 @@ class FakeChain:
         return {"endpoint": "http://miner"}
 
     def send(self, msgs):
+        if self.refuse:
+            return self.refuse.pop(0)
         self.sent.extend(msgs)
         return TxOutcome("H", self.h, 0, "", "", "deliver")
+
+
+RACED = TxOutcome("H", 0, 3, "sdk", "account x expects sequence 9, tx has 8: invalid sequence", "check")
+LATE = TxOutcome("H", 11, 14, "inference", "reveal deadline was height 10", "deliver")
 
 
 def session(status: str, **over: Any) -> dict[str, Any]:
@@ -68,6 +80,47 @@ def test_result_agent_commits_root_then_reveals_what_it_committed(tmp_path):
     root, _ = step_log_root(STEPS)
     assert (reveal.root, reveal.n_steps) == (root, 4)
     assert result_commitment(7, decode_address(MINER), reveal.root, reveal.salt) == commit.commitment
+
+
+def test_result_agent_keeps_a_salt_until_its_reveal_is_taken_and_drops_those_of_past_sessions(tmp_path):
+    """A reveal that lost a sequence race to another tx of the owner (another miner's agent) is sent
+    again next pass; a salt whose session left the commit-reveal phase is dropped."""
+    chain = FakeChain(SigningKey(b"\x05" * 32), [session("committing"), session("committing", id=8)])
+    agent = ResultAgent(chain, MINER, "http://miner", tmp_path / "s.json",  # type: ignore[arg-type]
+                        fetch=lambda url: {"steps": STEPS})
+    assert agent.tick() == 1 and len(chain.sent) == 2  # both commits in one tx
+    for s, commit in zip(chain.sessions_, chain.sent, strict=True):
+        s["hops"][0]["commitment"] = commit.commitment.hex()
+    chain.sent.clear()
+    chain.refuse = [RACED]
+    assert agent.tick() == 1 and chain.sent == []  # the reveals' tx lost the race
+    assert agent.tick() == 1 and sorted(m.session_id for m in chain.sent) == [7, 8]  # sent again, then kept
+    assert agent._state == {}
+    # a batch the chain refuses for another reason goes again one reveal a tx: the late one alone fails
+    chain.sessions_ += [session("committing", id=9), session("committing", id=10), session("settled", id=11)]
+    chain.sent.clear()
+    assert agent.tick() == 1  # commits 9 and 10 (11 is settled)
+    for s, commit in zip(chain.sessions_[2:], chain.sent, strict=False):
+        s["hops"][0]["commitment"] = commit.commitment.hex()
+    agent._state["11"] = {"root": "00", "salt": "00", "n_steps": 1}  # a salt left from a session now settled
+    chain.sent.clear()
+    chain.refuse = [LATE, LATE]
+    assert agent.tick() == 3 and [m.session_id for m in chain.sent] == [10]  # one tx, then each alone
+    assert agent._state == {} and chain.looked_up == [11]
+
+
+def test_verifier_keeps_a_salt_until_its_reveal_is_taken(tmp_path):
+    root, _ = step_log_root(STEPS)
+    chain = FakeChain(SigningKey(b"\x06" * 32), [challenged(root)])
+    x = torch.randn(1, 1, 64, generator=torch.Generator().manual_seed(0))
+    v = verifier(tmp_path, chain, x, x)
+    assert v.tick() == 1
+    chain.sessions_[0]["challenges"][0]["commits"][account_of(chain.key)] = chain.sent[0].commitment.hex()
+    chain.h, chain.refuse = 21, [RACED]
+    assert v.tick() == 1 and len(chain.sent) == 1 and "7/0" in v._state  # lost the race: kept
+    assert v.tick() == 1 and isinstance(chain.sent[1], MsgRevealVerdict) and v._state == {}
+    v._state["3/0"] = {"verdict": "match", "salt": "00"}  # its session has settled meanwhile
+    assert v.tick() == 0 and v._state == {} and chain.looked_up == [3]
 
 
 def test_result_agent_of_a_stand_in_commits_the_log_of_its_failover_session(tmp_path):

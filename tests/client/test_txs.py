@@ -80,3 +80,29 @@ def _key() -> SigningKey:
 def _msg() -> MsgSend:
     a = txs.account_of(_key())
     return MsgSend(a, a, 5)
+
+
+def test_a_refused_sequence_is_signed_again_with_the_one_checktx_expects(monkeypatch):
+    """Other processes' txs of the account wait in the mempool, which the committed sequence does not
+    count: the retry takes the sequence CheckTx named instead of reading the stale one again."""
+    from nesachain.tx.tx import decode_tx
+
+    class Busy(Node):
+        def __init__(self) -> None:
+            super().__init__(sequence=4, commit_after=0)
+            self.signed: list[int] = []
+
+        def broadcast_tx_sync(self, tx: bytes) -> BroadcastResult:
+            self.broadcasts += 1
+            seq = decode_tx(tx, max_bytes=1 << 20).body.sequence
+            self.signed.append(seq)
+            if seq < 9:  # three txs of the account from elsewhere are pending
+                return BroadcastResult("AB" * 32, 3, "sdk", f"account x expects sequence 9, tx has {seq}: bad sequence")
+            return BroadcastResult("AB" * 32, 0, "", "")
+
+    node = Busy()
+    out = txs.send_msgs(node, _key(), [_msg()], retries=4)  # type: ignore[arg-type]
+    assert out.ok and node.signed == [4, 9]
+    node = Busy()
+    out = txs.send_msgs(node, _key(), [_msg()], retries=0)  # type: ignore[arg-type]
+    assert out.sequence_taken and node.signed == [4]  # no retries asked for: none made
