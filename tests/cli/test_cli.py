@@ -126,11 +126,14 @@ def test_cli_tx_checks_fee_memo_and_sequence_before_contacting_the_node(tmp_path
 
 
 def test_cli_tx_sends_again_when_another_tx_of_the_account_took_its_sequence(tmp_path, capsys, monkeypatch):
-    """A validator's or miner's agents sign with the same account; the wallet reads the sequence again."""
+    """A validator's or miner's agents sign with the same account; the wallet signs again with the
+    sequence CheckTx expects, or, after a tx dropped at recheck, with the sequence read again."""
     from nesachain.client.txs import TxOutcome
 
-    outcomes = [TxOutcome("A", 0, 3, "sdk", "account expects sequence 8, tx has 7", "check")] * 2 + [
-        TxOutcome("B", 12, 0, "", "", "deliver")]
+    outcomes = [TxOutcome("A", 0, 3, "sdk", "account expects sequence 8, tx has 7", "check"),
+                TxOutcome("A", 0, 3, "sdk", "dropped from the mempool at recheck: another tx took sequence 8",
+                          "check"),
+                TxOutcome("B", 12, 0, "", "", "deliver")]
     sent: list[int | None] = []
 
     def fake_send(rpc, key, account, msgs, chain_id, fee, memo, sequence, wait, timeout):  # one signed tx
@@ -142,7 +145,7 @@ def test_cli_tx_sends_again_when_another_tx_of_the_account_took_its_sequence(tmp
     home = ["--home", str(tmp_path), "--keyring-backend", "test"]
     assert run(capsys, "keys", "add", "a", *home)[0] == 0
     rc, out, _ = run(capsys, "tx", "bank", "send", "a", "a", "5", *home, "--chain-id", "c")
-    assert (rc, sent) == (0, [None, None, None]) and "committed at height 12" in out
+    assert (rc, sent) == (0, [None, 8, None]) and "committed at height 12" in out
     sent.clear()  # with --sequence the user chose the sequence: no second try
     outcomes[:] = outcomes[:1]
     rc, out, _ = run(capsys, "tx", "bank", "send", "a", "a", "5", *home, "--chain-id", "c", "--sequence", "7")
