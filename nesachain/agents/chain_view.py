@@ -13,7 +13,7 @@ from nesachain.tx.msg import Msg
 from nesachain.tx.tx import MAX_MSGS
 from nesachain.types.sdk_errors import ErrNotFound
 
-__all__ = ["ChainView", "send_batches"]
+__all__ = ["ChainView", "in_phase", "send_batches"]
 
 PAGE = 100
 
@@ -42,6 +42,17 @@ def send_batches(chain: Any, msgs: Sequence[Msg], event: str, log: Any) -> tuple
     return sent, finished
 
 
+def in_phase(chain: Any, session_id: int, status: str) -> bool:
+    """Whether ``chain.session`` shows the session in ``status`` (an agent's salts of a session that has
+    left its phase can go)."""
+    s = chain.session(session_id)
+    return s is not None and s["status"] == status
+
+
+def _filters(status: str | None, miner: str | None) -> dict[str, str]:
+    return {k: v for k, v in (("status", status), ("miner", miner)) if v is not None}
+
+
 class ChainView:
     def __init__(self, rpc: CometRPC, key: SigningKey) -> None:
         self.rpc = rpc
@@ -52,7 +63,7 @@ class ChainView:
         """Sessions of ``status`` (or "unsettled") naming ``miner``, oldest first; the chain filters them
         through its indexes, so a poll costs what matches, not every session ever opened."""
         offset = 0
-        where = {k: v for k, v in (("status", status), ("miner", miner)) if v is not None}
+        where = _filters(status, miner)
         while True:
             page = self.rpc.abci_query("inference/sessions", {"limit": PAGE, "offset": offset, **where}).json()
             yield from page["sessions"]
@@ -61,8 +72,7 @@ class ChainView:
                 return
 
     def count_sessions(self, status: str | None = None, miner: str | None = None) -> int:
-        where = {k: v for k, v in (("status", status), ("miner", miner)) if v is not None}
-        return int(self.rpc.abci_query("inference/sessions", {"limit": 1, **where}).json()["total"])
+        return int(self.rpc.abci_query("inference/sessions", {"limit": 1, **_filters(status, miner)}).json()["total"])
 
     def session(self, session_id: int) -> dict[str, Any] | None:
         res = self.rpc.abci_query("inference/session", {"session_id": session_id})

@@ -15,7 +15,7 @@ from typing import Any
 
 import structlog
 
-from nesachain.agents.chain_view import ChainView, send_batches
+from nesachain.agents.chain_view import ChainView, in_phase, send_batches
 from nesachain.agents.fetch import fetch_json
 from nesachain.client.txs import account_of
 from nesachain.files import read_json, write_json_atomic
@@ -103,16 +103,12 @@ class ResultAgent:
         # commit-reveal phase are dropped, each checked on its own
         listed = {str(s["id"]) for s in committing}
         done = {str(m.session_id) for m in finished if isinstance(m, MsgRevealResult)}
-        done |= {k for k in self._state if k not in listed and not (k.isdigit() and self._still_committing(int(k)))}
+        done |= {k for k in self._state
+                 if k not in listed and not (k.isdigit() and in_phase(self.chain, int(k), "committing"))}
         if done & self._state.keys():
             self._state = {k: v for k, v in self._state.items() if k not in done}
             self._save()
         return sent + sent_reveals
-
-    def _still_committing(self, session_id: int) -> bool:
-        s = self.chain.session(session_id)
-        return s is not None and s["status"] == "committing"
-
     def _commit_msg(self, s: dict[str, Any], hop: int, key: str) -> Msg:
         log_doc = self.fetch(f"{self.miner_url}/sessions/{hop_session_name(s, hop)}/log")
         steps = [] if log_doc is None else log_doc["steps"]

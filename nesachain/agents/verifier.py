@@ -28,7 +28,7 @@ from typing import Any, Protocol
 import structlog
 import torch
 
-from nesachain.agents.chain_view import ChainView, send_batches
+from nesachain.agents.chain_view import ChainView, in_phase, send_batches
 from nesachain.agents.results import hop_session_name, step_log_root
 from nesachain.client.txs import account_of
 from nesachain.errors import NesaError
@@ -131,7 +131,7 @@ class Verifier:
         listed = {str(s["id"]) for s in challenging}
         done = {f"{m.session_id}/{m.challenge}" for m in finished if isinstance(m, MsgRevealVerdict)}
         stale = {k.split("/")[0] for k in self._state if k.split("/")[0] not in listed}
-        gone = {sid for sid in stale if not (sid.isdigit() and self._still_challenging(int(sid)))}
+        gone = {sid for sid in stale if not (sid.isdigit() and in_phase(self.chain, int(sid), "challenging"))}
         done |= {k for k in self._state if k.split("/")[0] in gone}
         if done & self._state.keys():
             self._state = {k: v for k, v in self._state.items() if k not in done}
@@ -145,11 +145,6 @@ class Verifier:
         if commits:
             self._save()
         return sent + send_batches(self.chain, commits, "verdicts_committed", log)[0]
-
-    def _still_challenging(self, session_id: int) -> bool:
-        s = self.chain.session(session_id)
-        return s is not None and s["status"] == "challenging"
-
     def judge(self, s: dict[str, Any], c: dict[str, Any]) -> tuple[str, str]:
         """(verdict, reason) for one challenge."""
         hop = s["hops"][c["hop"]]

@@ -12,6 +12,7 @@ from nesachain.cli.common import add_client_options, add_keyring_options, emit, 
 from nesachain.cli.inference_format import format_result
 from nesachain.cli.tx_cmds import add_tx_options, broadcast, parse_amount, resolve_address
 from nesachain.errors import ConfigError
+from nesachain.modules.inference.keeper import SESSION_FILTERS
 from nesachain.modules.inference.msgs import MsgCloseSession, MsgRegisterModel
 
 __all__ = ["register"]
@@ -57,7 +58,7 @@ def register_query(qsub: argparse._SubParsersAction) -> None:  # type: ignore[ty
     add_client_options(p)
     p.set_defaults(func=lambda a: _query(a, "session", {"session_id": a.session_id}))
     p = isub.add_parser("sessions", help="sessions, oldest first")
-    p.add_argument("--status", choices=("open", "committing", "challenging", "settled", "unsettled"),
+    p.add_argument("--status", choices=SESSION_FILTERS,
                    help="only sessions in this phase (unsettled: any but settled)")
     p.add_argument("--miner", help="only sessions whose route or stand-ins name this miner (address or key name)")
     p.add_argument("--limit", type=int, default=100)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import re
 import threading
 import time
 from dataclasses import dataclass
@@ -13,6 +12,7 @@ from nacl.signing import SigningKey
 
 from nesachain.client.rpc import CometRPC
 from nesachain.errors import ConfigError, RPCError
+from nesachain.tx.ante import expected_sequence
 from nesachain.tx.msg import Msg
 from nesachain.tx.tx import TxBody, check_body_fields, sign_tx
 from nesachain.types.address import address_from_pubkey, encode_address
@@ -114,17 +114,9 @@ def send_msgs(
         # which the committed state read otherwise does not: other processes' txs (a miner's owner
         # signs for several miners) are pending there. Without it (a tx dropped at recheck), wait a
         # little and read the committed sequence again.
-        expected = _expected_sequence(out.log)
+        expected = expected_sequence(out.log)
         if expected is None:
             time.sleep(0.3 * attempt)
-
-
-_EXPECTS = re.compile(r"expects sequence (\d+), tx has \d+")  # the ante handler's message (tx/ante.py)
-
-
-def _expected_sequence(log_text: str) -> int | None:
-    m = _EXPECTS.search(log_text)
-    return int(m.group(1)) if m else None
 
 
 def _send(rpc: CometRPC, key: SigningKey, account: str, msgs: list[Msg], chain_id: str | None, fee: int | None,

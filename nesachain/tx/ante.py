@@ -4,6 +4,7 @@ is in the fee pool and the sequence is used, even if a message later fails (as i
 
 from __future__ import annotations
 
+import re
 from typing import Protocol
 
 from nesachain.store.kv import KVReader, KVStore
@@ -12,7 +13,17 @@ from nesachain.types.address import decode_address
 from nesachain.types.context import Context
 from nesachain.types.sdk_errors import ErrInsufficientFee, ErrInvalidChainID, ErrInvalidSequence
 
-__all__ = ["run_ante"]
+__all__ = ["expected_sequence", "run_ante"]
+
+_SEQUENCE_MISMATCH = "account {account} expects sequence {expected}, tx has {got}"
+_EXPECTS = re.compile(r"expects sequence (\d+), tx has \d+")
+
+
+def expected_sequence(log: str) -> int | None:
+    """The sequence a refusal's log says the account expects (None: not a sequence refusal). CheckTx
+    counts the account's txs waiting in the mempool, which the committed state does not."""
+    m = _EXPECTS.search(log)
+    return int(m.group(1)) if m else None
 
 
 class AuthKeeperLike(Protocol):
@@ -32,9 +43,8 @@ def run_ante(ctx: Context, tx: Tx, auth: AuthKeeperLike, bank: BankKeeperLike, m
     account = decode_address(body.account)
     expected = auth.sequence(ctx.store, account)
     if body.sequence != expected:
-        raise ErrInvalidSequence.wrap(
-            f"account {body.account} expects sequence {expected}, tx has {body.sequence}"
-        )
+        raise ErrInvalidSequence.wrap(_SEQUENCE_MISMATCH.format(account=body.account, expected=expected,
+                                                                got=body.sequence))
     if body.fee < min_fee:
         raise ErrInsufficientFee.wrap(f"fee {body.fee}unes is below the minimum {min_fee}unes")
     bank.collect_fee(ctx, account, body.fee)

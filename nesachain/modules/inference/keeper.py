@@ -50,11 +50,12 @@ from nesachain.types.context import Context
 from nesachain.types.encoding import decode_canonical, encode
 from nesachain.types.keys import u64
 
-__all__ = ["STATUSES", "UNSETTLED", "InferenceKeeper", "InferenceModels", "max_cost", "registered_model_blocks",
-           "session_ids"]
+__all__ = ["SESSION_FILTERS", "STATUSES", "UNSETTLED", "InferenceKeeper", "InferenceModels", "max_cost",
+           "registered_model_blocks", "session_ids"]
 
 STATUSES = (OPEN, COMMITTING, CHALLENGING, SETTLED)
 UNSETTLED = (OPEN, COMMITTING, CHALLENGING)
+SESSION_FILTERS = (*STATUSES, "unsettled")  # what the sessions query (and `nesad query inference sessions`) takes
 
 
 def registered_model_blocks(store: KVReader, model_id: str) -> int | None:

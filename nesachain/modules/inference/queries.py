@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from nesachain.modules.bank.msgs import check_address
-from nesachain.modules.inference.keeper import STATUSES, InferenceKeeper, session_ids
+from nesachain.modules.inference.keeper import SESSION_FILTERS, InferenceKeeper, session_ids
 from nesachain.store.kv import KVReader
 
 __all__ = ["Queries"]
@@ -53,8 +53,8 @@ class Queries:
         ``miner`` (route or stand-in); read through the indexes, so a page costs what matches."""
         limit, offset = _page(params)
         status, miner = params.get("status"), params.get("miner")
-        if status is not None and status not in (*STATUSES, "unsettled"):
-            raise ValueError(f"status must be one of {', '.join((*STATUSES, 'unsettled'))}, got {str(status)[:40]!r}")
+        if status is not None and status not in SESSION_FILTERS:
+            raise ValueError(f"status must be one of {', '.join(SESSION_FILTERS)}, got {str(status)[:40]!r}")
         if miner is not None and not isinstance(miner, str):
             raise ValueError("miner must be a nesa1… address")
         ids = session_ids(store, status, None if miner is None else check_address(miner, "miner"))
