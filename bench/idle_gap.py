@@ -11,7 +11,10 @@ One process loads the middle 10 of SmolLM2-135M's 30 layers as a miner does (``l
   work, when they run on other cores);
 - ``spin``: a Python busy loop (the core is busy, but with no vector or memory work);
 - ``other layers``: the other 20 layers' weights streamed through a matrix-vector product (what the
-  core does when the other stages run in this same process, as in local generation).
+  core does when the other stages run in this same process, as in local generation);
+- ``sleep, touch weights``: the sleep, then this stage's own weights through a matrix-vector product;
+- ``sleep, warm()``: the sleep, then ``stage.warm()`` (its first layer on a scratch token), what a miner
+  pinned to one CPU does just before a step is due (``nesachain/shard_exec/miner/warm.py``).
 
 The per-layer line shows where a slow step loses its time: spread over all layers, or in the first.
 Not a test: numbers depend on the machine and its load.
@@ -67,8 +70,20 @@ def main() -> None:
         for w in others:
             w @ vec[: w.shape[1]]
 
+    own = [p.detach().view(p.shape[0], -1) for p in stage.layers.parameters() if p.ndim == 2]  # type: ignore[attr-defined]
+
+    def touch_weights() -> None:
+        time.sleep(gap)
+        for w in own:
+            w @ vec[: w.shape[1]]
+
+    def warm() -> None:
+        time.sleep(gap)
+        stage.warm()
+
     waits: dict[str, Callable[[], None] | None] = {
-        "none": None, "sleep": lambda: time.sleep(gap), "spin": spin, "other layers": other_layers}
+        "none": None, "sleep": lambda: time.sleep(gap), "spin": spin, "other layers": other_layers,
+        "sleep, touch weights": touch_weights, "sleep, warm()": warm}
     hidden = torch.randn(1, PREFILL + STEPS, stage.width)  # type: ignore[attr-defined]
 
     def run(wait: Callable[[], None] | None) -> tuple[float, list[float]]:
@@ -107,7 +122,7 @@ def main() -> None:
         print(f"| {name} | " + " | ".join(f"{x:.2f}" for x in ms) + f" | {statistics.median(ms) / base:.2f} |")
     print("\nper layer, last round (ms; the first column is the step's own preamble before layer 0):")
     for name, per_rounds in layers.items():
-        print(f"  {name:>12}: " + " ".join(f"{x:.2f}" for x in per_rounds[-1]))
+        print(f"  {name:>20}: " + " ".join(f"{x:.2f}" for x in per_rounds[-1]))
 
 
 if __name__ == "__main__":

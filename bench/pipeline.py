@@ -18,10 +18,14 @@ separate pass each round; remote: the median over decode steps of the miners' re
 rest (the median step minus the layers). Not a test.
 
 ``--cpu N`` pins this process and the miners it starts to CPU N, so that local and remote runs get one
-and the same core. Without it each process runs wherever the scheduler puts it, and a miner's core
-idles while the other miners and the client work. Layers run slower right after a pause, whether the
-core idled, spun or ran other work (``bench/idle_gap.py`` measures each); a miner pauses at every
-step, local generation never does.
+and the same core. ``--spread`` pins this process (client and local generation) to the first CPU it
+may use and the miners to the others in turn, consecutive miners on different CPUs (with two CPUs:
+client 0, miners 1, 0, 1), as miners on machines of their own keep their own core. Without either,
+each process runs wherever the scheduler puts it, and a miner's core idles while the other miners and
+the client work. Layers run slower right after a pause, whether the core idled, spun or ran other work
+(``bench/idle_gap.py`` measures each); a miner pauses at every step, local generation never does. A
+miner pinned to one CPU warms its compute path just before each step is due
+(``nesachain/shard_exec/miner/warm.py``); the report says how many warm-ups each ran.
 """
 
 from __future__ import annotations
@@ -49,14 +53,17 @@ PROMPT = ("<|im_start|>user\nExplain in a few sentences why the sky is blue and 
           "for a curious child.<|im_end|>\n<|im_start|>assistant\n")
 
 
-def start_miners(shard_dir: Path, ranges: list[str], threads: int) -> list[tuple[subprocess.Popen[str], str]]:
+def start_miners(shard_dir: Path, ranges: list[str], threads: int,
+                 cpus: list[int | None]) -> list[tuple[subprocess.Popen[str], str]]:
+    """One miner process per block range; miner i pinned to ``cpus[i]`` (None: inherit this process's CPUs)."""
     env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", OMP_NUM_THREADS=str(threads))
     procs = []
-    for rng in ranges:
+    for rng, cpu in zip(ranges, cpus, strict=True):
         cmd = [sys.executable, "-m", "nesachain.cli.shard_cmds", "miner", "start", "--model", str(shard_dir),
                "--blocks", rng, "--port", "0", "--threads", str(threads), "--exit-with-parent", str(os.getpid())]
+        pin = None if cpu is None else (lambda c=cpu: os.sched_setaffinity(0, {c}))
         procs.append(subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-                                      cwd=str(REPO)))
+                                      cwd=str(REPO), preexec_fn=pin))
     out = []
     for p in procs:
         assert p.stdout is not None and p.stderr is not None
@@ -119,7 +126,10 @@ def main() -> None:
     ap.add_argument("--new-tokens", type=int, default=64)
     ap.add_argument("--prompt-tokens", type=int, default=16)
     ap.add_argument("--runs", type=int, default=3)
-    ap.add_argument("--cpu", type=int, default=None, help="pin this process and the miners to this CPU")
+    where = ap.add_mutually_exclusive_group()
+    where.add_argument("--cpu", type=int, default=None, help="pin this process and the miners to this CPU")
+    where.add_argument("--spread", action="store_true",
+                       help="pin this process to its first CPU and the miners to the others in turn")
     ap.add_argument("--out", type=Path, default=REPO / ".cache" / "bench" / "pipeline.json")
     args = ap.parse_args()
     if min(args.threads, args.runs, args.prompt_tokens) < 1 or args.new_tokens < 2:
@@ -129,6 +139,14 @@ def main() -> None:
         if args.cpu not in os.sched_getaffinity(0):
             ap.error(f"--cpu {args.cpu}: this process may run on CPUs {sorted(os.sched_getaffinity(0))}")
         os.sched_setaffinity(0, {args.cpu})  # inherited by the miners started below
+    miner_cpus: list[int | None] = [None, None, None]
+    if args.spread:
+        cpus = sorted(os.sched_getaffinity(0))
+        if len(cpus) < 2:
+            ap.error(f"--spread needs at least 2 CPUs; this process may run on {cpus}")
+        # a CPU of its own for each miner where there are enough, else in turn, never two neighbours on one
+        miner_cpus = list(cpus[1:4]) if len(cpus) >= 4 else [cpus[(i + 1) % len(cpus)] for i in range(3)]
+        os.sched_setaffinity(0, {cpus[0]})
     torch.set_num_threads(args.threads)
 
     from nesachain.models import load_smollm2
@@ -143,8 +161,9 @@ def main() -> None:
     shard_dir = scratch_dir("nesa-bench-")
     write_shards(Source("smollm2-135m", model, tok), shard_dir, 3)
 
-    miners = start_miners(shard_dir, ["0:1", "1:2", "2:3"], args.threads)
+    miners = start_miners(shard_dir, ["0:1", "1:2", "2:3"], args.threads, miner_cpus)
     results: dict[str, Any] = {"threads": args.threads, "cpu": args.cpu, "prompt_tokens": int(ids.shape[1]),
+                               "spread": [sorted(os.sched_getaffinity(0))[0], *miner_cpus] if args.spread else None,
                                "new_tokens": n, "remote": {}, "load_average": os.getloadavg()}
     try:
         hop = ",".join(f"{addr}@{i}:{i + 1}" for i, (_, addr) in enumerate(miners))
@@ -221,7 +240,8 @@ def main() -> None:
     whole_params = sum(p.numel() * p.element_size() for p in model.parameters()) / 2**20
     results["memory"] = {"import_baseline_rss_mib": base, "whole_model_rss_mib": full, "whole_params_mib": whole_params,
                          "miners": [{"blocks": i["blocks"], "param_mib": i["param_bytes"] / 2**20,
-                                     "rss_mib": i["rss_bytes"] / 2**20,
+                                     "rss_mib": i["rss_bytes"] / 2**20, "warm_ahead": i["warm_ahead"],
+                                     "warm_ups": i["warm_ups"], "steps_served": i["steps_served"],
                                      "tokens_per_s_at_start": i["throughput_tokens_per_s"]} for i in infos]}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=1))
@@ -231,6 +251,9 @@ def main() -> None:
 def report(r: dict[str, Any]) -> None:
     loc = r["local"]
     pinned = "" if r.get("cpu") is None else f", every process on CPU {r['cpu']}"
+    if r.get("spread"):
+        c = r["spread"]
+        pinned = f", client and local on CPU {c[0]}, miners on CPUs {c[1]}, {c[2]}, {c[3]}"
     print(f"load average during the run: {' / '.join(f'{x:.2f}' for x in r['load_average'])}\n")
     print(f"### SmolLM2-135M, 3 miners on loopback vs local (fp32, batch 1, {r['prompt_tokens']}-token prompt, "
           f"{r['new_tokens']} new tokens, {r['threads']} torch thread(s) per process{pinned})\n")
@@ -253,6 +276,10 @@ def report(r: dict[str, Any]) -> None:
           f"thread). rest: the median step minus that (local: embedding and LM head, {loc['head_ms']:.1f} ms "
           f"of it the head; remote: the same plus the hops and frame decoding).")
     m = r["memory"]
+    warm = [f"{x['warm_ups'] / max(1, x['steps_served']):.1f}" for x in m["miners"] if x.get("warm_ahead")]
+    print("\nminers warming ahead of their steps (pinned to one CPU): "
+          + (f"all three, {' / '.join(warm)} warm-ups per step served" if len(warm) == 3 else
+             "none" if not warm else f"{len(warm)} of 3"))
     print("\n### Memory: a miner against the whole model\n")
     print("| process | weights MiB | RSS MiB |")
     print("|---|---:|---:|")

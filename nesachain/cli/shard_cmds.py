@@ -62,6 +62,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--max-sessions", type=int, default=256)
     p.add_argument("--session-timeout", type=float, default=300.0, help="idle seconds before a session closes")
     p.add_argument("--max-tensor-mb", type=float, default=64.0, help="largest tensor accepted")
+    p.add_argument("--no-warm-ahead", dest="warm_ahead", action="store_false",
+                   help="do not warm the compute path just before a steady session's next step is due")
     p.add_argument("--exit-with-parent", nargs="?", type=int, const=0, default=None, metavar="PID",
                    help="stop when the process that started this miner exits (for scripts and tests); a script "
                         "that passes its own PID is covered even if it dies before the miner has started")
@@ -186,7 +188,7 @@ def miner_start(args: argparse.Namespace) -> int:
             max_sessions=args.max_sessions, session_idle_timeout=args.session_timeout,
             max_tensor_bytes=int(args.max_tensor_mb * 2**20),
             max_message_bytes=max(int(args.max_tensor_mb * 2**20) * 2, 8 << 20), test_perturb=args.test_perturb,
-            test_refuse_data=args.test_refuse_data,
+            test_refuse_data=args.test_refuse_data, warm_ahead=args.warm_ahead,
         )
 
         def ready(info: dict[str, Any]) -> None:

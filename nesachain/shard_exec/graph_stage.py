@@ -94,3 +94,6 @@ class GraphStage:
             else:
                 values[name] = 1
         return tensors, values, 1
+
+    def warm(self) -> None:
+        """Nothing to warm: a graph stage has no decode loop."""

@@ -37,3 +37,8 @@ class StageRunner(Protocol):
     def probe(self) -> tuple[Tensors, Values, int]:
         """A representative one-token (or one-sample) input, for the throughput measured at start."""
         ...
+
+    def warm(self) -> None:
+        """A small piece of a step's compute on scratch input, touching no session's state (run just before
+        an expected decode step, see ``miner.warm``); a no-op where there is no decode loop."""
+        ...

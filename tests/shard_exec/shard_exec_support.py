@@ -48,8 +48,10 @@ def _read_lines(proc: subprocess.Popen[str], out: queue.Queue[str]) -> None:
         out.put(line)
 
 
-def start_miners(shard_dir: Path, ranges: list[str], log_dir: Path, *extra: str) -> list[MinerProc]:
-    """Start one miner per block range in parallel; wait (bounded) until each prints its URL."""
+def start_miners(shard_dir: Path, ranges: list[str], log_dir: Path, *extra: str,
+                 cpu: int | None = None) -> list[MinerProc]:
+    """Start one miner per block range in parallel (all pinned to ``cpu`` if given); wait (bounded) until
+    each prints its URL."""
     env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", OMP_NUM_THREADS="1",
                PYTHONPATH=os.pathsep.join([str(HERE), str(REPO), os.environ.get("PYTHONPATH", "")]))
     started = []
@@ -57,8 +59,9 @@ def start_miners(shard_dir: Path, ranges: list[str], log_dir: Path, *extra: str)
         log_path = log_dir / f"miner-{shard_dir.name}-{rng.replace(':', '_')}-{time.monotonic_ns()}.log"
         cmd = [sys.executable, "-m", "nesachain.cli.shard_cmds", "miner", "start", "--model", str(shard_dir),
                "--blocks", rng, "--port", "0", "--threads", "1", "--exit-with-parent", str(os.getpid()), *extra]
+        pin = None if cpu is None else (lambda: os.sched_setaffinity(0, {cpu}))
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=open(log_path, "w"), text=True, env=env,
-                                cwd=str(REPO))
+                                cwd=str(REPO), preexec_fn=pin)
         lines: queue.Queue[str] = queue.Queue()
         threading.Thread(target=_read_lines, args=(proc, lines), daemon=True).start()
         started.append((proc, rng, log_path, lines))

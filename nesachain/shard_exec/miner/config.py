@@ -33,6 +33,7 @@ class MinerConfig:
     closed_logs_kept: int = 1024  # step logs (digests) of closed sessions kept for commitments
     threads: int = 0  # torch threads; 0 leaves torch's default
     probe_steps: int = 8  # steps timed at start for the throughput figure
+    warm_ahead: bool = True  # warm the compute path just before a steady session's next step is due
     test_perturb: float = 0.0  # TEST ONLY: relative noise added to every output (a cheating miner)
     test_refuse_data: bool = False  # TEST ONLY: never serve step frames to verifiers
 

@@ -12,7 +12,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
+import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +30,7 @@ from nesachain.shard_exec.miner.push import PeerPool
 from nesachain.shard_exec.miner.registration import HashCheck, MinerRegistrar, NullRegistrar
 from nesachain.shard_exec.miner.sessions import Session, SessionTable, StepRecord
 from nesachain.shard_exec.miner.stepping import decode_open, decode_step, step_digest
+from nesachain.shard_exec.miner.warm import StepWarmer
 from nesachain.shard_exec.shard_files import block_hashes, block_range_problem, load_stage, read_manifest
 from nesachain.shard_exec.stage import StageRunner
 from nesachain.shard_exec.wire import (
@@ -38,7 +42,7 @@ from nesachain.shard_exec.wire import (
     warm_codecs,
 )
 
-__all__ = ["MinerServer", "rss_bytes"]
+__all__ = ["MinerServer", "pinned_to_one_cpu", "rss_bytes"]
 
 log = structlog.get_logger(__name__)
 
@@ -49,6 +53,11 @@ def perturb(tensors: dict[str, torch.Tensor], rel: float) -> dict[str, torch.Ten
     """TEST ONLY (``--test-perturb``): what a cheating miner sends: float outputs with noise of
     ``rel`` relative to each value."""
     return {k: t + rel * t.abs() * torch.randn_like(t) if t.is_floating_point() else t for k, t in tensors.items()}
+
+
+def pinned_to_one_cpu() -> bool:
+    """Whether this process may run on one CPU only (``taskset -c N``)."""
+    return hasattr(os, "sched_getaffinity") and len(os.sched_getaffinity(0)) == 1
 
 
 def rss_bytes() -> int:
@@ -71,6 +80,10 @@ class MinerServer:
         self.table = SessionTable(cfg)
         self.peers = PeerPool(cfg.max_message_bytes)
         self.compute_lock = asyncio.Lock()
+        # every step and every warm-up runs on this one thread, so that a warm-up warms the core steps run on
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="compute")
+        # warm-ups help only where the step then runs on the same core: a miner pinned to one CPU
+        self.warmer = StepWarmer(self._warm_up) if cfg.warm_ahead and pinned_to_one_cpu() else None
         self.queue_length = 0
         self.steps_served = 0
         self.tokens_per_s = 0.0
@@ -138,6 +151,8 @@ class MinerServer:
             await self.registrar.deregister(self.info())
         if self._sweeper is not None:
             self._sweeper.cancel()
+        if self.warmer is not None:
+            await self.warmer.close()
         await self.peers.close()
         # aiohttp waits for open handlers before it stops; a peer's push socket stays open as long as that
         # peer runs, so a miner would hang for the whole shutdown timeout. Close them: clients fail over.
@@ -147,6 +162,7 @@ class MinerServer:
                                    STOP_TIMEOUT)
         if self._runner is not None:
             await self._runner.cleanup()
+        self._pool.shutdown(wait=False)
 
     async def move_to(self, start: int, end: int, check: HashCheck | None = None) -> dict[str, Any]:
         """Serve blocks [start, end) instead (a rebalancing miner): ``check`` sees their hashes first and may
@@ -199,6 +215,7 @@ class MinerServer:
             "throughput_tokens_per_s_per_block": self.tokens_per_s * n_blocks,
             "queue_length": self.queue_length, "open_sessions": len(self.table.open),
             "steps_served": self.steps_served, "reserved_bytes": self.table.reserved,
+            "warm_ahead": self.warmer is not None, "warm_ups": self.warmer.warm_ups if self.warmer is not None else 0,
             "memory_budget": self.cfg.memory_budget, "max_length": self.cfg.max_length,
             "param_bytes": self.runner.param_bytes, "rss_bytes": rss_bytes(),
             "schemes": schemes, "url": self.url, "port": self.port,
@@ -321,6 +338,8 @@ class MinerServer:
         if sess.tokens + n_tokens > sess.max_length:
             raise WireError(ErrorCode.PAST_MAX_LENGTH,
                             f"{sess.tokens} + {n_tokens} tokens exceed the session's max_length {sess.max_length}")
+        if self.warmer is not None:
+            self.warmer.arrived(asyncio.get_running_loop().time(), decode=n_tokens == 1)
         sess.busy = True
         try:
             self.queue_length += 1
@@ -329,7 +348,9 @@ class MinerServer:
                 if self.table.open.get(sess.sid) is not sess:  # closed while it waited (the miner moved)
                     raise WireError(ErrorCode.UNKNOWN_SESSION, f"session {sess.sid!r} was closed")
                 t0 = time.perf_counter()
-                out_frames, out_v = await asyncio.to_thread(self._compute, sess, tensors, values, position)
+                loop = asyncio.get_running_loop()
+                out_frames, out_v = await loop.run_in_executor(
+                    self._pool, functools.partial(self._compute, sess, tensors, values, position))
                 compute_ms = (time.perf_counter() - t0) * 1000
         finally:
             sess.busy = False
@@ -345,6 +366,14 @@ class MinerServer:
                  "pushed": pushed, "compute_ms": compute_ms}
         target = sess.owner if not sess.owner.closed else ws
         await target.send_bytes(encode_message(reply))
+        if self.warmer is not None and not self.queue_length:
+            self.warmer.step_done(asyncio.get_running_loop())
+
+    async def _warm_up(self) -> None:
+        """One warm-up of the compute path, on the compute thread, unless a step is running."""
+        if self.compute_lock.locked():
+            return
+        await asyncio.get_running_loop().run_in_executor(self._pool, self.runner.warm)
 
     def _compute(self, sess: Session, tensors: dict[str, torch.Tensor], values: dict[str, Any],
                  position: int) -> tuple[dict[str, bytes], dict[str, Any]]:
