@@ -109,6 +109,7 @@ class ResultAgent:
             self._state = {k: v for k, v in self._state.items() if k not in done}
             self._save()
         return sent + sent_reveals
+
     def _commit_msg(self, s: dict[str, Any], hop: int, key: str) -> Msg:
         log_doc = self.fetch(f"{self.miner_url}/sessions/{hop_session_name(s, hop)}/log")
         steps = [] if log_doc is None else log_doc["steps"]

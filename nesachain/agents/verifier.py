@@ -145,6 +145,7 @@ class Verifier:
         if commits:
             self._save()
         return sent + send_batches(self.chain, commits, "verdicts_committed", log)[0]
+
     def judge(self, s: dict[str, Any], c: dict[str, Any]) -> tuple[str, str]:
         """(verdict, reason) for one challenge."""
         hop = s["hops"][c["hop"]]

@@ -81,8 +81,7 @@ class DecoderStage:
             gen = torch.Generator().manual_seed(0)
             self._scratch = (torch.randn(1, 1, self.width, generator=gen),
                              BlockKVCache(self.start, 1, 1, self.kv_heads, self.head_dim, 1))
-        h, cache = self._scratch
-        cache.length = 0
+        h, cache = self._scratch  # never committed: it stays empty
         cache.begin(0, 1)
         with torch.inference_mode():
             self._forward(h, 0, cache, self.layers[:1])

@@ -12,8 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import functools
-import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -30,7 +28,7 @@ from nesachain.shard_exec.miner.push import PeerPool
 from nesachain.shard_exec.miner.registration import HashCheck, MinerRegistrar, NullRegistrar
 from nesachain.shard_exec.miner.sessions import Session, SessionTable, StepRecord
 from nesachain.shard_exec.miner.stepping import decode_open, decode_step, step_digest
-from nesachain.shard_exec.miner.warm import StepWarmer
+from nesachain.shard_exec.miner.warm import StepWarmer, pinned_to_one_cpu
 from nesachain.shard_exec.shard_files import block_hashes, block_range_problem, load_stage, read_manifest
 from nesachain.shard_exec.stage import StageRunner
 from nesachain.shard_exec.wire import (
@@ -42,7 +40,7 @@ from nesachain.shard_exec.wire import (
     warm_codecs,
 )
 
-__all__ = ["MinerServer", "pinned_to_one_cpu", "rss_bytes"]
+__all__ = ["MinerServer", "rss_bytes"]
 
 log = structlog.get_logger(__name__)
 
@@ -53,11 +51,6 @@ def perturb(tensors: dict[str, torch.Tensor], rel: float) -> dict[str, torch.Ten
     """TEST ONLY (``--test-perturb``): what a cheating miner sends: float outputs with noise of
     ``rel`` relative to each value."""
     return {k: t + rel * t.abs() * torch.randn_like(t) if t.is_floating_point() else t for k, t in tensors.items()}
-
-
-def pinned_to_one_cpu() -> bool:
-    """Whether this process may run on one CPU only (``taskset -c N``)."""
-    return hasattr(os, "sched_getaffinity") and len(os.sched_getaffinity(0)) == 1
 
 
 def rss_bytes() -> int:
@@ -80,9 +73,8 @@ class MinerServer:
         self.table = SessionTable(cfg)
         self.peers = PeerPool(cfg.max_message_bytes)
         self.compute_lock = asyncio.Lock()
-        # every step and every warm-up runs on this one thread, so that a warm-up warms the core steps run on
+        # steps and warm-ups share this one thread; warm-ups only where steps then run on the same core
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="compute")
-        # warm-ups help only where the step then runs on the same core: a miner pinned to one CPU
         self.warmer = StepWarmer(self._warm_up) if cfg.warm_ahead and pinned_to_one_cpu() else None
         self.queue_length = 0
         self.steps_served = 0
@@ -348,9 +340,8 @@ class MinerServer:
                 if self.table.open.get(sess.sid) is not sess:  # closed while it waited (the miner moved)
                     raise WireError(ErrorCode.UNKNOWN_SESSION, f"session {sess.sid!r} was closed")
                 t0 = time.perf_counter()
-                loop = asyncio.get_running_loop()
-                out_frames, out_v = await loop.run_in_executor(
-                    self._pool, functools.partial(self._compute, sess, tensors, values, position))
+                out_frames, out_v = await asyncio.get_running_loop().run_in_executor(
+                    self._pool, self._compute, sess, tensors, values, position)
                 compute_ms = (time.perf_counter() - t0) * 1000
         finally:
             sess.busy = False

@@ -15,15 +15,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import os
 import statistics
 from collections import deque
 from collections.abc import Awaitable, Callable
 
 import structlog
 
-__all__ = ["StepWarmer"]
+__all__ = ["StepWarmer", "pinned_to_one_cpu"]
 
 log = structlog.get_logger(__name__)
+
+
+def pinned_to_one_cpu() -> bool:
+    """Whether this process may run on one CPU only (``taskset -c N``): then a warm-up and the step after
+    it run on the same core, which is what makes warming ahead pay."""
+    return hasattr(os, "sched_getaffinity") and len(os.sched_getaffinity(0)) == 1
 
 
 class StepWarmer:
