@@ -1,6 +1,7 @@
 """SmolLM2-135M through 3 miners on loopback against single-process local generation.
 
-    .venv/bin/python bench/pipeline.py [--threads 1] [--new-tokens 64] [--prompt-tokens 16] [--runs 3] [--cpu N]
+    .venv/bin/python bench/pipeline.py [--threads 1] [--new-tokens 64] [--prompt-tokens 16] [--runs 3]
+        [--cpu N | --spread] [--no-warm-ahead]
 
 Local: the whole model in this process with its own KV cache (``reference.local_generate``). Remote: the
 model sharded into 3 blocks, one miner process per block on 127.0.0.1 (each with the same torch thread
@@ -25,7 +26,8 @@ each process runs wherever the scheduler puts it, and a miner's core idles while
 the client work. Layers run slower right after a pause, whether the core idled, spun or ran other work
 (``bench/idle_gap.py`` measures each); a miner pauses at every step, local generation never does. A
 miner pinned to one CPU warms its compute path just before each step is due
-(``nesachain/shard_exec/miner/warm.py``); the report says how many warm-ups each ran.
+(``nesachain/shard_exec/miner/warm.py``; ``--no-warm-ahead`` turns that off); the report says how many
+warm-ups each ran.
 """
 
 from __future__ import annotations
@@ -53,14 +55,16 @@ PROMPT = ("<|im_start|>user\nExplain in a few sentences why the sky is blue and 
           "for a curious child.<|im_end|>\n<|im_start|>assistant\n")
 
 
-def start_miners(shard_dir: Path, ranges: list[str], threads: int,
-                 cpus: list[int | None]) -> list[tuple[subprocess.Popen[str], str]]:
+def start_miners(shard_dir: Path, ranges: list[str], threads: int, cpus: list[int | None],
+                 warm_ahead: bool = True) -> list[tuple[subprocess.Popen[str], str]]:
     """One miner process per block range; miner i pinned to ``cpus[i]`` (None: inherit this process's CPUs)."""
     env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", OMP_NUM_THREADS=str(threads))
     procs = []
     for rng, cpu in zip(ranges, cpus, strict=True):
         cmd = [sys.executable, "-m", "nesachain.cli.shard_cmds", "miner", "start", "--model", str(shard_dir),
                "--blocks", rng, "--port", "0", "--threads", str(threads), "--exit-with-parent", str(os.getpid())]
+        if not warm_ahead:
+            cmd.append("--no-warm-ahead")
         pin = None if cpu is None else (lambda c=cpu: os.sched_setaffinity(0, {c}))
         procs.append(subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
                                       cwd=str(REPO), preexec_fn=pin))
@@ -130,6 +134,8 @@ def main() -> None:
     where.add_argument("--cpu", type=int, default=None, help="pin this process and the miners to this CPU")
     where.add_argument("--spread", action="store_true",
                        help="pin this process to its first CPU and the miners to the others in turn")
+    ap.add_argument("--no-warm-ahead", action="store_true",
+                    help="start the miners with --no-warm-ahead (pinned miners otherwise warm ahead of each step)")
     ap.add_argument("--out", type=Path, default=REPO / ".cache" / "bench" / "pipeline.json")
     args = ap.parse_args()
     if min(args.threads, args.runs, args.prompt_tokens) < 1 or args.new_tokens < 2:
@@ -161,7 +167,7 @@ def main() -> None:
     shard_dir = scratch_dir("nesa-bench-")
     write_shards(Source("smollm2-135m", model, tok), shard_dir, 3)
 
-    miners = start_miners(shard_dir, ["0:1", "1:2", "2:3"], args.threads, miner_cpus)
+    miners = start_miners(shard_dir, ["0:1", "1:2", "2:3"], args.threads, miner_cpus, not args.no_warm_ahead)
     results: dict[str, Any] = {"threads": args.threads, "cpu": args.cpu, "prompt_tokens": int(ids.shape[1]),
                                "spread": [sorted(os.sched_getaffinity(0))[0], *miner_cpus] if args.spread else None,
                                "new_tokens": n, "remote": {}, "load_average": os.getloadavg()}
