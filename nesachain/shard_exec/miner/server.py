@@ -3,8 +3,7 @@
     GET /ws                        WebSocket session protocol (see ``nesachain.shard_exec.wire``)
     GET /info                      model, served blocks, measured throughput, queue length, memory
     GET /health                    "ok"
-    GET /sessions/{sid}/log        the session's step log (digests)
-    GET /sessions/{sid}/steps/{n}  msgpack {"in": frames, "out": frames} while retained
+    GET /sessions/{sid}/...        the step log (``nesachain.shard_exec.miner.steplog_http``)
 """
 
 from __future__ import annotations
@@ -27,6 +26,7 @@ from nesachain.shard_exec.miner.config import MinerConfig
 from nesachain.shard_exec.miner.push import PeerPool
 from nesachain.shard_exec.miner.registration import HashCheck, MinerRegistrar, NullRegistrar
 from nesachain.shard_exec.miner.sessions import Session, SessionTable, StepRecord
+from nesachain.shard_exec.miner.steplog_http import StepLogRoutes
 from nesachain.shard_exec.miner.stepping import decode_open, decode_step, step_digest
 from nesachain.shard_exec.miner.warm import StepWarmer, pinned_to_one_cpu
 from nesachain.shard_exec.shard_files import block_hashes, block_range_problem, load_stage, read_manifest
@@ -118,9 +118,7 @@ class MinerServer:
         app.router.add_get("/ws", self._ws)
         app.router.add_get("/info", self._info)
         app.router.add_get("/health", self._health)
-        app.router.add_get("/sessions/{sid}/log", self._log)
-        app.router.add_get("/sessions/{sid}/steps/{n}", self._step_frames)
-        app.router.add_get("/sessions/{sid}/steps", self._steps_frames)
+        StepLogRoutes(self.table, self.cfg).add_to(app)
         return app
 
     async def start(self) -> int:
@@ -219,35 +217,6 @@ class MinerServer:
 
     async def _health(self, request: web.Request) -> web.Response:
         return web.Response(text="ok")
-
-    async def _log(self, request: web.Request) -> web.Response:
-        records = self.table.log_of(request.match_info["sid"])
-        if records is None:
-            return web.json_response({"code": ErrorCode.UNKNOWN_SESSION, "message": "no such session"}, status=404)
-        return web.json_response({"session": request.match_info["sid"], "steps": [r.public() for r in records]})
-
-    async def _step_frames(self, request: web.Request) -> web.Response:
-        n = request.match_info["n"]
-        if not (n.isascii() and n.isdigit()):
-            return web.json_response({"code": ErrorCode.BAD_REQUEST, "message": "the step must be a number"},
-                                     status=400)
-        records = self.table.log_of(request.match_info["sid"]) or []
-        rec = next((r for r in records if str(r.step) == n), None)
-        if rec is None or rec.in_frames is None or self.cfg.test_refuse_data:
-            return web.json_response({"code": "not_retained", "message": "step unknown or expired"}, status=404)
-        return web.Response(body=encode_message({"op": "frames", **rec.frames()}), content_type="application/msgpack")
-
-    async def _steps_frames(self, request: web.Request) -> web.Response:
-        """Steps 0..``upto`` in one answer (a verifier replays them all): those still retained, in order."""
-        upto = request.query.get("upto", "")
-        if not (upto.isascii() and upto.isdigit()):
-            return web.json_response({"code": ErrorCode.BAD_REQUEST, "message": "upto must be a step number"},
-                                     status=400)
-        records = self.table.log_of(request.match_info["sid"])
-        if records is None or self.cfg.test_refuse_data:
-            return web.json_response({"code": ErrorCode.UNKNOWN_SESSION, "message": "no such session"}, status=404)
-        steps = [r.frames() for r in records if r.step <= int(upto) and r.in_frames is not None]
-        return web.Response(body=encode_message({"op": "frames", "steps": steps}), content_type="application/msgpack")
 
     # -- WebSocket -----------------------------------------------------------------------------------
     async def _ws(self, request: web.Request) -> web.WebSocketResponse:

@@ -1,0 +1,67 @@
+"""Helpers for the inference keeper's tests: a three-miner route, its escrow, and the steps of a session."""
+
+from __future__ import annotations
+
+import pytest
+
+from nesachain.modules.inference.keeper import max_cost
+from nesachain.modules.inference.types import Session, result_commitment, verdict_commitment
+from nesachain.types.errors import ChainError
+from tests.modules.inference.conftest import CLIENT, MINERS, OWNER, PARAMS, PRICE, VALIDATORS, Env
+
+ROUTE = [(MINERS[0], 0, 2), (MINERS[1], 2, 4), (MINERS[2], 4, 6)]
+ESCROW = max_cost(PRICE, 6, 20, PARAMS.protocol_fee_ppm)
+SALT = b"s" * 16
+STANDINS = [b"\x13" * 20, b"\x14" * 20]  # miners that take over a dead one's blocks
+
+
+def rejected(env: Env, err, fn, *args):
+    """Run a keeper call on a branch; it must raise ``err`` and the store must not change."""
+    before = env.store.writes()
+    ctx = env.branch()
+    with pytest.raises(ChainError) as info:
+        fn(ctx, *args)
+    assert info.value.error == err, info.value.log
+    assert env.store.writes() == before
+    return info.value
+
+
+def open_and_close(env: Env, tokens: int = 10) -> int:
+    s = env.keeper.open_session(env.ctx(), CLIENT, "toy", ROUTE, 20, ESCROW)
+    env.keeper.close_session(env.ctx(), s, tokens)
+    return s.id
+
+
+def commit_reveal(env: Env, sid: int, miner: bytes, *, reveal: bool = True, steps: int = 11) -> bytes:
+    root = bytes([miner[0]]) * 32
+    env.keeper.commit_result(env.ctx(), sid, OWNER, miner, result_commitment(sid, miner, root, SALT))
+    if reveal:
+        env.keeper.reveal_result(env.ctx(), sid, OWNER, miner, root, SALT, steps)
+    return root
+
+
+def challenged(env: Env) -> Session:
+    """A closed session whose three miners committed and revealed, past its reveal deadline."""
+    sid = open_and_close(env)
+    for m in MINERS:
+        commit_reveal(env, sid, m)
+    env.end_block(env.keeper.session(env.store, sid).reveal_deadline)
+    return env.keeper.session(env.store, sid)
+
+
+def verdict(env: Env, sid: int, ch: int, validator: bytes, v: str) -> None:
+    env.keeper.commit_verdict(env.ctx(), sid, ch, validator, verdict_commitment(sid, ch, validator, v, SALT))
+
+
+def all_match(env: Env, s: Session) -> Session:
+    """Three of the four validators commit and reveal "match" on each of ``s``'s challenges; past the
+    verdict deadline the session settles."""
+    for ch in range(len(s.challenges)):
+        for v in VALIDATORS[:3]:
+            verdict(env, s.id, ch, v, "match")
+    env.height = s.verdict_commit_deadline + 1
+    for ch in range(len(s.challenges)):
+        for v in VALIDATORS[:3]:
+            env.keeper.reveal_verdict(env.ctx(), s.id, ch, v, "match", SALT)
+    env.end_block(s.verdict_reveal_deadline)
+    return env.keeper.session(env.store, s.id)
