@@ -13,8 +13,11 @@ One process loads the middle 10 of SmolLM2-135M's 30 layers as a miner does (``l
 - ``other layers``: the other 20 layers' weights streamed through a matrix-vector product (what the
   core does when the other stages run in this same process, as in local generation);
 - ``sleep, touch weights``: the sleep, then this stage's own weights through a matrix-vector product;
-- ``sleep, warm()``: the sleep, then ``stage.warm()`` (its first layer on a scratch token), what a miner
-  pinned to one CPU does just before a step is due (``nesachain/shard_exec/miner/warm.py``).
+- ``sleep, warm()``: the sleep, then ``stage.warm()`` (its first layer on a scratch token);
+- ``sleep, warm(), 2 ms``: the same with the last 2 ms of the gap after the warm-up (how fast its gain
+  fades);
+- ``sleep, warm() x3``: three warm-ups back to back at the end of the gap, what a miner pinned to one CPU
+  does just before a step is due (``nesachain/shard_exec/miner/warm.py``: back to back until it comes).
 
 The per-layer line shows where a slow step loses its time: spread over all layers, or in the first.
 Not a test: numbers depend on the machine and its load.
@@ -77,13 +80,19 @@ def main() -> None:
         for w in own:
             w @ vec[: w.shape[1]]
 
-    def warm() -> None:
-        time.sleep(gap)
-        stage.warm()
+    def warm(times: int, idle_after: float = 0.0) -> Callable[[], None]:
+        def wait() -> None:
+            time.sleep(max(0.0, gap - idle_after))
+            for _ in range(times):
+                stage.warm()
+            time.sleep(idle_after)
+
+        return wait
 
     waits: dict[str, Callable[[], None] | None] = {
         "none": None, "sleep": lambda: time.sleep(gap), "spin": spin, "other layers": other_layers,
-        "sleep, touch weights": touch_weights, "sleep, warm()": warm}
+        "sleep, touch weights": touch_weights, "sleep, warm()": warm(1), "sleep, warm(), 2 ms": warm(1, 0.002),
+        "sleep, warm() x3": warm(3)}
     hidden = torch.randn(1, PREFILL + STEPS, stage.width)  # type: ignore[attr-defined]
 
     def run(wait: Callable[[], None] | None) -> tuple[float, list[float]]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -95,5 +95,5 @@ class GraphStage:
                 values[name] = 1
         return tensors, values, 1
 
-    def warm(self) -> None:
+    def warm(self, stop: Callable[[], bool] | None = None) -> None:
         """Nothing to warm: a graph stage has no decode loop."""

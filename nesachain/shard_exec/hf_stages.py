@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -31,6 +32,10 @@ def _param_bytes(module: nn.Module) -> int:
     return sum(p.numel() * p.element_size() for p in module.parameters()) + sum(
         b.numel() * b.element_size() for b in module.buffers()
     )
+
+
+class _WarmStopped(Exception):
+    """Raised inside a warm-up to leave it early: a step has come."""
 
 
 class DecoderStage:
@@ -74,18 +79,33 @@ class DecoderStage:
         cache.commit()
         return {"hidden": h}, {}
 
-    def warm(self) -> None:
+    def warm(self, stop: Callable[[], bool] | None = None) -> None:
         """Run the first layer on a scratch token (no session's state is touched): brings the compute path
-        back into the caches after a pause, at about a tenth of a step's cost."""
+        back into the caches after a pause, at about a tenth of a step's cost. With ``stop``, checked before
+        each of the layer's operations (its leaf modules), it returns early once ``stop()`` is true."""
         if self._scratch is None:
             gen = torch.Generator().manual_seed(0)
             self._scratch = (torch.randn(1, 1, self.width, generator=gen),
                              BlockKVCache(self.start, 1, 1, self.kv_heads, self.head_dim, 1))
         h, cache = self._scratch  # never committed: it stays empty
+        handles = []
+        if stop is not None:
+            def check(*_: Any) -> None:
+                if stop():
+                    raise _WarmStopped
+
+            handles = [m.register_forward_pre_hook(check) for m in self.layers[0].modules()
+                       if next(m.children(), None) is None]
         cache.begin(0, 1)
-        with torch.inference_mode():
-            self._forward(h, 0, cache, self.layers[:1])
-        cache.rollback()
+        try:
+            with torch.inference_mode():
+                self._forward(h, 0, cache, self.layers[:1])
+        except _WarmStopped:
+            pass
+        finally:
+            cache.rollback()
+            for handle in handles:
+                handle.remove()
 
     def _forward(self, h: torch.Tensor, position: int, cache: BlockKVCache,
                  layers: nn.ModuleList | None = None) -> torch.Tensor:
@@ -149,7 +169,7 @@ class EncoderStage:
     def probe(self) -> tuple[Tensors, Values, int]:
         return {"hidden": torch.randn(1, 16, self.width)}, {}, 16
 
-    def warm(self) -> None:
+    def warm(self, stop: Callable[[], bool] | None = None) -> None:
         """Nothing to warm: an encoder has no decode loop."""
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import torch
@@ -38,7 +39,8 @@ class StageRunner(Protocol):
         """A representative one-token (or one-sample) input, for the throughput measured at start."""
         ...
 
-    def warm(self) -> None:
+    def warm(self, stop: Callable[[], bool] | None = None) -> None:
         """A small piece of a step's compute on scratch input, touching no session's state (run just before
-        an expected decode step, see ``miner.warm``); a no-op where there is no decode loop."""
+        an expected decode step, see ``miner.warm``); a no-op where there is no decode loop. With ``stop``,
+        it returns early, between two operations, once ``stop()`` is true (a step has come)."""
         ...

@@ -7,6 +7,7 @@ import asyncio
 import json
 import os
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -106,6 +107,31 @@ def test_no_warm_ups_without_a_steady_pace_or_after_a_failed_one() -> None:
     assert len(failing) == 1 and broken
 
 
+def _stop_after(n: int, calls: list[int]) -> Callable[[], bool]:
+    """A stop flag that is asked once per operation and turns true at the (n+1)-th."""
+    def stop() -> bool:
+        calls.append(1)
+        return len(calls) > n
+
+    return stop
+
+
+def test_a_warm_up_stops_between_operations_once_a_step_comes(smol: Sharded) -> None:
+    stage = load_stage(smol.dir, 1, 2)
+    layer = stage.layers[0]  # type: ignore[attr-defined]
+    leaves = [m for m in layer.modules() if next(m.children(), None) is None]
+    calls: list[int] = []
+    stage.warm(_stop_after(10**6, calls))
+    assert len(calls) == len(leaves) >= 7  # asked before each of the layer's operations: projections, MLP, norms
+    calls.clear()
+    stage.warm(_stop_after(2, calls))
+    assert len(calls) == 3  # it left at the third
+    calls.clear()
+    stage.warm(_stop_after(0, calls))  # a step already waiting: it leaves before the layer's first operation
+    assert len(calls) == 1
+    assert all(not m._forward_pre_hooks for m in layer.modules())  # no hook stays on for the steps
+
+
 def test_decoder_warm_up_leaves_a_session_bit_identical(smol: Sharded) -> None:
     stage = load_stage(smol.dir, 1, 2)
     hidden = torch.randn(1, 12, stage.width, generator=torch.Generator().manual_seed(3))  # type: ignore[attr-defined]
@@ -116,6 +142,7 @@ def test_decoder_warm_up_leaves_a_session_bit_identical(smol: Sharded) -> None:
         for i in range(8, 12):
             if warm:
                 stage.warm()
+                stage.warm(_stop_after(4, []))  # one left half-way
                 stage.warm()
             outs.append(stage.run({"hidden": hidden[:, i:i + 1]}, {}, i, state)[0]["hidden"])
         return outs

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -76,6 +77,7 @@ class MinerServer:
         # steps and warm-ups share this one thread; warm-ups only where steps then run on the same core
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="compute")
         self.warmer = StepWarmer(self._warm_up) if cfg.warm_ahead and pinned_to_one_cpu() else None
+        self._step_coming = threading.Event()  # set when a step arrives: a warm-up running then stops early
         self.queue_length = 0
         self.steps_served = 0
         self.tokens_per_s = 0.0
@@ -301,6 +303,7 @@ class MinerServer:
                             f"{sess.tokens} + {n_tokens} tokens exceed the session's max_length {sess.max_length}")
         if self.warmer is not None:
             self.warmer.arrived(asyncio.get_running_loop().time(), decode=n_tokens == 1)
+            self._step_coming.set()
         sess.busy = True
         try:
             self.queue_length += 1
@@ -333,11 +336,12 @@ class MinerServer:
         """One warm-up of the compute path, on the compute thread, unless a step is running."""
         if self.compute_lock.locked():
             return
-        await asyncio.get_running_loop().run_in_executor(self._pool, self.runner.warm)
+        await asyncio.get_running_loop().run_in_executor(self._pool, self.runner.warm, self._step_coming.is_set)
 
     def _compute(self, sess: Session, tensors: dict[str, torch.Tensor], values: dict[str, Any],
                  position: int) -> tuple[dict[str, bytes], dict[str, Any]]:
         """One step's compute and its outputs' frames, in one worker thread (one hand-off, not two)."""
+        self._step_coming.clear()  # no warm-up runs during a step; the next ones are for the next step
         out_t, out_v = self.runner.run(tensors, values, position, sess.state)
         if self.cfg.test_perturb:
             out_t = perturb(out_t, self.cfg.test_perturb)

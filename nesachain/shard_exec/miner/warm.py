@@ -4,10 +4,12 @@ A miner of a decode pipeline idles while the other miners and the client work, a
 slower right after a pause (``bench/idle_gap.py``). Touching its weights beforehand, with a
 matrix-vector product or a reduction over each, won back little of that; running its first layer on a
 scratch token just before the step won back most of it, while the core stays the one the step then
-runs on. So, for a miner pinned to one CPU, when steps come at a steady pace the miner runs
-``runner.warm()`` (about a tenth of a step's compute) a few milliseconds before the next step is due,
-and again every few milliseconds until it comes, at most ``max_warms`` times. Warm-ups run on the
-compute thread, never during a step; a step that arrives during one waits for it (one layer at most).
+runs on, and what it wins back fades within a few milliseconds. So, for a miner pinned to one CPU,
+when steps come at a steady pace the miner runs ``runner.warm()`` (about a tenth of a step's compute)
+from a few milliseconds before the next step is due, back to back until it comes, at most
+``max_warms`` times. Warm-ups run on the compute thread, never during a step; a step that arrives
+during one stops it between two of its operations (the miner passes ``warm`` a stop flag it sets when a
+step arrives) and waits only for the operation under way.
 """
 
 from __future__ import annotations
@@ -36,10 +38,10 @@ def pinned_to_one_cpu() -> bool:
 class StepWarmer:
     """Predicts the next decode step from the last arrivals and warms the compute path ahead of it."""
 
-    def __init__(self, warm: Callable[[], Awaitable[None]], lead: float = 0.005, every: float = 0.004,
-                 max_warms: int = 6, history: int = 6) -> None:
+    def __init__(self, warm: Callable[[], Awaitable[None]], lead: float = 0.005, every: float = 0.0,
+                 max_warms: int = 8, history: int = 6) -> None:
         self._warm = warm  # one warm-up on the compute thread
-        self.lead, self.every, self.max_warms = lead, every, max_warms
+        self.lead, self.every, self.max_warms = lead, every, max_warms  # every: the pause between warm-ups
         self._arrivals: deque[float] = deque(maxlen=history)  # event-loop times of recent decode steps
         self._task: asyncio.Task[None] | None = None
         self.warm_ups = 0  # done since start (in /info)
