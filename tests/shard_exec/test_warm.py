@@ -25,7 +25,7 @@ def _warmer(calls: list[float], fail: bool = False) -> StepWarmer:
         if fail:
             raise RuntimeError("boom")
 
-    return StepWarmer(warm, lead=0.005, every=0.004, max_warms=3)
+    return StepWarmer(warm, lead=0.005, max_warms=3)
 
 
 def test_period_needs_three_steady_gaps_and_a_prefill_starts_over() -> None:
@@ -69,7 +69,7 @@ def test_warm_ups_run_just_before_the_next_step_is_due_and_stop_when_it_comes() 
         return planned, now, list(calls), w.warm_ups
 
     planned, now, cancelled, count = asyncio.run(scenario())
-    # the first warm-up 5 ms before the step was due (200 ms after the last), then every 4 ms, 3 at most,
+    # the first warm-up 5 ms before the step was due (200 ms after the last), then back to back, 3 at most,
     # none after the deadline (1.5 periods)
     assert 1 <= len(planned) <= 3
     assert planned[0] >= now + 0.195 - 0.002

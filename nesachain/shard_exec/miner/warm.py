@@ -38,10 +38,10 @@ def pinned_to_one_cpu() -> bool:
 class StepWarmer:
     """Predicts the next decode step from the last arrivals and warms the compute path ahead of it."""
 
-    def __init__(self, warm: Callable[[], Awaitable[None]], lead: float = 0.005, every: float = 0.0,
-                 max_warms: int = 8, history: int = 6) -> None:
+    def __init__(self, warm: Callable[[], Awaitable[None]], lead: float = 0.005, max_warms: int = 8,
+                 history: int = 6) -> None:
         self._warm = warm  # one warm-up on the compute thread
-        self.lead, self.every, self.max_warms = lead, every, max_warms  # every: the pause between warm-ups
+        self.lead, self.max_warms = lead, max_warms
         self._arrivals: deque[float] = deque(maxlen=history)  # event-loop times of recent decode steps
         self._task: asyncio.Task[None] | None = None
         self.warm_ups = 0  # done since start (in /info)
@@ -88,7 +88,6 @@ class StepWarmer:
                 self.broken = True
                 return
             self.warm_ups += 1
-            await asyncio.sleep(self.every)
 
     def cancel(self) -> None:
         if self._task is not None:
