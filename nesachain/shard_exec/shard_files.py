@@ -27,6 +27,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from nesachain.shard_exec.errors import ManifestError
+from nesachain.shard_exec.hugepages import in_huge_pages
 from nesachain.shard_exec.sources import Source, build_from_factory
 from nesachain.shard_exec.stage import StageRunner
 
@@ -232,7 +233,8 @@ def block_range_problem(start: int, end: int, n_blocks: int) -> str | None:
 
 
 def load_stage(shard_dir: Path, start: int, end: int) -> StageRunner:
-    """Load blocks [start, end) only (hashes checked) and build their runner."""
+    """Load blocks [start, end) only (hashes checked), their weights in huge pages where the platform
+    allows (``hugepages``), and build their runner."""
     manifest = read_manifest(shard_dir)
     problem = block_range_problem(start, end, manifest["n_blocks"])
     if problem:
@@ -247,6 +249,7 @@ def load_stage(shard_dir: Path, start: int, end: int) -> StageRunner:
     state: dict[str, torch.Tensor] = {}
     for entry in entries:
         state.update(_read_block(shard_dir, entry))
+    state = in_huge_pages(state)
     fam = family_by_paths(hf["family"], hf["layers_path"])
     return build_hf_stage(hf["class"], hf["config"], fam, entries[0]["units"][0], entries[-1]["units"][1], state)
 
@@ -270,7 +273,7 @@ def _load_graph_stage(shard_dir: Path, manifest: dict[str, Any], start: int, end
     state: dict[str, torch.Tensor] = {}
     for i, entry in enumerate(manifest["blocks"][start:end]):
         state.update({f"{i}.{key}": v for key, v in _read_block(shard_dir, entry).items()})
-    materialize(holder, state, f"graph stages {start}:{end}")
+    materialize(holder, in_huge_pages(state), f"graph stages {start}:{end}")
     for st in stages:
         leftover = [n for n, t in [*st.module.named_parameters(), *st.module.named_buffers()] if t.is_meta]
         if leftover:
@@ -283,4 +286,4 @@ def load_client_state(shard_dir: Path) -> dict[str, torch.Tensor]:
     manifest = read_manifest(shard_dir)
     if manifest.get("client") is None:
         return {}
-    return _read_block(shard_dir, manifest["client"])
+    return in_huge_pages(_read_block(shard_dir, manifest["client"]))
