@@ -1,31 +1,33 @@
 """SmolLM2-135M through 3 miners on loopback against single-process local generation.
 
     .venv/bin/python bench/pipeline.py [--threads 1] [--new-tokens 64] [--prompt-tokens 16] [--runs 3]
-        [--cpu N | --spread] [--no-warm-ahead]
+        [--cpu N | --spread | --no-pin] [--no-warm-ahead]
 
 Local: the whole model in this process with its own KV cache (``reference.local_generate``). Remote: the
 model sharded into 3 blocks, one miner process per block on 127.0.0.1 (each with the same torch thread
-count), the client keeping embeddings and head. Same dtype (fp32), batch 1, greedy, 16-token prompt,
-64 new tokens. Reported: time to first token, decode tokens/s (tokens after the first over the time
-after the first), the remote/local ratio, per-hop overhead = (remote decode step − local decode step) / 3,
-and activation bytes per decode step for each compression scheme; plus memory of a miner against a
-process holding the whole model. Medians over ``--runs`` after one warm-up; the ratio is the median of
-each run's tokens/s over the local run of its round (a round runs local, then every scheme, each round
-starting one scheme further on), so that a shared host's slow drifts fall on both sides. Also each
-run's median time between consecutive tokens and its ratio (local over remote, median over rounds):
-a burst of load from other work moves a median step little and a run's tokens/s much. And where a
-decode step's time goes: its layers (local: the model's layers, timed apart from the LM head in a
-separate pass each round; remote: the median over decode steps of the miners' reported compute) and the
-rest (the median step minus the layers). Not a test.
+count), the client keeping embeddings and head. Same dtype (fp32), batch 1, greedy, 16-token prompt, 64
+new tokens; local's weights in transparent huge pages where the platform has them, as the miners' and
+the client's are (``nesachain/shard_exec/hugepages.py``). Reported: time to first token, decode tokens/s
+(tokens after the first over the time after the first), the remote/local ratio, per-hop overhead =
+(remote decode step − local decode step) / 3, and activation bytes per decode step for each compression
+scheme; plus memory of a miner against a process holding the whole model. Medians over ``--runs`` after
+one warm-up; the ratio is the median of each run's tokens/s over the local run of its round (a round
+runs local, then every scheme, each round starting one scheme further on), so that a shared host's slow
+drifts fall on both sides. Also each run's median time between consecutive tokens and its ratio (local
+over remote, median over rounds): a burst of load from other work moves a median step little and a run's
+tokens/s much. And where a decode step's time goes: its layers (local: the model's layers, timed apart
+from the LM head in a separate pass each round; remote: the median over decode steps of the miners'
+reported compute) and the rest (the median step minus the layers). Not a test.
 
+Where the processes run: by default (``--spread``, where this process may use two CPUs or more) this
+process (client and local generation) is pinned to the first CPU it may use and the miners to the others
+in turn, consecutive miners on different CPUs (with two CPUs: client 0, miners 1, 0, 1), as miners on
+machines of their own keep their own core, and as the README tells a miner's operator to pin it.
 ``--cpu N`` pins this process and the miners it starts to CPU N, so that local and remote runs get one
-and the same core. ``--spread`` pins this process (client and local generation) to the first CPU it
-may use and the miners to the others in turn, consecutive miners on different CPUs (with two CPUs:
-client 0, miners 1, 0, 1), as miners on machines of their own keep their own core. Without either,
-each process runs wherever the scheduler puts it, and a miner's core idles while the other miners and
-the client work. Layers run slower right after a pause, whether the core idled, spun or ran other work
-(``bench/idle_gap.py`` measures each); a miner pauses at every step, local generation never does. A
-miner pinned to one CPU warms its compute path just before each step is due
+and the same core. With ``--no-pin`` each process runs wherever the scheduler puts it, and a miner's core idles
+while the other miners and the client work. Layers run slower right after a pause, whether the core
+idled, spun or ran other work (``bench/idle_gap.py`` measures each); a miner pauses at every step, local
+generation never does. A miner pinned to one CPU warms its compute path just before each step is due
 (``nesachain/shard_exec/miner/warm.py``; ``--no-warm-ahead`` turns that off); the report says how many
 warm-ups each ran.
 """
@@ -96,8 +98,10 @@ import transformers
 from transformers import LlamaForCausalLM
 base = rss()
 from nesachain.models import load_smollm2
+from nesachain.shard_exec.hugepages import module_in_huge_pages
 from nesachain.shard_exec.reference import local_generate
 m, tok = load_smollm2()
+module_in_huge_pages(m)
 local_generate(m, torch.tensor([[1, 2, 3, 4]]), 8)
 print(base, rss())
 """
@@ -133,7 +137,10 @@ def main() -> None:
     where = ap.add_mutually_exclusive_group()
     where.add_argument("--cpu", type=int, default=None, help="pin this process and the miners to this CPU")
     where.add_argument("--spread", action="store_true",
-                       help="pin this process to its first CPU and the miners to the others in turn")
+                       help="pin this process to its first CPU and the miners to the others in turn "
+                            "(the default where this process may use two CPUs or more)")
+    where.add_argument("--no-pin", action="store_true",
+                       help="pin nothing: every process runs wherever the scheduler puts it")
     ap.add_argument("--no-warm-ahead", action="store_true",
                     help="start the miners with --no-warm-ahead (pinned miners otherwise warm ahead of each step)")
     ap.add_argument("--out", type=Path, default=REPO / ".cache" / "bench" / "pipeline.json")
@@ -146,10 +153,11 @@ def main() -> None:
             ap.error(f"--cpu {args.cpu}: this process may run on CPUs {sorted(os.sched_getaffinity(0))}")
         os.sched_setaffinity(0, {args.cpu})  # inherited by the miners started below
     miner_cpus: list[int | None] = [None, None, None]
+    cpus = sorted(os.sched_getaffinity(0))
+    if args.spread and len(cpus) < 2:
+        ap.error(f"--spread needs at least 2 CPUs; this process may run on {cpus}")
+    args.spread = args.cpu is None and not args.no_pin and len(cpus) >= 2
     if args.spread:
-        cpus = sorted(os.sched_getaffinity(0))
-        if len(cpus) < 2:
-            ap.error(f"--spread needs at least 2 CPUs; this process may run on {cpus}")
         # a CPU of its own for each miner where there are enough, else in turn, never two neighbours on one
         miner_cpus = list(cpus[1:4]) if len(cpus) >= 4 else [cpus[(i + 1) % len(cpus)] for i in range(3)]
         os.sched_setaffinity(0, {cpus[0]})
@@ -157,6 +165,7 @@ def main() -> None:
 
     from nesachain.models import load_smollm2
     from nesachain.shard_exec.client import DecoderClient, GenerationStats, parse_route
+    from nesachain.shard_exec.hugepages import module_in_huge_pages
     from nesachain.shard_exec.reference import local_generate
     from nesachain.shard_exec.shard_files import write_shards
     from nesachain.shard_exec.sources import Source
@@ -166,6 +175,7 @@ def main() -> None:
     n = args.new_tokens
     shard_dir = scratch_dir("nesa-bench-")
     write_shards(Source("smollm2-135m", model, tok), shard_dir, 3)
+    module_in_huge_pages(model)  # local's weights where the miners' and the client's are
 
     miners = start_miners(shard_dir, ["0:1", "1:2", "2:3"], args.threads, miner_cpus, not args.no_warm_ahead)
     results: dict[str, Any] = {"threads": args.threads, "cpu": args.cpu, "prompt_tokens": int(ids.shape[1]),
@@ -256,7 +266,7 @@ def main() -> None:
 
 def report(r: dict[str, Any]) -> None:
     loc = r["local"]
-    pinned = "" if r.get("cpu") is None else f", every process on CPU {r['cpu']}"
+    pinned = ", nothing pinned" if r.get("cpu") is None else f", every process on CPU {r['cpu']}"
     if r.get("spread"):
         c = r["spread"]
         pinned = f", client and local on CPU {c[0]}, miners on CPUs {c[1]}, {c[2]}, {c[3]}"
