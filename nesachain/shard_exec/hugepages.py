@@ -5,7 +5,7 @@ address translation: with 4 KiB pages a 10-layer SmolLM2 stage (135 MiB) spans 3
 than a core's TLB holds, and every step walks the page tables again. Copied into one private anonymous
 mapping advised ``MADV_HUGEPAGE``, the weights get 2 MiB pages where the kernel's transparent huge pages
 are ``madvise`` or ``always`` (Linux): 512 times fewer translations. On the 2-core development host a
-stage's decode step ran 2–3 % faster so, and local generation with the whole model 2 % faster
+stage's decode step ran 1.6–2.9 % faster so, and local generation with the whole model 1.9 % faster
 (``README.md``, Measured).
 
 Where the platform has no ``MADV_HUGEPAGE`` or the kernel refuses the advice, tensors are left where
