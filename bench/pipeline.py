@@ -156,8 +156,8 @@ def main() -> None:
     cpus = sorted(os.sched_getaffinity(0))
     if args.spread and len(cpus) < 2:
         ap.error(f"--spread needs at least 2 CPUs; this process may run on {cpus}")
-    args.spread = args.cpu is None and not args.no_pin and len(cpus) >= 2
-    if args.spread:
+    spread = args.cpu is None and not args.no_pin and len(cpus) >= 2  # the default where it can
+    if spread:
         # a CPU of its own for each miner where there are enough, else in turn, never two neighbours on one
         miner_cpus = list(cpus[1:4]) if len(cpus) >= 4 else [cpus[(i + 1) % len(cpus)] for i in range(3)]
         os.sched_setaffinity(0, {cpus[0]})
@@ -179,7 +179,7 @@ def main() -> None:
 
     miners = start_miners(shard_dir, ["0:1", "1:2", "2:3"], args.threads, miner_cpus, not args.no_warm_ahead)
     results: dict[str, Any] = {"threads": args.threads, "cpu": args.cpu, "prompt_tokens": int(ids.shape[1]),
-                               "spread": [sorted(os.sched_getaffinity(0))[0], *miner_cpus] if args.spread else None,
+                               "spread": [cpus[0], *miner_cpus] if spread else None,
                                "new_tokens": n, "remote": {}, "load_average": os.getloadavg()}
     try:
         hop = ",".join(f"{addr}@{i}:{i + 1}" for i, (_, addr) in enumerate(miners))

@@ -57,17 +57,18 @@ def _copy_into(tensors: Iterable[torch.Tensor]) -> list[torch.Tensor] | None:
     """Copies of ``tensors``, contiguous, side by side in one advised mapping (None: left as they are)."""
     tensors = list(tensors)
     sizes = [t.numel() * t.element_size() for t in tensors]
-    total = sum(-(-n // _ALIGN) * _ALIGN for n in sizes)
-    buf = _advised_bytes(max(total, 1))
+    starts = [0]
+    for n in sizes:
+        starts.append(starts[-1] + -(-n // _ALIGN) * _ALIGN)  # the next cache line after this tensor
+    buf = _advised_bytes(max(starts[-1], 1))
     if buf is None:
         return None
-    out, off = [], 0
+    out = []
     with torch.no_grad():
-        for t, n in zip(tensors, sizes, strict=True):
+        for t, n, off in zip(tensors, sizes, starts[:-1], strict=True):
             copy = buf[off:off + n].view(t.dtype).view(t.shape)
             copy.copy_(t)
             out.append(copy)
-            off += -(-n // _ALIGN) * _ALIGN
     return out
 
 
