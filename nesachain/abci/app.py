@@ -104,15 +104,22 @@ class NesaApp:
 
     def check_tx(self, req: abci.RequestCheckTx) -> abci.ResponseCheckTx:
         """Mempool connection, for each new tx and again (RECHECK) after each commit: a code, never
-        an exception. Code 0 admits the tx to the mempool."""
+        an exception. Code 0 admits the tx to the mempool. A refusal's data may carry a structured
+        payload (a sequence refusal: the expected sequence; see ``tx.ante.sequence_expected``)."""
         return abci.ResponseCheckTx(**_tx_fields(self.chain.check_tx(req.tx)))
 
     def prepare_proposal(self, req: abci.RequestPrepareProposal) -> abci.ResponsePrepareProposal:
-        """On the proposer: return the txs to propose (an empty list makes an empty block)."""
+        """On the proposer, when it is its turn to propose: return the txs to propose, those of the
+        mempool's that pass CheckTx's check in order on a scratch state, within max_tx_bytes (an
+        empty list makes an empty block). ProcessProposal accepts exactly such a list."""
         return abci.ResponsePrepareProposal(txs=self.chain.prepare_txs(list(req.txs), req.max_tx_bytes))
 
     def process_proposal(self, req: abci.RequestProcessProposal) -> abci.ResponseProcessProposal:
-        """On every validator for each proposal: ACCEPT or REJECT (UNKNOWN would panic the node)."""
+        """On every validator for each proposal, before it votes: ACCEPT, or REJECT when a tx fails the
+        check CheckTx and PrepareProposal make (run in order on a scratch state: signature, chain id,
+        sequence, fee, messages). The verdict depends only on the committed state and the txs, so all
+        honest validators agree and an honest proposer's block is always accepted. Never UNKNOWN
+        (it would panic the node)."""
         ok = self.chain.process_txs(list(req.txs))
         status = abci.ResponseProcessProposal.ACCEPT if ok else abci.ResponseProcessProposal.REJECT
         return abci.ResponseProcessProposal(status=status)

@@ -28,11 +28,12 @@ from nesachain.modules.staking.module import StakingModule
 from nesachain.store.commit import CommitStore
 from nesachain.store.kv import CacheStore
 from nesachain.tx.ante import run_ante
+from nesachain.tx.msg import encode_response
 from nesachain.tx.tx import Tx, decode_tx
 from nesachain.types.context import Context
 from nesachain.types.encoding import encode
 from nesachain.types.errors import ChainError
-from nesachain.types.events import Event
+from nesachain.types.events import EVENT_MESSAGE, Event
 from nesachain.types.module import AppModule, BlockInfo, ValidatorUpdate
 from nesachain.types.sdk_errors import ErrInternal, ErrInvalidRequest, ErrNotFound, ErrUnknownRequest
 
@@ -54,7 +55,9 @@ class TxResult:
 
     @classmethod
     def from_error(cls, err: ChainError, events: Sequence[Event] = ()) -> TxResult:
-        return cls(err.code, err.codespace, err.log, b"", tuple(events))
+        """A refusal: its code and log, and in ``data`` the error's structured payload (canonical
+        encoding; empty when it has none), e.g. the sequence an account expects."""
+        return cls(err.code, err.codespace, err.log, err.encoded_data, tuple(events))
 
     @property
     def ok(self) -> bool:
@@ -102,9 +105,8 @@ class Chain:
         self.inference = InferenceModule(
             InferenceKeeper(self.bank, self.staking.miners, self.staking.keeper), self.bank)
         self.staking.add_holder("inference", self.inference.keeper.escrowed)
-        self.modules: list[AppModule] = [
-            AuthModule(self.auth), BankModule(self.bank), self.staking, self.inference,
-        ]
+        self.bank_module = BankModule(self.bank)
+        self.modules: list[AppModule] = [AuthModule(self.auth), self.bank_module, self.staking, self.inference]
         self.router = Router(self.modules)
         self._genesis: CacheStore | None = None
         self._pending: _Pending | None = None
@@ -121,12 +123,25 @@ class Chain:
         return self.store.app_hash
 
     def validate_genesis(self, app_state: Mapping[str, Any]) -> None:
+        """Pure check of a whole app_state; raises ValueError naming what is wrong. Each module checks
+        its own part; then an exported ``bank.supply`` must equal what the modules hold together
+        (balances and fee pool, stake, miner bonds, escrow, deposits), all of which import mints."""
         names = {m.name for m in self.modules}
         unknown = set(app_state) - names
         if unknown:
             raise ValueError(f"app_state has unknown modules: {sorted(unknown)}")
+        states = {m.name: app_state.get(m.name, m.default_genesis()) for m in self.modules}
         for module in self.modules:
-            module.validate_genesis(app_state.get(module.name, module.default_genesis()))
+            if not isinstance(states[module.name], Mapping):
+                raise ValueError(f"app_state.{module.name} must be a map")
+            module.validate_genesis(states[module.name])
+        supply = states[self.bank_module.name].get("supply")
+        if supply is not None:
+            held = {m.name: m.genesis_supply(states[m.name]) for m in self.modules}
+            if sum(held.values()) != supply:
+                parts = ", ".join(f"{name} {n}" for name, n in held.items() if n)
+                raise ValueError(f"bank.supply {supply} does not match what the modules hold: {sum(held.values())} "
+                                 f"({parts or 'nothing'})")
 
     def init_chain(
         self, chain_id: str, app_state: Mapping[str, Any], time_ns: int = 0
@@ -145,7 +160,12 @@ class Chain:
         return self.store.hash_with(genesis.writes()), updates
 
     def export_genesis(self) -> dict[str, Any]:
-        return {m.name: m.export_genesis(self.store) for m in self.modules}
+        """Every module's state at the last committed height (or the genesis loaded by InitChain, before
+        block 1): ``init_chain`` of it, with the same chain id, gives a state with this chain's app hash.
+        Heights inside (deadlines, unbonding completions) are absolute, so a network started from an
+        export sets CometBFT's ``initial_height`` to the exported height + 1."""
+        state = self._base_store()
+        return {m.name: m.export_genesis(state) for m in self.modules}
 
     # txs --------------------------------------------------------------------------------------
     def _decode(self, raw: bytes, store: CacheStore) -> Tx:
@@ -165,15 +185,16 @@ class Chain:
         return tx
 
     def _run_msgs(self, ctx: Context, tx: Tx) -> bytes:
-        """Run each message's handler; the tx's data is the canonical list of their responses."""
+        """Run each message's handler; the tx's data is the canonical list of their typed responses
+        (each as ``encode_response`` makes it). A handler that answers anything but a response
+        dataclass is a bug: TypeError, so the tx fails with the internal code."""
         responses = []
         for msg in tx.body.msgs:
             handler = self.router.handler(msg.TYPE)
             if handler is None:
                 raise ErrUnknownRequest.wrap(f"no handler for {msg.TYPE}")
-            ctx.emit("message", action=msg.TYPE, sender=tx.body.account, module=msg.TYPE.split("/")[0])
-            response = handler(ctx, msg)
-            responses.append(response if isinstance(response, dict) else {})
+            ctx.emit(EVENT_MESSAGE, action=msg.TYPE, sender=tx.body.account, module=msg.TYPE.split("/")[0])
+            responses.append(encode_response(handler(ctx, msg)))
         return encode(responses)
 
     def _deliver(self, parent: Context, raw: bytes) -> TxResult:
@@ -198,38 +219,56 @@ class Chain:
         parent.merge(run)
         return TxResult(data=data, events=ante_events + tuple(run.events))
 
-    def check_tx(self, raw: bytes) -> TxResult:
-        """Validate against the check-state; a tx that passes updates it (sequence, balances)."""
-        parent = Context(CacheStore(self._check), self.chain_id, self.height + 1)
-        result = self._deliver(parent, raw)
+    def _admit(self, state: Context, raw: bytes) -> TxResult:
+        """The one per-tx validity check of CheckTx, PrepareProposal and ProcessProposal: decoding,
+        signature, ante (chain id, sequence, fee) and the messages, run on a branch of ``state``. A tx
+        that passes entirely is applied to ``state``; one that fails leaves no trace there (not even
+        its fee or sequence), so the txs after it are judged as if it had never been sent."""
+        branch = state.branch()
+        result = self._deliver(branch, raw)
         if result.ok:
-            parent.store.write()
+            state.merge(branch)
         return result
 
+    def _scratch(self) -> Context:
+        """The state a proposal for the next height is judged against: the last committed state
+        (with genesis, before block 1), the next height, no block time or entropy. PrepareProposal
+        and ProcessProposal judge on equal scratch states, so every node reaches the same verdict."""
+        return Context(CacheStore(self._base_store()), self.chain_id, self.height + 1)
+
+    def check_tx(self, raw: bytes) -> TxResult:
+        """Validate against the check-state; a tx that passes updates it (sequence, balances)."""
+        return self._admit(Context(self._check, self.chain_id, self.height + 1), raw)
+
     def prepare_txs(self, txs: Sequence[bytes], max_bytes: int) -> list[bytes]:
-        """The txs a proposal keeps: those that pass in order on a scratch state, within max_bytes."""
-        scratch = Context(CacheStore(self._base_store()), self.chain_id, self.height + 1)
+        """The txs a proposal keeps: those that pass ``_admit`` in order on a scratch state, within
+        max_bytes. ``process_txs`` accepts exactly such a list."""
+        scratch = self._scratch()
         kept: list[bytes] = []
         total = 0
         for raw in txs:
             if max_bytes > 0 and total + len(raw) > max_bytes:
                 break
-            if self._deliver(scratch, raw).ok:
+            if self._admit(scratch, raw).ok:
                 kept.append(raw)
                 total += len(raw)
         return kept
 
     def process_txs(self, txs: Sequence[bytes]) -> bool:
-        """ProcessProposal's check: every tx decodes and passes stateless validation."""
-        store = self._base_store()
-        for raw in txs:
-            try:
-                self._decode(raw, store)
-            except ChainError:
-                return False
-            except Exception as exc:
-                log.error("process_proposal_error", error=repr(exc))
-                return False
+        """ProcessProposal's check: every tx passes ``_admit`` in order on a scratch state (the check
+        PrepareProposal and CheckTx make). False at the first tx it refuses (bad signature,
+        sequence, fee, chain id, or a message that fails): the proposal is rejected."""
+        scratch = self._scratch()
+        try:
+            for i, raw in enumerate(txs):
+                result = self._admit(scratch, raw)
+                if not result.ok:
+                    log.info("process_proposal_reject", tx=i, code=result.code, codespace=result.codespace,
+                             log=result.log)
+                    return False
+        except Exception as exc:  # _admit answers with codes; never let anything reach CometBFT
+            log.error("process_proposal_error", error=repr(exc))
+            return False
         return True
 
     def _base_store(self) -> CacheStore:

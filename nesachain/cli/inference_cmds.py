@@ -12,7 +12,7 @@ from nesachain.cli.common import add_client_options, add_keyring_options, emit, 
 from nesachain.cli.inference_format import format_result
 from nesachain.cli.tx_cmds import add_tx_options, broadcast, parse_amount, resolve_address
 from nesachain.errors import ConfigError
-from nesachain.modules.inference.keeper import SESSION_FILTERS
+from nesachain.modules.inference.types import SESSION_FILTERS
 from nesachain.modules.inference.msgs import MsgCloseSession, MsgRegisterModel
 
 __all__ = ["register"]

@@ -25,7 +25,7 @@ from nesachain.client.routing import PREFERENCES, MinerCandidate, NoRouteError, 
 from nesachain.client.rpc import CometRPC
 from nesachain.client.txs import TxOutcome, account_of, check_msgs, send_msgs
 from nesachain.errors import ConfigError, NesaError
-from nesachain.modules.inference.keeper import max_cost
+from nesachain.modules.inference.types import max_cost
 from nesachain.modules.inference.msgs import MsgAddStandIn, MsgCloseSession, MsgOpenSession
 
 __all__ = ["RequestResult", "await_settled", "candidates", "close_with_stand_ins", "probe_miner", "run_request"]

@@ -1,6 +1,12 @@
-"""Ante checks, run before a tx's messages in CheckTx, PrepareProposal and FinalizeBlock alike:
-chain id, sequence, fee (the signature was verified when the tx was decoded). On success the fee
-is in the fee pool and the sequence is used, even if a message later fails (as in the Cosmos SDK)."""
+"""Ante checks, run before a tx's messages in CheckTx, PrepareProposal, ProcessProposal and
+FinalizeBlock alike: chain id, sequence, fee (the signature was verified when the tx was decoded).
+On success the fee is in the fee pool and the sequence is used, even if a message later fails (as in
+the Cosmos SDK).
+
+A sequence refusal carries the expected sequence as structured data (``{"expected_sequence": n}``,
+canonically encoded in the tx result's data); ``sequence_expected`` reads it back. CheckTx counts
+the account's txs waiting in the mempool, which the committed state does not, so a wallet that lost
+its sequence to another process re-signs with that number."""
 
 from __future__ import annotations
 
@@ -11,19 +17,40 @@ from nesachain.store.kv import KVReader, KVStore
 from nesachain.tx.tx import Tx
 from nesachain.types.address import decode_address
 from nesachain.types.context import Context
+from nesachain.types.encoding import CanonicalError, decode_canonical
 from nesachain.types.sdk_errors import ErrInsufficientFee, ErrInvalidChainID, ErrInvalidSequence
 
-__all__ = ["expected_sequence", "run_ante"]
+__all__ = ["EXPECTED_SEQUENCE", "expected_sequence", "run_ante", "sequence_expected"]
+
+EXPECTED_SEQUENCE = "expected_sequence"  # the key of a sequence refusal's data
 
 _SEQUENCE_MISMATCH = "account {account} expects sequence {expected}, tx has {got}"
 _EXPECTS = re.compile(r"expects sequence (\d+), tx has \d+")
 
 
 def expected_sequence(log: str) -> int | None:
-    """The sequence a refusal's log says the account expects (None: not a sequence refusal). CheckTx
-    counts the account's txs waiting in the mempool, which the committed state does not."""
+    """The sequence a refusal's log says the account expects (None: not a sequence refusal).
+    Deprecated: read the structured data with ``sequence_expected`` instead."""
     m = _EXPECTS.search(log)
     return int(m.group(1)) if m else None
+
+
+def sequence_expected(data: bytes) -> int | None:
+    """The sequence a refused tx's result data says its account expects; None for any data that is
+    not a sequence refusal (a success's responses, another error's payload, empty or garbage bytes).
+    Pure, and never raises."""
+    if not isinstance(data, bytes | bytearray) or not data:
+        return None
+    try:
+        obj = decode_canonical(bytes(data), max_len=4096)
+    except (CanonicalError, ValueError, TypeError, RecursionError):  # CanonicalError is the one expected
+        return None
+    if not isinstance(obj, dict):
+        return None
+    value = obj.get(EXPECTED_SEQUENCE)
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**64:
+        return None
+    return value
 
 
 class AuthKeeperLike(Protocol):
@@ -44,7 +71,8 @@ def run_ante(ctx: Context, tx: Tx, auth: AuthKeeperLike, bank: BankKeeperLike, m
     expected = auth.sequence(ctx.store, account)
     if body.sequence != expected:
         raise ErrInvalidSequence.wrap(_SEQUENCE_MISMATCH.format(account=body.account, expected=expected,
-                                                                got=body.sequence))
+                                                                got=body.sequence),
+                                      data={EXPECTED_SEQUENCE: expected})
     if body.fee < min_fee:
         raise ErrInsufficientFee.wrap(f"fee {body.fee}unes is below the minimum {min_fee}unes")
     bank.collect_fee(ctx, account, body.fee)

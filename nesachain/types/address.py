@@ -7,7 +7,10 @@ import hashlib
 
 import bech32
 
-__all__ = ["ADDRESS_LEN", "HRP", "address_from_pubkey", "decode_address", "encode_address", "is_address"]
+from nesachain.types.sdk_errors import ErrInvalidAddress
+
+__all__ = ["ADDRESS_LEN", "HRP", "AddressError", "address_from_pubkey", "check_address", "decode_address",
+           "encode_address", "is_address"]
 
 HRP = "nesa"
 ADDRESS_LEN = 20
@@ -57,3 +60,12 @@ def is_address(text: object, hrp: str = HRP) -> bool:
     except AddressError:
         return False
     return True
+
+
+def check_address(value: str, what: str) -> bytes:
+    """The raw bytes of a bech32 address a Msg or query names, or the registered invalid-address
+    error naming the field (``what``): for state-machine code, which answers with codes."""
+    try:
+        return decode_address(value)
+    except AddressError as exc:
+        raise ErrInvalidAddress.wrap(f"{what}: {exc}") from None

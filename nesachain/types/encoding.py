@@ -14,6 +14,7 @@ import msgpack
 __all__ = ["CanonicalError", "decode_canonical", "encode"]
 
 _MAX_DEPTH = 16
+_MIN_INT, _MAX_INT = -(2**63), 2**64 - 1  # what msgpack can carry
 
 
 class CanonicalError(ValueError):
@@ -23,6 +24,8 @@ class CanonicalError(ValueError):
 def _canon(obj: Any, depth: int = 0) -> Any:
     if depth > _MAX_DEPTH:
         raise CanonicalError("value nested too deeply")
+    if isinstance(obj, int) and not isinstance(obj, bool) and not _MIN_INT <= obj <= _MAX_INT:
+        raise CanonicalError(f"integer {obj} does not fit 64 bits")
     if obj is None or isinstance(obj, bool | int | str | bytes):
         return obj
     if isinstance(obj, list | tuple):

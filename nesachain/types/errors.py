@@ -4,11 +4,20 @@ Every rejection a user can see is a (codespace, code) pair registered once at im
 a pair twice raises at import time. Call sites add detail with ``err.wrap("…")``. Code 1 of the
 "sdk" codespace is the internal error: an unexpected exception becomes it, with no traceback in
 the response.
+
+A rejection may also carry a small structured payload (``data``) that a program can read instead of
+parsing the log: ``ErrInvalidSequence.wrap("…", data={"expected_sequence": 7})``. It goes, canonically
+encoded, into the tx result's ``data`` field (which CometBFT returns from ``broadcast_tx_sync``), so it
+must hold only canonical types (integers, strings, bytes, lists, string-keyed maps).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
+
+from nesachain.types.encoding import encode
 
 __all__ = ["ChainError", "ErrorCode", "register", "registered"]
 
@@ -21,8 +30,8 @@ class ErrorCode:
     code: int
     description: str
 
-    def wrap(self, detail: str) -> ChainError:
-        return ChainError(self, detail)
+    def wrap(self, detail: str, *, data: Mapping[str, Any] | None = None) -> ChainError:
+        return ChainError(self, detail, data)
 
     def __call__(self) -> ChainError:
         return ChainError(self, "")
@@ -31,9 +40,12 @@ class ErrorCode:
 class ChainError(Exception):
     """A state-machine rejection carrying its registered code and a message a user can act on."""
 
-    def __init__(self, error: ErrorCode, detail: str) -> None:
+    def __init__(self, error: ErrorCode, detail: str, data: Mapping[str, Any] | None = None) -> None:
         self.error = error
         self.detail = detail
+        self.data: dict[str, Any] = dict(data or {})  # structured detail for programs; {} when none
+        # encoded here, so a payload that is not canonical fails where it is raised (CanonicalError)
+        self.encoded_data = encode(self.data) if self.data else b""
         super().__init__(self.log)
 
     @property

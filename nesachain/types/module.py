@@ -11,7 +11,7 @@ from nesachain.types.context import Context
 
 __all__ = ["AppModule", "BlockInfo", "QueryFn", "ValidatorUpdate"]
 
-MsgHandler = Callable[[Context, Any], Any]
+MsgHandler = Callable[[Context, Any], object]  # answers a typed response dataclass (see tx.msg.encode_response)
 QueryFn = Callable[[KVReader, Mapping[str, Any]], Any]
 
 
@@ -41,9 +41,17 @@ class AppModule(Protocol):
         """Pure check; raises ValueError naming what is wrong."""
         ...
 
+    def genesis_supply(self, state: Mapping[str, Any]) -> int:
+        """The unes a valid genesis state of this module holds (balances, stake, escrow, deposits):
+        ``init_genesis`` brings exactly these into the supply. Pure. The app checks that an exported
+        ``bank.supply`` equals the sum over all modules."""
+        ...
+
     def init_genesis(self, ctx: Context, state: Mapping[str, Any]) -> list[ValidatorUpdate]: ...
 
-    def export_genesis(self, store: KVReader) -> dict[str, Any]: ...
+    def export_genesis(self, store: KVReader) -> dict[str, Any]:
+        """Everything the module keeps, so that ``init_genesis`` of the export rebuilds the same state."""
+        ...
 
     def msg_handlers(self) -> Mapping[str, MsgHandler]: ...
 

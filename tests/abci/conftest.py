@@ -13,6 +13,7 @@ from nesachain.store import CommitStore
 from nesachain.tx.msg import Msg
 from nesachain.tx.tx import TxBody, sign_tx
 from nesachain.types.address import address_from_pubkey, encode_address
+from tests.abci.busy_chain import BusyChain, busy_chain
 
 CHAIN_ID = "test-chain-1"
 FUNDS = 10**12
@@ -63,3 +64,9 @@ def committed_chain() -> Callable[[], Chain]:
         return c
 
     return make
+
+
+@pytest.fixture(scope="session")
+def busy() -> BusyChain:
+    """One busy chain (see busy_chain.py) for the whole run; a test that drives it further copies it."""
+    return busy_chain()

@@ -45,3 +45,21 @@ def test_error_registry_refuses_duplicates():
         register(sdk_errors.CODESPACE, sdk_errors.ErrTxDecode.code, "again")
     codes = [(e.codespace, e.code) for e in registered()]
     assert len(codes) == len(set(codes))
+
+
+@pytest.mark.parametrize("value", [2**64, -(2**63) - 1, [1, 2**70], {"a": 2**64}])
+def test_encode_integer_beyond_64_bits_is_canonical_error(value):
+    with pytest.raises(CanonicalError, match="64 bits"):
+        encode(value)
+    assert decode_canonical(encode([2**64 - 1, -(2**63)])) == [2**64 - 1, -(2**63)]
+
+
+def test_check_address_bad_address_is_registered_invalid_address_error():
+    from nesachain.types.address import check_address
+    from nesachain.types.errors import ChainError
+
+    raw = bytes(range(20))
+    assert check_address(encode_address(raw), "to") == raw
+    with pytest.raises(ChainError) as info:
+        check_address("nesa1bogus", "to_address")
+    assert info.value.error == sdk_errors.ErrInvalidAddress and info.value.log.startswith("to_address: ")

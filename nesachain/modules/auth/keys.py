@@ -12,3 +12,7 @@ PARAMS = PREFIX + b"params"  # -> Params
 
 def sequence_key(address: bytes) -> bytes:
     return SEQUENCE + lp(address)
+
+
+def address_from_sequence_key(key: bytes) -> bytes:
+    return key[len(SEQUENCE) + 1 :]

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from nesachain.modules.auth import genesis
 from nesachain.modules.auth.keeper import AuthKeeper
-from nesachain.modules.auth.params import Params
-from nesachain.modules.bank.msgs import check_address
 from nesachain.store.kv import KVReader
+from nesachain.types.address import check_address
 from nesachain.types.context import Context
 from nesachain.types.module import BlockInfo, MsgHandler, QueryFn, ValidatorUpdate
 
@@ -22,23 +22,20 @@ class AuthModule:
         self.keeper = keeper
 
     def default_genesis(self) -> dict[str, Any]:
-        return {"params": Params().to_dict()}
+        return genesis.default_genesis()
 
     def validate_genesis(self, state: Mapping[str, Any]) -> None:
-        unknown = set(state) - {"params"}
-        if unknown:
-            raise ValueError(f"unknown auth genesis fields: {sorted(unknown)}")
-        params = state.get("params", {})
-        if not isinstance(params, dict):
-            raise ValueError("auth.params must be a map")
-        Params.from_dict(params)
+        genesis.validate_genesis(state)
+
+    def genesis_supply(self, state: Mapping[str, Any]) -> int:
+        return 0  # auth holds no tokens
 
     def init_genesis(self, ctx: Context, state: Mapping[str, Any]) -> list[ValidatorUpdate]:
-        self.keeper.init_genesis(ctx.store, dict(state))
+        genesis.init_genesis(self.keeper, ctx, state)
         return []
 
     def export_genesis(self, store: KVReader) -> dict[str, Any]:
-        return self.keeper.export_genesis(store)
+        return genesis.export_genesis(self.keeper, store)
 
     def msg_handlers(self) -> Mapping[str, MsgHandler]:
         return {}

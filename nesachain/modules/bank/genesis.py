@@ -1,5 +1,7 @@
 """bank genesis: balances and the fee pool. The supply is recomputed on import (their sum, plus what
-other modules mint for the tokens they hold); an exported ``supply`` is informational."""
+other modules mint for the tokens they hold: stake, escrow, deposits). An exported ``supply`` must
+equal that sum: the app refuses a genesis whose modules hold more or less than it says
+(``Chain.validate_genesis``); here it is checked as a lower bound."""
 
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ from nesachain.types.coin import MAX_AMOUNT, check_amount
 from nesachain.types.context import Context
 from nesachain.types.encoding import encode
 
-__all__ = ["default_genesis", "export_genesis", "init_genesis", "validate_genesis"]
+__all__ = ["default_genesis", "export_genesis", "genesis_supply", "init_genesis", "validate_genesis"]
 
 
 def default_genesis() -> dict[str, Any]:
@@ -42,14 +44,25 @@ def validate_genesis(state: Mapping[str, Any]) -> None:
             raise ValueError(f"bank.balances[{i}]: duplicate address {entry['address']}")
         seen.add(raw)
         total += entry["amount"]
-    fee_pool = check_amount(state.get("fee_pool", 0), allow_zero=True)
+    try:
+        fee_pool = check_amount(state.get("fee_pool", 0), allow_zero=True)
+    except ValueError as exc:
+        raise ValueError(f"bank.fee_pool: {exc}") from None
     total += fee_pool
     if total > MAX_AMOUNT:
         raise ValueError(f"bank genesis supply {total} exceeds {MAX_AMOUNT}")
     # An exported supply also counts what other modules hold (stake, escrow); those modules mint it
-    # back on import, so here it can only be checked as a lower bound.
-    if "supply" in state and (not isinstance(state["supply"], int) or state["supply"] < total):
-        raise ValueError(f"bank.supply {state['supply']} is below balances + fee_pool = {total}")
+    # back on import, so here it can only be checked as a lower bound (the app checks it exactly).
+    if "supply" in state:
+        supply = state["supply"]
+        if isinstance(supply, bool) or not isinstance(supply, int) or not total <= supply <= MAX_AMOUNT:
+            raise ValueError(f"bank.supply {supply!r} must be an integer from balances + fee_pool = {total} "
+                             f"to {MAX_AMOUNT}")
+
+
+def genesis_supply(state: Mapping[str, Any]) -> int:
+    """The unes a (valid) bank genesis holds: balances and the fee pool."""
+    return sum(int(e["amount"]) for e in state.get("balances", [])) + int(state.get("fee_pool", 0))
 
 
 def init_genesis(keeper: BankKeeper, ctx: Context, state: Mapping[str, Any]) -> None:

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 
 from nesachain.modules.bank import keys
 from nesachain.modules.bank.errors import ErrAmountOverflow, ErrModuleFundsShort
+from nesachain.modules.bank.events import EVENT_BURN, EVENT_FEE, EVENT_FEE_POOL_DEPOSIT, EVENT_TRANSFER
 from nesachain.store.kv import KVReader, KVStore, prefix_end
 from nesachain.types.address import encode_address
 from nesachain.types.coin import MAX_AMOUNT
@@ -65,7 +66,7 @@ class BankKeeper:
         self._debit(ctx.store, sender, amount)
         self._credit(ctx.store, recipient, amount)
         ctx.emit(
-            "transfer",
+            EVENT_TRANSFER,
             sender=encode_address(sender),
             recipient=encode_address(recipient),
             amount=f"{amount}unes",
@@ -76,7 +77,7 @@ class BankKeeper:
             return
         self._debit(ctx.store, payer, amount)
         ctx.store.set(keys.FEE_POOL, encode(self.fee_pool(ctx.store) + amount))
-        ctx.emit("fee", payer=encode_address(payer), amount=f"{amount}unes")
+        ctx.emit(EVENT_FEE, payer=encode_address(payer), amount=f"{amount}unes")
 
     def lock(self, ctx: Context, owner: bytes, amount: int) -> None:
         """Take ``amount`` out of ``owner``'s balance into a module's custody (supply unchanged)."""
@@ -92,12 +93,12 @@ class BankKeeper:
         if amount > supply:
             raise ErrModuleFundsShort.wrap(f"cannot burn {amount}unes of a {supply}unes supply")
         ctx.store.set(keys.SUPPLY, encode(supply - amount))
-        ctx.emit("burn", amount=f"{amount}unes")
+        ctx.emit(EVENT_BURN, amount=f"{amount}unes")
 
     def locked_to_fee_pool(self, ctx: Context, amount: int) -> None:
         """Move ``amount`` a module holds into the fee pool (supply unchanged)."""
         ctx.store.set(keys.FEE_POOL, encode(self.fee_pool(ctx.store) + amount))
-        ctx.emit("fee_pool_deposit", amount=f"{amount}unes")
+        ctx.emit(EVENT_FEE_POOL_DEPOSIT, amount=f"{amount}unes")
 
     # genesis
     def mint_genesis(self, store: KVStore, address: bytes, amount: int) -> None:

@@ -31,6 +31,9 @@ class BankModule:
     def validate_genesis(self, state: Mapping[str, Any]) -> None:
         genesis.validate_genesis(state)
 
+    def genesis_supply(self, state: Mapping[str, Any]) -> int:
+        return genesis.genesis_supply(state)
+
     def init_genesis(self, ctx: Context, state: Mapping[str, Any]) -> list[ValidatorUpdate]:
         genesis.init_genesis(self.keeper, ctx, state)
         return []

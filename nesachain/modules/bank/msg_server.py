@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from nesachain.modules.bank.keeper import BankKeeper
-from nesachain.modules.bank.msgs import MsgSend, MsgSendResponse, check_address
+from nesachain.modules.bank.msgs import MsgSend, MsgSendResponse
+from nesachain.types.address import check_address
 from nesachain.types.context import Context
 
 __all__ = ["MsgServer"]

@@ -6,18 +6,11 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from nesachain.tx.msg import register_msg
-from nesachain.types.address import AddressError, decode_address
+from nesachain.types.address import check_address
 from nesachain.types.coin import check_amount
-from nesachain.types.sdk_errors import ErrInvalidAddress, ErrInvalidCoins
+from nesachain.types.sdk_errors import ErrInvalidCoins
 
 __all__ = ["MsgSend", "MsgSendResponse"]
-
-
-def check_address(value: str, what: str) -> bytes:
-    try:
-        return decode_address(value)
-    except AddressError as exc:
-        raise ErrInvalidAddress.wrap(f"{what}: {exc}") from None
 
 
 @register_msg

@@ -6,8 +6,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from nesachain.modules.bank.keeper import BankKeeper
-from nesachain.modules.bank.msgs import check_address
 from nesachain.store.kv import KVReader
+from nesachain.types.address import check_address
 from nesachain.types.coin import DENOM
 
 __all__ = ["Queries"]

@@ -30,17 +30,28 @@ from nesachain.modules.inference.errors import (
     ErrUnknownSession,
     ErrWrongPhase,
 )
+from nesachain.modules.inference.events import (
+    EVENT_MODEL_REGISTERED,
+    EVENT_RESULT_COMMITTED,
+    EVENT_RESULT_REVEALED,
+    EVENT_SESSION_CLOSED,
+    EVENT_SESSION_OPENED,
+    EVENT_STAND_IN_ADDED,
+    EVENT_VERDICT_COMMITTED,
+    EVENT_VERDICT_REVEALED,
+)
 from nesachain.modules.inference.expected_keepers import BankKeeper, Miners, Validators
-from nesachain.modules.inference.params import PPM, Params
+from nesachain.modules.inference.params import Params
 from nesachain.modules.inference.types import (
     CHALLENGING,
     COMMITTING,
     OPEN,
-    SETTLED,
+    UNSETTLED,
     Challenge,
-    Hop,
     Model,
     Session,
+    SessionHop,
+    max_cost,
     result_commitment,
     verdict_commitment,
 )
@@ -50,13 +61,7 @@ from nesachain.types.context import Context
 from nesachain.types.encoding import decode_canonical, encode
 from nesachain.types.keys import u64
 
-__all__ = ["SESSION_FILTERS", "STATUSES", "UNSETTLED", "InferenceKeeper", "InferenceModels", "max_cost",
-           "registered_model_blocks", "session_ids"]
-
-STATUSES = (OPEN, COMMITTING, CHALLENGING, SETTLED)
-UNSETTLED = (OPEN, COMMITTING, CHALLENGING)
-SESSION_FILTERS = (*STATUSES, "unsettled")  # what the sessions query (and `nesad query inference sessions`) takes
-
+__all__ = ["InferenceKeeper", "InferenceModels", "registered_model_blocks", "session_ids"]
 
 def registered_model_blocks(store: KVReader, model_id: str) -> int | None:
     """The block count of a registered model, or None (reads inference state only)."""
@@ -98,12 +103,6 @@ def _index_keys(s: Session) -> list[bytes]:
                    *(keys.miner_prefix(h.miner, s.status) + u64(s.id) for h in s.hops)})
 
 
-def max_cost(price: int, blocks: int, max_tokens: int, fee_ppm: int) -> int:
-    """The most a session can cost: every block, every token, plus the protocol fee on that."""
-    pay = price * blocks * max_tokens
-    return pay + pay * fee_ppm // PPM
-
-
 class InferenceKeeper:
     def __init__(self, bank: BankKeeper, miners: Miners, validators: Validators) -> None:
         self.bank = bank
@@ -135,7 +134,7 @@ class InferenceKeeper:
             raise ErrInvalidModel.wrap(f"deposit {model.deposit}unes is below the minimum {minimum}unes")
         self.bank.lock(ctx, model.owner, model.deposit)
         self.set_model(ctx.store, model)
-        ctx.emit("model_registered", model_id=model.model_id, owner=encode_address(model.owner),
+        ctx.emit(EVENT_MODEL_REGISTERED, model_id=model.model_id, owner=encode_address(model.owner),
                  n_blocks=model.n_blocks, price=model.price)
 
     def set_model(self, store: KVStore, model: Model) -> None:
@@ -190,6 +189,21 @@ class InferenceKeeper:
     def schedule(self, store: KVStore, height: int, session_id: int) -> None:
         store.set(keys.due_key(height, session_id), b"")
 
+    def due(self, store: KVReader) -> Iterator[tuple[int, int]]:
+        """Every scheduled (height, session id), in that order; some name a session whose phase has
+        moved on already (end_block then finds nothing to do for them)."""
+        for key, _ in store.iterate(keys.DUE, prefix_end(keys.DUE)):
+            yield int.from_bytes(key[len(keys.DUE) : len(keys.DUE) + 8], "big"), int.from_bytes(key[-8:], "big")
+
+    def next_session_id(self, store: KVReader) -> int:
+        raw = store.get(keys.NEXT_SESSION)
+        return 1 if raw is None else int(decode_canonical(raw))
+
+    def set_next_session_id(self, store: KVStore, next_id: int) -> None:
+        """Set the id the next session gets (genesis); 1, before any session, is not stored."""
+        if next_id > 1:
+            store.set(keys.NEXT_SESSION, encode(next_id))
+
     def check_route(self, store: KVReader, model: Model, route: list[tuple[bytes, int, int]]) -> None:
         pos = 0
         seen: set[bytes] = set()
@@ -228,14 +242,13 @@ class InferenceKeeper:
         if escrow < need:
             raise ErrEscrowTooSmall.wrap(f"escrow {escrow}unes < maximum cost {need}unes")
         self.bank.lock(ctx, client, escrow)
-        raw = ctx.store.get(keys.NEXT_SESSION)
-        sid = 1 if raw is None else int(decode_canonical(raw))
+        sid = self.next_session_id(ctx.store)
         ctx.store.set(keys.NEXT_SESSION, encode(sid + 1))
-        s = Session(sid, client, model_id, tuple(Hop(m, a, b) for m, a, b in route), max_tokens, escrow,
-                    model.price, ctx.height)
+        s = Session(sid, client, model_id, tuple(SessionHop(m, a, b) for m, a, b in route), max_tokens,
+                    escrow, model.price, ctx.height)
         self.set_session(ctx.store, s)
         self.schedule(ctx.store, ctx.height + params.session_timeout, sid)
-        ctx.emit("session_opened", session_id=sid, client=encode_address(client), model_id=model_id,
+        ctx.emit(EVENT_SESSION_OPENED, session_id=sid, client=encode_address(client), model_id=model_id,
                  escrow=escrow, hops=len(route))
         return s
 
@@ -264,10 +277,10 @@ class InferenceKeeper:
             raise ErrUnknownModel.wrap(s.model_id)
         route_hop = s.hops[hop]
         self._check_miner(ctx.store, model, miner, route_hop.start, route_hop.end)
-        s = s.with_(hops=(*s.hops, Hop(miner, route_hop.start, route_hop.end, stands_in_for=hop, attempt=attempt,
-                                       from_token=from_token)))
+        s = s.with_(hops=(*s.hops, SessionHop(miner, route_hop.start, route_hop.end, stands_in_for=hop,
+                                              attempt=attempt, from_token=from_token)))
         self.set_session(ctx.store, s)
-        ctx.emit("stand_in_added", session_id=s.id, hop=hop, miner=encode_address(miner), from_token=from_token)
+        ctx.emit(EVENT_STAND_IN_ADDED, session_id=s.id, hop=hop, miner=encode_address(miner), from_token=from_token)
         return s
 
     def close_session(self, ctx: Context, s: Session, tokens: int) -> Session:
@@ -280,7 +293,7 @@ class InferenceKeeper:
                     reveal_deadline=commit_deadline + p.reveal_window, hops=s.with_served_tokens(tokens))
         self.set_session(ctx.store, s)
         self.schedule(ctx.store, s.reveal_deadline, s.id)
-        ctx.emit("session_closed", session_id=s.id, tokens=tokens)
+        ctx.emit(EVENT_SESSION_CLOSED, session_id=s.id, tokens=tokens)
         return s
 
     # miners' commit–reveal ------------------------------------------------------------------------
@@ -305,7 +318,7 @@ class InferenceKeeper:
         hops = list(s.hops)
         hops[i] = replace(hops[i], commitment=commitment)
         self.set_session(ctx.store, s.with_(hops=tuple(hops)))
-        ctx.emit("result_committed", session_id=s.id, miner=encode_address(miner))
+        ctx.emit(EVENT_RESULT_COMMITTED, session_id=s.id, miner=encode_address(miner))
 
     def reveal_result(self, ctx: Context, session_id: int, owner: bytes, miner: bytes, root: bytes, salt: bytes,
                       n_steps: int) -> None:
@@ -325,7 +338,7 @@ class InferenceKeeper:
         hops = list(s.hops)
         hops[i] = replace(hop, root=root, n_steps=n_steps, revealed=True)
         self.set_session(ctx.store, s.with_(hops=tuple(hops)))
-        ctx.emit("result_revealed", session_id=s.id, miner=encode_address(miner), root=root.hex(), n_steps=n_steps)
+        ctx.emit(EVENT_RESULT_REVEALED, session_id=s.id, miner=encode_address(miner), root=root.hex(), n_steps=n_steps)
 
     # validators' commit–reveal --------------------------------------------------------------------
     def _challenge(self, ctx: Context, session_id: int, challenge: int, validator: bytes) -> tuple[Session, int]:
@@ -352,7 +365,7 @@ class InferenceKeeper:
         if validator.hex() in c.commits:
             raise ErrAlreadyCommitted.wrap(f"validator {encode_address(validator)} already committed a verdict")
         self._put_challenge(ctx, s, idx, replace(c, commits={**c.commits, validator.hex(): commitment}))
-        ctx.emit("verdict_committed", session_id=s.id, challenge=idx, validator=encode_address(validator))
+        ctx.emit(EVENT_VERDICT_COMMITTED, session_id=s.id, challenge=idx, validator=encode_address(validator))
 
     def reveal_verdict(self, ctx: Context, session_id: int, challenge: int, validator: bytes, verdict: str,
                        salt: bytes) -> None:
@@ -370,5 +383,5 @@ class InferenceKeeper:
         if verdict_commitment(s.id, idx, validator, verdict, salt) != c.commits[key]:
             raise ErrRevealMismatch.wrap(f"verdict of {encode_address(validator)}")
         self._put_challenge(ctx, s, idx, replace(c, reveals={**c.reveals, key: verdict}))
-        ctx.emit("verdict_revealed", session_id=s.id, challenge=idx, validator=encode_address(validator),
+        ctx.emit(EVENT_VERDICT_REVEALED, session_id=s.id, challenge=idx, validator=encode_address(validator),
                  verdict=verdict)

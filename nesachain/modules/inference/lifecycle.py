@@ -22,6 +22,13 @@ import hashlib
 from dataclasses import replace
 
 from nesachain.modules.inference import keys
+from nesachain.modules.inference.events import (
+    EVENT_CHALLENGE_CREATED,
+    EVENT_CHALLENGE_DECIDED,
+    EVENT_MINER_PENALIZED,
+    EVENT_MINER_SLASHED,
+    EVENT_SESSION_SETTLED,
+)
 from nesachain.modules.inference.keeper import InferenceKeeper
 from nesachain.modules.inference.params import PPM
 from nesachain.modules.inference.types import (
@@ -33,8 +40,8 @@ from nesachain.modules.inference.types import (
     OPEN,
     SETTLED,
     Challenge,
-    Hop,
     Session,
+    SessionHop,
 )
 from nesachain.types.address import encode_address
 from nesachain.types.context import Context
@@ -75,12 +82,12 @@ def _after_reveals(k: InferenceKeeper, ctx: Context, s: Session) -> None:
             reason = "no_commit" if not hop.commitment else "no_reveal"
             hops[i] = replace(hop, failed=reason)
             k.miners.record_miner_outcome(ctx, hop.miner, failed=True)
-            ctx.emit("miner_penalized", session_id=s.id, miner=encode_address(hop.miner), reason=reason)
+            ctx.emit(EVENT_MINER_PENALIZED, session_id=s.id, miner=encode_address(hop.miner), reason=reason)
             continue
         roll, step = _draw(ctx.entropy, s.id, i)
         if hop.n_steps > 0 and roll < p.challenge_rate_ppm:
             challenges.append(Challenge(hop=i, step=step % hop.n_steps))
-            ctx.emit("challenge_created", session_id=s.id, challenge=len(challenges) - 1,
+            ctx.emit(EVENT_CHALLENGE_CREATED, session_id=s.id, challenge=len(challenges) - 1,
                      miner=encode_address(hop.miner), step=step % hop.n_steps)
     s = s.with_(hops=tuple(hops), challenges=tuple(challenges))
     if not challenges:
@@ -108,7 +115,7 @@ def _after_verdicts(k: InferenceKeeper, ctx: Context, s: Session) -> None:
             slashed = k.miners.slash_miner(ctx, hop.miner, p.slash_fraction_ppm)
             k.miners.record_miner_outcome(ctx, hop.miner, failed=True)
             hops[c.hop] = replace(hop, failed="challenge_mismatch")
-            ctx.emit("miner_slashed", session_id=s.id, miner=encode_address(hop.miner), amount=slashed)
+            ctx.emit(EVENT_MINER_SLASHED, session_id=s.id, miner=encode_address(hop.miner), amount=slashed)
         elif total > 0 and 3 * power[MATCH] >= 2 * total:
             outcome = MATCH
             k.miners.record_miner_outcome(ctx, hop.miner, failed=False)
@@ -116,7 +123,7 @@ def _after_verdicts(k: InferenceKeeper, ctx: Context, s: Session) -> None:
             outcome = CONTESTED
             hops[c.hop] = replace(hop, failed="challenge_contested")
         decided.append(replace(c, outcome=outcome, match_power=power[MATCH], mismatch_power=power[MISMATCH]))
-        ctx.emit("challenge_decided", session_id=s.id, miner=encode_address(hop.miner), outcome=outcome,
+        ctx.emit(EVENT_CHALLENGE_DECIDED, session_id=s.id, miner=encode_address(hop.miner), outcome=outcome,
                  match_power=power[MATCH], mismatch_power=power[MISMATCH], total_power=total)
     _settle(k, ctx, s.with_(hops=tuple(hops), challenges=tuple(decided)))
 
@@ -125,7 +132,7 @@ def _settle(k: InferenceKeeper, ctx: Context, s: Session) -> None:
     """Pay each unpenalized miner blocks × the tokens it served × price, the fee to the fee pool, the
     rest back."""
     p = k.params(ctx.store)
-    hops: list[Hop] = []
+    hops: list[SessionHop] = []
     total = 0
     for hop in s.hops:
         pay = 0 if hop.failed else hop.blocks * hop.tokens * s.price
@@ -144,4 +151,4 @@ def _settle(k: InferenceKeeper, ctx: Context, s: Session) -> None:
     if refund:
         k.bank.unlock(ctx, s.client, refund)
     k.set_session(ctx.store, s.with_(status=SETTLED, hops=tuple(hops), fee=fee, refund=refund))
-    ctx.emit("session_settled", session_id=s.id, paid=total, fee=fee, refund=refund)
+    ctx.emit(EVENT_SESSION_SETTLED, session_id=s.id, paid=total, fee=fee, refund=refund)

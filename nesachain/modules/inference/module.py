@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from nesachain.modules.inference import genesis, lifecycle
+from nesachain.modules.inference.events import EVENT_SESSIONS_INDEXED
 from nesachain.modules.inference.genesis import GenesisBank
 from nesachain.modules.inference.keeper import InferenceKeeper
 from nesachain.modules.inference.msg_server import MsgServer
@@ -42,9 +43,12 @@ class InferenceModule:
     def validate_genesis(self, state: Mapping[str, Any]) -> None:
         genesis.validate_genesis(state)
 
+    def genesis_supply(self, state: Mapping[str, Any]) -> int:
+        return genesis.genesis_supply(state)
+
     def init_genesis(self, ctx: Context, state: Mapping[str, Any]) -> list[ValidatorUpdate]:
         genesis.init_genesis(self.keeper, self._bank, ctx, state)
-        self.keeper.ensure_indexes(ctx.store)  # no sessions yet: only the marker
+        self.keeper.ensure_indexes(ctx.store)  # the sessions are indexed already: only the marker
         return []
 
     def export_genesis(self, store: KVReader) -> dict[str, Any]:
@@ -67,7 +71,7 @@ class InferenceModule:
     def begin_block(self, ctx: Context, info: BlockInfo) -> None:
         indexed = self.keeper.ensure_indexes(ctx.store)  # one read a block, once a chain written before them
         if indexed:
-            ctx.emit("sessions_indexed", sessions=indexed)
+            ctx.emit(EVENT_SESSIONS_INDEXED, sessions=indexed)
 
     def end_block(self, ctx: Context) -> list[ValidatorUpdate]:
         lifecycle.end_block(self.keeper, ctx)

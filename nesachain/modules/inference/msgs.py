@@ -6,15 +6,17 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, ClassVar, Self
 
-from nesachain.modules.bank.msgs import check_address
 from nesachain.modules.inference.errors import ErrInvalidModel, ErrInvalidSessionMsg
 from nesachain.tx.msg import register_msg
+from nesachain.types.address import check_address
 from nesachain.types.coin import check_amount
 from nesachain.types.sdk_errors import ErrInvalidCoins
 
 __all__ = [
-    "MsgAddStandIn", "MsgCloseSession", "MsgCommitResult", "MsgCommitVerdict", "MsgOpenSession",
-    "MsgRegisterModel", "MsgRevealResult", "MsgRevealVerdict",
+    "MsgAddStandIn", "MsgAddStandInResponse", "MsgCloseSession", "MsgCloseSessionResponse", "MsgCommitResult",
+    "MsgCommitResultResponse", "MsgCommitVerdict", "MsgCommitVerdictResponse", "MsgOpenSession",
+    "MsgOpenSessionResponse", "MsgRegisterModel", "MsgRegisterModelResponse", "MsgRevealResult",
+    "MsgRevealResultResponse", "MsgRevealVerdict", "MsgRevealVerdictResponse",
 ]
 
 _TYPES: dict[str, Any] = {"str": str, "int": int, "bytes": bytes, "list": list}
@@ -98,6 +100,11 @@ class MsgRegisterModel(_Fields):
         return self.owner
 
 
+@dataclass(frozen=True)
+class MsgRegisterModelResponse:
+    model_id: str
+
+
 @register_msg
 @dataclass(frozen=True)
 class MsgOpenSession(_Fields):
@@ -129,6 +136,11 @@ class MsgOpenSession(_Fields):
         return self.client
 
 
+@dataclass(frozen=True)
+class MsgOpenSessionResponse:
+    session_id: int
+
+
 @register_msg
 @dataclass(frozen=True)
 class MsgCloseSession(_Fields):
@@ -145,6 +157,12 @@ class MsgCloseSession(_Fields):
 
     def signer(self) -> str:
         return self.client
+
+
+@dataclass(frozen=True)
+class MsgCloseSessionResponse:
+    session_id: int
+    tokens: int  # the tokens the session is paid for (capped at max_tokens)
 
 
 @register_msg
@@ -174,6 +192,12 @@ class MsgAddStandIn(_Fields):
         return self.client
 
 
+@dataclass(frozen=True)
+class MsgAddStandInResponse:
+    session_id: int
+    hop: int  # the stand-in's index in the session's hops
+
+
 @register_msg
 @dataclass(frozen=True)
 class MsgCommitResult(_Fields):
@@ -191,6 +215,11 @@ class MsgCommitResult(_Fields):
 
     def signer(self) -> str:
         return self.owner
+
+
+@dataclass(frozen=True)
+class MsgCommitResultResponse:
+    pass
 
 
 @register_msg
@@ -217,6 +246,11 @@ class MsgRevealResult(_Fields):
         return self.owner
 
 
+@dataclass(frozen=True)
+class MsgRevealResultResponse:
+    pass
+
+
 @register_msg
 @dataclass(frozen=True)
 class MsgCommitVerdict(_Fields):
@@ -233,6 +267,11 @@ class MsgCommitVerdict(_Fields):
 
     def signer(self) -> str:
         return self.validator
+
+
+@dataclass(frozen=True)
+class MsgCommitVerdictResponse:
+    pass
 
 
 @register_msg
@@ -254,3 +293,8 @@ class MsgRevealVerdict(_Fields):
 
     def signer(self) -> str:
         return self.validator
+
+
+@dataclass(frozen=True)
+class MsgRevealVerdictResponse:
+    pass

@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from nesachain.modules.bank.msgs import check_address
-from nesachain.modules.inference.keeper import SESSION_FILTERS, InferenceKeeper, session_ids
+from nesachain.modules.inference.keeper import InferenceKeeper, session_ids
+from nesachain.modules.inference.types import SESSION_FILTERS
 from nesachain.store.kv import KVReader
+from nesachain.types.address import check_address
 
 __all__ = ["Queries"]
 

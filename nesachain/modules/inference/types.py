@@ -6,14 +6,25 @@ import hashlib
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from nesachain.types.address import encode_address
+from nesachain.modules.inference.params import PPM
+from nesachain.types.address import decode_address, encode_address
 from nesachain.types.keys import u64
 
-__all__ = ["Challenge", "Hop", "Model", "Session", "result_commitment", "verdict_commitment"]
+__all__ = ["SESSION_FILTERS", "STATUSES", "UNSETTLED", "Challenge", "Model", "Session", "SessionHop", "max_cost",
+           "result_commitment", "verdict_commitment"]
 
 OPEN, COMMITTING, CHALLENGING, SETTLED = "open", "committing", "challenging", "settled"
+STATUSES = (OPEN, COMMITTING, CHALLENGING, SETTLED)
+UNSETTLED = (OPEN, COMMITTING, CHALLENGING)
+SESSION_FILTERS = (*STATUSES, "unsettled")  # what the sessions query (and `nesad query inference sessions`) takes
 MATCH, MISMATCH = "match", "mismatch"
 CONTESTED = "contested"  # a tally outcome, never a verdict: > 1/3 of the power said mismatch
+
+
+def max_cost(price: int, blocks: int, max_tokens: int, fee_ppm: int) -> int:
+    """The most a session can cost: every block, every token, plus the protocol fee on that."""
+    pay = price * blocks * max_tokens
+    return pay + pay * fee_ppm // PPM
 
 
 def result_commitment(session_id: int, miner: bytes, root: bytes, salt: bytes) -> bytes:
@@ -50,7 +61,10 @@ class Model:
 
 
 @dataclass(frozen=True)
-class Hop:
+class SessionHop:
+    """One hop of a session on chain: the miner serving blocks [start, end), its result commitment,
+    revealed root and pay. (Off-chain routing has its own ``Hop``; this is the chain's record.)"""
+
     miner: bytes
     start: int
     end: int
@@ -86,7 +100,7 @@ class Session:
     id: int
     client: bytes
     model_id: str
-    hops: tuple[Hop, ...]
+    hops: tuple[SessionHop, ...]
     max_tokens: int
     escrow: int
     price: int
@@ -116,7 +130,7 @@ class Session:
         """Hops of the route opened with; stand-ins follow them in ``hops``."""
         return sum(1 for h in self.hops if h.stands_in_for < 0)
 
-    def with_served_tokens(self, tokens: int) -> tuple[Hop, ...]:
+    def with_served_tokens(self, tokens: int) -> tuple[SessionHop, ...]:
         """``hops`` with each one's ``tokens``: a route hop serves until its first stand-in took over,
         each stand-in from its ``from_token`` until the next one for the same blocks, the last until
         ``tokens``."""
@@ -137,7 +151,7 @@ class Session:
 
     @classmethod
     def from_state(cls, d: dict[str, Any]) -> Session:
-        return cls(**{**d, "hops": tuple(Hop(**h) for h in d["hops"]),
+        return cls(**{**d, "hops": tuple(SessionHop(**h) for h in d["hops"]),
                       "challenges": tuple(Challenge(**c) for c in d["challenges"])})
 
     def to_json(self) -> dict[str, Any]:
@@ -151,3 +165,23 @@ class Session:
             c["reveals"] = {encode_address(bytes.fromhex(k)): v for k, v in c["reveals"].items()}
         d["paid"] = sum(h.paid for h in self.hops)
         return d
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> Session:
+        """The inverse of ``to_json`` (genesis import); the derived ``paid`` and each challenge's
+        ``miner`` are left out (``validate_genesis`` checks them). Raises KeyError, TypeError or
+        ValueError on a malformed entry."""
+        fields = {k: v for k, v in d.items() if k != "paid"}
+        hops = []
+        for h in fields["hops"]:
+            hops.append(SessionHop(**{**h, "miner": decode_address(h["miner"]),
+                                      "commitment": bytes.fromhex(h["commitment"]), "root": bytes.fromhex(h["root"])}))
+        challenges = []
+        for c in fields["challenges"]:
+            challenges.append(Challenge(**{
+                **{k: v for k, v in c.items() if k != "miner"},
+                "commits": {decode_address(k).hex(): bytes.fromhex(v) for k, v in c["commits"].items()},
+                "reveals": {decode_address(k).hex(): v for k, v in c["reveals"].items()},
+            }))
+        fields.update(client=decode_address(fields["client"]), hops=tuple(hops), challenges=tuple(challenges))
+        return cls(**fields)

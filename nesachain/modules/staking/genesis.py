@@ -4,9 +4,13 @@ Two ways in:
 - ``create_validators``: ``[{operator, pubkey (base64 ed25519), moniker, amount}]``, each run as a
   MsgCreateValidator at genesis: the self-bond is locked from the operator's bank balance. This is
   how a new network (and the localnet) gets its first validators; InitChain returns the set they form.
-- exported state (``validators``, ``delegations``, ``unbonding``, ``signing_infos``, ``miners``):
-  the tokens these hold are not in any bank balance, so import mints them into the supply and locks
-  them at once (bank's own ``supply`` field must then be left out).
+- exported state (``validators``, ``delegations``, ``unbonding``, ``signing_infos`` with their missed
+  blocks, ``miners`` with bonds, reputation, heartbeat deadlines and unbonding, ``next_id``): the
+  tokens these hold are not in any bank balance, so import mints them into the supply and locks them
+  at once. The indexes (consensus keys, delegations by validator, unbonding queues, miners by owner,
+  heartbeat and miner-unbonding queues) are rebuilt from the records, as the keepers keep them, and
+  the validator set from the validators (as end_block last left it), so an export imported gives
+  back the same state.
 
 Models are not staking's: miners register for models of the inference module's registry.
 """
@@ -22,16 +26,25 @@ from nesachain.modules.staking.keeper import StakingKeeper
 from nesachain.modules.staking.miner_keeper import MinerKeeper
 from nesachain.modules.staking.msgs import check_pubkey
 from nesachain.modules.staking.params import Params
+from nesachain.modules.staking.reputation import MAX_REPUTATION, MIN_REPUTATION
 from nesachain.modules.staking.slashing import SlashingKeeper
-from nesachain.modules.staking.types import MINER_STATUSES, Miner, SigningInfo, UnbondingEntry, Validator
+from nesachain.modules.staking.types import (
+    MINER_STATUSES,
+    MINER_UNBONDING,
+    Miner,
+    SigningInfo,
+    UnbondingEntry,
+    Validator,
+)
 from nesachain.store.kv import KVReader, prefix_end
 from nesachain.types.address import address_from_pubkey, decode_address, encode_address
+from nesachain.types.coin import MAX_AMOUNT
 from nesachain.types.context import Context
 from nesachain.types.encoding import decode_canonical, encode
 from nesachain.types.errors import ChainError
 from nesachain.types.module import ValidatorUpdate
 
-__all__ = ["default_genesis", "export_genesis", "init_genesis", "validate_genesis"]
+__all__ = ["default_genesis", "export_genesis", "genesis_supply", "init_genesis", "validate_genesis"]
 
 FIELDS = {"params", "create_validators", "validators", "delegations", "unbonding", "signing_infos",
           "miners", "next_id"}
@@ -49,8 +62,8 @@ def _list(state: Mapping[str, Any], name: str) -> list[Any]:
 
 
 def _nonneg(value: object, what: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError(f"{what} must be a non-negative integer")
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_AMOUNT:
+        raise ValueError(f"{what} must be an integer in [0, 2^64-1]")
     return value
 
 
@@ -91,29 +104,99 @@ def validate_genesis(state: Mapping[str, Any]) -> None:
             operators.add(v.operator)
             cons.add(v.cons_address)
             shares[v.operator] = v.shares
+        pairs: set[tuple[bytes, bytes]] = set()
         for i, d in enumerate(_list(state, "delegations")):
             op = decode_address(d["validator"])
-            decode_address(d["delegator"])
+            delegator = decode_address(d["delegator"])
             if op not in shares:
                 raise ValueError(f"staking.delegations[{i}]: unknown validator {d['validator']}")
-            shares[op] -= _nonneg(d["shares"], f"staking.delegations[{i}].shares")
+            if (delegator, op) in pairs:
+                raise ValueError(f"staking.delegations[{i}]: {d['delegator']} delegates to {d['validator']} twice")
+            pairs.add((delegator, op))
+            if _nonneg(d["shares"], f"staking.delegations[{i}].shares") == 0:
+                raise ValueError(f"staking.delegations[{i}]: a delegation holds shares (none is left out)")
+            shares[op] -= d["shares"]
         bad = [encode_address(op) for op, left in shares.items() if left != 0]
         if bad:
             raise ValueError(f"staking: delegation shares do not add up to the validator's shares for {bad}")
-        for d in _list(state, "unbonding"):
-            UnbondingEntry.from_json(d)
-        for i, raw in enumerate(_list(state, "miners")):
-            m = Miner.from_json(raw)
-            if m.status not in MINER_STATUSES:
-                raise ValueError(f"staking.miners[{i}].status must be one of {MINER_STATUSES}")
-        for s in _list(state, "signing_infos"):
-            bytes.fromhex(s["cons_address"])
-            SigningInfo(s["start_height"], s["index_offset"], s["missed"])
-    except (KeyError, TypeError) as exc:
+        next_id = _nonneg(state.get("next_id", 1), "staking.next_id")
+        if next_id < 1:
+            raise ValueError("staking.next_id must be at least 1")
+        _check_unbonding(_list(state, "unbonding"), operators, next_id)
+        _check_miners(_list(state, "miners"))
+        _check_signing_infos(_list(state, "signing_infos"), cons, params.signed_blocks_window)
+    except (KeyError, TypeError, AttributeError) as exc:
         raise ValueError(f"staking genesis entry is malformed: {exc!r}") from None
     except ChainError as exc:
         raise ValueError(f"staking genesis: {exc.log}") from None
-    _nonneg(state.get("next_id", 1), "staking.next_id")
+
+
+def _check_unbonding(entries: list[Any], operators: set[bytes], next_id: int) -> None:
+    ids: set[int] = set()
+    for i, raw in enumerate(entries):
+        what = f"staking.unbonding[{i}]"
+        e = UnbondingEntry.from_json(raw)
+        for name in ("id", "amount", "creation_height", "completion_height"):
+            _nonneg(getattr(e, name), f"{what}.{name}")
+        if e.validator not in operators:
+            raise ValueError(f"{what}: unknown validator {encode_address(e.validator)}")
+        if e.id in ids or not 1 <= e.id < next_id:
+            raise ValueError(f"{what}: id {e.id} is a duplicate or not in [1, staking.next_id {next_id})")
+        if e.completion_height < e.creation_height:
+            raise ValueError(f"{what}: completes at {e.completion_height}, before its creation {e.creation_height}")
+        ids.add(e.id)
+
+
+def _check_miners(entries: list[Any]) -> None:
+    seen: set[bytes] = set()
+    for i, raw in enumerate(entries):
+        what = f"staking.miners[{i}]"
+        m = Miner.from_json(raw)
+        if m.status not in MINER_STATUSES:
+            raise ValueError(f"{what}.status must be one of {MINER_STATUSES}")
+        check_pubkey(m.pubkey, f"{what}.pubkey")
+        if address_from_pubkey(m.pubkey) != m.miner or m.miner == m.owner:
+            raise ValueError(f"{what}: the miner address must be its own key's, not its owner's")
+        if m.miner in seen:
+            raise ValueError(f"{what}: duplicate miner {encode_address(m.miner)}")
+        seen.add(m.miner)
+        for name in ("bond", "block_start", "block_end", "memory_mb", "throughput", "last_heartbeat",
+                     "heartbeat_deadline", "registered_height", "unbond_height"):
+            _nonneg(getattr(m, name), f"{what}.{name}")
+        if not m.block_start < m.block_end:
+            raise ValueError(f"{what}: block range [{m.block_start}, {m.block_end}) is empty")
+        if not MIN_REPUTATION <= _nonneg(m.reputation, f"{what}.reputation") <= MAX_REPUTATION:
+            raise ValueError(f"{what}.reputation {m.reputation} is outside [{MIN_REPUTATION}, {MAX_REPUTATION}]")
+        if (m.status == MINER_UNBONDING) != (m.unbond_height > 0):
+            raise ValueError(f"{what}: an unbonding miner (and only one) has an unbond_height")
+        if not isinstance(m.endpoint, str) or not isinstance(m.model_id, str):
+            raise ValueError(f"{what}: endpoint and model_id must be strings")
+
+
+def _check_signing_infos(entries: list[Any], cons: set[bytes], window: int) -> None:
+    seen: set[bytes] = set()
+    for i, s in enumerate(entries):
+        what = f"staking.signing_infos[{i}]"
+        address = bytes.fromhex(s["cons_address"])
+        if address not in cons or address in seen:
+            raise ValueError(f"{what}: {s['cons_address']} is no validator's consensus address, or twice")
+        seen.add(address)
+        info = SigningInfo(_nonneg(s["start_height"], f"{what}.start_height"),
+                           _nonneg(s["index_offset"], f"{what}.index_offset"), _nonneg(s["missed"], f"{what}.missed"))
+        missed = s.get("missed_indices", [])
+        if (not isinstance(missed, list) or len(set(missed)) != len(missed)
+                or any(_nonneg(x, f"{what}.missed_indices") >= window for x in missed)):
+            raise ValueError(f"{what}.missed_indices must be distinct indices below signed_blocks_window {window}")
+        if len(missed) != info.missed:
+            raise ValueError(f"{what}: missed {info.missed} is not the number of missed_indices {len(missed)}")
+
+
+def genesis_supply(state: Mapping[str, Any]) -> int:
+    """The unes a (valid) staking genesis holds, all minted at import: validator tokens, unbonding
+    entries and miner bonds (``create_validators`` lock tokens bank lists already: none)."""
+    return (sum(int(v["tokens"]) for v in state.get("validators", []))
+            + sum(int(e["amount"]) for e in state.get("unbonding", []))
+            + sum(int(m["bond"]) for m in state.get("miners", [])))
 
 
 def init_genesis(staking: StakingKeeper, slashing: SlashingKeeper, miners: MinerKeeper, ctx: Context,
@@ -145,7 +228,8 @@ def init_genesis(staking: StakingKeeper, slashing: SlashingKeeper, miners: Miner
         m = Miner.from_json(raw)
         miners.import_miner(store, m)
         hold(m.owner, m.bond)
-    store.set(keys.NEXT_ID, encode(state.get("next_id", 1)))
+    if state.get("next_id", 1) > 1:  # a chain stores it from its first unbonding on
+        store.set(keys.NEXT_ID, encode(state["next_id"]))
     for c in state.get("create_validators", []):
         try:
             staking.create_validator(ctx, decode_address(c["operator"]), base64.b64decode(c["pubkey"]),

@@ -26,6 +26,16 @@ from nesachain.modules.staking.errors import (
     ErrValidatorDrained,
     ErrValidatorExists,
 )
+from nesachain.modules.staking.events import (
+    EVENT_COMPLETE_UNBONDING,
+    EVENT_CREATE_VALIDATOR,
+    EVENT_DELEGATE,
+    EVENT_JAIL,
+    EVENT_SLASH,
+    EVENT_UNBOND,
+    EVENT_VALIDATOR_SET_KEPT,
+    EVENT_VALIDATOR_UPDATE,
+)
 from nesachain.modules.staking.expected_keepers import BankKeeper
 from nesachain.modules.staking.params import PPM, Params
 from nesachain.modules.staking.types import UnbondingEntry, Validator, cons_address_hex
@@ -105,7 +115,7 @@ class StakingKeeper:
         val = Validator(operator, pubkey, moniker, tokens=0, shares=0, created_height=ctx.height)
         store.set(keys.cons_index_key(cons), operator)
         self.set_validator(store, val)
-        ctx.emit("create_validator", validator=encode_address(operator), cons_address=cons.hex().upper(),
+        ctx.emit(EVENT_CREATE_VALIDATOR, validator=encode_address(operator), cons_address=cons.hex().upper(),
                  moniker=moniker, amount=f"{amount}unes")
         self._add_delegation(ctx, operator, val, amount)
         return self.must_validator(store, operator)
@@ -150,7 +160,7 @@ class StakingKeeper:
         self.set_validator(ctx.store, val.with_(tokens=val.tokens + amount, shares=val.shares + shares))
         have = self.delegation(ctx.store, delegator, val.operator)
         self._set_delegation(ctx.store, delegator, val.operator, have + shares)
-        ctx.emit("delegate", delegator=encode_address(delegator), validator=encode_address(val.operator),
+        ctx.emit(EVENT_DELEGATE, delegator=encode_address(delegator), validator=encode_address(val.operator),
                  amount=f"{amount}unes", shares=shares)
         return shares
 
@@ -178,7 +188,7 @@ class StakingKeeper:
         completion = ctx.height + self.params(store).unbonding_blocks
         entry = UnbondingEntry(self._next_id(store), delegator, operator, amount, ctx.height, completion)
         self.set_unbonding(store, entry)
-        ctx.emit("unbond", delegator=encode_address(delegator), validator=encode_address(operator),
+        ctx.emit(EVENT_UNBOND, delegator=encode_address(delegator), validator=encode_address(operator),
                  amount=f"{amount}unes", completion_height=completion)
         return entry
 
@@ -218,7 +228,7 @@ class StakingKeeper:
             self._delete_unbonding(ctx.store, e)
             if e.amount:
                 self.bank.unlock(ctx, e.delegator, e.amount)
-            ctx.emit("complete_unbonding", delegator=encode_address(e.delegator),
+            ctx.emit(EVENT_COMPLETE_UNBONDING, delegator=encode_address(e.delegator),
                      validator=encode_address(e.validator), amount=f"{e.amount}unes")
 
     # slashing primitives ----------------------------------------------------------------------
@@ -240,7 +250,7 @@ class StakingKeeper:
         self.set_validator(store, val.with_(tokens=val.tokens - cut_tokens))
         if burned:
             self.bank.burn_locked(ctx, burned)
-        ctx.emit("slash", validator=encode_address(val.operator), cons_address=cons_address_hex(val.pubkey),
+        ctx.emit(EVENT_SLASH, validator=encode_address(val.operator), cons_address=cons_address_hex(val.pubkey),
                  reason=reason, fraction_ppm=fraction_ppm, burned=f"{burned}unes",
                  infraction_height=infraction_height)
         return burned
@@ -248,7 +258,7 @@ class StakingKeeper:
     def jail(self, ctx: Context, operator: bytes, until: int, reason: str) -> None:
         val = self.must_validator(ctx.store, operator)
         self.set_validator(ctx.store, val.with_(jailed=True, jailed_until=until))
-        ctx.emit("jail", validator=encode_address(operator), reason=reason, jailed_until=until)
+        ctx.emit(EVENT_JAIL, validator=encode_address(operator), reason=reason, jailed_until=until)
 
     # the validator set ------------------------------------------------------------------------
     def wanted_powers(self, store: KVReader) -> dict[bytes, int]:
@@ -270,7 +280,7 @@ class StakingKeeper:
         last = self.last_powers(store)
         if not wanted:
             if last:
-                ctx.emit("validator_set_kept", reason="the new set would be empty")
+                ctx.emit(EVENT_VALIDATOR_SET_KEPT, reason="the new set would be empty")
             return [], []
         updates: list[ValidatorUpdate] = []
         joined: list[Validator] = []
@@ -286,7 +296,7 @@ class StakingKeeper:
                 store.delete(keys.last_power_key(op))
             if old == 0:
                 joined.append(val)
-            ctx.emit("validator_update", validator=encode_address(op), cons_address=cons_address_hex(val.pubkey),
+            ctx.emit(EVENT_VALIDATOR_UPDATE, validator=encode_address(op), cons_address=cons_address_hex(val.pubkey),
                      power=new, previous_power=old)
         return updates, joined
 

@@ -24,6 +24,17 @@ from nesachain.modules.staking.errors import (
     ErrUnknownMiner,
     ErrUnknownModel,
 )
+from nesachain.modules.staking.events import (
+    EVENT_COMPLETE_MINER_UNBONDING,
+    EVENT_MINER_ACTIVE,
+    EVENT_MINER_HEARTBEAT,
+    EVENT_MINER_INACTIVE,
+    EVENT_MINER_REPUTATION,
+    EVENT_REGISTER_MINER,
+    EVENT_SLASH_MINER,
+    EVENT_UNBOND_MINER,
+    EVENT_UPDATE_MINER,
+)
 from nesachain.modules.staking.expected_keepers import BankKeeper, ModelRegistry
 from nesachain.modules.staking.keeper import StakingKeeper, scan
 from nesachain.modules.staking.params import PPM
@@ -88,7 +99,7 @@ class MinerKeeper:
         deadline = ctx.height + self.staking.params(store).miner_heartbeat_timeout
         store.set(keys.heartbeat_key(deadline, m.miner), b"")
         if m.status == MINER_INACTIVE:
-            ctx.emit("miner_active", miner=encode_address(m.miner))
+            ctx.emit(EVENT_MINER_ACTIVE, miner=encode_address(m.miner))
         return m.with_(status=MINER_ACTIVE, last_heartbeat=ctx.height, heartbeat_deadline=deadline)
 
     def register(self, ctx: Context, m: Miner) -> Miner:
@@ -104,7 +115,7 @@ class MinerKeeper:
                                     heartbeat_deadline=0))
         self._save(store, m)
         store.set(keys.owner_miner_key(m.owner, m.miner), b"")
-        ctx.emit("register_miner", miner=encode_address(m.miner), owner=encode_address(m.owner),
+        ctx.emit(EVENT_REGISTER_MINER, miner=encode_address(m.miner), owner=encode_address(m.owner),
                  model_id=m.model_id, block_start=m.block_start, block_end=m.block_end, endpoint=m.endpoint,
                  bond=f"{m.bond}unes", throughput=m.throughput)
         return m
@@ -118,7 +129,7 @@ class MinerKeeper:
         m = self._beat(ctx, m.with_(endpoint=endpoint, block_start=start, block_end=end, memory_mb=memory_mb,
                                     throughput=throughput))
         self._save(ctx.store, m)
-        ctx.emit("update_miner", miner=encode_address(miner), model_id=m.model_id, block_start=start,
+        ctx.emit(EVENT_UPDATE_MINER, miner=encode_address(miner), model_id=m.model_id, block_start=start,
                  block_end=end, endpoint=endpoint, throughput=throughput)
         return m
 
@@ -128,7 +139,7 @@ class MinerKeeper:
             raise ErrMinerUnbonding.wrap(f"miner {encode_address(miner)}")
         m = self._beat(ctx, m)
         self._save(ctx.store, m)
-        ctx.emit("miner_heartbeat", miner=encode_address(miner), height=ctx.height)
+        ctx.emit(EVENT_MINER_HEARTBEAT, miner=encode_address(miner), height=ctx.height)
         return m
 
     def unbond(self, ctx: Context, owner: bytes, miner: bytes) -> Miner:
@@ -141,7 +152,7 @@ class MinerKeeper:
         m = m.with_(status=MINER_UNBONDING, unbond_height=completion)
         self._save(store, m)
         store.set(keys.miner_unbonding_key(completion, m.miner), b"")
-        ctx.emit("unbond_miner", miner=encode_address(miner), owner=encode_address(owner),
+        ctx.emit(EVENT_UNBOND_MINER, miner=encode_address(miner), owner=encode_address(owner),
                  amount=f"{m.bond}unes", completion_height=completion)
         return m
 
@@ -163,7 +174,7 @@ class MinerKeeper:
         m = self.must_miner(ctx.store, miner)
         r = next_reputation(m.reputation, failed)
         self._save(ctx.store, m.with_(reputation=r))
-        ctx.emit("miner_reputation", miner=encode_address(miner), failed=str(failed).lower(),
+        ctx.emit(EVENT_MINER_REPUTATION, miner=encode_address(miner), failed=str(failed).lower(),
                  reputation=format_reputation(r), previous=format_reputation(m.reputation))
         return r
 
@@ -174,7 +185,7 @@ class MinerKeeper:
         self._save(ctx.store, m.with_(bond=m.bond - cut))
         if cut:
             self.bank.burn_locked(ctx, cut)
-        ctx.emit("slash_miner", miner=encode_address(miner), reason=reason, burned=f"{cut}unes")
+        ctx.emit(EVENT_SLASH_MINER, miner=encode_address(miner), reason=reason, burned=f"{cut}unes")
         return cut
 
     # end block --------------------------------------------------------------------------------
@@ -188,7 +199,7 @@ class MinerKeeper:
             if m is None or m.status != MINER_ACTIVE:
                 continue
             self._save(store, m.with_(status=MINER_INACTIVE))
-            ctx.emit("miner_inactive", miner=encode_address(miner), last_heartbeat=m.last_heartbeat)
+            ctx.emit(EVENT_MINER_INACTIVE, miner=encode_address(miner), last_heartbeat=m.last_heartbeat)
         for key, _ in list(store.iterate(keys.MINER_UNBONDING, keys.MINER_UNBONDING + u64(ctx.height + 1))):
             store.delete(key)
             miner, _ = keys.split_lp(key, len(keys.MINER_UNBONDING) + 8)
@@ -201,7 +212,7 @@ class MinerKeeper:
             store.delete(keys.owner_miner_key(m.owner, miner))
             if m.bond:
                 self.bank.unlock(ctx, m.owner, m.bond)
-            ctx.emit("complete_miner_unbonding", miner=encode_address(miner), owner=encode_address(m.owner),
+            ctx.emit(EVENT_COMPLETE_MINER_UNBONDING, miner=encode_address(miner), owner=encode_address(m.owner),
                      amount=f"{m.bond}unes")
 
     # genesis ----------------------------------------------------------------------------------

@@ -59,6 +59,9 @@ class StakingModule:
     def validate_genesis(self, state: Mapping[str, Any]) -> None:
         genesis.validate_genesis(state)
 
+    def genesis_supply(self, state: Mapping[str, Any]) -> int:
+        return genesis.genesis_supply(state)
+
     def init_genesis(self, ctx: Context, state: Mapping[str, Any]) -> list[ValidatorUpdate]:
         return genesis.init_genesis(self.keeper, self.slashing, self.miners, ctx, state)
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from nacl.exceptions import BadSignatureError
 from nacl.signing import VerifyKey
 
-from nesachain.modules.bank.msgs import check_address
 from nesachain.modules.staking.errors import ErrInvalidMinerKey, ErrInvalidPossession, ErrSelfBondTooLow
 from nesachain.modules.staking.keeper import StakingKeeper
 from nesachain.modules.staking.miner_keeper import MinerKeeper
@@ -15,19 +14,22 @@ from nesachain.modules.staking.msgs import (
     MsgDelegate,
     MsgDelegateResponse,
     MsgMinerHeartbeat,
-    MsgMinerResponse,
+    MsgMinerHeartbeatResponse,
     MsgRegisterMiner,
+    MsgRegisterMinerResponse,
     MsgUnbondMiner,
+    MsgUnbondMinerResponse,
     MsgUndelegate,
     MsgUndelegateResponse,
     MsgUnjail,
     MsgUnjailResponse,
     MsgUpdateMiner,
+    MsgUpdateMinerResponse,
     miner_pop_bytes,
 )
 from nesachain.modules.staking.slashing import SlashingKeeper
 from nesachain.modules.staking.types import Miner, cons_address_hex
-from nesachain.types.address import address_from_pubkey, encode_address
+from nesachain.types.address import address_from_pubkey, check_address, encode_address
 from nesachain.types.context import Context
 
 __all__ = ["MsgServer"]
@@ -64,7 +66,7 @@ class MsgServer:
         return MsgUnjailResponse()
 
     # miners
-    def register_miner(self, ctx: Context, msg: MsgRegisterMiner) -> MsgMinerResponse:
+    def register_miner(self, ctx: Context, msg: MsgRegisterMiner) -> MsgRegisterMinerResponse:
         owner = check_address(msg.owner, "owner")
         miner = address_from_pubkey(msg.pubkey)
         if miner == owner:
@@ -76,19 +78,19 @@ class MsgServer:
         record = Miner(miner, owner, msg.pubkey, msg.endpoint, msg.bond, msg.model_id, msg.block_start,
                        msg.block_end, msg.memory_mb, msg.throughput)
         self._miners.register(ctx, record)
-        return MsgMinerResponse(encode_address(miner))
+        return MsgRegisterMinerResponse(encode_address(miner))
 
-    def update_miner(self, ctx: Context, msg: MsgUpdateMiner) -> MsgMinerResponse:
+    def update_miner(self, ctx: Context, msg: MsgUpdateMiner) -> MsgUpdateMinerResponse:
         owner = check_address(msg.owner, "owner")
         miner = check_address(msg.miner, "miner")
         self._miners.update(ctx, owner, miner, msg.endpoint, msg.block_start, msg.block_end, msg.memory_mb,
                             msg.throughput)
-        return MsgMinerResponse(msg.miner)
+        return MsgUpdateMinerResponse(msg.miner)
 
-    def miner_heartbeat(self, ctx: Context, msg: MsgMinerHeartbeat) -> MsgMinerResponse:
+    def miner_heartbeat(self, ctx: Context, msg: MsgMinerHeartbeat) -> MsgMinerHeartbeatResponse:
         self._miners.heartbeat(ctx, check_address(msg.owner, "owner"), check_address(msg.miner, "miner"))
-        return MsgMinerResponse(msg.miner)
+        return MsgMinerHeartbeatResponse(msg.miner)
 
-    def unbond_miner(self, ctx: Context, msg: MsgUnbondMiner) -> MsgMinerResponse:
-        self._miners.unbond(ctx, check_address(msg.owner, "owner"), check_address(msg.miner, "miner"))
-        return MsgMinerResponse(msg.miner)
+    def unbond_miner(self, ctx: Context, msg: MsgUnbondMiner) -> MsgUnbondMinerResponse:
+        m = self._miners.unbond(ctx, check_address(msg.owner, "owner"), check_address(msg.miner, "miner"))
+        return MsgUnbondMinerResponse(msg.miner, m.unbond_height)

@@ -9,7 +9,6 @@ from typing import Any, ClassVar, Self
 
 from nacl.bindings import crypto_core_ed25519_is_valid_point
 
-from nesachain.modules.bank.msgs import check_address
 from nesachain.modules.staking.errors import (
     ErrInvalidBlockRange,
     ErrInvalidConsPubKey,
@@ -20,6 +19,7 @@ from nesachain.modules.staking.errors import (
     ErrUnknownModel,
 )
 from nesachain.tx.msg import register_msg
+from nesachain.types.address import check_address
 from nesachain.types.coin import check_amount
 from nesachain.types.errors import ErrorCode
 from nesachain.types.sdk_errors import ErrInvalidCoins
@@ -27,13 +27,21 @@ from nesachain.types.sdk_errors import ErrInvalidCoins
 __all__ = [
     "MINER_POP_PREFIX",
     "MsgCreateValidator",
+    "MsgCreateValidatorResponse",
     "MsgDelegate",
+    "MsgDelegateResponse",
     "MsgMinerHeartbeat",
+    "MsgMinerHeartbeatResponse",
     "MsgRegisterMiner",
+    "MsgRegisterMinerResponse",
     "MsgUnbondMiner",
+    "MsgUnbondMinerResponse",
     "MsgUndelegate",
+    "MsgUndelegateResponse",
     "MsgUnjail",
+    "MsgUnjailResponse",
     "MsgUpdateMiner",
+    "MsgUpdateMinerResponse",
     "miner_pop_bytes",
 ]
 
@@ -275,6 +283,11 @@ class MsgUpdateMiner(_Base):
         return self.owner
 
 
+@dataclass(frozen=True)
+class MsgUpdateMinerResponse:
+    miner: str
+
+
 @register_msg
 @dataclass(frozen=True)
 class MsgMinerHeartbeat(_Base):
@@ -288,6 +301,11 @@ class MsgMinerHeartbeat(_Base):
 
     def signer(self) -> str:
         return self.owner
+
+
+@dataclass(frozen=True)
+class MsgMinerHeartbeatResponse:
+    miner: str
 
 
 @register_msg
@@ -306,5 +324,6 @@ class MsgUnbondMiner(_Base):
 
 
 @dataclass(frozen=True)
-class MsgMinerResponse:
+class MsgUnbondMinerResponse:
     miner: str
+    completion_height: int  # the height at which the bond is returned (later while a session still names it)

@@ -6,13 +6,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
-from nesachain.modules.bank.msgs import check_address
 from nesachain.modules.staking.keeper import StakingKeeper
 from nesachain.modules.staking.miner_keeper import MinerKeeper
 from nesachain.modules.staking.slashing import SlashingKeeper
 from nesachain.modules.staking.types import MINER_STATUSES, Validator
 from nesachain.store.kv import KVReader
-from nesachain.types.address import encode_address
+from nesachain.types.address import check_address, encode_address
 from nesachain.types.coin import DENOM
 
 __all__ = ["Queries"]

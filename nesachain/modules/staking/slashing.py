@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from nesachain.modules.staking import keys
 from nesachain.modules.staking.errors import ErrJailPeriod, ErrNotJailed, ErrPowerTooLow, ErrTombstoned
+from nesachain.modules.staking.events import EVENT_LIVENESS, EVENT_TOMBSTONE, EVENT_UNJAIL
 from nesachain.modules.staking.keeper import StakingKeeper, scan
 from nesachain.modules.staking.types import SigningInfo, Validator, cons_address_hex
 from nesachain.store.kv import KVReader, KVStore
@@ -79,7 +80,7 @@ class SlashingKeeper:
             missed -= 1
         info = SigningInfo(info.start_height, info.index_offset + 1, missed)
         if not signed:
-            ctx.emit("liveness", validator=encode_address(val.operator), cons_address=cons.hex().upper(),
+            ctx.emit(EVENT_LIVENESS, validator=encode_address(val.operator), cons_address=cons.hex().upper(),
                      missed_blocks=missed, height=ctx.height)
         if ctx.height > info.start_height + window and missed > params.max_missed_blocks:
             infraction = max(ctx.height - VALIDATOR_UPDATE_DELAY - 1, 0)
@@ -98,7 +99,7 @@ class SlashingKeeper:
         self.staking.jail(ctx, val.operator, TOMBSTONE_HEIGHT, kind)
         fresh = self.staking.must_validator(ctx.store, val.operator)
         self.staking.set_validator(ctx.store, fresh.with_(tombstoned=True))
-        ctx.emit("tombstone", validator=encode_address(val.operator), cons_address=cons_address_hex(val.pubkey),
+        ctx.emit(EVENT_TOMBSTONE, validator=encode_address(val.operator), cons_address=cons_address_hex(val.pubkey),
                  evidence=kind, infraction_height=height)
 
     def on_bonded(self, ctx: Context, val: Validator) -> None:
@@ -119,4 +120,4 @@ class SlashingKeeper:
             raise ErrPowerTooLow.wrap(f"validator {encode_address(operator)} holds {val.tokens}unes")
         self.staking.set_validator(store, val.with_(jailed=False, jailed_until=0))
         self.reset_window(store, val.cons_address, ctx.height)
-        ctx.emit("unjail", validator=encode_address(operator))
+        ctx.emit(EVENT_UNJAIL, validator=encode_address(operator))

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from nesachain.modules.inference.keeper import max_cost
-from nesachain.modules.inference.types import Session, result_commitment, verdict_commitment
+from nesachain.modules.inference.types import Session, max_cost, result_commitment, verdict_commitment
 from nesachain.types.errors import ChainError
 from tests.modules.inference.conftest import CLIENT, MINERS, OWNER, PARAMS, PRICE, VALIDATORS, Env
 

@@ -190,7 +190,8 @@ def test_session_indexes_follow_every_phase_and_stand_in_and_can_be_rebuilt(env)
     """The status and miner indexes answer exactly what a scan of every session would, at each phase;
     a chain whose sessions predate the indexes gets the same index entries from ``ensure_indexes``."""
     from nesachain.modules.inference import keys
-    from nesachain.modules.inference.keeper import STATUSES, UNSETTLED, InferenceModels, session_ids
+    from nesachain.modules.inference.keeper import InferenceModels, session_ids
+    from nesachain.modules.inference.types import STATUSES, UNSETTLED
     from nesachain.store import CacheStore, CommitStore
     from nesachain.store.kv import prefix_end
     from tests.modules.inference.conftest import FakeMiner

@@ -65,7 +65,7 @@ def test_stand_in_rejections_change_nothing(env):
 
 def test_only_the_client_reports_stand_ins_and_the_message_checks_its_fields(env):
     from nesachain.modules.inference.msg_server import MsgServer
-    from nesachain.modules.inference.msgs import MsgAddStandIn
+    from nesachain.modules.inference.msgs import MsgAddStandIn, MsgAddStandInResponse
     from nesachain.types.address import encode_address
     from nesachain.types.sdk_errors import ErrUnauthorized
     from tests.modules.inference.conftest import FakeMiner
@@ -77,7 +77,7 @@ def test_only_the_client_reports_stand_ins_and_the_message_checks_its_fields(env
     rejected(env, ErrUnauthorized, server.add_stand_in, msg)
     ok = MsgAddStandIn(encode_address(CLIENT), s.id, 1, encode_address(STANDINS[0]), 2, 1)
     ok.validate_basic()
-    assert server.add_stand_in(env.ctx(), ok) == {"session_id": s.id, "hop": 3}
+    assert server.add_stand_in(env.ctx(), ok) == MsgAddStandInResponse(session_id=s.id, hop=3)
     for bad in (MsgAddStandIn(ok.client, s.id, 1, ok.miner, 2, 0), MsgAddStandIn(ok.client, s.id, -1, ok.miner, 2, 1),
                 MsgAddStandIn(ok.client, s.id, 1, "nesa1bad", 2, 1)):
         with pytest.raises(ChainError):
