@@ -58,7 +58,7 @@ SCHEMES = ("none", "fp16", "blockwise8", "mixed8", "mixed8+fp16 edges")
 
 def wire(tensors: dict[str, torch.Tensor], scheme: str | None) -> dict[str, torch.Tensor]:
     """One transfer: encode and decode every tensor with ``scheme`` (None: no transfer at all)."""
-    from nesachain.shard_exec.wire import decode_tensor, encode_tensor
+    from nesachain.protocol.frames import decode_tensor, encode_tensor
 
     if scheme is None:
         return tensors
@@ -177,12 +177,11 @@ def probe_accuracy(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray,
 
 # -- MiniLM ----------------------------------------------------------------------------------------------
 def minilm(root: Path, n_tweets: int) -> dict[str, dict[str, float]]:
-    from sklearn.model_selection import train_test_split
-
     from nesachain.models import mean_pool
     from nesachain.shard_exec.hf_heads import build_head
     from nesachain.shard_exec.shard_files import load_client_state, read_manifest
     from nesachain.shard_exec.sources import load_source
+    from sklearn.model_selection import train_test_split
 
     src = load_source("all-minilm-l6-v2")
     texts, labels = tweets(n_tweets)
@@ -219,9 +218,8 @@ def minilm(root: Path, n_tweets: int) -> dict[str, dict[str, float]]:
 
 # -- EfficientNet-Lite0 ----------------------------------------------------------------------------------
 def effnet(root: Path, n_digits: int, n_fashion: int) -> dict[str, dict[str, float]]:
-    from sklearn.model_selection import train_test_split
-
     from nesachain.shard_exec.sources import load_source
+    from sklearn.model_selection import train_test_split
 
     src = load_source("efficientnet-lite0")
     photos = photo_crops(PHOTO_CROPS)

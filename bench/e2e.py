@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from nesachain.client.inference import await_settled, candidates, run_request
+from nesachain.client.request import await_settled, candidates, run_request
 from nesachain.client.routing import find_route
 from nesachain.localnet.net import REPO, Localnet
 from nesachain.localnet.swarm import ensure_shards, start_miner, start_verifier, wait_active_miners
@@ -32,19 +32,15 @@ PROMPT = "Write one sentence about the sea."
 
 
 async def off_chain(net: Localnet, shards: Path, client, max_tokens: int) -> tuple[float, float]:
-    from nesachain.client.inference import _ws
-    from nesachain.shard_exec.client import GenerationStats, Sampling, load_tokenizer
-    from nesachain.shard_exec.client.route import Hop, Route
+    from nesachain.client import GenerationStats, Sampling, load_tokenizer
 
-    cands, endpoints = candidates(net.rpc(0), MODEL)
-    route = find_route(cands, 30)
-    exec_route = Route([Hop(_ws(endpoints[h.miner_id]), h.start, h.end) for h in route.hops], "none", push=True)
+    route = find_route(candidates(net.rpc(0), MODEL), 30)
     tok = load_tokenizer(shards)
     text = tok.apply_chat_template([{"role": "user", "content": PROMPT}], tokenize=False, add_generation_prompt=True)
     ids = tok(text, add_special_tokens=False, return_tensors="pt").input_ids
     stats = GenerationStats()
     t0 = time.perf_counter()
-    async for _ in client.generate(exec_route, ids, max_tokens, Sampling(), stop_at_eos=False, stats=stats):
+    async for _ in client.generate(route, ids, max_tokens, Sampling(), stop_at_eos=False, stats=stats):
         pass
     return stats.ttft_s, time.perf_counter() - t0
 
@@ -74,7 +70,7 @@ def main() -> None:
         for i in range(4):
             start_verifier(net, i, {MODEL: shards})
         wait_active_miners(net, MODEL, 3)
-        from nesachain.shard_exec.client import DecoderClient
+        from nesachain.client import DecoderClient
 
         client = DecoderClient.from_shard_dir(shards)
         off, on, settle = [], [], []

@@ -63,7 +63,7 @@ def start_miners(shard_dir: Path, ranges: list[str], threads: int, cpus: list[in
     env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", OMP_NUM_THREADS=str(threads))
     procs = []
     for rng, cpu in zip(ranges, cpus, strict=True):
-        cmd = [sys.executable, "-m", "nesachain.cli.shard_cmds", "miner", "start", "--model", str(shard_dir),
+        cmd = [sys.executable, "-m", "nesachain.cli.main", "miner", "start", "--model", str(shard_dir),
                "--blocks", rng, "--port", "0", "--threads", str(threads), "--exit-with-parent", str(os.getpid())]
         if not warm_ahead:
             cmd.append("--no-warm-ahead")
@@ -163,8 +163,8 @@ def main() -> None:
         os.sched_setaffinity(0, {cpus[0]})
     torch.set_num_threads(args.threads)
 
+    from nesachain.client import DecoderClient, GenerationStats, parse_route
     from nesachain.models import load_smollm2
-    from nesachain.shard_exec.client import DecoderClient, GenerationStats, parse_route
     from nesachain.shard_exec.hugepages import module_in_huge_pages
     from nesachain.shard_exec.reference import local_generate
     from nesachain.shard_exec.shard_files import write_shards

@@ -41,12 +41,12 @@ def main() -> None:
         ap.error("--prompt, --rounds, --threads and every step must be >= 1")
     torch.set_num_threads(args.threads)
 
-    from nesachain.agents.replay import ShardReplayer
-    from nesachain.agents.verifier import relative_deviation
     from nesachain.models import load_smollm2
+    from nesachain.protocol.frames import encode_tensor
     from nesachain.shard_exec.shard_files import block_hashes, read_manifest, write_shards
     from nesachain.shard_exec.sources import Source
-    from nesachain.shard_exec.wire import encode_tensor
+    from nesachain.verifier.replay import ShardReplayer
+    from nesachain.verifier.verdicts import relative_deviation
 
     model, tok = load_smollm2()
     ids = tok(TEXT, return_tensors="pt").input_ids

@@ -4,7 +4,15 @@
     ├── ConfigError        bad command-line input, genesis or config files
     ├── KeyringError       missing keys, wrong passphrase, corrupt keyring
     ├── RPCError           a CometBFT node could not be reached or answered an error
-    └── (kernels, shard_exec and others add their own subclasses next to their code)
+    ├── KernelError        kernels: a tensor the kernels cannot encode
+    │   └── FrameError     a tensor frame that cannot be decoded
+    ├── ProtocolError      protocol: a malformed message or frame (WireError), a miner's refusal (StepError)
+    ├── ShardExecError     shard_exec: a bad shard folder (ManifestError), a model it cannot cut (PartitionError)
+    ├── ClientError        client: a route with no live miner (RouteError, NoRouteError), a miner unreachable
+    ├── ChainAgentError    miner: the chain refused a miner tx (MinerGone: the miner is unbonded)
+    └── ModelLoadError     models: a packaged model that cannot be loaded
+
+Each package declares its own next to its code.
 
 On-chain rejections are not exceptions: they are registered codes (``nesachain.types.errors``).
 """

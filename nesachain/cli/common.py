@@ -9,9 +9,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from nesachain.client.keyring import Keyring
-from nesachain.client.rpc import CometRPC
 from nesachain.errors import ConfigError
+from nesachain.wallet.keyring import Keyring
+from nesachain.wallet.rpc import CometRPC
 
 __all__ = ["add_client_options", "add_keyring_options", "emit", "keyring_from", "rpc_from", "subcommands"]
 

@@ -11,9 +11,10 @@ from nesachain.cli import request_cmd
 from nesachain.cli.common import add_client_options, add_keyring_options, emit, rpc_from, subcommands
 from nesachain.cli.inference_format import format_result
 from nesachain.cli.tx_cmds import add_tx_options, broadcast, parse_amount, resolve_address
-from nesachain.errors import ConfigError
-from nesachain.modules.inference.types import SESSION_FILTERS
+from nesachain.errors import ConfigError, RPCError
 from nesachain.modules.inference.msgs import MsgCloseSession, MsgRegisterModel
+from nesachain.modules.inference.types import SESSION_FILTERS
+from nesachain.wallet import queries
 
 __all__ = ["register"]
 
@@ -48,15 +49,15 @@ def register_query(qsub: argparse._SubParsersAction) -> None:  # type: ignore[ty
     isub = inf.add_subparsers(dest="inference_cmd", required=True)
     p = isub.add_parser("models", help="registered models")
     add_client_options(p)
-    p.set_defaults(func=lambda a: _query(a, "models", {}))
+    p.set_defaults(func=_models)
     p = isub.add_parser("model", help="one model")
     p.add_argument("model_id")
     add_client_options(p)
-    p.set_defaults(func=lambda a: _query(a, "model", {"model_id": a.model_id}))
+    p.set_defaults(func=lambda a: _show(a, "model", queries.model(rpc_from(a), a.model_id)))
     p = isub.add_parser("session", help="one session: route, commitments, challenges, verdicts, payments")
     p.add_argument("session_id", type=int)
     add_client_options(p)
-    p.set_defaults(func=lambda a: _query(a, "session", {"session_id": a.session_id}))
+    p.set_defaults(func=_session)
     p = isub.add_parser("sessions", help="sessions, oldest first")
     p.add_argument("--status", choices=SESSION_FILTERS,
                    help="only sessions in this phase (unsettled: any but settled)")
@@ -68,20 +69,27 @@ def register_query(qsub: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.set_defaults(func=_sessions)
     p = isub.add_parser("params", help="inference params")
     add_client_options(p)
-    p.set_defaults(func=lambda a: _query(a, "params", {}))
+    p.set_defaults(func=lambda a: _show(a, "params", queries.inference_params(rpc_from(a))))
+
+
+def _models(args: argparse.Namespace) -> int:
+    found = queries.models(rpc_from(args))
+    return _show(args, "models", {"models": found, "total": len(found)})
+
+
+def _session(args: argparse.Namespace) -> int:
+    res = queries.session(rpc_from(args), args.session_id)
+    if res is None:
+        raise RPCError(f"session {args.session_id} not found")
+    return _show(args, "session", res)
 
 
 def _sessions(args: argparse.Namespace) -> int:
-    data: dict[str, Any] = {"limit": args.limit, "offset": args.offset}
-    if args.status:
-        data["status"] = args.status
-    if args.miner:
-        data["miner"] = resolve_address(args, args.miner)
-    return _query(args, "sessions", data)
+    miner = resolve_address(args, args.miner) if args.miner else None
+    return _show(args, "sessions", queries.sessions_page(rpc_from(args), args.status, miner, args.limit, args.offset))
 
 
-def _query(args: argparse.Namespace, name: str, data: dict[str, Any]) -> int:
-    res = rpc_from(args).abci_query(f"inference/{name}", data).json()
+def _show(args: argparse.Namespace, name: str, res: dict[str, Any]) -> int:
     emit(args, res, format_result(name, res))
     return 0
 

@@ -10,11 +10,13 @@ import sys
 from collections.abc import Sequence
 
 from nesachain.cli import (
+    infer_cmds,
     inference_cmds,
     keys_cmds,
+    miner_cmds,
+    model_cmds,
     node_cmds,
     query_cmds,
-    shard_cmds,
     staking_cmds,
     tx_cmds,
     verifier_cmds,
@@ -28,7 +30,8 @@ __all__ = ["build_parser", "main"]
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="nesad", description="nesachain node, wallet and miner")
     sub = parser.add_subparsers(dest="command", required=True)
-    for mod in (node_cmds, keys_cmds, tx_cmds, query_cmds, staking_cmds, inference_cmds, shard_cmds, verifier_cmds):
+    for mod in (node_cmds, keys_cmds, tx_cmds, query_cmds, staking_cmds, inference_cmds, model_cmds, miner_cmds,
+                infer_cmds, verifier_cmds):
         mod.register(sub)
     return parser
 

@@ -9,6 +9,7 @@ from typing import Any
 from nesachain.cli.common import add_client_options, add_keyring_options, emit, rpc_from
 from nesachain.cli.tx_cmds import resolve_address
 from nesachain.errors import RPCError
+from nesachain.wallet import queries
 
 __all__ = ["register"]
 
@@ -48,20 +49,20 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 def _balance(args: argparse.Namespace) -> int:
     addr = resolve_address(args, args.address)
-    res = rpc_from(args).abci_query("bank/balance", {"address": addr}).json()
+    res = queries.balance(rpc_from(args), addr)
     emit(args, res, f"{res['amount']}{res['denom']}")
     return 0
 
 
 def _supply(args: argparse.Namespace) -> int:
-    res = rpc_from(args).abci_query("bank/supply").json()
+    res = queries.supply(rpc_from(args))
     emit(args, res, f"supply: {res['supply']}{res['denom']}\nfee pool: {res['fee_pool']}{res['denom']}")
     return 0
 
 
 def _account(args: argparse.Namespace) -> int:
     addr = resolve_address(args, args.address)
-    res = rpc_from(args).abci_query("auth/account", {"address": addr}).json()
+    res = queries.account(rpc_from(args), addr)
     emit(args, res, f"{res['address']}\tsequence {res['sequence']}")
     return 0
 

@@ -1,4 +1,4 @@
-"""`nesad tx inference request`: prompt in, verified answer out (see client/inference.py)."""
+"""`nesad tx inference request`: prompt in, verified answer out (``nesachain.client.request``)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from pathlib import Path
 from nesachain.cli.common import emit, keyring_from, rpc_from
 from nesachain.cli.inference_format import format_session
 from nesachain.cli.tx_cmds import add_tx_options
-from nesachain.client.inference import RequestResult, await_settled, run_request
 from nesachain.client.observed import ObservedSpeeds
+from nesachain.client.request import RequestResult, await_settled, run_request
 from nesachain.client.routing import PREFERENCES
 
 __all__ = ["register"]
@@ -38,7 +38,7 @@ def _request(args: argparse.Namespace) -> int:
     text = args.output == "text"
 
     def opened(r: RequestResult) -> None:
-        hops = ", ".join(f"[{h.start},{h.end}) {h.miner_id}" for h in r.route.hops)
+        hops = ", ".join(f"[{h.start},{h.end}) {h.miner}" for h in r.route.hops)
         print(f"session {r.session_id} opened at height {r.opened_height}; route {hops}; escrow {r.escrow}unes",
               file=sys.stderr)
 

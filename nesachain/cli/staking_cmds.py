@@ -16,8 +16,7 @@ from typing import Any
 
 from nesachain.cli.common import add_client_options, add_keyring_options, emit, keyring_from, rpc_from, subcommands
 from nesachain.cli.tx_cmds import add_tx_options, broadcast, parse_amount, resolve_address
-from nesachain.client.txs import check_msgs
-from nesachain.errors import ConfigError
+from nesachain.errors import ConfigError, RPCError
 from nesachain.modules.staking.msgs import (
     MsgCreateValidator,
     MsgDelegate,
@@ -29,6 +28,8 @@ from nesachain.modules.staking.msgs import (
     MsgUpdateMiner,
     miner_pop_bytes,
 )
+from nesachain.wallet import queries
+from nesachain.wallet.txs import check_msgs
 
 __all__ = ["consensus_pubkey_from", "parse_blocks", "register"]
 
@@ -214,7 +215,10 @@ def _update_miner(args: argparse.Namespace) -> int:
                                                 for k, v in stand_in.items()})])
     current: dict[str, Any] = {}
     if any(given.get(k) is None for k in stand_in):
-        current = rpc_from(args).abci_query("staking/miner", {"address": miner}).json()
+        found = queries.miner(rpc_from(args), miner)
+        if found is None:
+            raise ConfigError(f"miner {miner} is not registered: give every field, or register it first")
+        current = found
     fields = {k: given[k] if given.get(k) is not None else current[k] for k in stand_in}
     return broadcast(args, args.from_key, [MsgUpdateMiner(owner, miner, **fields)])
 
@@ -236,10 +240,8 @@ def _val_line(v: dict[str, Any]) -> str:
 
 
 def _validators(args: argparse.Namespace) -> int:
-    params: dict[str, Any] = {"limit": 1000}
-    if args.status:
-        params["status"] = args.status
-    res = rpc_from(args).abci_query("staking/validators", params).json()
+    found = queries.validators(rpc_from(args), args.status)
+    res: dict[str, Any] = {"validators": found, "total": len(found)}
     emit(args, res, "\n".join(_val_line(v) for v in res["validators"]) or "no validators")
     return 0
 
@@ -248,7 +250,7 @@ def _validator(args: argparse.Namespace) -> int:
     address = args.address
     if not (len(address) == 40 and all(c in "0123456789abcdefABCDEF" for c in address)):
         address = resolve_address(args, address)
-    res = rpc_from(args).abci_query("staking/validator", {"address": address}).json()
+    res = queries.validator(rpc_from(args), address)
     lines = [f"{k}: {v}" for k, v in res.items() if k != "signing_info"]
     if "signing_info" in res:
         info = res["signing_info"]
@@ -259,13 +261,12 @@ def _validator(args: argparse.Namespace) -> int:
 
 def _delegations(args: argparse.Namespace) -> int:
     if args.validator:
-        params = {"validator": resolve_address(args, args.validator)}
+        found = queries.delegations(rpc_from(args), validator=resolve_address(args, args.validator))
     elif args.delegator:
-        params = {"delegator": resolve_address(args, args.delegator)}
+        found = queries.delegations(rpc_from(args), delegator=resolve_address(args, args.delegator))
     else:
         raise ConfigError("give a delegator, or --validator")
-    params_any: dict[str, Any] = {**params, "limit": 1000}
-    res = rpc_from(args).abci_query("staking/delegations", params_any).json()
+    res: dict[str, Any] = {"delegations": found, "total": len(found)}
     text = "\n".join(f"{d['delegator']} -> {d['validator']}  {d['tokens']}unes ({d['shares']} shares)"
                      for d in res["delegations"])
     emit(args, res, text or "no delegations")
@@ -273,10 +274,8 @@ def _delegations(args: argparse.Namespace) -> int:
 
 
 def _unbonding(args: argparse.Namespace) -> int:
-    params: dict[str, Any] = {"limit": 1000}
-    if args.delegator:
-        params["delegator"] = resolve_address(args, args.delegator)
-    res = rpc_from(args).abci_query("staking/unbonding", params).json()
+    found = queries.unbonding(rpc_from(args), resolve_address(args, args.delegator) if args.delegator else None)
+    res: dict[str, Any] = {"entries": found, "total": len(found)}
     text = "\n".join(f"#{e['id']} {e['delegator']} from {e['validator']}: {e['amount']}unes at height "
                      f"{e['completion_height']}" for e in res["entries"])
     emit(args, res, text or "no unbonding entries")
@@ -284,13 +283,13 @@ def _unbonding(args: argparse.Namespace) -> int:
 
 
 def _params(args: argparse.Namespace) -> int:
-    res = rpc_from(args).abci_query("staking/params").json()
+    res = queries.staking_params(rpc_from(args))
     emit(args, res, "\n".join(f"{k}: {v}" for k, v in sorted(res.items())))
     return 0
 
 
 def _pool(args: argparse.Namespace) -> int:
-    res = rpc_from(args).abci_query("staking/pool").json()
+    res = queries.pool(rpc_from(args))
     emit(args, res, "\n".join(f"{k}: {v}" for k, v in sorted(res.items())))
     return 0
 
@@ -302,18 +301,17 @@ def _miner_line(m: dict[str, Any]) -> str:
 
 
 def _miners(args: argparse.Namespace) -> int:
-    params: dict[str, Any] = {"limit": 1000}
-    if args.model:
-        params["model_id"] = args.model
-    if args.status:
-        params["status"] = args.status
-    res = rpc_from(args).abci_query("staking/miners", params).json()
+    found = queries.miners(rpc_from(args), args.model, args.status)
+    res: dict[str, Any] = {"miners": found, "total": len(found)}
     emit(args, res, "\n".join(_miner_line(m) for m in res["miners"]) or "no miners")
     return 0
 
 
 def _miner(args: argparse.Namespace) -> int:
-    res = rpc_from(args).abci_query("staking/miner", {"address": resolve_address(args, args.miner)}).json()
+    address = resolve_address(args, args.miner)
+    res = queries.miner(rpc_from(args), address)
+    if res is None:
+        raise RPCError(f"miner {address} not found")
     emit(args, res, "\n".join(f"{k}: {v}" for k, v in res.items()))
     return 0
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 import argparse
 
 from nesachain.cli.common import add_client_options, add_keyring_options, emit, keyring_from, rpc_from
-from nesachain.client.txs import SEQUENCE_RETRIES, TxOutcome, check_msgs, send_msgs
 from nesachain.errors import ConfigError, KeyringError
 from nesachain.modules.bank.msgs import MsgSend
 from nesachain.tx.msg import Msg
 from nesachain.types.address import HRP, AddressError, decode_address, is_address
 from nesachain.types.coin import DENOM, check_amount
+from nesachain.wallet.txs import SEQUENCE_RETRIES, TxOutcome, check_msgs, send_msgs
 
 __all__ = ["add_tx_options", "broadcast", "parse_amount", "register", "resolve_address"]
 

@@ -1,16 +1,13 @@
-"""`nesad verifier start`: a validator's verifier, re-executing challenged steps (see agents/verifier.py)."""
+"""`nesad verifier start`: a validator's verifier, re-executing challenged steps (``nesachain.verifier``)."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import signal
 from pathlib import Path
 
-import structlog
-
 from nesachain.cli.common import add_client_options, add_keyring_options, keyring_from, rpc_from
-from nesachain.errors import ConfigError, NesaError
+from nesachain.errors import ConfigError
 
 __all__ = ["parse_shards", "register"]
 
@@ -41,48 +38,16 @@ def parse_shards(items: list[str]) -> dict[str, Path]:
 
 
 def _start(args: argparse.Namespace) -> int:
-    from nesachain.agents.chain_view import ChainView
-    from nesachain.agents.fetch import fetch_json, fetch_steps
-    from nesachain.agents.replay import ShardReplayer
-    from nesachain.agents.verifier import Verifier
     from nesachain.logging import configure
+    from nesachain.verifier.run import build_verifier, run_verifier
 
     if not args.poll > 0:
         raise ConfigError(f"--poll must be a number of seconds > 0, got {args.poll}")
     if not args.tolerance > 0:
         raise ConfigError(f"--tolerance must be > 0, got {args.tolerance}")
     configure()
-    log = structlog.get_logger("nesachain.verifier")
-    rpc = rpc_from(args)
-    chain = ChainView(rpc, keyring_from(args).signing_key(args.key))
-
-    def chain_hashes(model_id: str) -> list[str]:
-        hashes: list[str] = rpc.abci_query("inference/model", {"model_id": model_id}).json()["block_hashes"]
-        return hashes
-
     state = Path(args.state_file) if args.state_file else Path(args.home) / f"verifier-{args.key}.json"
-    verifier = Verifier(chain, ShardReplayer(parse_shards(args.shards), chain_hashes), state,
-                        fetch_json, fetch_steps, args.tolerance)
-
-    async def run() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        log.info("verifier_start", operator=verifier.operator)
-        passes = 0
-        while not stop.is_set():
-            try:
-                if passes % 20 == 0:  # new miners get their blocks loaded within ~20 polls
-                    await asyncio.to_thread(verifier.warm)
-                passes += 1
-                await asyncio.to_thread(verifier.tick)
-            except NesaError as exc:
-                log.warning("verifier_pass_failed", error=str(exc))
-            try:
-                await asyncio.wait_for(stop.wait(), timeout=args.poll)
-            except TimeoutError:
-                pass
-
-    asyncio.run(run())
+    verifier = build_verifier(rpc_from(args), keyring_from(args).signing_key(args.key), parse_shards(args.shards),
+                              state, args.tolerance)
+    asyncio.run(run_verifier(verifier, args.poll))
     return 0

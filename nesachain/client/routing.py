@@ -1,4 +1,4 @@
-"""Personalised routing (DESIGN §4.3): the cheapest chain of miners covering blocks 0..n.
+"""Personalised routing (docs/protocol.md): the cheapest chain of miners covering blocks 0..n.
 
 A pure, deterministic function. Nodes are block boundaries 0..n; using miner m (serving
 [a, b)) from boundary p (a ≤ p < b) to b is an edge of cost
@@ -18,22 +18,19 @@ next-best miners that can serve the same span are kept as alternates for failove
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
-from nesachain.errors import NesaError
+from nesachain.client.errors import NoRouteError
+from nesachain.client.route import Hop, Peer, Route
 
-__all__ = ["PREFERENCES", "Hop", "MinerCandidate", "NoRouteError", "Route", "Weights", "find_route"]
-
-
-class NoRouteError(NesaError):
-    """No set of candidate miners covers every block of the model."""
+__all__ = ["PREFERENCES", "MinerCandidate", "NoRouteError", "Weights", "find_route"]
 
 
 @dataclass(frozen=True)
 class MinerCandidate:
-    miner_id: str
+    miner: str  # the miner's address on chain
     start: int
     end: int
     throughput: float  # forward passes per second per block (declared, or measured)
@@ -42,6 +39,7 @@ class MinerCandidate:
     price: int = 0  # unes per token per block
     rtt_s: float | None = None  # this client's measured round trip; None: not measured
     bytes_per_step: int = 0  # activation bytes sent to it per step
+    url: str = ""  # its WebSocket URL (``protocol.ws_url`` of its endpoint on chain)
 
 
 @dataclass(frozen=True)
@@ -59,25 +57,6 @@ PREFERENCES = {
     "price": Weights(latency=0.05, price=1.0, trust=0.05),
     "trust": Weights(latency=0.5, price=0.0, trust=1.0),
 }
-
-
-@dataclass(frozen=True)
-class Hop:
-    miner_id: str
-    start: int
-    end: int
-    cost: float
-    alternates: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class Route:
-    hops: tuple[Hop, ...]
-    cost: float = 0.0
-    meta: dict[str, float] = field(default_factory=dict)
-
-    def as_chain_route(self) -> list[list[object]]:
-        return [[h.miner_id, h.start, h.end] for h in self.hops]
 
 
 def _edge_terms(cands: Sequence[MinerCandidate], w: Weights) -> tuple[np.ndarray, np.ndarray]:
@@ -100,7 +79,7 @@ def find_route(cands: Sequence[MinerCandidate], n_blocks: int, weights: Weights 
     w = weights or PREFERENCES["latency"]
     if n_blocks < 1:
         raise NoRouteError("a model has at least one block")
-    usable = sorted((c for c in cands if 0 <= c.start < c.end and c.throughput > 0), key=lambda c: c.miner_id)
+    usable = sorted((c for c in cands if 0 <= c.start < c.end and c.throughput > 0), key=lambda c: c.miner)
     if not usable:
         raise NoRouteError("no miners to route through")
     c0, c1 = _edge_terms(usable, w)
@@ -132,8 +111,12 @@ def find_route(cands: Sequence[MinerCandidate], n_blocks: int, weights: Weights 
         alt_idx = np.nonzero((start <= p) & (end >= b))[0]
         alt_cost = c0[alt_idx] + c1[alt_idx] * (b - p)
         order = np.lexsort((alt_idx, alt_cost))
-        alternates = tuple(usable[int(alt_idx[j])].miner_id for j in order if int(alt_idx[j]) != i)[:n_alternates]
-        hops.append(Hop(usable[i].miner_id, p, b, float(dist[b] - dist[p]), alternates))
+        alternates = tuple(_peer(usable[int(alt_idx[j])]) for j in order if int(alt_idx[j]) != i)[:n_alternates]
+        hops.append(Hop(p, b, (_peer(usable[i]), *alternates), float(dist[b] - dist[p])))
         b = p
     hops.reverse()
-    return Route(tuple(hops), float(dist[n_blocks]))
+    return Route(tuple(hops), cost=float(dist[n_blocks]))
+
+
+def _peer(c: MinerCandidate) -> Peer:
+    return Peer(c.url, c.miner)

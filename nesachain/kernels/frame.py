@@ -51,6 +51,7 @@ from nesachain.kernels.frame_header import (
     ITEMSIZE,
     OUTLIER_SHIFT,
     POSITION_DTYPE,
+    QUANTIZABLE,
     FrameHeader,
     Scheme,
     byte_view,
@@ -121,14 +122,19 @@ def _from_bytes(buf: memoryview, offset: int, count: int, dtype: torch.dtype) ->
 
 def encode_frame(x: torch.Tensor, config: FrameConfig | None = None) -> bytes:
     """Encode ``x`` (float32, float16 or bfloat16, any shape, any device) as one frame. A tensor of at most
-    ``HOST_ENCODE_MAX_NUMEL`` values off the CPU is encoded from a host copy (the CPU's frame)."""
+    ``HOST_ENCODE_MAX_NUMEL`` values off the CPU is encoded from a host copy (the CPU's frame). Tensors of the
+    other ``DTYPES`` (float64, integers, bool) travel exactly with scheme none; float64 also as fp16 values."""
     cfg = config or FrameConfig()
-    check_dtype(x.dtype)
-    if x.device.type != "cpu" and x.numel() <= HOST_ENCODE_MAX_NUMEL:
-        x = x.cpu()
     if cfg.scheme not in Scheme._value2member_map_:
         raise KernelError(f"unknown scheme {cfg.scheme!r}")
     scheme = Scheme(cfg.scheme)
+    if x.dtype in DTYPES and x.dtype not in QUANTIZABLE:
+        if not (scheme is Scheme.NONE or (scheme is Scheme.FP16 and x.dtype is torch.float64)):
+            raise KernelError(f"dtype {x.dtype} travels as scheme none (float64: or fp16), not {scheme.name}")
+    else:
+        check_dtype(x.dtype)
+    if x.device.type != "cpu" and x.numel() <= HOST_ENCODE_MAX_NUMEL:
+        x = x.cpu()
     if scheme is Scheme.NONE:
         return pack_header(scheme, x) + _to_bytes(x)
     if scheme is Scheme.FP16:
@@ -190,6 +196,11 @@ def decode_frame(
     buf = byte_view(data)
     n, offset = h.numel, h.header_bytes
     if h.scheme is Scheme.NONE:
+        if h.dtype is torch.bool:
+            raw = _from_bytes(buf, offset, n, torch.uint8)
+            if raw.numel() and int(raw.max()) > 1:
+                raise FrameError("a bool frame holds bytes 0 and 1 only")
+            return raw.view(torch.bool).view(h.shape).to(device or "cpu")
         return _from_bytes(buf, offset, n, h.dtype).view(h.shape).to(device or "cpu")
     if h.scheme is Scheme.FP16:
         return _from_bytes(buf, offset, n, torch.float16).to(device or "cpu", h.dtype).view(h.shape)

@@ -30,6 +30,7 @@ __all__ = [
     "MAX_NDIM",
     "OUTLIER_SHIFT",
     "POSITION_DTYPE",
+    "QUANTIZABLE",
     "FrameHeader",
     "Scheme",
     "byte_view",
@@ -50,8 +51,12 @@ FLAG_CODED = 0x80
 TREATMENTS = (FLAG_ROTATED, FLAG_CENTERED, FLAG_DELTA, FLAG_GRID, FLAG_CODED)
 OUTLIER_SHIFT = 1
 
-DTYPES = (torch.float32, torch.float16, torch.bfloat16)  # index = wire code
-ITEMSIZE = {torch.float32: 4, torch.float16: 2, torch.bfloat16: 2}
+# index = wire code; the first three are the floats every scheme takes, the rest travel exactly (scheme none),
+# or float64 as fp16 values (scheme fp16)
+DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.float64, torch.int64, torch.int32, torch.int16,
+          torch.int8, torch.uint8, torch.bool)
+QUANTIZABLE = DTYPES[:3]
+ITEMSIZE = {dt: torch.empty((), dtype=dt).element_size() for dt in DTYPES}
 
 
 class Scheme(IntEnum):
@@ -169,6 +174,9 @@ def read_header(data: bytes | bytearray | memoryview, max_bytes: int = DEFAULT_M
     scheme = Scheme(scheme_id)
     if dtype_id >= len(DTYPES):
         raise FrameError(f"unknown dtype code {dtype_id}")
+    exact_only = DTYPES[dtype_id] not in QUANTIZABLE
+    if exact_only and not (scheme is Scheme.NONE or (scheme is Scheme.FP16 and DTYPES[dtype_id] is torch.float64)):
+        raise FrameError(f"dtype {DTYPES[dtype_id]} travels as scheme none (float64: or fp16), not {scheme.name}")
     if ndim > MAX_NDIM:
         raise FrameError(f"frame has {ndim} dimensions; at most {MAX_NDIM}")
     quantized = scheme in (Scheme.BLOCKWISE8, Scheme.MIXED8)
@@ -182,7 +190,7 @@ def read_header(data: bytes | bytearray | memoryview, max_bytes: int = DEFAULT_M
     if flags & ~allowed_flags or treatments > 1 or linear_only or grid_misfit or coded_misfit:
         raise FrameError(f"flags 0x{flags:02x} not valid for scheme {scheme.name} with map id {map_id}")
     outlier_id = (flags >> OUTLIER_SHIFT) & 0x3
-    if outlier_id >= len(DTYPES):
+    if outlier_id >= len(QUANTIZABLE):
         raise FrameError(f"unknown outlier dtype code {outlier_id}")
     if quantized:
         if not 5 <= block_log2 <= 12:

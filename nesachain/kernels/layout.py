@@ -6,7 +6,8 @@ Layout (little-endian; varint = unsigned LEB128, at most 10 bytes)::
     0       2     magic b"NT"
     2       1     format version (1)
     3       1     scheme: 0 none, 1 fp16, 2 blockwise8, 3 mixed8
-    4       1     dtype of the tensor: 0 float32, 1 float16, 2 bfloat16
+    4       1     dtype of the tensor: 0 float32, 1 float16, 2 bfloat16; and, for scheme none only
+                  (float64: or fp16), 3 float64, 4 int64, 5 int32, 6 int16, 7 int8, 8 uint8, 9 bool
     5       1     flags: bit 0 scales are float32 (else float16); bits 1-2 outlier value dtype
                   (as the dtype byte: 0 float32, 1 float16, 2 bfloat16); bit 3 blocks are
                   Hadamard-rotated; bit 4 blocks are centred; bit 5 blocks are delta-coded or centred,

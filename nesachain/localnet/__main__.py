@@ -9,12 +9,13 @@ import sys
 from pathlib import Path
 
 from nesachain.cli.inference_format import format_session
-from nesachain.client.inference import await_settled, run_request
-from nesachain.client.txs import send_msgs
+from nesachain.client.request import await_settled, run_request
 from nesachain.errors import ConfigError, NesaError
 from nesachain.localnet.net import REPO, Localnet
 from nesachain.localnet.swarm import ensure_shards, shards_ready, start_miner, start_verifier, wait_active_miners
 from nesachain.modules.bank.msgs import MsgSend
+from nesachain.wallet import queries
+from nesachain.wallet.txs import send_msgs
 
 DEFAULT_ROOT = Path(os.environ.get("NESA_LOCALNET", REPO / ".localnet"))
 
@@ -115,7 +116,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     faucet = ring.signing_key("faucet")
     demo = ring.show("demo") if any(k.name == "demo" for k in ring.list()) else ring.add("demo")
     out = send_msgs(rpc, faucet, [MsgSend(ring.show("faucet").address, demo.address, 1_000_000)])
-    balance = rpc.abci_query("bank/balance", {"address": demo.address}).json()["amount"]
+    balance = queries.balance(rpc, demo.address)["amount"]
     print(f"demo transfer: 1000000unes faucet -> {demo.address}")
     print(f"  txhash {out.hash}  height {out.height}  code {out.code} {out.log}")
     print(f"  demo balance now {balance}unes; chain height {rpc.height()}")

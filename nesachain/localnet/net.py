@@ -18,8 +18,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-from nesachain.client.keyring import Keyring
-from nesachain.client.rpc import CometRPC
 from nesachain.errors import ConfigError, RPCError
 from nesachain.localnet.config import (
     NodePorts,
@@ -29,6 +27,8 @@ from nesachain.localnet.config import (
     node_id,
     write_genesis,
 )
+from nesachain.wallet.keyring import Keyring
+from nesachain.wallet.rpc import CometRPC
 
 __all__ = ["REPO", "Localnet", "find_cometbft"]
 

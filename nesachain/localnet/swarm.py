@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
-from nesachain.client.inference import probe_miner
+from nesachain.client.request import probe_miner
 from nesachain.errors import ConfigError, RPCError
 from nesachain.localnet.net import Localnet
+from nesachain.wallet import queries
 
 __all__ = ["ensure_shards", "miner_port", "shards_ready", "start_miner", "start_verifier", "wait_active_miners"]
 
@@ -19,15 +21,18 @@ def miner_port(net: Localnet, i: int) -> int:
     return net.base_port + 10 * net.n + 100 + i
 
 
-def _cli(net: Localnet, *args: str) -> list[str]:
-    return [sys.executable, "-m", "nesachain.cli.main", *args, "--home", str(net.root / "wallet"),
-            "--keyring-backend", "test"]
+NESAD = ("-m", "nesachain.cli.main")
+
+
+def _cli(net: Localnet, *args: str, program: Sequence[str] = NESAD) -> list[str]:
+    return [sys.executable, *program, *args, "--home", str(net.root / "wallet"), "--keyring-backend", "test"]
 
 
 def start_miner(net: Localnet, i: int, shard_dir: Path, blocks: tuple[int, int] | int, *, owner: str | None = None,
-                model_id: str | None = None, extra: tuple[str, ...] = ()) -> str:
+                model_id: str | None = None, extra: tuple[str, ...] = (), program: Sequence[str] = NESAD) -> str:
     """Start miner i (key ``miner<i>``, owned by ``operator<i>`` unless given) on ``blocks`` (start, end), or
-    on as many blocks as an int says, chosen and rebalanced by its chain agent; returns host:port."""
+    on as many blocks as an int says, chosen and rebalanced by its chain agent; returns host:port. ``program``
+    is what Python runs with ``miner start …`` (tests run a misbehaving miner through it)."""
     ring = net.keyring()
     if not any(k.name == f"miner{i}" for k in ring.list()):
         ring.add(f"miner{i}")
@@ -36,7 +41,7 @@ def start_miner(net: Localnet, i: int, shard_dir: Path, blocks: tuple[int, int] 
     cmd = [*_cli(net, "miner", "start", "--model", str(shard_dir), *where,
                  "--port", str(port), "--threads", "1", "--memory-budget-mb", "256",
                  "--owner", owner or f"operator{i % net.n}", "--miner-key", f"miner{i}",
-                 "--node", f"http://127.0.0.1:{net.ports(i % net.n).rpc}"), *extra]
+                 "--node", f"http://127.0.0.1:{net.ports(i % net.n).rpc}", program=program), *extra]
     if model_id:
         cmd += ["--model-id", model_id]
     net.spawn(f"miner{i}", cmd, net.root / f"miner{i}.log")
@@ -61,8 +66,7 @@ def wait_active_miners(net: Localnet, model_id: str, n: int, timeout: float = 18
                 log = (net.root / f"{name}.log").read_text(errors="replace").strip().splitlines()[-3:]
                 raise ConfigError(f"{name} exited: {' | '.join(log)}")
         try:
-            miners: list[dict[str, object]] = rpc.abci_query(
-                "staking/miners", {"model_id": model_id, "status": "active"}).json()["miners"]
+            miners = queries.miners(rpc, model_id, "active")
         except RPCError:
             miners = []
         miners = [m for m in miners if probe_miner(str(m["endpoint"])) is not None]

@@ -1,6 +1,6 @@
 """The miner's chain agent: register (or check the registration), send heartbeats, rebalance.
 
-``nesad miner start`` (nesachain/cli/shard_cmds.py) runs the shard server and, beside it,
+``nesad miner start`` (``nesachain.miner.start``) runs the shard server and, beside it,
 ``run_chain_agent(...)``. The agent only talks to a CometBFT node over RPC (it imports wire types,
 never keepers). Each tx is sent and awaited before the next (one account, one sequence).
 
@@ -23,10 +23,6 @@ from typing import Any
 import structlog
 from nacl.signing import SigningKey
 
-from nesachain.agents.chain_view import ChainView
-from nesachain.client.keyring import Keyring
-from nesachain.client.rpc import CometRPC
-from nesachain.client.txs import TxOutcome, account_of
 from nesachain.errors import NesaError, RPCError
 from nesachain.miner.placement import Span, choose_blocks, rebalance
 from nesachain.modules.staking.errors import CODESPACE, ErrMinerUnbonding, ErrUnknownMiner
@@ -36,6 +32,11 @@ from nesachain.modules.staking.msgs import (
     MsgUpdateMiner,
     miner_pop_bytes,
 )
+from nesachain.wallet import queries
+from nesachain.wallet.keyring import Keyring
+from nesachain.wallet.rpc import CometRPC
+from nesachain.wallet.txs import TxOutcome, account_of
+from nesachain.wallet.view import ChainView
 
 __all__ = ["ChainAgent", "ChainAgentError", "MinerGone", "MinerSpec", "run_chain_agent"]
 
@@ -84,27 +85,20 @@ class ChainAgent:
 
     # reads
     def registration(self) -> dict[str, Any] | None:
-        res = self.rpc.abci_query("staking/miner", {"address": self.miner_address})
-        if res.code != 0:
-            if "not found" in res.log:
-                return None
-            raise RPCError(f"staking/miner: {res.log}")
-        out: dict[str, Any] = res.json()
-        return out
+        return queries.miner(self.rpc, self.miner_address)
 
     def heartbeat_timeout(self) -> int:
-        return int(self.rpc.abci_query("staking/params").json()["miner_heartbeat_timeout"])
+        return int(queries.staking_params(self.rpc)["miner_heartbeat_timeout"])
 
     def model_blocks(self) -> int:
-        for m in self.rpc.abci_query("inference/models").json()["models"]:
+        for m in queries.models(self.rpc):
             if m["model_id"] == self.spec.model_id:
                 return int(m["n_blocks"])
         raise ChainAgentError(f"model {self.spec.model_id!r} is not registered on chain")
 
     def active_spans(self) -> list[Span]:
-        res = self.rpc.abci_query("staking/miners", {"model_id": self.spec.model_id, "status": "active",
-                                                    "limit": 1000}).json()
-        return [Span(m["miner"], m["block_start"], m["block_end"], m["throughput"]) for m in res["miners"]]
+        return [Span(m["miner"], m["block_start"], m["block_end"], m["throughput"])
+                for m in queries.miners(self.rpc, self.spec.model_id, "active")]
 
     # writes
     def _send(self, msg: Any) -> TxOutcome:

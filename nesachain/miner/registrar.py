@@ -23,14 +23,15 @@ from urllib.parse import urlparse
 
 import structlog
 
-from nesachain.agents.chain_view import ChainView
-from nesachain.agents.results import ResultAgent
-from nesachain.client.keyring import Keyring
-from nesachain.client.rpc import CometRPC
 from nesachain.errors import NesaError
 from nesachain.miner.chain_agent import ChainAgent, MinerSpec, run_chain_agent
 from nesachain.miner.placement import choose_blocks
-from nesachain.shard_exec.miner.registration import Mover
+from nesachain.miner.results import ResultAgent
+from nesachain.shard_exec.server.registration import Mover
+from nesachain.wallet import queries
+from nesachain.wallet.keyring import Keyring
+from nesachain.wallet.rpc import CometRPC
+from nesachain.wallet.view import ChainView
 
 __all__ = ["ChainRegistrar"]
 
@@ -39,19 +40,20 @@ log = structlog.get_logger("nesachain.miner")
 
 class ChainRegistrar:
     def __init__(self, rpc_url: str, keyring: Keyring, owner: str, miner: str, model_id: str, bond: int,
-                 memory_mb: int, state_file: Path, poll_s: float = 1.0, withhold_reveals: bool = False,
-                 num_blocks: int | None = None) -> None:
+                 memory_mb: int, state_file: Path, poll_s: float = 1.0, num_blocks: int | None = None,
+                 result_agent: type[ResultAgent] = ResultAgent) -> None:
         self.rpc_url, self.keyring, self.owner, self.miner = rpc_url, keyring, owner, miner
         self.model_id, self.bond, self.memory_mb = model_id, bond, memory_mb
         self.num_blocks = num_blocks  # None: the blocks given at start, kept; else chosen and rebalanced
-        self.state_file, self.poll_s, self.withhold_reveals = state_file, poll_s, withhold_reveals
+        self.state_file, self.poll_s = state_file, poll_s
+        self.result_agent = result_agent  # tests pass a misbehaving subclass
         self._stop = asyncio.Event()
         self._done = asyncio.Event()  # unbonded, and every session it served has settled
         self._tasks: list[asyncio.Task[None]] = []
 
     def check_hashes(self, rpc: CometRPC, info: dict[str, Any]) -> None:
         start, end = info["blocks"]
-        model = rpc.abci_query("inference/model", {"model_id": self.model_id}).json()
+        model = queries.model(rpc, self.model_id)
         registered = model["block_hashes"][start:end]
         if registered != info["block_hashes"]:
             bad = [start + i for i, (a, b) in enumerate(zip(registered, info["block_hashes"], strict=False)) if a != b]
@@ -98,8 +100,7 @@ class ChainRegistrar:
         chain = ChainView(rpc, self.keyring.signing_key(self.owner))
         miner_address = self.keyring.show(self.miner).address
         self._tasks.append(asyncio.create_task(self._after_agent(task, chain, miner_address)))
-        agent = ResultAgent(chain, miner_address, f"http://{endpoint}", self.state_file,
-                            withhold_reveals=self.withhold_reveals)
+        agent = self.result_agent(chain, miner_address, f"http://{endpoint}", self.state_file)
         self._tasks.append(asyncio.create_task(self._results(agent)))
         log.info("miner_on_chain", miner=miner_address, model=self.model_id, blocks=[start, end],
                  rebalancing=bool(self.num_blocks))

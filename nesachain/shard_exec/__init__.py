@@ -1,76 +1,33 @@
-"""Model-agnostic sharded execution: adapters, partitioner, shard folders, miner server, client pipeline.
+"""Model-agnostic sharded execution: adapters, partitioner, shard folders, KV cache, stage runners, and the
+side-process server that runs a block range for miners (``.server``).
 
     write_shards / read_manifest / load_stage       shard folders (per-block safetensors + manifest)
     partition / balanced_layers                     the DP that cuts units into k contiguous stages
-    MinerServer / MinerConfig                       a miner serving blocks [a, b) over WebSocket
-    DecoderClient / EncoderClient / GraphClient     clients that run a route, with failover
-    Route / parse_route / Sampling                  routes and decoding settings
+    Sampling / choose                               decoding settings (the client and the local reference)
 
-Importing this package loads no model and starts nothing. Client code (``.client``) never imports the
-miner (``.miner``); both share the wire types in ``.wire``. Errors: ``.errors`` (root ``ShardExecError``).
+The server (``nesachain.shard_exec.server``: ``MinerServer``, ``MinerConfig``) is imported from there; this
+package never imports it, so the client and the verifier, which use the compute here, never load it.
+Importing this package loads no model and starts nothing. Errors: ``.errors`` (root ``ShardExecError``);
+what crosses the wire is ``nesachain.protocol``'s.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
-from nesachain.shard_exec import client, wire
-from nesachain.shard_exec.client import (
-    DecoderClient,
-    EncoderClient,
-    GenerationStats,
-    GraphClient,
-    RemotePipeline,
-    Route,
-    Sampling,
-    parse_route,
-)
-from nesachain.shard_exec.errors import (
-    ManifestError,
-    PartitionError,
-    RouteError,
-    ShardExecError,
-    StepError,
-    WireError,
-)
+from nesachain.shard_exec.errors import ManifestError, PartitionError, ShardExecError
 from nesachain.shard_exec.partition import CostWeights, balanced_layers, partition
+from nesachain.shard_exec.sampling import Sampling, choose
 from nesachain.shard_exec.shard_files import load_stage, read_manifest, write_shards
-
-_MINER_NAMES = ("MinerConfig", "MinerServer")
-
-
-def __getattr__(name: str) -> Any:
-    """The miner is imported on first use, so client code importing this package never loads it."""
-    if name in _MINER_NAMES:
-        from nesachain.shard_exec import miner
-
-        return getattr(miner, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
 
 __all__ = [
     "CostWeights",
-    "DecoderClient",
-    "EncoderClient",
-    "GenerationStats",
-    "GraphClient",
     "ManifestError",
-    "MinerConfig",
-    "MinerServer",
     "PartitionError",
-    "RemotePipeline",
-    "Route",
-    "RouteError",
     "Sampling",
     "ShardExecError",
-    "StepError",
-    "WireError",
     "balanced_layers",
-    "client",
+    "choose",
     "load_stage",
-    "parse_route",
     "partition",
     "read_manifest",
-    "wire",
     "write_shards",
 ]

@@ -7,10 +7,10 @@ from typing import Any
 
 import torch
 
-from nesachain.shard_exec.errors import WireError
+from nesachain.protocol.errors import WireError
+from nesachain.protocol.messages import ErrorCode
 from nesachain.shard_exec.fx_graph import StageGraph
 from nesachain.shard_exec.stage import Tensors, Values
-from nesachain.shard_exec.wire import ErrorCode
 
 __all__ = ["GraphStage"]
 

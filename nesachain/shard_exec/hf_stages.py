@@ -8,11 +8,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from nesachain.shard_exec.errors import WireError
+from nesachain.protocol.errors import WireError
+from nesachain.protocol.messages import ErrorCode
 from nesachain.shard_exec.hf_family import HFFamily, build_meta_model, get_path, materialize
 from nesachain.shard_exec.kv_cache import BlockKVCache
 from nesachain.shard_exec.stage import Tensors, Values
-from nesachain.shard_exec.wire import ErrorCode
 
 __all__ = ["DecoderStage", "EncoderStage", "build_hf_stage", "check_hidden"]
 

@@ -12,8 +12,8 @@ from typing import Any
 
 import torch
 
-from nesachain.shard_exec.errors import WireError
-from nesachain.shard_exec.wire import ErrorCode
+from nesachain.protocol.errors import WireError
+from nesachain.protocol.messages import ErrorCode
 
 __all__ = ["BlockKVCache"]
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from nesachain.shard_exec.client.sampling import Sampling, choose
+from nesachain.shard_exec.sampling import Sampling, choose
 
 __all__ = ["local_generate"]
 

@@ -10,7 +10,6 @@ its sequence to another process re-signs with that number."""
 
 from __future__ import annotations
 
-import re
 from typing import Protocol
 
 from nesachain.store.kv import KVReader, KVStore
@@ -20,19 +19,11 @@ from nesachain.types.context import Context
 from nesachain.types.encoding import CanonicalError, decode_canonical
 from nesachain.types.sdk_errors import ErrInsufficientFee, ErrInvalidChainID, ErrInvalidSequence
 
-__all__ = ["EXPECTED_SEQUENCE", "expected_sequence", "run_ante", "sequence_expected"]
+__all__ = ["EXPECTED_SEQUENCE", "run_ante", "sequence_expected"]
 
 EXPECTED_SEQUENCE = "expected_sequence"  # the key of a sequence refusal's data
 
 _SEQUENCE_MISMATCH = "account {account} expects sequence {expected}, tx has {got}"
-_EXPECTS = re.compile(r"expects sequence (\d+), tx has \d+")
-
-
-def expected_sequence(log: str) -> int | None:
-    """The sequence a refusal's log says the account expects (None: not a sequence refusal).
-    Deprecated: read the structured data with ``sequence_expected`` instead."""
-    m = _EXPECTS.search(log)
-    return int(m.group(1)) if m else None
 
 
 def sequence_expected(data: bytes) -> int | None:

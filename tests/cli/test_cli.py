@@ -128,9 +128,11 @@ def test_cli_tx_checks_fee_memo_and_sequence_before_contacting_the_node(tmp_path
 def test_cli_tx_sends_again_when_another_tx_of_the_account_took_its_sequence(tmp_path, capsys, monkeypatch):
     """A validator's or miner's agents sign with the same account; the wallet signs again with the
     sequence CheckTx expects, or, after a tx dropped at recheck, with the sequence read again."""
-    from nesachain.client.txs import TxOutcome
+    from nesachain.types.encoding import encode
+    from nesachain.wallet.txs import TxOutcome
 
-    outcomes = [TxOutcome("A", 0, 3, "sdk", "account expects sequence 8, tx has 7", "check"),
+    outcomes = [TxOutcome("A", 0, 3, "sdk", "account expects sequence 8, tx has 7", "check",
+                          encode({"expected_sequence": 8})),
                 TxOutcome("A", 0, 3, "sdk", "dropped from the mempool at recheck: another tx took sequence 8",
                           "check"),
                 TxOutcome("B", 12, 0, "", "", "deliver")]
@@ -140,8 +142,8 @@ def test_cli_tx_sends_again_when_another_tx_of_the_account_took_its_sequence(tmp
         sent.append(sequence)
         return outcomes[len(sent) - 1]
 
-    monkeypatch.setattr("nesachain.client.txs._send", fake_send)
-    monkeypatch.setattr("nesachain.client.txs.time.sleep", lambda s: None)
+    monkeypatch.setattr("nesachain.wallet.txs._send", fake_send)
+    monkeypatch.setattr("nesachain.wallet.txs.time.sleep", lambda s: None)
     home = ["--home", str(tmp_path), "--keyring-backend", "test"]
     assert run(capsys, "keys", "add", "a", *home)[0] == 0
     rc, out, _ = run(capsys, "tx", "bank", "send", "a", "a", "5", *home, "--chain-id", "c")

@@ -74,7 +74,7 @@ def test_a_miner_that_overstates_its_throughput_is_routed_around_once_seen(tmp_p
 
     def route() -> str:
         cands = [MinerCandidate(m, 0, 10, seen.throughput(m, d), rtt_s=0.001) for m, d in sorted(declared.items())]
-        return find_route(cands, 10).hops[0].miner_id
+        return find_route(cands, 10).hops[0].miner
 
     assert route() == "liar"
     seen.record("liar", 1 / 250)  # it served at 250 forward passes per second per block

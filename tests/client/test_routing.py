@@ -26,35 +26,35 @@ def covers(route, n: int) -> bool:
 def test_route_prefers_fewer_hops_when_rtt_dominates():
     cands = [M("a", 0, 4, rtt_s=0.5), M("b", 4, 8, rtt_s=0.5), M("whole", 0, 8, thr=8.0, rtt_s=0.5)]
     r = find_route(cands, 8)
-    assert [h.miner_id for h in r.hops] == ["whole"] and covers(r, 8)
+    assert [h.miner for h in r.hops] == ["whole"] and covers(r, 8)
 
 
 def test_route_uses_partial_range_of_a_miner_from_the_current_block():
     cands = [M("a", 0, 3), M("b", 2, 6), M("c", 5, 6)]
     r = find_route(cands, 6)
-    assert [(h.miner_id, h.start, h.end) for h in r.hops] == [("a", 0, 3), ("b", 3, 6)]
+    assert [(h.miner, h.start, h.end) for h in r.hops] == [("a", 0, 3), ("b", 3, 6)]
 
 
 def test_route_preferences_change_the_choice():
     fast_pricey = M("fast", 0, 4, thr=100.0, price=50, rtt_s=0.01)
     slow_cheap = M("cheap", 0, 4, thr=2.0, price=1, rtt_s=0.01)
     shady = M("shady", 0, 4, thr=100.0, price=1, reputation=0.2, rtt_s=0.01)
-    assert find_route([fast_pricey, slow_cheap], 4, PREFERENCES["latency"]).hops[0].miner_id == "fast"
-    assert find_route([fast_pricey, slow_cheap], 4, PREFERENCES["price"]).hops[0].miner_id == "cheap"
-    assert find_route([fast_pricey, shady], 4, PREFERENCES["trust"]).hops[0].miner_id == "fast"
+    assert find_route([fast_pricey, slow_cheap], 4, PREFERENCES["latency"]).hops[0].miner == "fast"
+    assert find_route([fast_pricey, slow_cheap], 4, PREFERENCES["price"]).hops[0].miner == "cheap"
+    assert find_route([fast_pricey, shady], 4, PREFERENCES["trust"]).hops[0].miner == "fast"
 
 
 def test_route_measured_rtt_and_load_matter():
     near, far = M("near", 0, 4, rtt_s=0.01), M("far", 0, 4, rtt_s=0.5)
-    assert find_route([far, near], 4).hops[0].miner_id == "near"
+    assert find_route([far, near], 4).hops[0].miner == "near"
     busy, idle = M("busy", 0, 4, load=9), M("idle", 0, 4, load=0)
-    assert find_route([busy, idle], 4).hops[0].miner_id == "idle"
+    assert find_route([busy, idle], 4).hops[0].miner == "idle"
 
 
 def test_route_ties_break_by_miner_id_and_keep_alternates():
     cands = [M("m3", 0, 4), M("m1", 0, 4), M("m2", 0, 4)]
     r = find_route(list(reversed(cands)), 4)
-    assert r.hops[0].miner_id == "m1" and r.hops[0].alternates == ("m2", "m3")
+    assert r.hops[0].miner == "m1" and [p.miner for p in r.hops[0].alternates] == ["m2", "m3"]
     assert find_route(cands, 4) == r
 
 

@@ -1,4 +1,4 @@
-"""The chain foundation on a real 4-validator CometBFT localnet (issue 2's "Done when")."""
+"""The chain foundation on a real 4-validator CometBFT localnet."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import sys
 import pytest
 
 from nesachain.localnet.net import REPO, Localnet
+from nesachain.wallet import queries
 
 pytestmark = pytest.mark.localnet
 
@@ -37,7 +38,7 @@ def test_localnet_cli_send_all_nodes_agree_and_tx_search_finds_it(localnet):
     assert out["code"] == 0 and out["height"] > 0
     for i in range(4):  # every node answers the new balance through abci_query
         net.rpc(i).wait_height(out["height"] + 1, timeout=60)
-        assert net.rpc(i).abci_query("bank/balance", {"address": new["address"]}).json()["amount"] == 12345
+        assert queries.balance(net.rpc(i), new["address"])["amount"] == 12345
     assert len(common_app_hash(net, [0, 1, 2, 3], out["height"])) == 1
     found = net.rpc(2).tx_search(f"message.sender='{faucet}'")
     assert out["hash"] in {t["hash"] for t in found}

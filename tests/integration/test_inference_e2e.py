@@ -1,5 +1,5 @@
 """Inference on chain, end to end, on a real localnet: 4 validators with verifiers, SmolLM2-135M
-in 30 blocks served by 3 miners (issue 6's "Done when"). One swarm for the module; phases swap
+in 30 blocks served by 3 miners. One swarm for the module; phases swap
 miners for a cheating one, one that never reveals and one that refuses challenge data."""
 
 from __future__ import annotations
@@ -15,11 +15,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from nesachain.client.inference import await_settled, run_request
-from nesachain.client.txs import send_msgs
+from nesachain.client.request import await_settled, run_request
 from nesachain.localnet.net import REPO, Localnet
 from nesachain.localnet.swarm import ensure_shards, start_miner, start_verifier, wait_active_miners
 from nesachain.modules.bank.msgs import MsgSend
+from nesachain.wallet import queries
+from nesachain.wallet.txs import send_msgs
 from tests.integration.conftest import free_base_port
 
 pytestmark = [pytest.mark.localnet, pytest.mark.slow]
@@ -59,8 +60,8 @@ def nesad(net: Localnet, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def local_greedy(shards: Path, prompt: str, n: int) -> list[int]:
+    from nesachain.client import load_tokenizer
     from nesachain.models import load_smollm2
-    from nesachain.shard_exec.client import load_tokenizer
 
     model, _ = load_smollm2()
     tok = load_tokenizer(shards)
@@ -72,15 +73,19 @@ def local_greedy(shards: Path, prompt: str, n: int) -> list[int]:
 
 
 def pool(net: Localnet) -> dict:
-    return net.rpc(0).abci_query("staking/pool").json()
+    return queries.pool(net.rpc(0))
 
 
-def swap_miner(net: Localnet, old: int, new: int, shards: Path, blocks: tuple[int, int], *extra: str) -> None:
+FAULTY_MINER = str(REPO / "tests" / "support" / "faulty_miner.py")
+
+
+def swap_miner(net: Localnet, old: int, new: int, shards: Path, blocks: tuple[int, int], fault: str) -> None:
+    """Replace miner ``old`` by a new miner ``new`` with ``fault`` (``tests/support/faulty_miner.py``)."""
     net.kill(f"miner{old}")
-    start_miner(net, new, shards, blocks, extra=extra)
+    start_miner(net, new, shards, blocks, program=(FAULTY_MINER, fault))
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
-        miners = {m["miner"]: m for m in net.rpc(0).abci_query("staking/miners", {"model_id": MODEL}).json()["miners"]}
+        miners = {m["miner"]: m for m in queries.miners(net.rpc(0), MODEL)}
         new_addr = net.keyring().show(f"miner{new}").address
         if new_addr in miners and miners[new_addr]["status"] == "active":
             return
@@ -91,7 +96,7 @@ def swap_miner(net: Localnet, old: int, new: int, shards: Path, blocks: tuple[in
 def test_request_cli_matches_local_greedy_settles_and_pays_exactly(swarm, shards, tmp_path):
     net = swarm
     faucet = net.keyring().show("faucet").address
-    before = net.rpc(0).abci_query("bank/balance", {"address": faucet}).json()["amount"]
+    before = queries.balance(net.rpc(0), faucet)["amount"]
     # a shard folder with other weights in one block, and an unknown scheme: refused before anything is sent
     other = tmp_path / "other"
     other.mkdir()
@@ -112,8 +117,8 @@ def test_request_cli_matches_local_greedy_settles_and_pays_exactly(swarm, shards
         res = nesad(net, "tx", "inference", "request", "faucet", "--model", MODEL, "--shards", str(folder),
                     "--prompt", PROMPT, "--max-tokens", "12", *extra)
         assert res.returncode == 1 and message in res.stderr and "opened" not in res.stderr, res.stderr[-2000:]
-    assert net.rpc(0).abci_query("inference/sessions").json()["total"] == 0
-    assert net.rpc(0).abci_query("bank/balance", {"address": faucet}).json()["amount"] == before
+    assert queries.count_sessions(net.rpc(0)) == 0
+    assert queries.balance(net.rpc(0), faucet)["amount"] == before
     res = nesad(net, "tx", "inference", "request", "faucet", "--model", MODEL, "--shards", str(shards),
                 "--prompt", PROMPT, "--max-tokens", "12", "-o", "json")
     assert res.returncode == 0, res.stderr[-2000:]
@@ -128,7 +133,7 @@ def test_request_cli_matches_local_greedy_settles_and_pays_exactly(swarm, shards
         paid += hop["paid"]
     assert s["fee"] == paid * 20_000 // 1_000_000 and s["refund"] == s["escrow"] - paid - s["fee"]
     assert all(c["outcome"] == "match" for c in s["challenges"]) and len(s["challenges"]) == 3
-    after = net.rpc(0).abci_query("bank/balance", {"address": faucet}).json()["amount"]
+    after = queries.balance(net.rpc(0), faucet)["amount"]
     assert before - after == paid + s["fee"] + 2 * 1000  # + the open and close tx fees
     assert pool(net)["invariant_holds"]
     seen = json.loads((net.root / "wallet" / "observed_miners.json").read_text())  # what routing checks next time
@@ -153,12 +158,12 @@ def test_kill9_mid_request_the_alternate_is_paid_for_the_tokens_it_served(swarm,
     def on_token(_: str) -> None:
         count[0] += 1
         if count[0] == kill_after:
-            net.kill(names[routes[0].hops[1].miner_id])  # SIGKILL the route's miner for 10:20
+            net.kill(names[routes[0].hops[1].miner])  # SIGKILL the route's miner for 10:20
 
     try:
         r = asyncio.run(run_request(net.rpc(0), ring.signing_key("faucet"), shards, MODEL, prompt, n,
                                     on_token=on_token, on_open=lambda res: routes.append(res.route)))
-        dead = routes[0].hops[1].miner_id
+        dead = routes[0].hops[1].miner
         stand_in = next(a for a in names if a != dead)
         assert r.tokens == local_greedy(shards, prompt, n)  # the failover changed no token
         assert r.stand_ins == [(1, stand_in, kill_after)]
@@ -179,7 +184,7 @@ def test_kill9_mid_request_the_alternate_is_paid_for_the_tokens_it_served(swarm,
 
 def test_perturbing_miner_slashed_then_20_concurrent_sessions_complete_honest_never_flagged(swarm, shards):
     net = swarm
-    swap_miner(net, 1, 3, shards, (10, 20), "--test-perturb", "0.01")
+    swap_miner(net, 1, 3, shards, (10, 20), "perturb=0.01")
     cheater = net.keyring().show("miner3").address
     res = nesad(net, "tx", "inference", "request", "faucet", "--model", MODEL, "--shards", str(shards),
                 "--prompt", PROMPT, "--max-tokens", "6", "-o", "json")
@@ -187,7 +192,7 @@ def test_perturbing_miner_slashed_then_20_concurrent_sessions_complete_honest_ne
     s = json.loads(res.stdout)["session"]
     hop = next(h for h in s["hops"] if h["miner"] == cheater)
     assert hop["failed"] == "challenge_mismatch" and hop["paid"] == 0
-    m = net.rpc(0).abci_query("staking/miner", {"address": cheater}).json()
+    m = queries.miner(net.rpc(0), cheater)
     assert m["bond"] == 900_000 and int(m["reputation"]) == 800_000  # slash_fraction 10 %, R' = R * 0.8
     for h in s["hops"]:
         if h["miner"] != cheater:
@@ -198,7 +203,7 @@ def test_perturbing_miner_slashed_then_20_concurrent_sessions_complete_honest_ne
     funded = send_msgs(net.rpc(0), ring.signing_key("faucet"),
                        [MsgSend(ring.show("faucet").address, c.address, 10**7) for c in clients])
     assert funded.ok, funded.log
-    from nesachain.shard_exec.client import DecoderClient
+    from nesachain.client import DecoderClient
 
     client = DecoderClient.from_shard_dir(shards)
 
@@ -232,8 +237,8 @@ def test_perturbing_miner_slashed_then_20_concurrent_sessions_complete_honest_ne
 
 def test_miner_that_never_reveals_or_refuses_data_is_penalized_and_unpaid(swarm, shards):
     net = swarm
-    swap_miner(net, 0, 4, shards, (0, 10), "--test-no-reveal")
-    swap_miner(net, 2, 5, shards, (20, 30), "--test-refuse-data")
+    swap_miner(net, 0, 4, shards, (0, 10), "no-reveal")
+    swap_miner(net, 2, 5, shards, (20, 30), "refuse-data")
     silent, refusing = net.keyring().show("miner4").address, net.keyring().show("miner5").address
     res = nesad(net, "tx", "inference", "request", "faucet", "--model", MODEL, "--shards", str(shards),
                 "--prompt", PROMPT, "--max-tokens", "4", "-o", "json")
@@ -242,6 +247,6 @@ def test_miner_that_never_reveals_or_refuses_data_is_penalized_and_unpaid(swarm,
     hops = {h["miner"]: h for h in s["hops"]}
     assert hops[silent]["failed"] == "no_reveal" and hops[silent]["paid"] == 0
     assert hops[refusing]["failed"] == "challenge_mismatch" and hops[refusing]["paid"] == 0
-    m = net.rpc(0).abci_query("staking/miner", {"address": silent}).json()
+    m = queries.miner(net.rpc(0), silent)
     assert int(m["reputation"]) == 800_000
     assert pool(net)["invariant_holds"]

@@ -16,10 +16,11 @@ from typing import Any
 
 import pytest
 
+from nesachain.client import DecoderClient, load_tokenizer, parse_route
 from nesachain.localnet.net import REPO, Localnet
 from nesachain.localnet.swarm import ensure_shards, start_miner, wait_active_miners
-from nesachain.shard_exec.client import DecoderClient, load_tokenizer, parse_route
 from nesachain.shard_exec.reference import local_generate
+from nesachain.wallet import queries
 from tests.integration.conftest import free_base_port
 from tests.integration.test_staking_localnet import wait_until
 
@@ -42,7 +43,7 @@ def served_blocks(addr: str) -> list[int] | None:
 
 
 def chain_blocks(net: Localnet, name: str) -> tuple[int, int]:
-    row = net.rpc(0).abci_query("staking/miner", {"address": net.keyring().show(name).address}).json()
+    row = queries.miner(net.rpc(0), net.keyring().show(name).address)
     return int(row["block_start"]), int(row["block_end"])
 
 

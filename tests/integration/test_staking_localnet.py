@@ -22,6 +22,7 @@ import pytest
 from nesachain.errors import RPCError
 from nesachain.localnet.net import REPO, VALIDATOR_SELF_BOND, Localnet
 from nesachain.types.address import address_from_pubkey
+from nesachain.wallet import queries
 from tests.integration.conftest import start_localnet
 
 pytestmark = [pytest.mark.localnet, pytest.mark.slow]
@@ -151,7 +152,7 @@ def test_staking_fifth_validator_joins_signs_leaves_and_gets_tokens_back(net4: L
         # it signs: its precommits appear in the following blocks' last commits
         wait_until("node4's signature in a commit", lambda: any(cons in signers(net, x) for x in
                                                                 range(h + 2, rpc.height())), timeout=60)
-        v = rpc.abci_query("staking/validator", {"address": operator}).json()
+        v = queries.validator(rpc, operator)
         assert v["status"] == "bonded" and v["power"] == 20 and v["moniker"] == "node4"
         text = nesad(net, "query", "staking", "validators")
         assert text.returncode == 0 and "node4" in text.stdout and "bonded" in text.stdout
@@ -162,17 +163,17 @@ def test_staking_fifth_validator_joins_signs_leaves_and_gets_tokens_back(net4: L
         params = nesad(net, "query", "staking", "params")
         assert params.returncode == 0 and f"unbonding_blocks: {UNBONDING_BLOCKS}" in params.stdout
 
-        before = rpc.abci_query("bank/balance", {"address": operator}).json()["amount"]
+        before = queries.balance(rpc, operator)["amount"]
         out = nesad_tx(net, "staking", "undelegate", "operator4", operator, f"{bond}unes")
         assert out["code"] == 0, out
         u = out["height"]
         rpc.wait_height(u + 3, timeout=60)
         assert cons not in cometbft_powers(net, u + 2)  # left the set
         fee = 1000
-        assert rpc.abci_query("bank/balance", {"address": operator}).json()["amount"] == before - fee
+        assert queries.balance(rpc, operator)["amount"] == before - fee
         rpc.wait_height(u + UNBONDING_BLOCKS + 1, timeout=60)
-        assert rpc.abci_query("bank/balance", {"address": operator}).json()["amount"] == before - fee + bond
-        assert rpc.abci_query("staking/unbonding", {"delegator": operator}).json()["entries"] == []
+        assert queries.balance(rpc, operator)["amount"] == before - fee + bond
+        assert queries.unbonding(rpc, operator) == []
         # the chain went on without it
         rpc.wait_height(rpc.height() + 2, timeout=30)
     watch.assert_held(min_blocks=10)
@@ -184,7 +185,7 @@ def test_staking_genesis_set_matches_initchain(net4: Localnet) -> None:
     want = {v["address"]: int(v["power"]) for v in genesis["validators"]}
     assert want == {cons_address(net.home(i)): VALIDATOR_SELF_BOND // 1_000_000 for i in range(4)}
     assert cometbft_powers(net, 1) == want
-    vals = net.rpc(0).abci_query("staking/validators").json()["validators"]
+    vals = queries.validators(net.rpc(0))
     import base64
 
     assert {address_from_pubkey(base64.b64decode(v["pubkey"])).hex().upper(): v["last_power"] for v in vals} == want

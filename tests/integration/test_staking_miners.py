@@ -15,6 +15,7 @@ import pytest
 
 from nesachain.localnet.net import Localnet
 from nesachain.miner.chain_agent import ChainAgent, MinerSpec, run_chain_agent
+from nesachain.wallet import queries
 from tests.integration.conftest import start_localnet
 from tests.integration.test_staking_localnet import InvariantWatcher, fund, nesad, nesad_tx, wait_until
 
@@ -68,7 +69,7 @@ class AgentsThread:
 
 
 def miner_row(net: Localnet, address: str) -> dict[str, Any]:
-    out: dict[str, Any] = net.rpc(0).abci_query("staking/miner", {"address": address}).json()
+    out: dict[str, Any] = queries.miner(net.rpc(0), address)
     return out
 
 
@@ -126,10 +127,10 @@ def test_staking_miners_register_heartbeat_rebalance_and_time_out(net4: Localnet
         shown = nesad(net, "query", "miner", "show", "miner0")
         assert shown.returncode == 0 and "reputation_decimal: 1.000000" in shown.stdout
 
-        before = rpc.abci_query("bank/balance", {"address": owners[0]}).json()["amount"]
+        before = queries.balance(rpc, owners[0])["amount"]
         out = nesad_tx(net, "miner", "unbond", "owner0", "miner0")
         assert out["code"] == 0
         assert miner_row(net, miners[0])["status"] == "unbonding"
         rpc.wait_height(out["height"] + MINER_UNBONDING + 1, timeout=60)
-        assert rpc.abci_query("bank/balance", {"address": owners[0]}).json()["amount"] == before - 1000 + BOND
+        assert queries.balance(rpc, owners[0])["amount"] == before - 1000 + BOND
     watch.assert_held(min_blocks=15)

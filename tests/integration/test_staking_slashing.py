@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from nesachain.localnet.net import VALIDATOR_SELF_BOND, Localnet
+from nesachain.wallet import queries
 from tests.integration.conftest import start_localnet
 from tests.integration.test_staking_localnet import (
     InvariantWatcher,
@@ -42,15 +43,15 @@ def test_staking_stopped_validator_is_jailed_and_slashed_then_unjails(net5: Loca
     operator = net.keyring().show("operator4").address
     cons = cons_address(net.home(4))
     with InvariantWatcher(net) as watch:
-        supply0 = rpc.abci_query("bank/supply").json()["supply"]
+        supply0 = queries.supply(rpc)["supply"]
         net.stop(4)
         stopped_at = rpc.height()
         v = wait_until("operator4's validator to be jailed",
                        lambda: (lambda v: v if v["jailed"] else None)(
-                           rpc.abci_query("staking/validator", {"address": operator}).json()), timeout=120)
+                           queries.validator(rpc, operator)), timeout=120)
         cut = VALIDATOR_SELF_BOND * DOWNTIME_FRACTION_PPM // 1_000_000
         assert v["tokens"] == VALIDATOR_SELF_BOND - cut
-        assert rpc.abci_query("bank/supply").json()["supply"] == supply0 - cut  # burned
+        assert queries.supply(rpc)["supply"] == supply0 - cut  # burned
         jailed_until = v["jailed_until"]
         jailed_at = jailed_until - JAIL_BLOCKS
         rpc.wait_height(jailed_at + 3, timeout=60)
@@ -69,7 +70,7 @@ def test_staking_stopped_validator_is_jailed_and_slashed_then_unjails(net5: Loca
         assert out["code"] == 0, out
         rpc.wait_height(out["height"] + 3, timeout=60)
         assert cometbft_powers(net, out["height"] + 2)[cons] == (VALIDATOR_SELF_BOND - cut) // 1_000_000
-        v = rpc.abci_query("staking/validator", {"address": operator}).json()
+        v = queries.validator(rpc, operator)
         assert v["status"] == "bonded" and not v["jailed"]
     watch.assert_held(min_blocks=15)
 
@@ -79,16 +80,16 @@ def test_staking_two_nodes_sharing_a_key_double_sign_and_get_tombstoned(net5: Lo
     rpc = net.rpc(0)
     operator = net.keyring().show("operator4").address
     with InvariantWatcher(net) as watch:
-        supply0 = rpc.abci_query("bank/supply").json()["supply"]
+        supply0 = queries.supply(rpc)["supply"]
         twin = net.add_node(share_key_with=4)
         net.start(twin)
         v = wait_until("DUPLICATE_VOTE evidence to tombstone operator4",
                        lambda: (lambda v: v if v["tombstoned"] else None)(
-                           rpc.abci_query("staking/validator", {"address": operator}).json()), timeout=150)
+                           queries.validator(rpc, operator)), timeout=150)
         cut = VALIDATOR_SELF_BOND * DOUBLE_SIGN_FRACTION_PPM // 1_000_000
         assert v["jailed"] and v["status"] == "tombstoned"
         assert v["tokens"] == VALIDATOR_SELF_BOND - cut
-        assert rpc.abci_query("bank/supply").json()["supply"] == supply0 - cut
+        assert queries.supply(rpc)["supply"] == supply0 - cut
         found = rpc.call("block_search", query="tombstone.evidence='duplicate_vote'")
         assert int(found["total_count"]) >= 1
         net.stop(twin)

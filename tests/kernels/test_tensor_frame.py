@@ -69,7 +69,10 @@ HOSTILE = {
     "bad magic": _frame(0, (1,), b"\0" * 4, magic=b"XX"),
     "unknown version": _frame(0, (1,), b"\0" * 4, version=9),
     "unknown scheme": _frame(7, (1,), b"\0" * 4),
-    "unknown dtype": _frame(0, (1,), b"\0" * 4, dtype=5),
+    "unknown dtype": _frame(0, (1,), b"\0" * 4, dtype=10),
+    "int64 quantized": _frame(2, (1,), b"\0" * 3, dtype=4, block_log2=6),
+    "int32 as fp16": _frame(1, (1,), b"\0" * 2, dtype=5),
+    "bool byte 2": _frame(0, (2,), b"\x01\x02", dtype=9),
     "unknown map id": _frame(2, (1,), b"\0" * 3, block_log2=6, map_id=9),
     "block size 2^4": _frame(2, (1,), b"\0" * 3, block_log2=4),
     "block size 2^13": _frame(2, (1,), b"\0" * 3, block_log2=13),
@@ -314,6 +317,24 @@ def test_frame_decode_step_576_header_and_ratios() -> None:
     h = read_header(coded)
     assert h.coded and h.outliers == 0 and h.header_bytes == 16  # + varints: 0 outliers, the region's bytes
     assert len(coded) == 16 + 4 + h.coded_bytes and 0.55 * len(fp16) <= len(coded) <= 0.56 * len(fp16)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8,
+                                   torch.bool])
+def test_frame_exact_dtypes_roundtrip_bit_for_bit_with_scheme_none(dtype: torch.dtype) -> None:
+    x = (torch.arange(-6, 6).reshape(3, 4) * 37).to(dtype)
+    y = decode_frame(encode_frame(x, FrameConfig(scheme=Scheme.NONE)))
+    assert y.dtype == dtype and torch.equal(y, x)
+    assert read_header(encode_frame(x[:0], FrameConfig(scheme=Scheme.NONE))).numel == 0
+
+
+def test_frame_float64_travels_as_fp16_values_and_other_exact_dtypes_refuse_compression() -> None:
+    x = torch.tensor([1.5, -2.25, 1e-3], dtype=torch.float64)
+    y = decode_frame(encode_frame(x, FrameConfig(scheme=Scheme.FP16)))
+    assert y.dtype == torch.float64 and torch.allclose(y, x, rtol=1e-3)
+    for scheme in (Scheme.FP16, Scheme.BLOCKWISE8, Scheme.MIXED8):
+        with pytest.raises(KernelError, match="dtype"):
+            encode_frame(torch.ones(3, dtype=torch.int64), FrameConfig(scheme=scheme))
 
 
 def test_frame_encode_refusals_raise_kernel_error() -> None:

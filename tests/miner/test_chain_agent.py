@@ -12,12 +12,13 @@ from typing import Any
 
 import pytest
 
-from nesachain.client.keyring import Keyring
-from nesachain.client.rpc import BroadcastResult, QueryResponse
 from nesachain.errors import RPCError
 from nesachain.miner.chain_agent import ChainAgent, ChainAgentError, MinerSpec, run_chain_agent
 from nesachain.modules.staking.msgs import MsgUnbondMiner
+from nesachain.types.encoding import encode
 from nesachain.types.sdk_errors import ErrInvalidSequence
+from nesachain.wallet.keyring import Keyring
+from nesachain.wallet.rpc import BroadcastResult, QueryResponse
 from tests.modules.staking.conftest import CHAIN_ID, Harness, addr, key, miner_key
 
 
@@ -70,7 +71,7 @@ class FakeRPC:
                 res = self.h.block([tx]).tx_results[0]
                 self.done[digest] = {"height": str(self.h.height),
                                      "tx_result": {"code": res.code, "codespace": res.codespace, "log": res.log}}
-        return BroadcastResult(digest, check.code, check.codespace, check.log)
+        return BroadcastResult(digest, check.code, check.codespace, check.log, check.data)
 
     def tx(self, tx_hash: str) -> dict[str, Any] | None:
         return self.done.get(tx_hash)
@@ -102,7 +103,8 @@ def test_a_registration_another_process_raced_for_the_owners_sequence_is_retried
         def broadcast_tx_sync(self, tx: bytes) -> BroadcastResult:
             if not self.refused:
                 self.refused += 1
-                return BroadcastResult("0" * 64, ErrInvalidSequence.code, "sdk", "expects sequence 1, tx has 0")
+                return BroadcastResult("0" * 64, ErrInvalidSequence.code, "sdk", "expects sequence 1, tx has 0",
+                                       encode({"expected_sequence": 1}))
             return super().broadcast_tx_sync(tx)
 
     h.block()
@@ -277,8 +279,8 @@ def test_the_agent_stops_by_itself_once_the_owner_unbonds_the_miner(
 
 def test_chain_view_reads_sessions_through_the_chains_filters(h: Harness) -> None:
     """What the agents poll: sessions of one status, and the count a retiring miner waits on."""
-    from nesachain.agents.chain_view import ChainView
     from nesachain.modules.inference.msgs import MsgCloseSession, MsgOpenSession
+    from nesachain.wallet.view import ChainView
     from tests.modules.staking.conftest import register_miner_msg
 
     h.block()

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from nesachain.client.keyring import Keyring
 from nesachain.errors import NesaError
 from nesachain.miner.registrar import ChainRegistrar
+from nesachain.wallet.keyring import Keyring
 
 
 class FakeRPC:

@@ -57,7 +57,7 @@ def start_miners(shard_dir: Path, ranges: list[str], log_dir: Path, *extra: str,
     started = []
     for rng in ranges:
         log_path = log_dir / f"miner-{shard_dir.name}-{rng.replace(':', '_')}-{time.monotonic_ns()}.log"
-        cmd = [sys.executable, "-m", "nesachain.cli.shard_cmds", "miner", "start", "--model", str(shard_dir),
+        cmd = [sys.executable, "-m", "nesachain.cli.main", "miner", "start", "--model", str(shard_dir),
                "--blocks", rng, "--port", "0", "--threads", "1", "--exit-with-parent", str(os.getpid()), *extra]
         pin = None if cpu is None else (lambda: os.sched_setaffinity(0, {cpu}))
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=open(log_path, "w"), text=True, env=env,

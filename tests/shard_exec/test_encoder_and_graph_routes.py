@@ -9,8 +9,8 @@ import pytest
 import torch
 from shard_exec_support import MinerProc, Sharded, start_miners, stop_miners
 
+from nesachain.client import EncoderClient, GraphClient, parse_route
 from nesachain.models import mean_pool
-from nesachain.shard_exec.client import EncoderClient, GraphClient, parse_route
 
 SENTENCES = ["A cat sits on the mat.", "The stock market fell sharply today after the announcement.",
              "Kittens like to sleep on warm rugs.", "short"]
@@ -37,7 +37,7 @@ def test_minilm_route_hidden_states_match_single_process(minilm: Sharded, minilm
     batch = minilm.tokenizer(SENTENCES, padding=True, return_tensors="pt")
 
     async def run() -> torch.Tensor:
-        from nesachain.shard_exec.client import RemotePipeline
+        from nesachain.client import RemotePipeline
 
         pipe = await RemotePipeline.create(route, 1, len(SENTENCES))
         try:

@@ -11,7 +11,7 @@ import pytest
 import torch
 from shard_exec_support import Sharded, start_miners, stop_miners
 
-from nesachain.shard_exec.client import DecoderClient, GenerationStats, StandIn, parse_route
+from nesachain.client import DecoderClient, GenerationStats, StandIn, parse_route
 from nesachain.shard_exec.reference import local_generate
 
 PROMPT = "<|im_start|>user\nTell me about the history of Rome.<|im_end|>\n<|im_start|>assistant\n"
@@ -54,7 +54,7 @@ def test_failover_kill9_mid_generation_gives_identical_tokens(smol: Sharded, min
 
 
 def test_failover_without_alternate_raises_route_error(smol: Sharded, miner_logs) -> None:  # type: ignore[no-untyped-def]
-    from nesachain.shard_exec.errors import RouteError
+    from nesachain.client.errors import RouteError
 
     miners = start_miners(smol.dir, ["0:3"], miner_logs)
     try:

@@ -14,9 +14,10 @@ import pytest
 import torch
 from shard_exec_support import MinerProc, Sharded, start_miners, stop_miners
 
-from nesachain.shard_exec.client import DecoderClient, parse_route
+from nesachain.client import DecoderClient, parse_route
+from nesachain.protocol.frames import encode_tensor
+from nesachain.protocol.messages import decode_message, encode_message
 from nesachain.shard_exec.reference import local_generate
-from nesachain.shard_exec.wire import decode_message, encode_message, encode_tensor
 
 WIDTH = 64  # tiny GPT-2's hidden size
 
@@ -73,7 +74,7 @@ def test_a_miner_with_the_same_shapes_but_other_weights_is_refused_and_the_alter
     silently; the client's block hashes make it refuse (wrong_model), and the alternate takes the hop."""
     from transformers import GPT2LMHeadModel
 
-    from nesachain.shard_exec.errors import RouteError
+    from nesachain.client.errors import RouteError
     from nesachain.shard_exec.shard_files import write_shards
     from nesachain.shard_exec.sources import load_source
 
@@ -204,7 +205,7 @@ def test_miner_1000_sessions_opened_and_closed_keep_rss_bounded(gpt2_miners: lis
 
 
 def test_miner_step_log_digests_match_frames_sent_and_received(gpt2_miners: list[MinerProc]) -> None:
-    from nesachain.shard_exec.miner.stepping import step_digest
+    from nesachain.protocol.steplog import step_digest
 
     miner = gpt2_miners[2]
     frames = [encode_tensor(torch.randn(1, 3, WIDTH)), encode_tensor(torch.randn(1, 1, WIDTH))]

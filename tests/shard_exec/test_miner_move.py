@@ -13,10 +13,11 @@ import torch
 from shard_exec_support import Sharded
 
 from nesachain.errors import NesaError
-from nesachain.shard_exec.miner.config import MinerConfig
-from nesachain.shard_exec.miner.server import MinerServer
+from nesachain.protocol.frames import decode_tensor, encode_tensor
+from nesachain.protocol.messages import decode_message, encode_message
+from nesachain.shard_exec.server.config import MinerConfig
+from nesachain.shard_exec.server.server import MinerServer
 from nesachain.shard_exec.shard_files import load_stage
-from nesachain.shard_exec.wire import decode_message, decode_tensor, encode_message, encode_tensor
 
 WIDTH = 64  # tiny GPT-2's hidden size
 

@@ -12,13 +12,11 @@ from pathlib import Path
 import pytest
 from shard_exec_support import Sharded
 
-from nesachain.cli import shard_cmds
+from nesachain.cli.main import build_parser
 
 
 def _parse(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="nesad")
-    shard_cmds.register(parser.add_subparsers(dest="command", required=True))
-    return parser.parse_args(argv)
+    return build_parser().parse_args(argv)
 
 
 def test_shard_cli_model_shard_and_info_print_blocks(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -182,7 +180,7 @@ def test_miner_with_exit_with_parent_stops_when_its_parent_is_killed(tiny_gpt2: 
 
     parent_code = f"""
 import os, signal, subprocess, sys
-base = [sys.executable, "-m", "nesachain.cli.shard_cmds", "miner", "start", "--model", {str(tiny_gpt2.dir)!r},
+base = [sys.executable, "-m", "nesachain.cli.main", "miner", "start", "--model", {str(tiny_gpt2.dir)!r},
         "--blocks", "0:1", "--port", "0", "--threads", "1"]
 procs = [subprocess.Popen(base + extra, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
          for extra in (["--exit-with-parent"], [])]

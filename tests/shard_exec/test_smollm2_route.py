@@ -10,7 +10,7 @@ import pytest
 import torch
 from shard_exec_support import MinerProc, Sharded
 
-from nesachain.shard_exec.client import DecoderClient, Sampling, parse_route
+from nesachain.client import DecoderClient, Sampling, parse_route
 from nesachain.shard_exec.reference import local_generate
 
 PROMPT = "<|im_start|>user\nWrite a short poem about the sea.<|im_end|>\n<|im_start|>assistant\n"

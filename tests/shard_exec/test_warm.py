@@ -14,8 +14,8 @@ import pytest
 import torch
 from shard_exec_support import Sharded, start_miners, stop_miners
 
-from nesachain.shard_exec.client import RemotePipeline, parse_route
-from nesachain.shard_exec.miner.warm import StepWarmer
+from nesachain.client import RemotePipeline, parse_route
+from nesachain.shard_exec.server.warm import StepWarmer
 from nesachain.shard_exec.shard_files import load_stage
 
 

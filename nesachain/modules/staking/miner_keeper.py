@@ -6,7 +6,7 @@ A miner is named by the address of its own key (never its owner's account key). 
 after MsgUnbondMiner. A miner with no heartbeat (MsgMinerHeartbeat or MsgUpdateMiner) for more than
 ``miner_heartbeat_timeout`` blocks turns inactive; its next heartbeat makes it active again.
 
-The inference module (issue 6) calls ``record_outcome`` after each judged challenge or timeout and
+The inference module calls ``record_outcome`` after each judged challenge or timeout and
 ``slash`` when a stake-weighted verdict finds a wrong result.
 """
 

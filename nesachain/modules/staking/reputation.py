@@ -1,4 +1,4 @@
-"""Miner reputation as fixed-point integers (DESIGN §4.2).
+"""Miner reputation as fixed-point integers (docs/protocol.md).
 
 R lives in [0.1, 10] and starts at 1. After each judged outcome
 

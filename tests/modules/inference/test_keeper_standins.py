@@ -87,11 +87,11 @@ def test_only_the_client_reports_stand_ins_and_the_message_checks_its_fields(env
 def test_a_stand_in_the_chain_refuses_does_not_unpay_the_others(env):
     """The client's close: one stand-in the chain will not take refuses the whole tx, so the client
     reports each stand-in alone and then closes; the good one is kept and paid for its tokens."""
-    from nesachain.client.inference import close_with_stand_ins
-    from nesachain.client.txs import TxOutcome
+    from nesachain.client.request import close_with_stand_ins
     from nesachain.modules.inference.msg_server import MsgServer
     from nesachain.modules.inference.msgs import MsgAddStandIn, MsgCloseSession
     from nesachain.types.address import encode_address
+    from nesachain.wallet.txs import TxOutcome
     from tests.modules.inference.conftest import FakeMiner
 
     env.miners.miners[STANDINS[0]] = FakeMiner(STANDINS[0], OWNER, 10_000, "toy", 4, 6)

@@ -1,0 +1,168 @@
+"""Session table of a miner: KV state, memory reservations, eviction, and the per-session step log.
+
+Step log entries are ``(step, position, n_tokens, input digest, output digest, time)``; digests are
+``wire.bundle_digest`` of the frames as received and as sent. The frames themselves are kept for a
+retention window (time and total bytes, oldest dropped first) so verifiers can fetch sampled steps;
+logs of closed sessions stay (digests only once their tensors expire) for the later commitment.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict, deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from nesachain.protocol.errors import WireError
+from nesachain.protocol.frames import TensorStreams
+from nesachain.protocol.messages import ErrorCode
+from nesachain.shard_exec.server.config import MinerConfig
+
+__all__ = ["Session", "SessionTable", "StepRecord"]
+
+
+@dataclass
+class StepRecord:
+    """One executed step."""
+
+    step: int
+    position: int
+    n_tokens: int
+    in_digest: str
+    out_digest: str
+    at: float
+    in_frames: dict[str, bytes] | None = None
+    out_frames: dict[str, bytes] | None = None
+    out_values: dict[str, Any] | None = None
+    in_values: dict[str, Any] | None = None  # kept with the frames: a verifier replays frames and values
+
+    @property
+    def frame_bytes(self) -> int:
+        return sum(len(b) for d in (self.in_frames or {}, self.out_frames or {}) for b in d.values())
+
+    def frames(self) -> dict[str, Any]:
+        """The retained frames and values, as served at ``/sessions/{sid}/steps``."""
+        return {"step": self.step, "position": self.position, "in": self.in_frames,
+                "in_values": self.in_values or {}, "out": self.out_frames, "out_values": self.out_values or {}}
+
+    def public(self) -> dict[str, Any]:
+        return {"step": self.step, "position": self.position, "n_tokens": self.n_tokens,
+                "in_digest": self.in_digest, "out_digest": self.out_digest, "at": self.at,
+                "tensors_retained": self.in_frames is not None}
+
+
+@dataclass
+class Session:
+    """An open session on this miner."""
+
+    sid: str
+    owner: Any  # the WebSocketResponse results go to
+    batch: int
+    max_length: int
+    scheme: str
+    reserved: int
+    state: Any
+    next_step: int = 0
+    tokens: int = 0
+    created: float = field(default_factory=time.monotonic)
+    last_used: float = field(default_factory=time.monotonic)
+    log: list[StepRecord] = field(default_factory=list)
+    busy: bool = False
+    outputs: TensorStreams = field(init=False)  # encodes this session's step outputs, in step order
+
+    def __post_init__(self) -> None:
+        self.outputs = TensorStreams(self.scheme)
+
+
+class SessionTable:
+    """Open sessions, the memory budget they reserve, and the logs of closed ones."""
+
+    def __init__(self, cfg: MinerConfig) -> None:
+        self.cfg = cfg
+        self.open: dict[str, Session] = {}
+        self.closed_logs: OrderedDict[str, list[StepRecord]] = OrderedDict()
+        self.reserved = 0
+        self._retained: deque[StepRecord] = deque()
+        self._retained_bytes = 0
+
+    def add(self, sess: Session) -> list[str]:
+        """Admit a session, evicting idle ones if the budget needs it; returns the evicted ids."""
+        if sess.sid in self.open:
+            raise WireError(ErrorCode.SESSION_EXISTS, f"session {sess.sid} is already open")
+        evicted: list[str] = []
+        if self.reserved + sess.reserved > self.cfg.memory_budget or len(self.open) >= self.cfg.max_sessions:
+            now = time.monotonic()
+            idle = sorted((s for s in self.open.values()
+                           if not s.busy and now - s.last_used >= self.cfg.evict_idle_after),
+                          key=lambda s: s.last_used)
+            for victim in idle:
+                if (self.reserved + sess.reserved <= self.cfg.memory_budget
+                        and len(self.open) < self.cfg.max_sessions):
+                    break
+                self.remove(victim.sid)
+                evicted.append(victim.sid)
+        if self.reserved + sess.reserved > self.cfg.memory_budget:
+            raise WireError(ErrorCode.MEMORY_BUDGET,
+                            f"session needs {sess.reserved} bytes of KV cache; {self.reserved} of "
+                            f"{self.cfg.memory_budget} are reserved by {len(self.open)} sessions")
+        if len(self.open) >= self.cfg.max_sessions:
+            raise WireError(ErrorCode.MEMORY_BUDGET, f"{len(self.open)} sessions open (max {self.cfg.max_sessions})")
+        self.open[sess.sid] = sess
+        self.reserved += sess.reserved
+        return evicted
+
+    def get(self, sid: Any) -> Session:
+        sess = self.open.get(sid) if isinstance(sid, str) else None
+        if sess is None:
+            raise WireError(ErrorCode.UNKNOWN_SESSION, f"no open session {sid!r}")
+        return sess
+
+    def remove(self, sid: str) -> Session | None:
+        """Close a session: free its state and reservation, keep its log."""
+        sess = self.open.pop(sid, None)
+        if sess is None:
+            return None
+        self.reserved -= sess.reserved
+        release = getattr(sess.state, "release", None)
+        if callable(release):
+            release()
+        sess.state = None
+        self.closed_logs[sid] = sess.log
+        while len(self.closed_logs) > self.cfg.closed_logs_kept:
+            _, old = self.closed_logs.popitem(last=False)
+            for rec in old:
+                self._forget(rec)
+        return sess
+
+    def expire_idle(self) -> list[str]:
+        """Close sessions idle past the timeout; returns their ids."""
+        now = time.monotonic()
+        stale = [s.sid for s in self.open.values()
+                 if not s.busy and now - s.last_used > self.cfg.session_idle_timeout]
+        for sid in stale:
+            self.remove(sid)
+        return stale
+
+    def record(self, sess: Session, rec: StepRecord) -> None:
+        """Append to the session's log and retain its tensors within the window."""
+        sess.log.append(rec)
+        self._retained.append(rec)
+        self._retained_bytes += rec.frame_bytes
+        self.trim_retention()
+
+    def trim_retention(self) -> None:
+        cutoff = time.time() - self.cfg.retention_seconds
+        while self._retained and (self._retained_bytes > self.cfg.retention_bytes
+                                  or self._retained[0].at < cutoff):
+            self._forget(self._retained.popleft())
+
+    def _forget(self, rec: StepRecord) -> None:
+        if rec.in_frames is not None:
+            self._retained_bytes -= rec.frame_bytes
+            rec.in_frames = rec.out_frames = None
+            rec.in_values = rec.out_values = None
+
+    def log_of(self, sid: str) -> list[StepRecord] | None:
+        if sid in self.open:
+            return self.open[sid].log
+        return self.closed_logs.get(sid)
