@@ -104,8 +104,11 @@ class CometRPC:
     # txs
     def broadcast_tx_sync(self, tx: bytes) -> BroadcastResult:
         res = self.call("broadcast_tx_sync", tx=base64.b64encode(tx).decode())
-        return BroadcastResult(str(res["hash"]), int(res["code"]), res.get("codespace", ""), res.get("log", ""),
-                               base64.b64decode(res.get("data") or ""))
+        try:
+            data = bytes.fromhex(res.get("data") or "")  # HexBytes here, where the tx results' data is base64
+        except (TypeError, ValueError):
+            raise RPCError(f"{self.url}: broadcast_tx_sync answered data that is not hex") from None
+        return BroadcastResult(str(res["hash"]), int(res["code"]), res.get("codespace", ""), res.get("log", ""), data)
 
     def tx(self, tx_hash: str) -> dict[str, Any] | None:
         try:

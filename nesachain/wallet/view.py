@@ -15,6 +15,7 @@ from nesachain.wallet.txs import SEQUENCE_RETRIES, TxOutcome, send_msgs
 
 __all__ = ["ChainView", "in_phase", "send_batches"]
 
+
 def send_batches(chain: Any, msgs: Sequence[Msg], event: str, log: Any) -> tuple[int, list[Msg]]:
     """Send ``msgs``, MAX_MSGS to a tx, through ``chain.send``. Returns the txs sent and the msgs that
     are finished with: taken by the chain, or refused for good. A msg whose tx lost a sequence race

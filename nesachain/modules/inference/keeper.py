@@ -63,6 +63,7 @@ from nesachain.types.keys import u64
 
 __all__ = ["InferenceKeeper", "InferenceModels", "registered_model_blocks", "session_ids"]
 
+
 def registered_model_blocks(store: KVReader, model_id: str) -> int | None:
     """The block count of a registered model, or None (reads inference state only)."""
     raw = store.get(keys.model_key(model_id))
