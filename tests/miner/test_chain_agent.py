@@ -1,12 +1,11 @@
-"""The chain agent against an in-process chain behind a fake RPC: registration, the check of an
-existing registration, heartbeats, and rebalancing to an uncovered range."""
+"""The chain agent (``nesachain.miner.chain_agent``) against an in-process chain behind a fake RPC:
+registration, the check of an existing registration, heartbeats, and rebalancing to an uncovered range.
+``run_chain_agent`` runs on virtual time (``tests.virtual_time``): its polls and the test's blocks
+interleave the same way on every run, however loaded the machine."""
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import json
-import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -18,63 +17,15 @@ from nesachain.modules.staking.msgs import MsgUnbondMiner
 from nesachain.types.encoding import encode
 from nesachain.types.sdk_errors import ErrInvalidSequence
 from nesachain.wallet.keyring import Keyring
-from nesachain.wallet.rpc import BroadcastResult, QueryResponse
-from tests.modules.staking.conftest import CHAIN_ID, Harness, addr, key, miner_key
+from nesachain.wallet.rpc import BroadcastResult
+from tests.modules.staking.conftest import Harness, addr, key, miner_key
+from tests.virtual_time import run_on_virtual_time
+from tests.wallet.fakes import FakeRPC
 
 
 @pytest.fixture
 def h() -> Harness:
     return Harness()
-
-
-def locked(h: Harness) -> threading.RLock:
-    """One lock around the harness: the agent's RPC calls run in worker threads while the test makes
-    blocks in the event loop's thread. Made once per harness; its block, run and q take it too."""
-    if "_lock" not in h.__dict__:
-        lock = h.__dict__["_lock"] = threading.RLock()
-        for name in ("block", "run", "q"):
-            method = getattr(h, name)
-
-            def under_lock(*args: Any, _method: Any = method, **kwargs: Any) -> Any:
-                with lock:
-                    return _method(*args, **kwargs)
-
-            setattr(h, name, under_lock)
-    lock_: threading.RLock = h.__dict__["_lock"]
-    return lock_
-
-
-class FakeRPC:
-    """Enough of CometRPC for the agent: each accepted tx is put in its own block at once."""
-
-    def __init__(self, h: Harness) -> None:
-        self.h = h
-        self.lock = locked(h)
-        self.done: dict[str, dict[str, Any]] = {}
-
-    def chain_id(self) -> str:
-        return CHAIN_ID
-
-    def height(self) -> int:
-        return self.h.height
-
-    def abci_query(self, path: str, data: dict[str, Any] | None = None, height: int = 0) -> QueryResponse:
-        with self.lock:
-            r = self.h.chain.query(path, json.dumps(data or {}).encode())
-        return QueryResponse(r.code, r.codespace, r.log, r.value, r.height)
-
-    def broadcast_tx_sync(self, tx: bytes) -> BroadcastResult:
-        digest = hashlib.sha256(tx).hexdigest().upper()
-        with self.lock:
-            check = self.h.chain.check_tx(tx)
-            if check.ok:
-                res = self.h.block([tx]).tx_results[0]
-                self.done[digest] = {"height": str(self.h.height),
-                                     "tx_result": {"code": res.code, "codespace": res.codespace, "log": res.log}}
-        return BroadcastResult(digest, check.code, check.codespace, check.log, check.data)
-
-    def tx(self, tx_hash: str) -> dict[str, Any] | None:
-        return self.done.get(tx_hash)
 
 
 def agent(h: Harness, owner: int, m: int, **spec: Any) -> ChainAgent:
@@ -150,7 +101,8 @@ def fake_chain(h: Harness, tmp_path: Any, monkeypatch: Any, owner: int, m: int) 
 
 
 def run_agent(ring: Keyring, spec: MinerSpec, on_move: Any, tick: Callable[[], None], rounds: int) -> None:
-    """run_chain_agent polling every 10 ms while ``tick`` advances the chain ``rounds`` times; then stop it."""
+    """run_chain_agent polling every 10 ms while ``tick`` advances the chain ``rounds`` times, every 20 ms;
+    then stop it (all on virtual time)."""
     async def main() -> None:
         stop = asyncio.Event()
         task = asyncio.create_task(run_chain_agent("fake", ring, "owner", "miner", spec, on_move=on_move, stop=stop,
@@ -161,7 +113,7 @@ def run_agent(ring: Keyring, spec: MinerSpec, on_move: Any, tick: Callable[[], N
         stop.set()
         await task  # raises whatever ended the agent early
 
-    asyncio.run(main())
+    run_on_virtual_time(main())
 
 
 def test_run_chain_agent_heartbeats_until_stopped(h: Harness, tmp_path: Any, monkeypatch: Any) -> None:
@@ -271,30 +223,7 @@ def test_the_agent_stops_by_itself_once_the_owner_unbonds_the_miner(
         await task
         return ended, len(sent) - at_unbond
 
-    ended, after = asyncio.run(main())
+    ended, after = run_on_virtual_time(main())
     assert ended  # without stop being set
     assert after <= 1  # the one heartbeat the chain refused (counted before the unbond if it waited on the lock)
     assert [m["status"] for m in h.q("staking/miners")["miners"]] in ([], ["unbonding"])
-
-
-def test_chain_view_reads_sessions_through_the_chains_filters(h: Harness) -> None:
-    """What the agents poll: sessions of one status, and the count a retiring miner waits on."""
-    from nesachain.modules.inference.msgs import MsgCloseSession, MsgOpenSession
-    from nesachain.wallet.view import ChainView
-    from tests.modules.staking.conftest import register_miner_msg
-
-    h.block()
-    for m, (start, end) in enumerate([(0, 10), (10, 20), (20, 30)]):
-        assert h.run(key(4 + m), register_miner_msg(4 + m, m, start, end)).ok
-    route = [[addr(miner_key(m)), 10 * m, 10 * m + 10] for m in range(3)]
-    for _ in range(2):
-        assert h.run(key(7), MsgOpenSession(addr(key(7)), "smollm2-135m", route, 20, 10_000)).ok
-    assert h.run(key(7), MsgCloseSession(addr(key(7)), 2, 0)).ok
-    view = ChainView(FakeRPC(h), key(4))  # type: ignore[arg-type]
-    one = addr(miner_key(1))
-    assert [s["id"] for s in view.sessions("open")] == [1] and [s["id"] for s in view.sessions("committing")] == [2]
-    assert [s["id"] for s in view.sessions(miner=one)] == [1, 2] and list(view.sessions(miner=addr(key(9)))) == []
-    assert view.count_sessions("unsettled", one) == 2 and view.count_sessions("settled", one) == 0
-    while h.chain.inference.keeper.session(h.chain.store, 2).status != "settled":  # type: ignore[union-attr]
-        h.block()
-    assert view.count_sessions("unsettled", one) == 1 and view.count_sessions() == 2

@@ -271,7 +271,8 @@ class MinerServer:
         sid, max_length, batch, scheme = decode_open(req, self.cfg.max_length, self.cfg.start, self.cfg.end,
                                                      self.hashes[self.cfg.start : self.cfg.end])
         reserved = self.runner.session_bytes(batch, max_length)
-        sess = Session(sid, ws, batch, max_length, scheme, reserved, None)
+        now = self.table.clock()
+        sess = Session(sid, ws, batch, max_length, scheme, reserved, None, created=now, last_used=now)
         for victim in self.table.add(sess):
             log.info("session_evicted", session=victim)
         sess.state = self.runner.new_state(batch, max_length)
@@ -309,11 +310,11 @@ class MinerServer:
             sess.busy = False
         sess.next_step += 1
         sess.tokens += n_tokens
-        sess.last_used = time.monotonic()
+        sess.last_used = self.table.clock()
         self.steps_served += 1
         self.table.record(sess, StepRecord(step, position, n_tokens, step_digest(frames, values),
-                                           step_digest(out_frames, out_v), time.time(), frames, out_frames, out_v,
-                                           values))
+                                           step_digest(out_frames, out_v), self.table.wall_clock(), frames,
+                                           out_frames, out_v, values))
         pushed = await self._push(req, step, position, out_frames, out_v)
         reply = {"op": "result", "session": sess.sid, "step": step, "tensors": out_frames, "values": out_v,
                  "pushed": pushed, "compute_ms": compute_ms}

@@ -1,15 +1,19 @@
 """Session table of a miner: KV state, memory reservations, eviction, and the per-session step log.
 
 Step log entries are ``(step, position, n_tokens, input digest, output digest, time)``; digests are
-``wire.bundle_digest`` of the frames as received and as sent. The frames themselves are kept for a
-retention window (time and total bytes, oldest dropped first) so verifiers can fetch sampled steps;
-logs of closed sessions stay (digests only once their tensors expire) for the later commitment.
+``protocol.steplog.step_digest`` of the frames (and values) as received and as sent. The frames themselves
+are kept for a retention window (time and total bytes, oldest dropped first) so verifiers can fetch sampled
+steps; logs of closed sessions stay (digests only once their tensors expire) for the later commitment.
+
+Time is read from the table's two clocks, ``clock`` (monotonic: idleness) and ``wall_clock`` (the step
+records' ``at``: retention), the real ones unless a test passes fake ones.
 """
 
 from __future__ import annotations
 
 import time
 from collections import OrderedDict, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -75,10 +79,15 @@ class Session:
 
 
 class SessionTable:
-    """Open sessions, the memory budget they reserve, and the logs of closed ones."""
+    """Open sessions, the memory budget they reserve, and the logs of closed ones.
 
-    def __init__(self, cfg: MinerConfig) -> None:
+    ``clock`` is what ``Session.last_used`` is measured on (idle eviction and expiry); ``wall_clock`` what
+    ``StepRecord.at`` is (the retention window)."""
+
+    def __init__(self, cfg: MinerConfig, clock: Callable[[], float] = time.monotonic,
+                 wall_clock: Callable[[], float] = time.time) -> None:
         self.cfg = cfg
+        self.clock, self.wall_clock = clock, wall_clock
         self.open: dict[str, Session] = {}
         self.closed_logs: OrderedDict[str, list[StepRecord]] = OrderedDict()
         self.reserved = 0
@@ -91,7 +100,7 @@ class SessionTable:
             raise WireError(ErrorCode.SESSION_EXISTS, f"session {sess.sid} is already open")
         evicted: list[str] = []
         if self.reserved + sess.reserved > self.cfg.memory_budget or len(self.open) >= self.cfg.max_sessions:
-            now = time.monotonic()
+            now = self.clock()
             idle = sorted((s for s in self.open.values()
                            if not s.busy and now - s.last_used >= self.cfg.evict_idle_after),
                           key=lambda s: s.last_used)
@@ -136,7 +145,7 @@ class SessionTable:
 
     def expire_idle(self) -> list[str]:
         """Close sessions idle past the timeout; returns their ids."""
-        now = time.monotonic()
+        now = self.clock()
         stale = [s.sid for s in self.open.values()
                  if not s.busy and now - s.last_used > self.cfg.session_idle_timeout]
         for sid in stale:
@@ -151,7 +160,7 @@ class SessionTable:
         self.trim_retention()
 
     def trim_retention(self) -> None:
-        cutoff = time.time() - self.cfg.retention_seconds
+        cutoff = self.wall_clock() - self.cfg.retention_seconds
         while self._retained and (self._retained_bytes > self.cfg.retention_bytes
                                   or self._retained[0].at < cutoff):
             self._forget(self._retained.popleft())

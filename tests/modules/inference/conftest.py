@@ -94,8 +94,8 @@ class Env:
         return self.bank.balance(self.store, who)
 
 
-@pytest.fixture
-def env() -> Env:
+def new_env() -> Env:
+    """A keeper over a fresh store: three miners of model "toy" (blocks 0:2, 2:4, 4:6), four validators."""
     store = CacheStore(CommitStore())
     bank = BankKeeper()
     miners = FakeMiners({m: FakeMiner(m, OWNER, 10_000, "toy", i * 2, i * 2 + 2) for i, m in enumerate(MINERS)})
@@ -107,3 +107,8 @@ def env() -> Env:
     e = Env(keeper, bank, miners, validators, store)
     keeper.register_model(e.ctx(), Model("toy", OWNER, "llama", 6, tuple("ab" * 32 for _ in range(6)), PRICE, 100))
     return e
+
+
+@pytest.fixture
+def env() -> Env:
+    return new_env()

@@ -1,4 +1,5 @@
-"""inference keeper: sessions, commit–reveal of results and verdicts, challenges, settlement, indexes."""
+"""inference keeper: sessions, commit–reveal of results and verdicts, challenges, settlement, stand-ins and
+their pay, indexes."""
 
 from __future__ import annotations
 
@@ -238,3 +239,49 @@ def test_session_indexes_follow_every_phase_and_stand_in_and_can_be_rebuilt(env)
     assert index(old) == [] and k.ensure_indexes(old) == 4
     assert index(old) == index(env.store) and len(index(old)) == (1 + 3) + (1 + 4) + (1 + 3) + (1 + 3)
     assert k.ensure_indexes(old) == 0  # once only
+
+
+def test_stand_ins_are_paid_for_the_tokens_they_served_and_a_dead_primary_is_penalized(env):
+    from tests.modules.inference.conftest import FakeMiner
+
+    for m in STANDINS:  # two more miners for blocks [2, 4), hop 1's
+        env.miners.miners[m] = FakeMiner(m, OWNER, 10_000, "toy", 2, 4)
+    k = env.keeper
+    s = k.open_session(env.ctx(), CLIENT, "toy", ROUTE, 20, ESCROW)
+    s = k.add_stand_in(env.ctx(), s, 1, STANDINS[0], 4, 1)  # hop 1's miner died after 4 tokens
+    s = k.add_stand_in(env.ctx(), s, 1, STANDINS[1], 7, 3)  # and its stand-in after 7 (attempt 2 was refused)
+    s = k.close_session(env.ctx(), s, 10)
+    assert [(h.tokens, h.stands_in_for) for h in s.hops] == [(10, -1), (4, -1), (10, -1), (3, 1), (3, 1)]
+    for m in (MINERS[0], MINERS[2], *STANDINS):  # the dead miner commits nothing
+        commit_reveal(env, s.id, m)
+    env.end_block(s.reveal_deadline)
+    s = k.session(env.store, s.id)
+    assert s.hops[1].failed == "no_commit" and (MINERS[1], True) in env.miners.outcomes
+    assert {s.hops[c.hop].miner for c in s.challenges} == {MINERS[0], MINERS[2], *STANDINS}
+    s = all_match(env, s)
+    assert s.status == "settled"
+    assert [h.paid for h in s.hops] == [2 * n * PRICE for n in (10, 0, 10, 3, 3)]
+    assert s.refund == ESCROW - sum(h.paid for h in s.hops) - s.fee  # hop 1's first 4 tokens go back
+
+
+def test_stand_in_rejections_change_nothing(env):
+    from tests.modules.inference.conftest import FakeMiner
+
+    env.miners.miners[STANDINS[0]] = FakeMiner(STANDINS[0], OWNER, 10_000, "toy", 2, 4)
+    env.miners.miners[STANDINS[1]] = FakeMiner(STANDINS[1], OWNER, 10_000, "toy", 2, 4, status="inactive")
+    k = env.keeper
+    s = k.open_session(env.ctx(), CLIENT, "toy", ROUTE, 20, ESCROW)
+    rejected(env, E.ErrInvalidStandIn, k.add_stand_in, s, 3, STANDINS[0], 1, 1)  # the route has hops 0-2
+    rejected(env, E.ErrInvalidStandIn, k.add_stand_in, s, 1, MINERS[2], 1, 1)  # in the route already
+    rejected(env, E.ErrMinerUnavailable, k.add_stand_in, s, 0, STANDINS[0], 1, 1)  # serves other blocks
+    rejected(env, E.ErrMinerUnavailable, k.add_stand_in, s, 1, STANDINS[1], 1, 1)  # inactive
+    rejected(env, E.ErrInvalidStandIn, k.add_stand_in, s, 1, STANDINS[0], 21, 1)  # past max_tokens
+    rejected(env, E.ErrInvalidStandIn, k.add_stand_in, s, 1, STANDINS[0], 1, 0)  # attempt 0 is the route's
+    s = k.add_stand_in(env.ctx(), s, 1, STANDINS[0], 5, 1)
+    rejected(env, E.ErrInvalidStandIn, k.add_stand_in, s, 1, STANDINS[0], 6, 2)  # twice
+    env.miners.miners[STANDINS[1]] = FakeMiner(STANDINS[1], OWNER, 10_000, "toy", 2, 4)
+    rejected(env, E.ErrInvalidStandIn, k.add_stand_in, s, 1, STANDINS[1], 4, 2)  # before the last one took over
+    rejected(env, E.ErrInvalidStandIn, k.add_stand_in, s, 1, STANDINS[1], 6, 1)  # attempts only go up
+    s = k.close_session(env.ctx(), s, 3)  # closed before the stand-in's token 5: it served none
+    assert [h.tokens for h in s.hops] == [3, 3, 3, 0]
+    rejected(env, E.ErrWrongPhase, k.add_stand_in, s, 1, STANDINS[1], 6, 2)

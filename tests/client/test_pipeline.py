@@ -1,4 +1,7 @@
-"""kill -9 of a miner in the middle of a 64-token generation: the alternate takes over after a replay."""
+"""The client's pipeline of miners (``nesachain.client.pipeline``) failing over to an alternate: after a kill -9
+of a miner in the middle of a 64-token generation (the alternate takes over after a replay), after a
+SIGTERM, and from a miner with other weights that the block hashes make it refuse; with no alternate left,
+a RouteError."""
 
 from __future__ import annotations
 
@@ -9,7 +12,7 @@ import time
 
 import pytest
 import torch
-from shard_exec_support import Sharded, start_miners, stop_miners
+from shard_exec_support import MinerProc, Sharded, start_miners, stop_miners
 
 from nesachain.client import DecoderClient, GenerationStats, StandIn, parse_route
 from nesachain.shard_exec.reference import local_generate
@@ -112,3 +115,34 @@ def test_sigterm_stops_a_miner_promptly_mid_session_and_the_client_fails_over(ti
         assert alternate.proc.returncode == 0 and time.monotonic() - t0 < 10
     finally:
         stop_miners(miners)
+
+
+def test_a_miner_with_the_same_shapes_but_other_weights_is_refused_and_the_alternate_serves(
+        tiny_gpt2: Sharded, gpt2_miners: list[MinerProc], tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The same tiny GPT-2 architecture with other weights: a miner serving them would compute garbage
+    silently; the client's block hashes make it refuse (wrong_model), and the alternate takes the hop."""
+    from transformers import GPT2LMHeadModel
+
+    from nesachain.client.errors import RouteError
+    from nesachain.shard_exec.shard_files import write_shards
+    from nesachain.shard_exec.sources import load_source
+
+    torch.manual_seed(8)
+    other = GPT2LMHeadModel(tiny_gpt2.model.config).eval()
+    other.save_pretrained(str(tmp_path / "other-hf"))
+    write_shards(load_source(str(tmp_path / "other-hf")), tmp_path / "other", 2)
+    impostor = start_miners(tmp_path / "other", ["1:2"], tmp_path)[0]
+    client = DecoderClient.from_shard_dir(tiny_gpt2.dir)
+    ids = torch.tensor([[5, 17, 99, 3, 42, 8]])
+    expected, _, _ = local_generate(tiny_gpt2.model, ids, 8)
+
+    async def run(hops: str, *alternates: str) -> list[int]:
+        return [t async for t in client.generate(parse_route(hops, list(alternates)), ids, 8)]
+
+    try:
+        with pytest.raises(RouteError, match="no live miner left for blocks 1:2: wrong_model: blocks 1:2 here"):
+            asyncio.run(run(f"{gpt2_miners[0].hop()},{impostor.hop()}"))
+        got = asyncio.run(run(f"{gpt2_miners[0].hop()},{impostor.hop()}", gpt2_miners[1].hop()))
+    finally:
+        stop_miners([impostor])
+    assert got == expected

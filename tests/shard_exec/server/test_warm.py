@@ -1,5 +1,6 @@
-"""Warming a miner's compute path ahead of its next decode step: when it happens, and that it changes
-no session's results."""
+"""Warming a miner's compute path ahead of its next decode step (``nesachain.shard_exec.server.warm``):
+when it happens, on virtual time (the warmer reads time from its event loop), and, on real miners, that
+a miner pinned to one CPU warms ahead and one that is not does not."""
 
 from __future__ import annotations
 
@@ -7,7 +8,6 @@ import asyncio
 import json
 import os
 import urllib.request
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -17,11 +17,14 @@ from shard_exec_support import Sharded, start_miners, stop_miners
 from nesachain.client import RemotePipeline, parse_route
 from nesachain.shard_exec.server.warm import StepWarmer
 from nesachain.shard_exec.shard_files import load_stage
+from tests.virtual_time import run_on_virtual_time
 
 
-def _warmer(calls: list[float], fail: bool = False) -> StepWarmer:
+def _warmer(calls: list[float], fail: bool = False, takes: float = 0.0) -> StepWarmer:
+    """A warmer whose warm-up notes when it started and lasts ``takes`` seconds."""
     async def warm() -> None:
         calls.append(asyncio.get_running_loop().time())
+        await asyncio.sleep(takes)
         if fail:
             raise RuntimeError("boom")
 
@@ -48,7 +51,6 @@ def test_period_needs_three_steady_gaps_and_a_prefill_starts_over() -> None:
 
 
 def test_warm_ups_run_just_before_the_next_step_is_due_and_stop_when_it_comes() -> None:
-    # times are long enough (a step every 200 ms) that a busy test machine's slow loop still fits
     async def scenario() -> tuple[list[float], float, list[float], int]:
         loop = asyncio.get_running_loop()
         calls: list[float] = []
@@ -61,21 +63,36 @@ def test_warm_ups_run_just_before_the_next_step_is_due_and_stop_when_it_comes() 
         planned = list(calls)
         calls.clear()
         w.arrived(loop.time(), decode=True)
-        w.step_done(loop)  # gaps 200, 200, 200, ~350: steady, period 200 ms, the next due in ~195 ms
+        w.step_done(loop)  # gaps 200, 200, 200, 350: steady, period 200 ms, the next due in 195 ms
         await asyncio.sleep(0.100)
         w.arrived(loop.time(), decode=True)  # it came early: the warm-ups planned for it are dropped
         await asyncio.sleep(0.300)
         await w.close()
         return planned, now, list(calls), w.warm_ups
 
-    planned, now, cancelled, count = asyncio.run(scenario())
-    # the first warm-up 5 ms before the step was due (200 ms after the last), then back to back, 3 at most,
-    # none after the deadline (1.5 periods)
-    assert 1 <= len(planned) <= 3
-    assert planned[0] >= now + 0.195 - 0.002
-    assert all(t < now + 0.300 for t in planned)
+    planned, now, cancelled, count = run_on_virtual_time(scenario())
+    # 5 ms before the step was due (200 ms after the last), then back to back (a warm-up takes no time
+    # here) up to max_warms
+    assert planned == pytest.approx([now + 0.195] * 3)
     assert cancelled == []
-    assert count == len(planned)
+    assert count == 3
+
+
+def test_warm_ups_that_take_time_stop_at_the_deadline_a_period_and_a_half_after_the_last_step() -> None:
+    async def scenario() -> tuple[float, list[float], int]:
+        loop = asyncio.get_running_loop()
+        calls: list[float] = []
+        w = _warmer(calls, takes=0.060)
+        now = loop.time()
+        for k in (3, 2, 1, 0):  # steps every 200 ms, the last one now; the next one never comes
+            w.arrived(now - 0.200 * k, decode=True)
+        w.step_done(loop)
+        await asyncio.sleep(1.0)
+        return now, calls, w.warm_ups
+
+    now, calls, count = run_on_virtual_time(scenario())
+    # due at 195 ms, 60 ms each: a third would start at 315 ms, past the deadline at 300 ms
+    assert calls == pytest.approx([now + 0.195, now + 0.255]) and count == 2
 
 
 def test_no_warm_ups_without_a_steady_pace_or_after_a_failed_one() -> None:
@@ -102,53 +119,9 @@ def test_no_warm_ups_without_a_steady_pace_or_after_a_failed_one() -> None:
         await asyncio.sleep(0.150)
         return unsteady, failing, f.broken
 
-    unsteady, failing, broken = asyncio.run(scenario())
+    unsteady, failing, broken = run_on_virtual_time(scenario())
     assert unsteady == []
     assert len(failing) == 1 and broken
-
-
-def _stop_after(n: int, calls: list[int]) -> Callable[[], bool]:
-    """A stop flag that is asked once per operation and turns true at the (n+1)-th."""
-    def stop() -> bool:
-        calls.append(1)
-        return len(calls) > n
-
-    return stop
-
-
-def test_a_warm_up_stops_between_operations_once_a_step_comes(smol: Sharded) -> None:
-    stage = load_stage(smol.dir, 1, 2)
-    layer = stage.layers[0]  # type: ignore[attr-defined]
-    leaves = [m for m in layer.modules() if next(m.children(), None) is None]
-    calls: list[int] = []
-    stage.warm(_stop_after(10**6, calls))
-    assert len(calls) == len(leaves) >= 7  # asked before each of the layer's operations: projections, MLP, norms
-    calls.clear()
-    stage.warm(_stop_after(2, calls))
-    assert len(calls) == 3  # it left at the third
-    calls.clear()
-    stage.warm(_stop_after(0, calls))  # a step already waiting: it leaves before the layer's first operation
-    assert len(calls) == 1
-    assert all(not m._forward_pre_hooks for m in layer.modules())  # no hook stays on for the steps
-
-
-def test_decoder_warm_up_leaves_a_session_bit_identical(smol: Sharded) -> None:
-    stage = load_stage(smol.dir, 1, 2)
-    hidden = torch.randn(1, 12, stage.width, generator=torch.Generator().manual_seed(3))  # type: ignore[attr-defined]
-
-    def run(warm: bool) -> list[torch.Tensor]:
-        state = stage.new_state(1, 16)
-        outs = [stage.run({"hidden": hidden[:, :8]}, {}, 0, state)[0]["hidden"]]
-        for i in range(8, 12):
-            if warm:
-                stage.warm()
-                stage.warm(_stop_after(4, []))  # one left half-way
-                stage.warm()
-            outs.append(stage.run({"hidden": hidden[:, i:i + 1]}, {}, i, state)[0]["hidden"])
-        return outs
-
-    plain, warmed = run(False), run(True)
-    assert all(torch.equal(a, b) for a, b in zip(plain, warmed, strict=True))
 
 
 def test_a_miner_pinned_to_one_cpu_warms_ahead_of_steady_steps(tiny_gpt2: Sharded, tmp_path: Path) -> None:
