@@ -1,7 +1,7 @@
 """Does activation compression compromise accuracy? none / fp16 / blockwise8 / mixed8, two placements.
 
     .venv/bin/python bench/accuracy.py [--threads 2] [--windows 16] [--tweets 6000] [--digits 500] [--fashion 500]
-                                       [--only smollm2|minilm|effnet] [--write-readme]
+                                       [--only smollm2|minilm|effnet] [--write-docs]
 
 Placements: a realistic 3-shard route (4 compressed transfers: client -> m0 -> m1 -> m2 -> client) and a
 stress column where every layer boundary is compressed (SmolLM2: 30 blocks, MiniLM: 6 blocks, EfficientNet:
@@ -22,9 +22,10 @@ run locally). Metrics against the fp32 single-process model:
 Every probe is standardised logistic regression whose C is chosen once, by 5-fold cross-validation on the
 fp32 features' training split (``choose_c``), and kept for every column.
 
-Prints markdown tables; writes JSON to .cache/bench/accuracy.json. With ``--write-readme`` it also puts each
-model's table, with the command that made it, into README.md between that model's markers
-(``<!-- accuracy:smollm2 -->`` … ``<!-- /accuracy:smollm2 -->``); a model not run keeps its table. Not a test.
+Prints markdown tables; writes JSON to .cache/bench/accuracy.json. With ``--write-docs`` it also puts each
+model's table, under a line with the date, the machine and the command that made it, into docs/benchmarks.md
+between that model's markers (``<!-- bench:accuracy-smollm2 -->`` … ``<!-- /bench:accuracy-smollm2 -->``;
+``bench/report.py``); a model not run keeps its table. Not a test.
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ from eval_data import (  # bench/eval_data.py: the texts, tweets and images
     photo_crops,
     tweets,
 )
+from report import DOCS, add_write_docs_flag, write_sections  # bench/report.py: docs/benchmarks.md
 from scratch import scratch_dir  # bench/scratch.py: shard folders removed at exit
 
 REPO = Path(__file__).resolve().parents[1]
@@ -177,11 +179,12 @@ def probe_accuracy(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray,
 
 # -- MiniLM ----------------------------------------------------------------------------------------------
 def minilm(root: Path, n_tweets: int) -> dict[str, dict[str, float]]:
+    from sklearn.model_selection import train_test_split
+
     from nesachain.models import mean_pool
     from nesachain.shard_exec.hf_heads import build_head
     from nesachain.shard_exec.shard_files import load_client_state, read_manifest
     from nesachain.shard_exec.sources import load_source
-    from sklearn.model_selection import train_test_split
 
     src = load_source("all-minilm-l6-v2")
     texts, labels = tweets(n_tweets)
@@ -218,8 +221,9 @@ def minilm(root: Path, n_tweets: int) -> dict[str, dict[str, float]]:
 
 # -- EfficientNet-Lite0 ----------------------------------------------------------------------------------
 def effnet(root: Path, n_digits: int, n_fashion: int) -> dict[str, dict[str, float]]:
-    from nesachain.shard_exec.sources import load_source
     from sklearn.model_selection import train_test_split
+
+    from nesachain.shard_exec.sources import load_source
 
     src = load_source("efficientnet-lite0")
     photos = photo_crops(PHOTO_CROPS)
@@ -280,19 +284,10 @@ def table(title: str, results: dict[str, dict[str, float]], metrics: list[tuple[
     return "\n".join(lines)
 
 
-def write_readme(readme: Path, sections: dict[str, str], command: str) -> None:
-    """Replace each model's table between its markers in ``readme``; all or nothing, atomically."""
-    text = readme.read_text()
-    for model, body in sections.items():
-        begin, end = f"<!-- accuracy:{model} -->", f"<!-- /accuracy:{model} -->"
-        if text.count(begin) != 1 or text.count(end) != 1 or text.index(begin) > text.index(end):
-            raise SystemExit(f"{readme}: needs one {begin} … {end} pair for the {model} table; README left as it was")
-        head, rest = text.split(begin)
-        tail = rest.split(end)[1]
-        text = f"{head}{begin}\n`{command}`\n\n{body}\n{end}{tail}"
-    tmp = readme.with_name(readme.name + ".tmp")
-    tmp.write_text(text)
-    tmp.replace(readme)
+def write_docs(sections: dict[str, str], command: str | None = None, path: Path = DOCS) -> None:
+    """Put each model's table between its markers (``bench:accuracy-<model>``) in docs/benchmarks.md; all or
+    nothing (``report.write_sections``)."""
+    write_sections({f"accuracy-{model}": body for model, body in sections.items()}, command, path)
 
 
 def main() -> None:
@@ -305,7 +300,7 @@ def main() -> None:
     ap.add_argument("--fashion", type=int, default=500, help="Fashion-MNIST test images for a second probe")
     ap.add_argument("--only", choices=("smollm2", "minilm", "effnet"))
     ap.add_argument("--out", type=Path, default=REPO / ".cache" / "bench" / "accuracy.json")
-    ap.add_argument("--write-readme", action="store_true", help="put the tables into README.md (see above)")
+    add_write_docs_flag(ap)
     args = ap.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     torch.set_num_threads(args.threads)
@@ -347,10 +342,8 @@ def main() -> None:
                             ("fashion_probe_accuracy_pct", "Fashion-MNIST linear-probe accuracy %", ".2f")])
     print("### Accuracy with compressed activations (columns: scheme, placement)\n")
     print("\n\n".join(sections.values()))
-    if args.write_readme:
-        command = ".venv/bin/python bench/accuracy.py " + " ".join(sys.argv[1:])
-        write_readme(REPO / "README.md", sections, command)
-        print(f"\nwrote the {', '.join(sections)} table(s) into {REPO / 'README.md'}")
+    if args.write_docs:
+        write_docs(sections)
     print(f"\n(took {time.time() - t0:.0f} s, {args.threads} threads)")
 
 

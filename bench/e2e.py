@@ -6,7 +6,10 @@ Starts its own 4-validator localnet with verifiers and 3 SmolLM2 miners (blocks 
   - on chain: open session tx + the same pipeline + close tx (time to first token, to the last
     token), and the time until the session is "settled" (commitments, challenges, verdicts).
 
-    .venv/bin/python bench/e2e.py [--runs 3] [--max-tokens 16]
+    .venv/bin/python bench/e2e.py [--runs 3] [--max-tokens 16] [--write-docs]
+
+``--write-docs`` puts the table into docs/benchmarks.md between ``<!-- bench:e2e -->`` and
+``<!-- /bench:e2e -->`` (``bench/report.py``).
 """
 
 from __future__ import annotations
@@ -21,6 +24,9 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from report import Lines, add_write_docs_flag, write_section  # bench/report.py: docs/benchmarks.md
 
 from nesachain.client.request import await_settled, candidates, run_request
 from nesachain.client.routing import find_route
@@ -58,6 +64,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--max-tokens", type=int, default=16)
+    add_write_docs_flag(ap)
     args = ap.parse_args()
     shards = ensure_shards(MODEL, 30, REPO / ".cache" / "shards" / MODEL)
     net = Localnet(Path(tempfile.mkdtemp(prefix="bench-e2e-")), base_port=18656, chain_id="nesa-bench-e2e")
@@ -86,14 +93,19 @@ def main() -> None:
         net.down()
         shutil.rmtree(net.root, ignore_errors=True)
     med = statistics.median
-    print(f"SmolLM2-135M, 3 miners (10 blocks each), {args.max_tokens} new tokens, median of {args.runs} runs, "
-          "4-validator localnet (timeout_commit 400 ms), all on one 2-core machine")
-    print("| path | time to first token s | time to last token s | to settled s |")
-    print("|---|---:|---:|---:|")
-    print(f"| pipeline only (no chain) | {med(o[0] for o in off):.2f} | {med(o[1] for o in off):.2f} | - |")
-    print(f"| request with on-chain session | {med(o[0] for o in on):.2f} | {med(o[1] for o in on):.2f} | "
-          f"{med(settle):.1f} |")
-    print(f"chain overhead (on-chain / off-chain, last token): {med(o[1] for o in on) / med(o[1] for o in off):.2f}x")
+    md = Lines()
+    md(f"SmolLM2-135M, 3 miners (10 blocks each), {args.max_tokens} new tokens, median of {args.runs} runs, "
+       "same prompt and route; a 4-validator localnet (timeout_commit 400 ms) with verifiers, all on this machine.")
+    md()
+    md("| path | time to first token s | time to last token s | to settled s |")
+    md("|---|---:|---:|---:|")
+    md(f"| pipeline only (no chain) | {med(o[0] for o in off):.2f} | {med(o[1] for o in off):.2f} | – |")
+    md(f"| request with on-chain session | {med(o[0] for o in on):.2f} | {med(o[1] for o in on):.2f} | "
+       f"{med(settle):.1f} |")
+    md()
+    md(f"Chain overhead on the time to the last token: {med(o[1] for o in on) / med(o[1] for o in off):.2f}x.")
+    if args.write_docs:
+        write_section("e2e", md.text())
 
 
 if __name__ == "__main__":

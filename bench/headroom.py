@@ -1,8 +1,8 @@
 """How much precision does SmolLM2's 3-shard route need for 99.5 % teacher-forced agreement?
 
-    .venv/bin/python bench/headroom.py [--windows 8] [--window-len 128] [--threads 2]
+    .venv/bin/python bench/headroom.py [--windows 8] [--window-len 128] [--threads 2] [--write-docs]
 
-The issue's target for mixed8 on all four transfers of the 3-shard route (client -> m0 -> m1 -> m2 ->
+The target for mixed8 on all four transfers of the 3-shard route (client -> m0 -> m1 -> m2 ->
 client) is 99.5 % top-1 agreement with fp32; mixed8 is held to 0.56 x fp16 = 8.96 bits per value. This
 bench measures, on the same windows of ``pydoc_data.topics`` as ``bench/accuracy.py``:
 
@@ -15,7 +15,8 @@ bench measures, on the same windows of ``pydoc_data.topics`` as ``bench/accuracy
   token's RMS and no absmax waste, costed at the zero-order entropy of its codes per message (the
   size an ideal entropy coder would reach; no coder is run) plus a 16-bit step per token.
 
-Columns: agreement %, KL(fp32 || route) nats/token, bits per value. Not a test.
+Columns: agreement %, KL(fp32 || route) nats/token, bits per value. Not a test. ``--write-docs`` puts the table
+into docs/benchmarks.md between ``<!-- bench:headroom -->`` and ``<!-- /bench:headroom -->`` (``bench/report.py``).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import accuracy  # bench/accuracy.py: the same windows, shards and route
+from report import Lines, add_write_docs_flag, write_section  # bench/report.py: docs/benchmarks.md
 from scratch import scratch_dir  # bench/scratch.py
 
 from nesachain.kernels import FrameConfig, Scheme, decode_frame, encode_frame
@@ -101,6 +103,7 @@ def main() -> None:
     ap.add_argument("--windows", type=int, default=8)
     ap.add_argument("--window-len", type=int, default=128)
     ap.add_argument("--threads", type=int, default=2)
+    add_write_docs_flag(ap)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     t0 = time.time()
@@ -138,8 +141,12 @@ def main() -> None:
                 total += w.shape[1]
         return 100 * agree / total, kl / total
 
-    print(f"SmolLM2-135M, 3 shards, {args.windows} x {args.window_len} tokens; target 99.5 % at <= 8.96 bits/value")
-    print(f"{'codec on which transfers':<58} {'agree %':>8} {'KL':>10} {'bits/value':>10}")
+    md = Lines()
+    md(f"SmolLM2-135M, 3 shards, {args.windows} × {args.window_len} tokens of pydoc_data.topics, teacher-forced; "
+       "the target is 99.5 % top-1 agreement at ≤ 8.96 bits/value (0.56 × fp16).")
+    md()
+    md("| codec, on which transfers | agree % | KL | bits/value |")
+    md("|---|---:|---:|---:|")
     names = ("client -> m0 (embeddings)", "m0 -> m1", "m1 -> m2", "m2 -> client (final hidden)")
     rows: list[tuple[str, Callable[[Meter], Codec], list[int]]] = [
         (f"mixed8 on {name} only", mixed8, [i]) for i, name in enumerate(names)]
@@ -153,10 +160,13 @@ def main() -> None:
         meter = Meter()
         codec = make(meter)
         agree, kl = route([codec if i in on else None for i in range(4)])
-        print(f"{label:<58} {agree:8.2f} {kl:10.2e} {meter.bits_per_value():10.2f}")
-    print(f"\n(took {time.time() - t0:.0f} s, {args.threads} threads; {math.prod((args.windows, args.window_len))} "
-          "positions: one position is "
-          f"{100 / (args.windows * args.window_len):.2f} points)")
+        md(f"| {label} | {agree:.2f} | {kl:.1e} | {meter.bits_per_value():.2f} |")
+    md()
+    md(f"{math.prod((args.windows, args.window_len))} positions: one position is "
+       f"{100 / (args.windows * args.window_len):.3f} points of agreement. Took {time.time() - t0:.0f} s, "
+       f"{args.threads} threads.")
+    if args.write_docs:
+        write_section("headroom", md.text())
 
 
 if __name__ == "__main__":

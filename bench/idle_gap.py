@@ -1,6 +1,6 @@
 """How fast a miner's layers run after a pause: the same decode steps back to back and after gaps.
 
-    .venv/bin/python bench/idle_gap.py [--gap-ms 45] [--rounds 3] [--threads 1]
+    .venv/bin/python bench/idle_gap.py [--gap-ms 45] [--rounds 3] [--threads 1] [--write-docs]
 
 One process loads the middle 10 of SmolLM2-135M's 30 layers as a miner does (``load_stage`` on a
 3-block shard folder) and runs 64 one-token decode steps after a 16-token prefill, timing each step
@@ -17,10 +17,11 @@ One process loads the middle 10 of SmolLM2-135M's 30 layers as a miner does (``l
 - ``sleep, warm(), 2 ms``: the same with the last 2 ms of the gap after the warm-up (how fast its gain
   fades);
 - ``sleep, warm() x3``: three warm-ups back to back at the end of the gap, what a miner pinned to one CPU
-  does just before a step is due (``nesachain/shard_exec/miner/warm.py``: back to back until it comes).
+  does just before a step is due (``nesachain/shard_exec/server/warm.py``: back to back until it comes).
 
 The per-layer line shows where a slow step loses its time: spread over all layers, or in the first.
-Not a test: numbers depend on the machine and its load.
+Not a test: numbers depend on the machine and its load. ``--write-docs`` puts the tables into
+docs/benchmarks.md between ``<!-- bench:idle_gap -->`` and ``<!-- /bench:idle_gap -->`` (``bench/report.py``).
 """
 
 from __future__ import annotations
@@ -28,10 +29,12 @@ from __future__ import annotations
 import argparse
 import itertools
 import statistics
+import sys
 import time
 from collections.abc import Callable
 
 import torch
+from report import Lines, add_write_docs_flag, write_section  # bench/report.py: docs/benchmarks.md
 from scratch import scratch_dir  # bench/scratch.py: the shard folder, removed at exit
 
 PREFILL, STEPS = 16, 64
@@ -42,6 +45,7 @@ def main() -> None:
     ap.add_argument("--gap-ms", type=float, default=45.0, help="the pause before each step (default 45 ms)")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--threads", type=int, default=1)
+    add_write_docs_flag(ap)
     args = ap.parse_args()
     if not (args.gap_ms >= 0 and args.rounds >= 1 and args.threads >= 1):
         ap.error("--gap-ms must be >= 0, --rounds and --threads >= 1")
@@ -115,23 +119,34 @@ def main() -> None:
     run(None)  # warm-up
     t0 = time.perf_counter()
     other_layers()
-    print(f"SmolLM2-135M layers 10-19, one-token decode steps, {args.threads} thread(s), gap {args.gap_ms:g} ms "
-          f"(the 'other layers' gap took {(time.perf_counter() - t0) * 1000:.1f} ms)\n")
-    print("| gap | " + " | ".join(f"round {r + 1} ms" for r in range(args.rounds)) + " | median vs none |")
-    print("|---|" + "---:|" * (args.rounds + 1))
+    other_ms = (time.perf_counter() - t0) * 1000
     results: dict[str, list[float]] = {k: [] for k in waits}
     layers: dict[str, list[list[float]]] = {k: [] for k in waits}
-    for _ in range(args.rounds):
+    for r in range(args.rounds):
         for name, wait in waits.items():  # interleaved: a slow spell of a shared host falls on all of them
             total, per = run(wait)
             results[name].append(total)
             layers[name].append(per)
+        print(f"round {r + 1}/{args.rounds} done", file=sys.stderr)
     base = statistics.median(results["none"])
+    md = Lines()
+    md(f"SmolLM2-135M layers 10-19, one-token decode steps (median of each round), {args.threads} thread(s), "
+       f"gap {args.gap_ms:g} ms (the 'other layers' gap took {other_ms:.1f} ms).")
+    md()
+    md("| gap | " + " | ".join(f"round {r + 1} ms" for r in range(args.rounds)) + " | median vs none |")
+    md("|---|" + "---:|" * (args.rounds + 1))
     for name, ms in results.items():
-        print(f"| {name} | " + " | ".join(f"{x:.2f}" for x in ms) + f" | {statistics.median(ms) / base:.2f} |")
-    print("\nper layer, last round (ms; the first column is the step's own preamble before layer 0):")
+        md(f"| {name} | " + " | ".join(f"{x:.2f}" for x in ms) + f" | {statistics.median(ms) / base:.2f} |")
+    md()
+    md("Per layer, last round, ms (the first column is the step's own preamble before layer 0):")
+    md()
+    width = len(next(iter(layers.values()))[-1])
+    md("| gap | preamble | " + " | ".join(f"layer {10 + j}" for j in range(width - 1)) + " |")
+    md("|---|" + "---:|" * width)
     for name, per_rounds in layers.items():
-        print(f"  {name:>20}: " + " ".join(f"{x:.2f}" for x in per_rounds[-1]))
+        md(f"| {name} | " + " | ".join(f"{x:.2f}" for x in per_rounds[-1]) + " |")
+    if args.write_docs:
+        write_section("idle_gap", md.text())
 
 
 if __name__ == "__main__":

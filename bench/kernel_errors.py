@@ -1,6 +1,6 @@
 """Errors on real activations, bytes per step, and the measurement behind mixed8's outlier rule.
 
-    .venv/bin/python bench/kernel_errors.py [--part errors|bytes|caps|rules|all] [--windows 4]
+    .venv/bin/python bench/kernel_errors.py [--part errors|bytes|caps|rules|all] [--windows 4] [--write-docs]
 
 errors  the residual stream at every layer boundary of SmolLM2-135M (29) and all-MiniLM-L6-v2 (5),
         on fixed windows of Python's ``pydoc_data.topics`` text, through none / fp16 / blockwise8 /
@@ -12,6 +12,9 @@ caps    relative RMS error of mixed8 with other outlier caps, thresholds, and wi
 rules   SmolLM2 teacher-forced with all 29 boundaries compressed, one row per outlier rule / map /
         rotation: top-1 agreement with the uncompressed model, perplexity change, mean KL divergence
         of the next-token distributions from the uncompressed model's, bytes / fp16.
+
+``--write-docs`` puts each part's table into docs/benchmarks.md between ``<!-- bench:kernel_errors-PART -->``
+and ``<!-- /bench:kernel_errors-PART -->`` (``bench/report.py``).
 
 The measurement behind mixed8's 8-bit outlier rule (``nesachain/kernels/mixed.py``), taken before
 coded blocks existed (the rows then had no ``coded`` argument; "[default]" was the 8-bit default).
@@ -65,11 +68,16 @@ from __future__ import annotations
 import argparse
 import functools
 import math
+import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from report import Lines, add_write_docs_flag, write_sections  # bench/report.py: docs/benchmarks.md
 
 from nesachain.kernels import (
     FrameConfig,
@@ -121,12 +129,16 @@ def minilm_boundaries(n_windows: int) -> list[torch.Tensor]:
     return list(hidden[1:6])
 
 
-def part_errors(n_windows: int) -> None:
+def part_errors(n_windows: int) -> str:
+    md = Lines()
     for name, loader in (("SmolLM2-135M", smollm2_boundaries), ("all-MiniLM-L6-v2", minilm_boundaries)):
         tensors = loader(n_windows)
         absmax = max(float(t.abs().max()) for t in tensors)
-        print(f"\n{name}: {len(tensors)} boundaries, {tuple(tensors[0].shape)} each, |x| up to {absmax:.0f}")
-        print(f"{'scheme':>11} {'rel RMS err (mean)':>18} {'rel RMS err (worst)':>19} {'bytes / fp16':>12}")
+        md()
+        md(f"{name}: {len(tensors)} boundaries, {tuple(tensors[0].shape)} each, |x| up to {absmax:.0f}.")
+        md()
+        md("| scheme | rel RMS err (mean) | rel RMS err (worst) | bytes / fp16 |")
+        md("|---|---:|---:|---:|")
         for scheme in SCHEMES:
             config = FrameConfig(scheme=scheme)
             rel, sent, fp16 = [], 0, 0
@@ -136,13 +148,17 @@ def part_errors(n_windows: int) -> None:
                 rel.append(float((y.double() - x.double()).norm() / x.double().norm()))
                 sent += len(frame)
                 fp16 += len(encode_frame(x, FP16))
-            print(f"{scheme.name.lower():>11} {sum(rel) / len(rel):18.2e} {max(rel):19.2e} {sent / fp16:12.4f}")
+            md(f"| {scheme.name.lower()} | {sum(rel) / len(rel):.2e} | {max(rel):.2e} | {sent / fp16:.4f} |")
+    return md.text()
 
 
-def part_bytes() -> None:
-    print("\nbytes per frame, header included (mixed8: its default frame, coded blocks that fill the budget on"
-          " these values, or centred 8-bit blocks with the outlier cap full, whichever is larger)")
-    print(f"{'hidden':>6} {'step':>13} {'fp16':>9} {'blockwise8':>10} {'ratio':>6} {'mixed8':>9} {'ratio':>6}")
+def part_bytes() -> str:
+    md = Lines()
+    md("Bytes per frame, header included (mixed8: its default frame, coded blocks that fill the budget on"
+       " these values, or centred 8-bit blocks with the outlier cap full, whichever is larger).")
+    md()
+    md("| hidden | step | fp16 bytes | blockwise8 bytes | ratio | mixed8 bytes | ratio |")
+    md("|---:|---|---:|---:|---:|---:|---:|")
     gen = torch.Generator().manual_seed(0)
     for hidden in (384, 576, 768, 4096, 8192):
         for label, tokens in (("decode 1 tok", 1), ("prefill 512", 512)):
@@ -150,10 +166,8 @@ def part_bytes() -> None:
             fp16 = len(encode_frame(x, FP16))
             blockwise = len(encode_frame(x, FrameConfig(scheme=Scheme.BLOCKWISE8)))
             mixed = max(len(encode_frame(x, FrameConfig(scheme=Scheme.MIXED8, center=c))) for c in (True, False))
-            print(
-                f"{hidden:>6} {label:>13} {fp16:9d} {blockwise:10d} {blockwise / fp16:6.3f} "
-                f"{mixed:9d} {mixed / fp16:6.3f}"
-            )
+            md(f"| {hidden} | {label} | {fp16} | {blockwise} | {blockwise / fp16:.3f} | {mixed} | {mixed / fp16:.3f} |")
+    return md.text()
 
 
 CAPS: list[tuple[str, dict[str, Any]]] = [
@@ -167,22 +181,24 @@ CAPS: list[tuple[str, dict[str, Any]]] = [
 ]
 
 
-def part_caps(n_windows: int) -> None:
+def part_caps(n_windows: int) -> str:
     """Relative RMS error of mixed8 variants, one message per window (as a miner sends them)."""
+    md = Lines()
     for name, loader in (("SmolLM2-135M", smollm2_boundaries), ("all-MiniLM-L6-v2", minilm_boundaries)):
         tensors = loader(n_windows)
         above = [float((x.abs() >= 6).float().mean()) for x in tensors]
         above20 = [float((x.abs() > 20).float().mean()) for x in tensors]
         columns = [float((x.abs() >= 6).flatten(0, -2).any(0).float().mean()) for x in tensors]  # (C,) per window set
-        print(
-            f"\n{name}: |x| >= 6 for {min(above):.1%}..{max(above):.1%} of the values per boundary, "
-            f"|x| > 20 for up to {max(above20):.1%}; "
-            f"columns with some |x| >= 6: {min(columns):.0%}..{max(columns):.0%}, "
-            f">= 95 % of the columns at {sum(c >= 0.95 for c in columns)} of {len(columns)} boundaries "
-            f"(first at boundary {next((i for i, c in enumerate(columns) if c >= 0.95), None)})"
-        )
-        print(f"{name}: mixed8 variants, linear-64 map, every boundary x window")
-        print(f"{'variant':>40} {'rel RMS err (mean)':>18} {'worst token rel err':>19}")
+        md()
+        md(f"{name}: |x| >= 6 for {min(above):.1%}..{max(above):.1%} of the values per boundary, "
+           f"|x| > 20 for up to {max(above20):.1%}; "
+           f"columns with some |x| >= 6: {min(columns):.0%}..{max(columns):.0%}, "
+           f">= 95 % of the columns at {sum(c >= 0.95 for c in columns)} of {len(columns)} boundaries "
+           f"(first at boundary {next((i for i, c in enumerate(columns) if c >= 0.95), None)}). "
+           "mixed8 variants, linear-64 map, every boundary × window:")
+        md()
+        md("| variant | rel RMS err (mean) | worst token rel err |")
+        md("|---|---:|---:|")
         for label, kwargs in CAPS:
             rel, worst = [], 0.0
             for x in tensors:
@@ -192,7 +208,8 @@ def part_caps(n_windows: int) -> None:
                     rel.append(float(diff.norm() / message.double().norm()))
                     per_token = diff.norm(dim=-1) / message.double().norm(dim=-1)  # (T,)
                     worst = max(worst, float(per_token.max()))
-            print(f"{label:>40} {sum(rel) / len(rel):18.3e} {worst:19.3e}")
+            md(f"| {label} | {sum(rel) / len(rel):.3e} | {worst:.3e} |")
+    return md.text()
 
 
 def blockwise_rule(block_size: int, map_id: MapId) -> Callable[[torch.Tensor], tuple[torch.Tensor, int]]:
@@ -253,7 +270,7 @@ def kl_divergence(reference: torch.Tensor, logits: torch.Tensor) -> torch.Tensor
     return total / reference.shape[0]
 
 
-def part_rules(n_windows: int) -> None:
+def part_rules(n_windows: int) -> str:
     from nesachain.models import load_smollm2
 
     model, tok = load_smollm2()
@@ -279,12 +296,14 @@ def part_rules(n_windows: int) -> None:
     def nll(lg: torch.Tensor) -> float:
         return float(torch.nn.functional.cross_entropy(lg[:, :-1].reshape(-1, lg.shape[-1]), batch[:, 1:].reshape(-1)))
 
+    md = Lines()
     try:
         reference = logits()
-        print(
-            f"\nSmolLM2-135M, all 29 boundaries compressed, {n_windows} x {WINDOW_TOKENS} tokens of pydoc_data.topics"
-        )
-        print(f"{'rule':>55} {'top-1 agree':>11} {'ppl change':>10} {'KL nats/tok':>11} {'bytes/fp16':>10} {'s':>4}")
+        md(f"SmolLM2-135M, all 29 boundaries compressed, {n_windows} × {WINDOW_TOKENS} tokens of pydoc_data.topics; "
+           "bytes/fp16 is the payload only, no headers.")
+        md()
+        md("| rule | top-1 agree | ppl change | KL nats/tok | bytes/fp16 | s |")
+        md("|---|---:|---:|---:|---:|---:|")
         for name, rule in RULES:
             start = time.perf_counter()
             state.update(rule=rule, bytes=0, fp16=0)
@@ -295,28 +314,35 @@ def part_rules(n_windows: int) -> None:
             kl = float(kl_divergence(reference, lg))
             ratio = state["bytes"] / state["fp16"]  # payload only, no headers
             seconds = time.perf_counter() - start
-            print(f"{name:>55} {agree:11.2%} {ppl:+10.3%} {kl:11.2e} {ratio:10.4f} {seconds:4.0f}", flush=True)
+            label = name.replace("|", "\\|")  # a table cell
+            md(f"| {label} | {agree:.2%} | {ppl:+.3%} | {kl:.2e} | {ratio:.4f} | {seconds:.0f} |")
     finally:
         for handle in handles:
             handle.remove()
+    return md.text()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--part", choices=["errors", "bytes", "caps", "rules", "all"], default="all")
     parser.add_argument("--windows", type=int, default=4)
+    add_write_docs_flag(parser)
     args = parser.parse_args()
     torch.manual_seed(0)
     torch.set_grad_enabled(False)
-    parts: dict[str, Callable[[], None]] = {
+    parts: dict[str, Callable[[], str]] = {
         "errors": functools.partial(part_errors, args.windows),
         "bytes": part_bytes,
         "caps": functools.partial(part_caps, args.windows),
         "rules": functools.partial(part_rules, args.windows),
     }
+    tables = {}
     for name, run in parts.items():
         if args.part in (name, "all"):
-            run()
+            print(f"\n### --part {name}\n")
+            tables[f"kernel_errors-{name}"] = run()
+    if args.write_docs:
+        write_sections(tables)
 
 
 if __name__ == "__main__":

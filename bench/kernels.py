@@ -1,6 +1,6 @@
 """Quantize + dequantize throughput and error: nesachain.kernels against bitsandbytes, same CPU tensors.
 
-    .venv/bin/python bench/kernels.py [--repeat 7] [--threads N] [--device cuda]
+    .venv/bin/python bench/kernels.py [--repeat 7] [--threads N] [--device cuda] [--write-docs]
 
 GB/s are bytes of the input tensor per second (best of ``--repeat`` runs after one warm-up; the
 runs of all implementations are interleaved, so that a slow spell of a shared machine falls on all
@@ -17,16 +17,24 @@ then wait a scheduler slice for a descheduled sibling. The torch path makes a fe
 values, bitsandbytes one per call, so the default policy under load penalises ours far more (measured
 here at load average 7 on 2 cores: 0.01 GB/s against 0.19 GB/s on a (512, 576) tensor). Miners
 should set the same policy, or as many threads as they have idle cores.
+
+``--write-docs`` puts the tables into docs/benchmarks.md between ``<!-- bench:kernels -->`` and
+``<!-- /bench:kernels -->`` (``--device cuda``: ``bench:kernels-cuda``; ``bench/report.py``).
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from report import Lines, add_write_docs_flag, write_section  # bench/report.py: docs/benchmarks.md
 
 from nesachain.kernels import (
     FrameConfig,
@@ -70,7 +78,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeat", type=int, default=7)
     parser.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: leave as is)")
-    parser.add_argument("--device", default="cpu", help="where the tensors live: cpu (the issue's comparison) or cuda")
+    parser.add_argument("--device", default="cpu", help="where the tensors live: cpu or cuda")
+    add_write_docs_flag(parser)
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -85,17 +94,40 @@ def main() -> None:
 
     device = torch.device(args.device)
     where = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, threads {torch.get_num_threads()}"
-    print(f"torch {torch.__version__}, {against}, {where}")
-    header = f"{'tensor':>22} {'impl':>24} {'quant GB/s':>10} {'dequant GB/s':>12} {'round trip GB/s':>15}"
-    print(header + f" {'max err':>9} {'rel RMS err':>11}")
+    md = Lines()
+    md(f"torch {torch.__version__}, {against}, {where}; best of {args.repeat} interleaved runs. GB/s are bytes of "
+       "the input tensor per second; round trip is quantize then dequantize.")
+    md()
+    md("| tensor | implementation | quant GB/s | dequant GB/s | round trip GB/s | max err | rel RMS err |")
+    md("|---|---|---:|---:|---:|---:|---:|")
+    frames: list[str] = []
+    ratios: list[str] = []
     gen = torch.Generator().manual_seed(0)
     for shape in SHAPES:
         for dtype in (torch.float32, torch.float16, torch.bfloat16):
-            bench_tensor(torch.randn(shape, generator=gen).to(device, dtype), args.repeat, bnb)
+            bench_tensor(torch.randn(shape, generator=gen).to(device, dtype), args.repeat, bnb, md, frames, ratios)
+    md()
+    md("A mixed8 frame of each tensor (`encode_frame`, `decode_frame`):")
+    md()
+    md("| tensor | encode ms | decode ms | treatment | bytes / fp16 |")
+    md("|---|---:|---:|---|---:|")
+    for row in frames:
+        md(row)
+    if ratios:
+        md()
+        md("nesachain blockwise8 against bitsandbytes' blockwise, speed ratio (above 1: ours is faster):")
+        md()
+        md("| tensor | quantize | dequantize | round trip |")
+        md("|---|---:|---:|---:|")
+        for row in ratios:
+            md(row)
+    if args.write_docs:
+        write_section("kernels" if device.type == "cpu" else f"kernels-{device.type}", md.text())
 
 
-def bench_tensor(x: torch.Tensor, repeat: int, bnb: Any) -> None:
-    """Print one row per implementation for ``x`` and the ratio of ours to bitsandbytes (None: ours only)."""
+def bench_tensor(x: torch.Tensor, repeat: int, bnb: Any, md: Lines, frames: list[str], ratios: list[str]) -> None:
+    """A row per implementation for ``x`` (printed as measured), and its mixed8 frame's and, with bitsandbytes
+    (``bnb``; None: ours only), the speed ratio's rows for the tables after."""
     nbytes = x.numel() * x.element_size()
     label = f"{tuple(x.shape)} {str(x.dtype).removeprefix('torch.')}"
     q = quantize_blockwise(x, 64, MapId.DYNAMIC)
@@ -128,16 +160,14 @@ def bench_tensor(x: torch.Tensor, repeat: int, bnb: Any) -> None:
         max_err, rel = errors(x, y)
         speeds[name] = (nbytes / tq / 1e9, nbytes / tdq / 1e9, nbytes / (tq + tdq) / 1e9)
         gbq, gbdq, gbrt = speeds[name]
-        print(f"{label:>22} {name:>24} {gbq:10.2f} {gbdq:12.2f} {gbrt:15.2f} {max_err:9.4f} {rel:11.5f}")
+        md(f"| {label} | {name} | {gbq:.2f} | {gbdq:.2f} | {gbrt:.2f} | {max_err:.4f} | {rel:.5f} |")
     treatment = "coded" if read_header(frame).coded else "8-bit"
-    print(f"{label:>22} {'mixed8 frame ms':>24} encode {seconds['nesachain mixed8 frame q'] * 1e3:.3f}, "
-          f"decode {seconds['nesachain mixed8 frame dq'] * 1e3:.3f}, {treatment} "
-          f"blocks, {len(frame) / (2 * x.numel()):.3f} x fp16", flush=True)
-    if bnb is None:
-        return
-    ours, theirs = speeds["nesachain blockwise8"], speeds["bitsandbytes blockwise"]
-    ratio = " ".join(f"{a / b:.2f}x" for a, b in zip(ours, theirs, strict=True))
-    print(f"{label:>22} {'ratio ours/bnb':>24} {ratio}  (quant dequant round-trip)", flush=True)
+    frames.append(f"| {label} | {seconds['nesachain mixed8 frame q'] * 1e3:.3f} | "
+                  f"{seconds['nesachain mixed8 frame dq'] * 1e3:.3f} | {treatment} blocks | "
+                  f"{len(frame) / (2 * x.numel()):.3f} |")
+    if bnb is not None:
+        ours, theirs = speeds["nesachain blockwise8"], speeds["bitsandbytes blockwise"]
+        ratios.append(f"| {label} | " + " | ".join(f"{a / b:.2f}x" for a, b in zip(ours, theirs, strict=True)) + " |")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """SmolLM2-135M through 3 miners on loopback against single-process local generation.
 
     .venv/bin/python bench/pipeline.py [--threads 1] [--new-tokens 64] [--prompt-tokens 16] [--runs 3]
-        [--cpu N | --spread | --no-pin] [--no-warm-ahead]
+        [--cpu N | --spread | --no-pin] [--no-warm-ahead] [--write-docs]
 
 Local: the whole model in this process with its own KV cache (``reference.local_generate``). Remote: the
 model sharded into 3 blocks, one miner process per block on 127.0.0.1 (each with the same torch thread
@@ -28,8 +28,12 @@ and the same core. With ``--no-pin`` each process runs wherever the scheduler pu
 while the other miners and the client work. Layers run slower right after a pause, whether the core
 idled, spun or ran other work (``bench/idle_gap.py`` measures each); a miner pauses at every step, local
 generation never does. A miner pinned to one CPU warms its compute path just before each step is due
-(``nesachain/shard_exec/miner/warm.py``; ``--no-warm-ahead`` turns that off); the report says how many
+(``nesachain/shard_exec/server/warm.py``; ``--no-warm-ahead`` turns that off); the report says how many
 warm-ups each ran.
+
+``--write-docs`` puts the two tables into docs/benchmarks.md between ``<!-- bench:pipeline -->`` …
+``<!-- /bench:pipeline -->`` and ``<!-- bench:pipeline-memory -->`` … ``<!-- /bench:pipeline-memory -->``
+(``bench/report.py``).
 """
 
 from __future__ import annotations
@@ -50,6 +54,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from report import Lines, add_write_docs_flag, write_sections  # bench/report.py: docs/benchmarks.md
 from scratch import scratch_dir  # bench/scratch.py: the shard folder, removed at exit
 
 REPO = Path(__file__).resolve().parents[1]
@@ -144,6 +149,7 @@ def main() -> None:
     ap.add_argument("--no-warm-ahead", action="store_true",
                     help="start the miners with --no-warm-ahead (pinned miners otherwise warm ahead of each step)")
     ap.add_argument("--out", type=Path, default=REPO / ".cache" / "bench" / "pipeline.json")
+    add_write_docs_flag(ap)
     args = ap.parse_args()
     if min(args.threads, args.runs, args.prompt_tokens) < 1 or args.new_tokens < 2:
         ap.error("--threads, --runs and --prompt-tokens must be >= 1, --new-tokens >= 2")
@@ -180,7 +186,7 @@ def main() -> None:
     miners = start_miners(shard_dir, ["0:1", "1:2", "2:3"], args.threads, miner_cpus, not args.no_warm_ahead)
     results: dict[str, Any] = {"threads": args.threads, "cpu": args.cpu, "prompt_tokens": int(ids.shape[1]),
                                "spread": [cpus[0], *miner_cpus] if spread else None,
-                               "new_tokens": n, "remote": {}, "load_average": os.getloadavg()}
+                               "new_tokens": n, "runs": args.runs, "remote": {}, "load_average": os.getloadavg()}
     try:
         hop = ",".join(f"{addr}@{i}:{i + 1}" for i, (_, addr) in enumerate(miners))
         client = DecoderClient.from_shard_dir(shard_dir)
@@ -261,48 +267,56 @@ def main() -> None:
                                      "tokens_per_s_at_start": i["throughput_tokens_per_s"]} for i in infos]}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=1))
-    report(results)
+    tables = render(results)
+    if args.write_docs:
+        write_sections(tables)
 
 
-def report(r: dict[str, Any]) -> None:
+def render(r: dict[str, Any]) -> dict[str, str]:
+    """Print the run's two tables; returns them by their docs/benchmarks.md section names."""
     loc = r["local"]
     pinned = ", nothing pinned" if r.get("cpu") is None else f", every process on CPU {r['cpu']}"
     if r.get("spread"):
         c = r["spread"]
         pinned = f", client and local on CPU {c[0]}, miners on CPUs {c[1]}, {c[2]}, {c[3]}"
-    print(f"load average during the run: {' / '.join(f'{x:.2f}' for x in r['load_average'])}\n")
-    print(f"### SmolLM2-135M, 3 miners on loopback vs local (fp32, batch 1, {r['prompt_tokens']}-token prompt, "
-          f"{r['new_tokens']} new tokens, {r['threads']} torch thread(s) per process{pinned})\n")
-    print("| run | TTFT ms | decode tokens/s | ratio to local | median step ms | its ratio | per-hop overhead ms "
-          "| layers ms/step | rest ms/step | activation bytes/step (client→m0, m0→m1, m1→m2, m2→client) "
-          "| same tokens |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|")
-    print(f"| local (whole model, KV cache) | {loc['ttft_ms']:.1f} | {loc['tokens_per_s']:.1f} | 1.00 "
-          f"| {loc['median_step_ms']:.1f} | 1.00 | – | {loc['layers_ms']:.1f} "
-          f"| {loc['median_step_ms'] - loc['layers_ms']:.1f} | – | – |")
+    md = Lines()
+    md(f"SmolLM2-135M, 3 miners on loopback vs local (fp32, batch 1, {r['prompt_tokens']}-token prompt, "
+       f"{r['new_tokens']} new tokens, greedy, {r['threads']} torch thread(s) per process{pinned}); "
+       f"load average during the run {' / '.join(f'{x:.2f}' for x in r['load_average'])}.")
+    md()
+    md("| run | TTFT ms | decode tokens/s | ratio to local | median step ms | its ratio | per-hop overhead ms "
+       "| layers ms/step | rest ms/step | activation bytes/step (client→m0, m0→m1, m1→m2, m2→client) "
+       "| same tokens |")
+    md("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|")
+    md(f"| local (whole model, KV cache) | {loc['ttft_ms']:.1f} | {loc['tokens_per_s']:.1f} | 1.00 "
+       f"| {loc['median_step_ms']:.1f} | 1.00 | – | {loc['layers_ms']:.1f} "
+       f"| {loc['median_step_ms'] - loc['layers_ms']:.1f} | – | – |")
     for label, v in r["remote"].items():
         b = " / ".join(f"{x:,.0f}" for x in v["bytes_per_boundary"])
-        print(f"| 3 miners, {label} | {v['ttft_ms']:.1f} | {v['tokens_per_s']:.1f} | {v['ratio']:.2f} | "
-              f"{v['median_step_ms']:.1f} | {v['median_step_ratio']:.2f} | "
-              f"{v['per_hop_overhead_ms']:.2f} | {v['miner_compute_ms_per_step']:.1f} | "
-              f"{v['median_step_ms'] - v['miner_compute_ms_per_step']:.1f} | {b} (Σ {v['bytes_per_step']:,.0f}) "
-              f"| {'yes' if v['same_tokens_as_local'] else 'no'} |")
-    print(f"\nlayers: local, the model's 30 layers (median of a decode step); remote, the three miners' reported "
-          f"compute (median over decode steps of their sum: layers, frame encoding, the hand-off to the compute "
-          f"thread). rest: the median step minus that (local: embedding and LM head, {loc['head_ms']:.1f} ms "
-          f"of it the head; remote: the same plus the hops and frame decoding).")
+        md(f"| 3 miners, {label} | {v['ttft_ms']:.1f} | {v['tokens_per_s']:.1f} | {v['ratio']:.2f} | "
+           f"{v['median_step_ms']:.1f} | {v['median_step_ratio']:.2f} | "
+           f"{v['per_hop_overhead_ms']:.2f} | {v['miner_compute_ms_per_step']:.1f} | "
+           f"{v['median_step_ms'] - v['miner_compute_ms_per_step']:.1f} | {b} (Σ {v['bytes_per_step']:,.0f}) "
+           f"| {'yes' if v['same_tokens_as_local'] else 'no'} |")
+    md()
+    md(f"Medians over {r['runs']} runs. layers: local, the model's 30 layers (median of a decode step); "
+       f"remote, the three miners' reported compute (median over decode steps of their sum: layers, frame "
+       f"encoding, the hand-off to the compute thread). rest: the median step minus that (local: embedding "
+       f"and LM head, {loc['head_ms']:.1f} ms of it the head; remote: the same plus the hops and frame decoding).")
     m = r["memory"]
     warm = [f"{x['warm_ups'] / max(1, x['steps_served']):.1f}" for x in m["miners"] if x.get("warm_ahead")]
-    print("\nminers warming ahead of their steps (pinned to one CPU): "
-          + (f"all three, {' / '.join(warm)} warm-ups per step served" if len(warm) == 3 else
-             "none" if not warm else f"{len(warm)} of 3"))
-    print("\n### Memory: a miner against the whole model\n")
-    print("| process | weights MiB | RSS MiB |")
-    print("|---|---:|---:|")
-    print(f"| python + torch + transformers imported, no model | 0 | {m['import_baseline_rss_mib']:.0f} |")
-    print(f"| whole model (local generation) | {m['whole_params_mib']:.1f} | {m['whole_model_rss_mib']:.0f} |")
+    md("Miners warming ahead of their steps (pinned to one CPU): "
+       + (f"all three, {' / '.join(warm)} warm-ups per step served." if len(warm) == 3 else
+          "none." if not warm else f"{len(warm)} of 3."))
+    mem = Lines()
+    print("\nMemory: a miner against the whole model\n")
+    mem("| process | weights MiB | RSS MiB |")
+    mem("|---|---:|---:|")
+    mem(f"| python + torch + transformers imported, no model | 0 | {m['import_baseline_rss_mib']:.0f} |")
+    mem(f"| whole model (local generation) | {m['whole_params_mib']:.1f} | {m['whole_model_rss_mib']:.0f} |")
     for x in m["miners"]:
-        print(f"| miner blocks {x['blocks'][0]}:{x['blocks'][1]} | {x['param_mib']:.1f} | {x['rss_mib']:.0f} |")
+        mem(f"| miner blocks {x['blocks'][0]}:{x['blocks'][1]} | {x['param_mib']:.1f} | {x['rss_mib']:.0f} |")
+    return {"pipeline": md.text(), "pipeline-memory": mem.text()}
 
 
 if __name__ == "__main__":

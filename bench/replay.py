@@ -1,6 +1,6 @@
 """How long a verifier takes to check a challenged decode step: one pass against step by step.
 
-    .venv/bin/python bench/replay.py [--prompt 16] [--steps 4,16,32] [--rounds 3] [--threads 1]
+    .venv/bin/python bench/replay.py [--prompt 16] [--steps 4,16,32] [--rounds 3] [--threads 1] [--write-docs]
 
 To judge step k of a miner serving SmolLM2-135M's middle 10 layers, a verifier replays steps 0..k
 (a prefill, then one token per step) on its own copy of the blocks. Step by step, as the miner ran
@@ -10,6 +10,8 @@ prints both times (medians over rounds) and how far the one-pass output is from 
 one (median element-wise relative deviation, the verifier's measure, and the largest absolute
 difference); the verifier calls a median deviation up to 2e-3 a match. The inputs are the real
 hidden states entering layer 10 for a fixed English text. Not a test: times depend on the machine.
+``--write-docs`` puts the table into docs/benchmarks.md between ``<!-- bench:replay -->`` and
+``<!-- /bench:replay -->`` (``bench/report.py``).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import statistics
 import time
 
 import torch
+from report import Lines, add_write_docs_flag, write_section  # bench/report.py: docs/benchmarks.md
 from scratch import scratch_dir  # bench/scratch.py: the shard folder, removed at exit
 
 TEXT = ("The history of Rome spans more than two and a half thousand years. According to legend the city "
@@ -32,6 +35,7 @@ def main() -> None:
     ap.add_argument("--steps", default="4,16,32", help="challenged decode steps k (comma-separated)")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--threads", type=int, default=1)
+    add_write_docs_flag(ap)
     args = ap.parse_args()
     try:
         ks = [int(k) for k in args.steps.split(",")]
@@ -74,10 +78,12 @@ def main() -> None:
                 out, _ = stage.run({"hidden": hidden[:, a:b]}, {}, a, state)
         return out["hidden"]
 
-    print(f"### Verifier replay of steps 0..k, SmolLM2-135M layers 10:20, {args.prompt}-token prefill, "
-          f"{args.threads} thread(s), median of {args.rounds} rounds\n")
-    print("| k | step by step ms | one pass ms | speed-up | median relative deviation | max abs difference |")
-    print("|---:|---:|---:|---:|---:|---:|")
+    md = Lines()
+    md(f"Verifier replay of steps 0..k, SmolLM2-135M layers 10:20 (the real hidden states of a fixed text), "
+       f"{args.prompt}-token prefill, {args.threads} thread(s), median of {args.rounds} rounds.")
+    md()
+    md("| k | step by step ms | one pass ms | speed-up | median relative deviation | max abs difference |")
+    md("|---:|---:|---:|---:|---:|---:|")
     for k in ks:
         times: dict[str, list[float]] = {"seq": [], "one": []}
         for _ in range(args.rounds):
@@ -87,8 +93,10 @@ def main() -> None:
                 times[name].append((time.perf_counter() - t0) * 1000)
         seq, one = statistics.median(times["seq"]), statistics.median(times["one"])
         a, b = step_by_step(k), one_pass(k)
-        print(f"| {k} | {seq:.1f} | {one:.1f} | {seq / one:.1f}x | {relative_deviation(b, a):.1e} | "
-              f"{(a - b).abs().max().item():.1e} |")
+        md(f"| {k} | {seq:.1f} | {one:.1f} | {seq / one:.1f}x | {relative_deviation(b, a):.1e} | "
+           f"{(a - b).abs().max().item():.1e} |")
+    if args.write_docs:
+        write_section("replay", md.text())
 
 
 if __name__ == "__main__":
