@@ -48,6 +48,10 @@ class ErrorCode:
     UNSUPPORTED_SCHEME = "unsupported_scheme"
     WRONG_BLOCKS = "wrong_blocks"  # the client expects blocks this miner does not serve (it moved, or a bad route)
     WRONG_MODEL = "wrong_model"  # the client's block hashes are not this miner's (another model or other weights)
+    FORBIDDEN = "forbidden"  # no valid signature, or the chain does not let this signer do this
+    NAME_USED = "name_used"  # a chain session name that has held a session on this miner before: never reused
+    STORAGE_FULL = "storage_full"  # the miner's step-log quota is full: it opens no chain session until it prunes
+    BUSY = "busy"  # too many connections from one peer, or sessions of one client
     INTERNAL = "internal"
 
 
