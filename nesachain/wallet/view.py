@@ -69,6 +69,12 @@ class ChainView:
     def height(self) -> int:
         return self.rpc.height()
 
+    def chain_id(self) -> str:
+        """The chain's id, asked of the node once (an ``RPCError`` until it answers)."""
+        if self._chain_id is None:
+            self._chain_id = self.rpc.chain_id()
+        return self._chain_id
+
     def miner(self, address: str) -> dict[str, Any] | None:
         return queries.miner(self.rpc, address)
 
