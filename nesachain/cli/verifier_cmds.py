@@ -22,6 +22,15 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--state-file", help="where verdict salts are kept (default: HOME/verifier-<key>.json)")
     p.add_argument("--poll", type=float, default=1.0, help="seconds between passes over the chain")
     p.add_argument("--tolerance", type=float, default=2e-3, help="median relative deviation still judged a match")
+    p.add_argument("--fetch-timeout", type=float, default=10.0, metavar="SECONDS",
+                   help="each read of a miner's step log or frames, start to end (keep it under the verdict window)")
+    p.add_argument("--max-frames-mb", type=float, default=256.0,
+                   help="the largest frames answer read from a miner (MiB); a larger one is a mismatch")
+    p.add_argument("--max-replay-tokens", type=int, default=16_384,
+                   help="the most tokens one replay runs; over it this verifier abstains")
+    p.add_argument("--workers", type=int, default=4, help="challenges judged at once")
+    p.add_argument("--margin-blocks", type=int, default=3,
+                   help="blocks before the commit deadline when a miner that has not answered is judged mismatch")
     add_client_options(p)
     add_keyring_options(p)
     p.set_defaults(func=_start)
@@ -39,15 +48,21 @@ def parse_shards(items: list[str]) -> dict[str, Path]:
 
 def _start(args: argparse.Namespace) -> int:
     from nesachain.logging import configure
+    from nesachain.verifier.judge import Limits
     from nesachain.verifier.run import build_verifier, run_verifier
 
     if not args.poll > 0:
         raise ConfigError(f"--poll must be a number of seconds > 0, got {args.poll}")
     if not args.tolerance > 0:
         raise ConfigError(f"--tolerance must be > 0, got {args.tolerance}")
+    if not args.max_replay_tokens > 0:
+        raise ConfigError(f"--max-replay-tokens must be > 0, got {args.max_replay_tokens}")
+    limits = Limits(fetch_timeout_s=args.fetch_timeout, max_frames_bytes=int(args.max_frames_mb * 2**20),
+                    workers=args.workers, margin_blocks=args.margin_blocks)
+    limits.validate()
     configure()
     state = Path(args.state_file) if args.state_file else Path(args.home) / f"verifier-{args.key}.json"
     verifier = build_verifier(rpc_from(args), keyring_from(args).signing_key(args.key), parse_shards(args.shards),
-                              state, args.tolerance)
+                              state, args.tolerance, limits, args.max_replay_tokens)
     asyncio.run(run_verifier(verifier, args.poll))
     return 0

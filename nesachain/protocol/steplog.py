@@ -13,26 +13,70 @@ Miners serve the log over HTTP (``nesachain.shard_exec.server.steplog_http``):
     GET /sessions/{sid}/steps/{n}       msgpack {"op": "frames", "step", "position", "in", "in_values", "out",
                                         "out_values"} while retained
     GET /sessions/{sid}/steps?upto=N    msgpack {"op": "frames", "steps": [...]}: steps 0..N still retained
+
+Reading them back (a verifier reads another party's server, so nothing in an answer is trusted):
+
+- ``bounded_get``: one GET with an overall deadline (every socket read waits only for the time left, so a body
+  dripped a byte at a time fails at the deadline) and a byte cap (a Content-Length over it is refused before
+  anything is read; a body without one is read in chunks and refused as soon as it passes the cap).
+- ``parse_log`` and ``parse_frames``: strict schemas. Types, ranges, digests of 64 lowercase hex digits, steps
+  numbered 0, 1, 2, … in order, at most ``max_steps`` of them, names and counts bounded, and every step's frames
+  hashing to the digests its log records.
+- ``fetch_log`` and ``fetch_frames``: the two together. Whatever goes wrong is one of the errors below, never
+  another exception:
+
+      ProtocolError
+      └── StepLogFetchError        a step-log read did not give valid data
+          ├── StepLogUnavailable   no answer: the connection failed or was reset, no response by the deadline,
+          │                        HTTP 5xx (the server may answer later)
+          ├── StepLogRefused       HTTP 403: the server refuses this request (``root``, ``n_steps`` if it said)
+          └── StepLogInvalid       the server answered, with something that is not valid step data: a status
+              │                    other than 200/403/404/5xx, a bad or oversize body, one cut short or not
+              │                    complete by the deadline, a schema violation, frames that do not hash to
+              │                    the log's digests
+              └── StepLogNotFound  HTTP 404: it has no such session (or no such frames)
 """
 
 from __future__ import annotations
 
 import hashlib
+import http.client
+import io
 import json
+import math
+import re
+import socket
+import ssl
 import struct
-import urllib.error
-import urllib.request
-from collections.abc import Mapping
-from typing import Any
-from urllib.parse import quote
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Final, TypedDict
+from urllib.parse import quote, urlsplit
 
 import msgpack
 
-from nesachain.errors import NesaError
+from nesachain.protocol.errors import ProtocolError
 from nesachain.types.merkle import leaf_hash, merkle_root
 
-__all__ = ["bundle_digest", "fetch_json", "fetch_steps", "http_get", "log_url", "step_digest", "step_log_leaves",
+__all__ = ["DEFAULT_MAX_BYTES", "MAX_NAME", "MAX_POSITION", "MAX_TENSORS", "HTTPAnswer", "LogRecord",
+           "StepFrames", "StepLogFetchError", "StepLogInvalid", "StepLogNotFound", "StepLogRefused",
+           "StepLogUnavailable", "bounded_get", "bundle_digest", "fetch_frames", "fetch_json", "fetch_log",
+           "http_get", "log_url", "parse_frames", "parse_log", "read_log", "step_digest", "step_log_leaves",
            "step_log_root", "steps_url"]
+
+DEFAULT_MAX_BYTES: Final = 64 * 1024 * 1024  # fetch_json / http_get's cap
+MAX_NAME: Final = 128  # characters of a tensor's or a value's name
+MAX_TENSORS: Final = 64  # frames (and values) on one side of a step
+MAX_POSITION: Final = 1 << 31  # positions and token counts lie below this
+MAX_VALUE_DEPTH: Final = 8  # nesting of a step's values (lists and maps)
+MAX_VALUE_ITEMS: Final = 4096  # items in all of one side's values together
+ERROR_BODY_MAX: Final = 64 * 1024  # bytes read of a 403's (or any non-200's) body
+_CHUNK: Final = 64 * 1024
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+
+
+# ---------------------------------------------------------------------------------------------- digests, roots
 
 
 def bundle_digest(frames: Mapping[str, bytes]) -> str:
@@ -53,13 +97,13 @@ def step_digest(frames: Mapping[str, bytes], values: Mapping[str, Any]) -> str:
     return bundle_digest(bundle)
 
 
-def step_log_leaves(steps: list[dict[str, Any]]) -> list[bytes]:
+def step_log_leaves(steps: Sequence[Mapping[str, Any]]) -> list[bytes]:
     ordered = sorted(steps, key=lambda s: int(s["step"]))
     return [leaf_hash(int(s["step"]), bytes.fromhex(s["in_digest"]), bytes.fromhex(s["out_digest"]))
             for s in ordered]
 
 
-def step_log_root(steps: list[dict[str, Any]]) -> tuple[bytes, int]:
+def step_log_root(steps: Sequence[Mapping[str, Any]]) -> tuple[bytes, int]:
     """(merkle root, number of steps) of a step log's records."""
     leaves = step_log_leaves(steps)
     return merkle_root(leaves), len(leaves)
@@ -75,42 +119,405 @@ def steps_url(base: str, session: str, upto: int) -> str:
     return f"{base.rstrip('/')}/sessions/{quote(session, safe='')}/steps?upto={int(upto)}"
 
 
-def http_get(url: str, timeout: float = 10.0) -> bytes | None:
-    """The body at ``url``; None for 404 (the miner has no such item); NesaError otherwise."""
+# ---------------------------------------------------------------------------------------------------- errors
+
+
+class StepLogFetchError(ProtocolError):
+    """A step-log read did not give valid data (see the module's doc for the tree)."""
+
+    def __init__(self, url: str, message: str) -> None:
+        super().__init__(f"{url}: {message}" if url else message)
+        self.url = url
+        self.message = message
+
+
+class StepLogUnavailable(StepLogFetchError):
+    """No answer: the connection failed or was reset, no response came by the deadline, or HTTP 5xx."""
+
+
+class StepLogRefused(StepLogFetchError):
+    """HTTP 403: the server refuses this request; ``root`` and ``n_steps`` as its answer stated them, if it did."""
+
+    def __init__(self, url: str, message: str, root: str | None = None, n_steps: int | None = None) -> None:
+        super().__init__(url, message)
+        self.root = root
+        self.n_steps = n_steps
+
+
+class StepLogInvalid(StepLogFetchError):
+    """The server answered with something that is not valid step data."""
+
+
+class StepLogNotFound(StepLogInvalid):
+    """HTTP 404: the server has no such session, or no such frames."""
+
+
+# ---------------------------------------------------------------------------------------------- bounded GET
+
+
+@dataclass(frozen=True)
+class HTTPAnswer:
+    status: int
+    body: bytearray  # as read, not copied: a body near the cap is held once
+    content_type: str
+
+
+class _DeadlineReader(io.RawIOBase):
+    """A socket's reads, each waiting only for the time left before ``deadline``."""
+
+    def __init__(self, sock: socket.socket, deadline: float, clock: Callable[[], float]) -> None:
+        super().__init__()
+        self._sock, self._deadline, self._clock = sock, deadline, clock
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        left = self._deadline - self._clock()
+        if left <= 0:
+            raise TimeoutError("the deadline passed")
+        self._sock.settimeout(left)
+        return self._sock.recv_into(b)
+
+
+class _DeadlineSocket:
+    """What ``http.client`` uses of a socket (``sendall``, ``makefile``, ``close``), bounded by one deadline. Its
+    ``close`` leaves the socket open (``http.client`` closes it once the head is read, while the response still
+    reads the body): ``bounded_get`` closes it when done."""
+
+    def __init__(self, sock: socket.socket, deadline: float, clock: Callable[[], float]) -> None:
+        self._sock, self._deadline, self._clock = sock, deadline, clock
+
+    def sendall(self, data: bytes) -> None:
+        left = self._deadline - self._clock()
+        if left <= 0:
+            raise TimeoutError("the deadline passed")
+        self._sock.settimeout(left)
+        self._sock.sendall(data)
+
+    def makefile(self, mode: str, *args: Any, **kwargs: Any) -> io.BufferedReader:
+        return io.BufferedReader(_DeadlineReader(self._sock, self._deadline, self._clock))
+
+    def close(self) -> None:
+        pass
+
+
+def _connect(url: str, deadline: float,
+             clock: Callable[[], float]) -> tuple[http.client.HTTPConnection, socket.socket, str]:
+    """A connection to ``url``'s server on a socket bounded by ``deadline``, that socket, and the request target."""
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp:
-            body: bytes = resp.read()
-            return body
-    except urllib.error.HTTPError as exc:
-        if exc.code == 404:
-            return None
-        raise NesaError(f"{url}: HTTP {exc.code}") from None
-    except (urllib.error.URLError, OSError) as exc:
-        raise NesaError(f"{url}: {exc}") from None
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise StepLogInvalid(url, f"not a usable URL: {exc}") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise StepLogInvalid(url, "not an http(s) URL")
+    host, port = parts.hostname, port or (443 if parts.scheme == "https" else 80)
+    left = deadline - clock()
+    if left <= 0:
+        raise StepLogUnavailable(url, "no time left to connect")
+    try:
+        sock = socket.create_connection((host, port), timeout=left)
+        if parts.scheme == "https":
+            sock.settimeout(max(deadline - clock(), 0.001))
+            sock = ssl.create_default_context().wrap_socket(sock, server_hostname=host)
+    except (OSError, UnicodeError) as exc:  # refused, unreachable, no such host, timed out, TLS failure
+        raise StepLogUnavailable(url, f"cannot connect: {exc}") from None
+    conn = http.client.HTTPConnection(host, port)
+    conn.sock = _DeadlineSocket(sock, deadline, clock)  # http.client uses only sendall, makefile and close
+    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    return conn, sock, target
 
 
-def fetch_json(url: str) -> Any:
-    body = http_get(url)
+def _content_length(url: str, resp: http.client.HTTPResponse) -> int | None:
+    values = resp.headers.get_all("Content-Length") or []
+    if not values:
+        return None
+    if len(set(values)) != 1 or not (values[0].isascii() and values[0].isdigit()) or len(values[0]) > 18:
+        raise StepLogInvalid(url, f"a bad Content-Length {values!r}")
+    return int(values[0])
+
+
+def _read_body(url: str, resp: http.client.HTTPResponse, cap: int, truncate: bool) -> bytearray:
+    """At most ``cap`` bytes of the body: beyond it StepLogInvalid, or (``truncate``) the first ``cap`` bytes."""
+    length = _content_length(url, resp)
+    if length is not None and length > cap and not truncate:
+        raise StepLogInvalid(url, f"a body of {length} bytes, over the cap of {cap}")
+    buf = bytearray()
+    try:
+        while True:
+            chunk = resp.read1(min(_CHUNK, cap + 1 - len(buf)))  # what has come, up to a chunk
+            if not chunk:
+                if length is not None and len(buf) < length and not truncate:
+                    raise StepLogInvalid(url, f"the body was cut short ({len(buf)} of {length} bytes)")
+                break
+            buf += chunk
+            if len(buf) > cap:
+                if truncate:
+                    del buf[cap:]
+                    break
+                raise StepLogInvalid(url, f"a body of more than {cap} bytes, over the cap")
+    except TimeoutError:
+        raise StepLogInvalid(url, f"the body was not complete by the deadline ({len(buf)} bytes came)") from None
+    except http.client.IncompleteRead as exc:
+        raise StepLogInvalid(url, f"the body was cut short ({len(exc.partial)} bytes, more expected)") from None
+    except http.client.HTTPException as exc:  # a bad chunked encoding
+        raise StepLogInvalid(url, f"a malformed body: {type(exc).__name__}") from None
+    except OSError as exc:  # reset mid-body: the network or the server
+        raise StepLogUnavailable(url, f"the connection broke mid-body: {exc}") from None
+    return buf
+
+
+def bounded_get(url: str, *, deadline_s: float, max_bytes: int, headers: Mapping[str, str] | None = None,
+                clock: Callable[[], float] = time.monotonic) -> HTTPAnswer:
+    """GET ``url``, all of it (connecting, the answer's head, its body) within ``deadline_s`` seconds, reading at
+    most ``max_bytes`` of a 200's body and ``ERROR_BODY_MAX`` of any other. Raises ``StepLogUnavailable`` when no
+    answer comes (connection failed, no response head by the deadline, reset) and ``StepLogInvalid`` for a
+    malformed head, a body over the cap, cut short, or not complete by the deadline."""
+    deadline = clock() + deadline_s
+    conn, sock, target = _connect(url, deadline, clock)
+    try:
+        try:
+            conn.putrequest("GET", target, skip_accept_encoding=True)
+            for name, value in (headers or {}).items():
+                conn.putheader(name, value)
+            conn.putheader("Connection", "close")
+            conn.endheaders()
+            resp = conn.getresponse()
+        except (TimeoutError, ConnectionError) as exc:  # incl. RemoteDisconnected: closed without an answer
+            raise StepLogUnavailable(url, f"no answer by the deadline: {exc or type(exc).__name__}") from None
+        except http.client.HTTPException as exc:  # a malformed status line or headers
+            raise StepLogInvalid(url, f"a malformed HTTP answer: {type(exc).__name__}") from None
+        except OSError as exc:
+            raise StepLogUnavailable(url, f"no answer: {exc}") from None
+        ok = resp.status == 200
+        body = _read_body(url, resp, max_bytes if ok else min(max_bytes, ERROR_BODY_MAX), truncate=not ok)
+        return HTTPAnswer(resp.status, body, resp.getheader("Content-Type", "") or "")
+    finally:
+        sock.close()
+
+
+def _ok_body(url: str, answer: HTTPAnswer) -> bytearray:
+    """The body of a 200; the error its status means otherwise."""
+    if answer.status == 200:
+        return answer.body
+    if answer.status == 404:
+        raise StepLogNotFound(url, "HTTP 404: no such session or frames")
+    if answer.status == 403:
+        root: str | None = None
+        n_steps: int | None = None
+        message = "HTTP 403"
+        try:
+            doc = json.loads(answer.body)
+        except (ValueError, RecursionError):
+            doc = None
+        if isinstance(doc, dict):
+            if isinstance(doc.get("root"), str) and _HEX64.fullmatch(doc["root"]):
+                root = doc["root"]
+            if type(doc.get("n_steps")) is int and 0 <= doc["n_steps"] < MAX_POSITION:
+                n_steps = doc["n_steps"]
+            if isinstance(doc.get("message"), str):
+                message += f": {doc['message'][:200]}"
+        raise StepLogRefused(url, message, root, n_steps)
+    if 500 <= answer.status <= 599:
+        raise StepLogUnavailable(url, f"HTTP {answer.status}")
+    raise StepLogInvalid(url, f"HTTP {answer.status}")
+
+
+# ---------------------------------------------------------------------------------------------------- schemas
+
+
+class LogRecord(TypedDict):
+    """One step of a parsed step log (``parse_log``)."""
+
+    step: int
+    position: int
+    n_tokens: int
+    in_digest: str
+    out_digest: str
+
+
+# One step's frames and values (``parse_frames``), their digests checked against the log: ``in`` and ``out`` map a
+# tensor's name to its frame (a keyword as a key, hence the functional form).
+StepFrames = TypedDict("StepFrames", {"step": int, "position": int, "in": dict[str, bytes],
+                                      "in_values": dict[str, Any], "out": dict[str, bytes],
+                                      "out_values": dict[str, Any]})
+
+
+def _uint(url: str, where: str, doc: Mapping[str, Any], key: str, hi: int = MAX_POSITION) -> int:
+    v = doc.get(key)
+    if type(v) is not int or not 0 <= v < hi:
+        raise StepLogInvalid(url, f"{where}: {key!r} must be an integer in [0, {hi}), got {_show(v)}")
+    return v
+
+
+def _digest(url: str, where: str, doc: Mapping[str, Any], key: str) -> str:
+    v = doc.get(key)
+    if not isinstance(v, str) or not _HEX64.fullmatch(v):
+        raise StepLogInvalid(url, f"{where}: {key!r} must be 64 lowercase hex digits, got {_show(v)}")
+    return v
+
+
+def _show(v: object) -> str:
+    text = repr(v)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def parse_log(doc: object, max_steps: int, url: str = "") -> list[LogRecord]:
+    """A step log's records from its JSON document, checked: an object whose ``steps`` is a list of at most
+    ``max_steps`` records, record i being step i, with integer position and n_tokens in [0, 2**31), 64-hex digests
+    and, where present, a numeric ``at`` and a boolean ``tensors_retained``. ``StepLogInvalid`` otherwise."""
+    if not isinstance(doc, dict):
+        raise StepLogInvalid(url, f"a step log is a JSON object, got {type(doc).__name__}")
+    steps = doc.get("steps")
+    if not isinstance(steps, list):
+        raise StepLogInvalid(url, f"a step log's 'steps' is a list, got {type(steps).__name__}")
+    if "session" in doc and not (isinstance(doc["session"], str) and len(doc["session"]) <= 256):
+        raise StepLogInvalid(url, "a step log's 'session' is a name")
+    if len(steps) > max_steps:
+        raise StepLogInvalid(url, f"{len(steps)} steps, more than the {max_steps} allowed")
+    out: list[LogRecord] = []
+    for i, rec in enumerate(steps):
+        where = f"record {i}"
+        if not isinstance(rec, dict):
+            raise StepLogInvalid(url, f"{where} is not an object")
+        step = _uint(url, where, rec, "step")
+        if step != i:
+            raise StepLogInvalid(url, f"{where} is step {step}: steps run 0, 1, 2, ... in order")
+        at = rec.get("at", 0.0)
+        if type(at) not in (int, float) or not math.isfinite(at):
+            raise StepLogInvalid(url, f"{where}: 'at' must be a finite number")
+        if type(rec.get("tensors_retained", False)) is not bool:
+            raise StepLogInvalid(url, f"{where}: 'tensors_retained' must be a boolean")
+        out.append(LogRecord(step=step, position=_uint(url, where, rec, "position"),
+                             n_tokens=_uint(url, where, rec, "n_tokens"),
+                             in_digest=_digest(url, where, rec, "in_digest"),
+                             out_digest=_digest(url, where, rec, "out_digest")))
+    return out
+
+
+def read_log(body: bytes | bytearray, max_steps: int, url: str = "") -> list[LogRecord]:
+    """``parse_log`` of a JSON body (``StepLogInvalid`` if it is not JSON)."""
+    try:
+        doc = json.loads(body)
+    except (ValueError, RecursionError):  # not UTF-8, not JSON, a number past int's digit limit, too deep
+        raise StepLogInvalid(url, "the step log is not JSON") from None
+    return parse_log(doc, max_steps, url)
+
+
+def _frames(url: str, where: str, doc: Mapping[str, Any], key: str) -> dict[str, bytes]:
+    v = doc.get(key)
+    if not isinstance(v, dict) or len(v) > MAX_TENSORS:
+        raise StepLogInvalid(url, f"{where}: {key!r} must map at most {MAX_TENSORS} names to frames")
+    for name, frame in v.items():
+        if not isinstance(name, str) or not 0 < len(name) <= MAX_NAME or not isinstance(frame, bytes):
+            raise StepLogInvalid(url, f"{where}: {key!r} must map names (1..{MAX_NAME} characters) to bytes")
+    return v
+
+
+def _values(url: str, where: str, doc: Mapping[str, Any], key: str) -> dict[str, Any]:
+    v = doc.get(key, {})
+    if not isinstance(v, dict) or len(v) > MAX_TENSORS:
+        raise StepLogInvalid(url, f"{where}: {key!r} must map at most {MAX_TENSORS} names to values")
+    items = 0
+
+    def check(x: object, depth: int) -> None:
+        nonlocal items
+        items += 1
+        if items > MAX_VALUE_ITEMS or depth > MAX_VALUE_DEPTH:
+            raise StepLogInvalid(url, f"{where}: {key!r} is nested too deep or holds too many items")
+        if x is None or type(x) in (bool, int, float, str, bytes):
+            return
+        if isinstance(x, list):
+            for y in x:
+                check(y, depth + 1)
+        elif isinstance(x, dict):
+            for k, y in x.items():
+                if not isinstance(k, str):
+                    raise StepLogInvalid(url, f"{where}: {key!r} has a map with a key that is not a string")
+                check(y, depth + 1)
+        else:
+            raise StepLogInvalid(url, f"{where}: {key!r} holds a {type(x).__name__}")
+
+    for name, val in v.items():
+        if not isinstance(name, str) or not 0 < len(name) <= MAX_NAME:
+            raise StepLogInvalid(url, f"{where}: {key!r} must be keyed by names of 1..{MAX_NAME} characters")
+        check(val, 1)
+    return v
+
+
+def parse_frames(body: bytes | bytearray, records: Sequence[LogRecord], url: str = "") -> list[StepFrames]:
+    """The frames of steps 0..len(records)-1 from a ``steps?upto=`` answer, checked against their log
+    ``records``: a msgpack map ``{"op": "frames", "steps": [...]}`` with exactly one entry per record, entry i
+    being step i at the record's position, frames and values of bounded names and counts, and the digests of
+    its inputs and outputs (``step_digest``) those the record holds. ``StepLogInvalid`` otherwise (a step the
+    miner no longer holds is one that is missing: it must keep them until the session settles)."""
+    try:
+        doc = msgpack.unpackb(body, raw=False, strict_map_key=True)
+    except (ValueError, TypeError, msgpack.UnpackException):  # bad bytes, bad UTF-8, extra data, too deep, ...
+        raise StepLogInvalid(url, "the frames are not msgpack") from None
+    if not isinstance(doc, dict) or doc.get("op") != "frames" or not isinstance(doc.get("steps"), list):
+        raise StepLogInvalid(url, "the frames are not a map {op: frames, steps: [...]}")
+    steps = doc["steps"]
+    if len(steps) != len(records):
+        missing = f"step {len(steps)} was not served" if len(steps) < len(records) else "more steps than asked for"
+        raise StepLogInvalid(url, f"{len(steps)} steps for the {len(records)} asked for: {missing}")
+    out: list[StepFrames] = []
+    for i, (d, rec) in enumerate(zip(steps, records, strict=True)):
+        where = f"frames of step {i}"
+        if not isinstance(d, dict):
+            raise StepLogInvalid(url, f"{where}: not a map")
+        if _uint(url, where, d, "step") != rec["step"]:
+            raise StepLogInvalid(url, f"{where}: entry {i} is step {d['step']}: steps run 0, 1, 2, ... in order")
+        if _uint(url, where, d, "position") != rec["position"]:
+            raise StepLogInvalid(url, f"{where}: position {d['position']}, the log says {rec['position']}")
+        frames: StepFrames = {"step": rec["step"], "position": rec["position"], "in": _frames(url, where, d, "in"),
+                              "in_values": _values(url, where, d, "in_values"), "out": _frames(url, where, d, "out"),
+                              "out_values": _values(url, where, d, "out_values")}
+        try:
+            ins = step_digest(frames["in"], frames["in_values"])
+            outs = step_digest(frames["out"], frames["out_values"])
+        except (ValueError, TypeError, OverflowError):  # a value msgpack will not pack again (a huge int)
+            raise StepLogInvalid(url, f"{where}: values that do not pack") from None
+        if ins != rec["in_digest"] or outs != rec["out_digest"]:
+            raise StepLogInvalid(url, f"{where}: they do not hash to the logged digests")
+        out.append(frames)
+    return out
+
+
+# -------------------------------------------------------------------------------------------------- fetching
+
+
+def fetch_log(url: str, *, max_steps: int, deadline_s: float, max_bytes: int,
+              headers: Mapping[str, str] | None = None) -> list[LogRecord]:
+    """A step log's checked records (``bounded_get`` then ``read_log``); a ``StepLogFetchError`` otherwise."""
+    answer = bounded_get(url, deadline_s=deadline_s, max_bytes=max_bytes, headers=headers)
+    return read_log(_ok_body(url, answer), max_steps, url)
+
+
+def fetch_frames(url: str, records: Sequence[LogRecord], *, deadline_s: float, max_bytes: int,
+                 headers: Mapping[str, str] | None = None) -> list[StepFrames]:
+    """The checked frames of the steps of ``records`` (``bounded_get`` of ``steps_url`` up to the last record,
+    then ``parse_frames``); a ``StepLogFetchError`` otherwise."""
+    answer = bounded_get(url, deadline_s=deadline_s, max_bytes=max_bytes, headers=headers)
+    return parse_frames(_ok_body(url, answer), records, url)
+
+
+def http_get(url: str, timeout: float = 10.0, max_bytes: int = DEFAULT_MAX_BYTES) -> bytearray | None:
+    """The body at ``url`` (``bounded_get``: ``timeout`` for the whole request); None for 404 (no such item);
+    a ``StepLogFetchError`` for anything else."""
+    try:
+        return _ok_body(url, bounded_get(url, deadline_s=timeout, max_bytes=max_bytes))
+    except StepLogNotFound:
+        return None
+
+
+def fetch_json(url: str, timeout: float = 10.0, max_bytes: int = DEFAULT_MAX_BYTES) -> Any:
+    """The JSON at ``url`` (``http_get``), None for 404; a ``StepLogFetchError`` for anything else."""
+    body = http_get(url, timeout, max_bytes)
     if body is None:
         return None
     try:
         return json.loads(body)
-    except ValueError:
-        raise NesaError(f"{url} did not answer JSON") from None
-
-
-def fetch_steps(url: str) -> dict[int, dict[str, Any]] | None:
-    """The retained frames of several steps (``steps_url``), by step number."""
-    body = http_get(url)
-    if body is None:
-        return None
-    try:
-        data = msgpack.unpackb(body, raw=False)
-    except Exception:  # msgpack raises several kinds on bad input
-        raise NesaError(f"{url} did not answer msgpack") from None
-    steps = data.get("steps") if isinstance(data, dict) else None
-    if not isinstance(steps, list) or not all(
-            isinstance(d, dict) and isinstance(d.get("step"), int) and isinstance(d.get("in"), dict)
-            and isinstance(d.get("out"), dict) for d in steps):
-        raise NesaError(f"{url} did not answer step frames")
-    return {int(d["step"]): d for d in steps}
+    except (ValueError, RecursionError):
+        raise StepLogInvalid(url, "did not answer JSON") from None

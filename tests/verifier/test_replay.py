@@ -9,21 +9,9 @@ import pytest
 import torch
 
 from nesachain.protocol.frames import decode_tensor, encode_tensor
-from nesachain.shard_exec.shard_files import load_stage, read_manifest, write_shards
-from nesachain.shard_exec.sources import Source
+from nesachain.shard_exec.shard_files import load_stage, read_manifest
+from nesachain.verifier.errors import CannotCheck, MinerFault
 from nesachain.verifier.replay import ShardReplayer
-
-
-@pytest.fixture(scope="module")
-def tiny_llama(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    torch.manual_seed(11)
-    cfg = LlamaConfig(hidden_size=64, intermediate_size=128, num_hidden_layers=4, num_attention_heads=4,
-                      num_key_value_heads=2, vocab_size=256, max_position_embeddings=128)
-    out = tmp_path_factory.mktemp("replay") / "tiny-llama"
-    write_shards(Source("tiny-llama", LlamaForCausalLM(cfg).eval(), None), out, 2)
-    return out
 
 
 def miner_steps(shards: Path, prompt: int, decode: int, scheme: str = "none") -> list[dict[str, Any]]:
@@ -61,7 +49,7 @@ def test_replay_of_steps_0_to_k_in_one_pass_gives_step_ks_output(tiny_llama: Pat
     assert torch.allclose(got, want, rtol=1e-5, atol=1e-5)
 
 
-def test_steps_that_are_not_plain_hidden_states_are_replayed_one_by_one(tiny_llama: Path) -> None:
+def test_replay_steps_with_values_run_one_by_one(tiny_llama: Path) -> None:
     steps = miner_steps(tiny_llama, 5, 3)
     steps[2] = {**steps[2], "in_values": {"note": 1}}  # a step with values is not plain hidden states
     r = replayer(tiny_llama)
@@ -73,9 +61,41 @@ def test_steps_that_are_not_plain_hidden_states_are_replayed_one_by_one(tiny_lla
     assert runs == [5, 1, 1, 1]
 
 
-def test_replay_goes_through_the_miners_compression(tiny_llama: Path) -> None:
+def test_replay_output_goes_through_the_miners_compression(tiny_llama: Path) -> None:
     steps = miner_steps(tiny_llama, 5, 6, "mixed8")
     got = replayer(tiny_llama).replay("tiny-llama", 1, 2, steps)["hidden"]
     theirs = decode_tensor(steps[-1]["out"]["hidden"])
     assert (got != theirs).float().mean() < 0.02  # the same codes but where rounding tips one over
     assert (got - theirs).abs().max() <= 0.02 * theirs.abs().max()
+
+
+def test_replay_kv_cache_is_sized_by_the_frames_not_by_a_stated_position(tiny_llama: Path) -> None:
+    """A last step stated at position 2**30: the cache holds the frames' 8 tokens, and the blocks refuse the step
+    (the miner's fault). Failed before (by reading, not run: it would take the machine down): the cache was sized
+    from the stated position, 2**30 tokens, 512 GiB of keys and values for these two layers, allocated by the
+    first step."""
+    steps = miner_steps(tiny_llama, 5, 3)
+    steps[-1] = {**steps[-1], "position": 2**30}
+    r = replayer(tiny_llama)
+    stage = r._stage("tiny-llama", 1, 2)
+    sizes: list[int] = []
+    original = stage.new_state
+    stage.new_state = lambda batch, length: sizes.append(length) or original(batch, length)  # type: ignore[method-assign]
+    with pytest.raises(MinerFault, match="position"):
+        r.replay("tiny-llama", 1, 2, steps)
+    assert sizes == [8]
+
+
+def test_replay_state_over_its_cap_is_cannot_check(tiny_llama: Path) -> None:
+    hashes = [b["sha256"] for b in sorted(read_manifest(tiny_llama)["blocks"], key=lambda b: b["index"])]
+    r = ShardReplayer({"tiny-llama": tiny_llama}, lambda model_id: hashes, max_state_bytes=1024)
+    with pytest.raises(CannotCheck, match="replay state"):
+        r.replay("tiny-llama", 1, 2, miner_steps(tiny_llama, 5, 3))
+
+
+def test_replay_without_steps_or_inputs_is_refused(tiny_llama: Path) -> None:
+    r = replayer(tiny_llama)
+    with pytest.raises(CannotCheck):
+        r.replay("tiny-llama", 1, 2, [])
+    with pytest.raises(MinerFault, match="no input tensors"):
+        r.replay("tiny-llama", 1, 2, [{"in": {}, "out": {}, "position": 0}])
