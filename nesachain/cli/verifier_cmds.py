@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import math
 from pathlib import Path
 
 from nesachain.cli.common import add_client_options, add_keyring_options, keyring_from, rpc_from
@@ -55,8 +56,14 @@ def _start(args: argparse.Namespace) -> int:
         raise ConfigError(f"--poll must be a number of seconds > 0, got {args.poll}")
     if not args.tolerance > 0:
         raise ConfigError(f"--tolerance must be > 0, got {args.tolerance}")
-    if not args.max_replay_tokens > 0:
-        raise ConfigError(f"--max-replay-tokens must be > 0, got {args.max_replay_tokens}")
+    if not 0 < args.fetch_timeout < math.inf:
+        raise ConfigError(f"--fetch-timeout must be a number of seconds > 0, got {args.fetch_timeout}")
+    if not 0 < args.max_frames_mb <= 1 << 20:
+        raise ConfigError(f"--max-frames-mb must be in (0, {1 << 20}], got {args.max_frames_mb}")
+    for flag, value, low in (("--max-replay-tokens", args.max_replay_tokens, 1), ("--workers", args.workers, 1),
+                             ("--margin-blocks", args.margin_blocks, 0)):
+        if value < low:
+            raise ConfigError(f"{flag} must be >= {low}, got {value}")
     limits = Limits(fetch_timeout_s=args.fetch_timeout, max_frames_bytes=int(args.max_frames_mb * 2**20),
                     workers=args.workers, margin_blocks=args.margin_blocks)
     limits.validate()
