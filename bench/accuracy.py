@@ -97,7 +97,7 @@ def shard(src: Any, k: int, root: Path) -> tuple[list[Any], Path]:
 def smollm2(root: Path, n_windows: int, length: int) -> dict[str, dict[str, float]]:
     from pydoc_data.topics import topics
 
-    from nesachain.shard_exec.hf_heads import build_head
+    from nesachain.shard_exec.hf_heads import DecoderHead, build_head
     from nesachain.shard_exec.shard_files import load_client_state, read_manifest
     from nesachain.shard_exec.sources import load_source
 
@@ -112,13 +112,14 @@ def smollm2(root: Path, n_windows: int, length: int) -> dict[str, dict[str, floa
     for column, k in (("3 shards", 3), ("every layer", 30)):
         stages, d = shard(src, k, root)
         head = build_head(read_manifest(d), load_client_state(d))
+        assert isinstance(head, DecoderHead)
         for scheme in SCHEMES:
             nll = agree = kl = 0.0
             total = 0
             with torch.inference_mode():
                 for w, ref in zip(windows, refs, strict=True):
                     h = run_route(stages, {"hidden": head.embed(w, 0)}, scheme, max_length=length)["hidden"]
-                    logits = head.logits(h)[0].float()  # (T, V)
+                    logits = head.logits(h, w, 0)[0].float()  # (T, V)
                     logp = logits.log_softmax(-1)
                     ref_logp = ref.log_softmax(-1)
                     nll += float(-logp[:-1].gather(1, w[0, 1:, None]).sum())
@@ -182,7 +183,7 @@ def minilm(root: Path, n_tweets: int) -> dict[str, dict[str, float]]:
     from sklearn.model_selection import train_test_split
 
     from nesachain.models import mean_pool
-    from nesachain.shard_exec.hf_heads import build_head
+    from nesachain.shard_exec.hf_heads import EncoderHead, build_head
     from nesachain.shard_exec.shard_files import load_client_state, read_manifest
     from nesachain.shard_exec.sources import load_source
 
@@ -206,10 +207,12 @@ def minilm(root: Path, n_tweets: int) -> dict[str, dict[str, float]]:
     for column, k in (("3 shards", 3), ("every layer", 6)):
         stages, d = shard(src, k, root)
         head = build_head(read_manifest(d), load_client_state(d))
+        assert isinstance(head, EncoderHead)
         for scheme in SCHEMES:
-            emb = embed(lambda b, stages=stages, head=head, scheme=scheme: run_route(
-                stages, {"hidden": head.embed(b["input_ids"], b.get("token_type_ids")),
-                         "attention_mask": b["attention_mask"].to(torch.int64)}, scheme)["hidden"])
+            emb = embed(lambda b, stages=stages, head=head, scheme=scheme: head.finish(run_route(
+                stages, {"hidden": head.embed(b["input_ids"], b["attention_mask"], b.get("token_type_ids")),
+                         "attention_mask": b["attention_mask"].to(torch.int64)}, scheme)["hidden"],
+                b["input_ids"], b["attention_mask"], b.get("token_type_ids")))
             cos = float((emb * ref).sum(1).mean())
             out[f"{scheme} | {column}"] = {"accuracy_pct": probe_accuracy(emb[tr], labels[tr], emb[te], labels[te], c),
                                            "fp32_probe_accuracy_pct":

@@ -110,7 +110,7 @@ def main() -> None:
 
     from pydoc_data.topics import topics
 
-    from nesachain.shard_exec.hf_heads import build_head
+    from nesachain.shard_exec.hf_heads import DecoderHead, build_head
     from nesachain.shard_exec.shard_files import load_client_state, read_manifest
     from nesachain.shard_exec.sources import load_source
 
@@ -123,6 +123,7 @@ def main() -> None:
         refs = [src.model(w).logits[0].float() for w in windows]  # (T, V)
     stages, shard_dir = accuracy.shard(src, 3, scratch_dir("nesa-headroom-"))
     head = build_head(read_manifest(shard_dir), load_client_state(shard_dir))
+    assert isinstance(head, DecoderHead)
 
     def route(edges: list[Codec | None]) -> tuple[float, float]:
         agree = kl = 0.0
@@ -135,7 +136,7 @@ def main() -> None:
                         h = edge(h)
                     if i < len(stages):
                         h = stages[i].run({"hidden": h}, {}, 0, stages[i].new_state(1, args.window_len))[0]["hidden"]
-                logp, ref_logp = head.logits(h)[0].float().log_softmax(-1), ref.log_softmax(-1)
+                logp, ref_logp = head.logits(h, w, 0)[0].float().log_softmax(-1), ref.log_softmax(-1)
                 agree += float((logp.argmax(-1) == ref_logp.argmax(-1)).sum())
                 kl += float((ref_logp.exp() * (ref_logp - logp)).sum())
                 total += w.shape[1]

@@ -1,7 +1,9 @@
-"""Model-level clients: generation for decoders, embeddings for encoders, forward for graph models.
+"""Model-level clients: generation for decoders and encoder-decoders, embeddings for encoders, forward for graph
+models.
 
-The client keeps the embeddings and LM head (``client.safetensors`` of the shard folder) and sends only
-hidden states to the route.
+The client keeps everything of a model but its layers (``client.safetensors`` of the shard folder: the
+embeddings, the final norm, the head) and sends only hidden states to the route. An encoder-decoder's route
+runs the encoder pass first, then the decoder's steps (``nesachain.shard_exec.hf_stages``).
 """
 
 from __future__ import annotations
@@ -18,11 +20,11 @@ from nesachain.client.errors import ClientError
 from nesachain.client.pipeline import RecoveryEvent, RemotePipeline, StandIn
 from nesachain.client.route import Route
 from nesachain.shard_exec.errors import ManifestError
-from nesachain.shard_exec.hf_heads import DecoderHead, EncoderHead, build_head
+from nesachain.shard_exec.hf_heads import DecoderHead, EncoderHead, Seq2SeqHead, build_head
 from nesachain.shard_exec.sampling import Sampling, choose
 from nesachain.shard_exec.shard_files import block_hashes, load_client_state, read_manifest
 
-__all__ = ["DecoderClient", "EncoderClient", "GenerationStats", "GraphClient", "load_tokenizer"]
+__all__ = ["DecoderClient", "EncoderClient", "GenerationStats", "GraphClient", "Seq2SeqClient", "load_tokenizer"]
 
 
 def load_tokenizer(shard_dir: Path) -> Any:
@@ -96,7 +98,7 @@ class DecoderClient:
             position = ids.shape[1]
             stats.prompt_tokens = position
             h = await self.hidden(pipe, ids, 0)  # prefill
-            tok = choose(self.head.logits(h[:, -1:])[:, -1], sampling, gen)  # (1,)
+            tok = choose(self.head.logits(h[:, -1:], ids[:, -1:], position - 1)[:, -1], sampling, gen)  # (1,)
             stats.ttft_s = time.perf_counter() - t0
             for i in range(max_new_tokens):
                 stats.new_tokens += 1
@@ -107,8 +109,8 @@ class DecoderClient:
                 stats.hop_ms.append(pipe.hop_ms)
                 stats.compute_ms.append(pipe.compute_ms)
                 stats.bytes_per_step.append(pipe.bytes_per_step)
+                tok = choose(self.head.logits(h, tok.view(1, 1), position)[:, -1], sampling, gen)
                 position += 1
-                tok = choose(self.head.logits(h)[:, -1], sampling, gen)
         finally:
             stats.total_s = time.perf_counter() - t0
             stats.recoveries = list(pipe.recoveries)
@@ -117,13 +119,13 @@ class DecoderClient:
 
     async def teacher_forced(self, route: Route, ids: torch.Tensor, timeout: float = 30.0
                              ) -> tuple[torch.Tensor, torch.Tensor]:
-        """One prefill of (1, T) ids: (final hidden (1, T, C), logits (1, T, V))."""
+        """One prefill of (1, T) ids: (the last layer's output (1, T, C), logits (1, T, V))."""
         pipe = await self.open(route, ids.shape[1], timeout)
         try:
             h = await self.hidden(pipe, ids, 0)
         finally:
             await pipe.close()
-        return self.head.final_hidden(h), self.head.logits(h)
+        return h, self.head.logits(h, ids, 0)
 
 
 class EncoderClient:
@@ -141,10 +143,11 @@ class EncoderClient:
         return cls(head, manifest["n_blocks"], load_tokenizer(shard_dir), block_hashes(manifest))
 
     async def hidden(self, pipe: RemotePipeline, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        h = self.head.embed(batch["input_ids"], batch.get("token_type_ids"))
-        mask = batch["attention_mask"].to(torch.int64)
+        """The model's output (its last hidden state, for a base model) for a tokenized batch."""
+        ids, mask, types = batch["input_ids"], batch["attention_mask"].to(torch.int64), batch.get("token_type_ids")
+        h = self.head.embed(ids, mask, types)
         out, _ = await pipe.run_step({"hidden": h, "attention_mask": mask}, {}, 0)
-        return out["hidden"].float()
+        return self.head.finish(out["hidden"].float(), ids, mask, types)
 
     async def embed(self, route: Route, texts: list[str], batch_size: int = 32,
                     timeout: float = 30.0) -> torch.Tensor:
@@ -162,6 +165,54 @@ class EncoderClient:
         finally:
             await pipe.close()
         return torch.cat(out)
+
+
+class Seq2SeqClient:
+    """Generation with an encoder-decoder over a route: one encoder pass, then the decoder's steps. The client
+    keeps the encoder's output after the encoder's last layer and final norm, and sends it once, with the
+    decoder's first step; each miner keeps it for the session (its decoder layers' cross-attention)."""
+
+    def __init__(self, head: Seq2SeqHead, n_blocks: int, block_hashes: list[str] | None = None) -> None:
+        self.head, self.n_blocks, self.block_hashes = head, n_blocks, block_hashes
+
+    @classmethod
+    def from_shard_dir(cls, shard_dir: Path) -> Seq2SeqClient:
+        manifest = read_manifest(shard_dir)
+        head = build_head(manifest, load_client_state(shard_dir))
+        if not isinstance(head, Seq2SeqHead):
+            raise ManifestError(f"{manifest['model_id']} is not an encoder-decoder")
+        return cls(head, manifest["n_blocks"], block_hashes(manifest))
+
+    async def generate(self, route: Route, src: torch.Tensor, max_new_tokens: int,
+                       sampling: Sampling = Sampling(), stop_at_eos: bool = False,  # noqa: B008
+                       timeout: float = 30.0, session_base: str | None = None) -> AsyncIterator[int]:
+        """Stream new token ids for a (1, S) source, S >= 1 (the decoder's start token not among them)."""
+        if src.ndim != 2 or src.shape[0] != 1 or src.shape[1] < 1:
+            raise ClientError(f"the source must be (1, S) token ids with S >= 1, got {tuple(src.shape)}")
+        if max_new_tokens < 1:
+            raise ClientError(f"max_new_tokens must be at least 1, got {max_new_tokens}")
+        route.validate(self.n_blocks)
+        pipe = await RemotePipeline.create(route, src.shape[1] + max_new_tokens, 1, timeout, session_base,
+                                           self.block_hashes)
+        gen = sampling.generator()
+        mask = torch.ones_like(src)
+        try:
+            out, _ = await pipe.run_step({"source": self.head.encoder_embed(src, mask), "source_mask": mask}, {}, 0)
+            enc = self.head.encoder_finish(out["source"].float(), src, mask)
+            tok = torch.tensor([[self.head.decoder_start_token_id]])
+            first = {"hidden": self.head.decoder_embed(tok, 0, enc, mask), "encoder_output": enc, "source_mask": mask}
+            out, _ = await pipe.run_step(first, {}, 0)
+            for position in range(max_new_tokens):
+                if position:
+                    h = self.head.decoder_embed(tok, position, enc, mask)
+                    out, _ = await pipe.run_step({"hidden": h}, {}, position)
+                logits = self.head.logits(out["hidden"].float(), tok, position, enc, mask)
+                tok = choose(logits[:, -1], sampling, gen).view(1, 1)
+                yield int(tok[0, 0])
+                if stop_at_eos and int(tok[0, 0]) == self.head.eos_token_id:
+                    break
+        finally:
+            await pipe.close()
 
 
 class GraphClient:

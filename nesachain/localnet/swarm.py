@@ -77,11 +77,16 @@ def wait_active_miners(net: Localnet, model_id: str, n: int, timeout: float = 18
 
 
 def shards_ready(out: Path, blocks: int) -> bool:
-    """Whether ``out`` already holds a shard folder of ``blocks`` blocks."""
+    """Whether ``out`` already holds a shard folder of ``blocks`` blocks, in the format this nesachain writes."""
     import json
 
+    from nesachain.shard_exec.shard_files import FORMAT
+
     manifest = out / "manifest.json"
-    return manifest.exists() and json.loads(manifest.read_text()).get("n_blocks") == blocks
+    if not manifest.exists():
+        return False
+    m = json.loads(manifest.read_text())
+    return bool(m.get("n_blocks") == blocks and m.get("format") == FORMAT)
 
 
 def ensure_shards(model: str, blocks: int, out: Path) -> Path:

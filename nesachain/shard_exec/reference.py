@@ -9,7 +9,7 @@ import torch
 
 from nesachain.shard_exec.sampling import Sampling, choose
 
-__all__ = ["local_generate"]
+__all__ = ["local_generate", "local_generate_seq2seq"]
 
 
 @torch.inference_mode()
@@ -34,3 +34,24 @@ def local_generate(model: Any, ids: torch.Tensor, max_new_tokens: int,
         stamps.append(time.perf_counter())
         tokens.append(int(tok[0]))
     return tokens, ttft, time.perf_counter() - t0
+
+
+@torch.inference_mode()
+def local_generate_seq2seq(model: Any, src: torch.Tensor, decoder_start: int, max_new_tokens: int,
+                           sampling: Sampling = Sampling()  # noqa: B008
+                           ) -> list[int]:
+    """Generate with a whole encoder-decoder and its own cache from a (1, S) source: the new tokens (the
+    decoder's start token not among them)."""
+    gen = sampling.generator()
+    mask = torch.ones_like(src)
+    enc = model.get_encoder()(input_ids=src, attention_mask=mask)
+    tok = torch.tensor([decoder_start])
+    past = None
+    tokens: list[int] = []
+    for _ in range(max_new_tokens):
+        out = model(encoder_outputs=enc, attention_mask=mask, decoder_input_ids=tok.view(1, 1),
+                    past_key_values=past, use_cache=True)
+        past = out.past_key_values
+        tok = choose(out.logits[:, -1], sampling, gen)
+        tokens.append(int(tok[0]))
+    return tokens

@@ -1,17 +1,21 @@
 """Shard folders: one safetensors file per block plus ``manifest.json``.
 
-    manifest.json          {"format": 1, "model_id", "architecture", "dtype", "n_blocks",
-                            "blocks": [{"index", "file", "sha256", "bytes", "units": [lo, hi)}],
+    manifest.json          {"format": 2, "model_id", "architecture", "dtype", "n_blocks",
+                            "blocks": [{"index", "file", "sha256", "bytes", "units": [lo, hi),
+                                        "layers": {"encoder": [lo, hi), "decoder": [lo, hi)} (encoder-decoders)}],
                             "client": {"file", "sha256", "bytes"} | null,
-                            "hf": {"class", "config", "family", "layers_path", "tied_head"} | null,
+                            "hf": {"class", "config", "attn_implementation", "plan", "aliases"} | null,
                             "graph": {"factory", "digest", "inputs", "units", "bounds", "live", "specs"} | null,
                             "tokenizer": "tokenizer" | null}
-    block_NNN.safetensors  block NNN's weights (HF: keys "<layer>.<param>"; graph: the stage's state dict)
-    client.safetensors     what the client keeps (embeddings, final norm, head)
+    block_NNN.safetensors  block NNN's weights (HF: keys "<layer>.<param>", or "<encoder|decoder>.<layer>.<param>";
+                           graph: the stage's state dict)
+    client.safetensors     what the client keeps: every weight of an HF model outside its layers, under its own name
     tokenizer/             the tokenizer, when the model has one
 
-``units`` are layer indices for HF models and graph-unit indices for fx models. A miner reads and hashes
-only the block files it serves (``load_stage``); a mismatching sha256 is refused.
+``units`` are layer indices for HF models (an encoder-decoder's count the layers of both stacks, block after
+block; ``hf_shard``) and graph-unit indices for fx models. A miner reads and hashes only the block files it
+serves (``load_stage``); a mismatching sha256 is refused. An HF model's folder is written only after its
+stages, loaded from the new files, reproduced the whole model on a few example tokens (``hf_check``).
 """
 
 from __future__ import annotations
@@ -26,7 +30,8 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
-from nesachain.shard_exec.errors import ManifestError
+from nesachain.protocol.errors import WireError
+from nesachain.shard_exec.errors import ManifestError, ShardExecError
 from nesachain.shard_exec.hugepages import in_huge_pages
 from nesachain.shard_exec.sources import Source, build_from_factory
 from nesachain.shard_exec.stage import StageRunner
@@ -35,7 +40,8 @@ __all__ = ["MANIFEST", "block_hashes", "block_range_problem", "load_client_state
            "write_shards"]
 
 MANIFEST = "manifest.json"
-FORMAT = 1
+FORMAT = 2
+CHECK_TOKENS = 4  # new tokens the sharded model must reproduce before its folder is put in place
 
 
 def _sha256(path: Path) -> str:
@@ -72,10 +78,13 @@ def write_shards(src: Source, out_dir: Path, k: int, *, replace: bool = False) -
     work.mkdir()
     try:
         manifest = _write_graph(src, work, k) if src.factory is not None else _write_hf(src, work, k)
+        manifest["format"] = FORMAT
         if src.tokenizer is not None:
             src.tokenizer.save_pretrained(str(work / "tokenizer"))
             manifest["tokenizer"] = "tokenizer"
         (work / MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True))
+        if src.factory is None:
+            _verify_hf(src, work)
         _swap_in(work, out_dir)
     finally:
         shutil.rmtree(work, ignore_errors=True)  # gone already unless something failed
@@ -131,30 +140,28 @@ def _swap_in(work: Path, out_dir: Path) -> None:
 
 
 def _write_hf(src: Source, out_dir: Path, k: int) -> dict[str, Any]:
-    from nesachain.shard_exec.hf_family import client_state, detect_family, get_path, layer_state
-    from nesachain.shard_exec.partition import balanced_layers
+    from nesachain.shard_exec.hf_shard import hf_kind, write_hf
 
-    model = src.model
-    fam = detect_family(model)
-    n_layers = len(get_path(model, fam.layers))
-    blocks = []
-    for i, (lo, hi) in enumerate(balanced_layers(n_layers, k)):
-        entry = _save(layer_state(model, fam, lo, hi), out_dir / f"block_{i:03d}.safetensors")
-        blocks.append({"index": i, "units": [lo, hi], **entry})
-    cstate = client_state(model, fam)
-    tied = bool(fam.head and fam.embed and get_path(model, fam.head).weight is get_path(model, fam.embed).weight)
-    if tied:
-        cstate = {key: v for key, v in cstate.items() if not key.startswith("head.")}
-    config = dict(model.config.to_dict())  # type: ignore[union-attr,operator]
-    for key in ("_name_or_path", "transformers_version", "torch_dtype", "dtype"):
-        config.pop(key, None)
-    return {
-        "format": FORMAT, "model_id": src.model_id, "architecture": f"hf-{fam.kind}", "dtype": "float32",
-        "n_blocks": k, "blocks": blocks, "tokenizer": None, "graph": None,
-        "client": _save(cstate, out_dir / "client.safetensors"),
-        "hf": {"class": type(model).__name__, "config": config, "family": fam.name,
-               "layers_path": fam.layers, "tied_head": tied, "n_layers": n_layers},
-    }
+    return write_hf(src.model, src.kind or hf_kind(src.model), src.model_id, out_dir, k, _save)
+
+
+def _verify_hf(src: Source, work: Path) -> None:
+    """Refuse a folder whose stages do not reproduce the whole model (see ``hf_check``)."""
+    from nesachain.shard_exec.errors import PartitionError
+    from nesachain.shard_exec.hf_check import check_shards
+    from nesachain.shard_exec.hf_shard import example_ids
+
+    try:
+        result = check_shards(src.model, work, example_ids(src.model.config, 6, seed=1), CHECK_TOKENS)
+    except (ShardExecError, WireError) as exc:
+        raise PartitionError(f"the sharded model cannot run: {exc}") from exc
+    except Exception as exc:  # the model's own code, run cut into stages: any failure is the reason to refuse
+        raise PartitionError(f"the sharded model fails where the whole model runs: {type(exc).__name__}: {exc}"
+                             ) from exc
+    if not result.identical:
+        raise PartitionError(f"the sharded model does not reproduce the whole model (largest difference "
+                             f"{result.max_diff:.3g} of {result.scale:.3g}; tokens {result.got} against "
+                             f"{result.expected}): {result.detail}")
 
 
 def _write_graph(src: Source, out_dir: Path, k: int) -> dict[str, Any]:
@@ -192,6 +199,8 @@ def read_manifest(shard_dir: Path) -> dict[str, Any]:
         manifest = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
         raise ManifestError(f"cannot read {path}: {exc}") from exc
+    if isinstance(manifest, dict) and manifest.get("format") == 1:
+        raise ManifestError(f"{path} was written by an older nesachain (format 1): shard the model again")
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise ManifestError(f"{path} is not a format-{FORMAT} shard manifest")
     blocks = manifest.get("blocks")
@@ -242,16 +251,14 @@ def load_stage(shard_dir: Path, start: int, end: int) -> StageRunner:
     entries = manifest["blocks"][start:end]
     if manifest["architecture"] == "fx-graph":
         return _load_graph_stage(shard_dir, manifest, start, end)
-    from nesachain.shard_exec.hf_family import family_by_paths
+    from nesachain.shard_exec.hf_model import HFSpec
     from nesachain.shard_exec.hf_stages import build_hf_stage
 
-    hf = manifest["hf"]
+    spec = HFSpec.from_manifest(manifest)
     state: dict[str, torch.Tensor] = {}
     for entry in entries:
         state.update(_read_block(shard_dir, entry))
-    state = in_huge_pages(state)
-    fam = family_by_paths(hf["family"], hf["layers_path"])
-    return build_hf_stage(hf["class"], hf["config"], fam, entries[0]["units"][0], entries[-1]["units"][1], state)
+    return build_hf_stage(spec, entries, in_huge_pages(state))
 
 
 def _load_graph_stage(shard_dir: Path, manifest: dict[str, Any], start: int, end: int) -> StageRunner:
@@ -259,8 +266,6 @@ def _load_graph_stage(shard_dir: Path, manifest: dict[str, Any], start: int, end
 
     from nesachain.shard_exec.fx_graph import graph_digest, split, trace
     from nesachain.shard_exec.graph_stage import GraphStage
-    from nesachain.shard_exec.hf_family import materialize
-
     g = manifest["graph"]
     with torch.device("meta"):
         model = build_from_factory(g["factory"])
@@ -273,12 +278,28 @@ def _load_graph_stage(shard_dir: Path, manifest: dict[str, Any], start: int, end
     state: dict[str, torch.Tensor] = {}
     for i, entry in enumerate(manifest["blocks"][start:end]):
         state.update({f"{i}.{key}": v for key, v in _read_block(shard_dir, entry).items()})
-    materialize(holder, in_huge_pages(state), f"graph stages {start}:{end}")
+    _materialize(holder, in_huge_pages(state), f"graph stages {start}:{end}")
     for st in stages:
         leftover = [n for n, t in [*st.module.named_parameters(), *st.module.named_buffers()] if t.is_meta]
         if leftover:
             raise ManifestError(f"graph stage keeps tensors that are not weights: {leftover[:3]}")
     return GraphStage(stages, g["specs"])
+
+
+def _materialize(module: torch.nn.Module, state: dict[str, torch.Tensor], what: str) -> None:
+    """Move a meta module to CPU and load ``state`` into it, every key and shape checked."""
+    module.to_empty(device="cpu")
+    expected = module.state_dict()
+    missing = sorted(set(expected) - set(state))
+    extra = sorted(set(state) - set(expected))
+    if missing or extra:
+        raise ManifestError(f"{what}: missing weights {missing[:5]}, unexpected {extra[:5]}")
+    for key, value in state.items():
+        if tuple(value.shape) != tuple(expected[key].shape):
+            raise ManifestError(f"{what}: {key} has shape {tuple(value.shape)}, "
+                                f"expected {tuple(expected[key].shape)}")
+    module.load_state_dict(state, strict=True, assign=True)
+    module.eval()
 
 
 def load_client_state(shard_dir: Path) -> dict[str, torch.Tensor]:

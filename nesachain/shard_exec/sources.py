@@ -28,6 +28,7 @@ class Source:
     tokenizer: Any = None
     factory: str | None = None  # "module:callable" building the architecture (called under meta by miners)
     example_inputs: tuple[torch.Tensor, ...] | None = None
+    kind: str | None = None  # HF models: "decoder", "encoder" or "seq2seq" (None: from the model's class)
 
 
 def build_from_factory(spec: str) -> nn.Module:
@@ -70,10 +71,10 @@ def load_source(name: str, input_shape: str | None = None) -> Source:
 
     if name == "smollm2-135m":
         model, tok = models.load_smollm2()
-        return Source(name, model, tok)
+        return Source(name, model, tok, kind="decoder")
     if name == "all-minilm-l6-v2":
         model, tok = models.load_minilm()
-        return Source(name, model, tok)
+        return Source(name, model, tok, kind="encoder")
     if name == "efficientnet-lite0":
         shape = _shape(input_shape) if input_shape else (1, 3, 224, 224)
         return Source(name, models.load_efficientnet_lite0(), None,
@@ -90,19 +91,45 @@ def load_source(name: str, input_shape: str | None = None) -> Source:
                         "a Hugging Face folder, or package.module:factory")
 
 
-def _load_hf_dir(path: Path) -> Source:
-    import json
+def hf_folder_kind(config: Any) -> tuple[str, str | None]:
+    """(kind, class name) of a Hugging Face folder's config: an encoder-decoder is "seq2seq"; a class that
+    transformers lists for causal language modelling (``architectures``, else the model type's) "decoder";
+    anything else "encoder", loaded as the class the folder names (else ``AutoModel``)."""
+    from transformers.models.auto import modeling_auto
 
+    arch = (getattr(config, "architectures", None) or [None])[0]
+    if getattr(config, "is_encoder_decoder", False):
+        return "seq2seq", None
+    causal: set[str] = set()
+    for v in modeling_auto.MODEL_FOR_CAUSAL_LM_MAPPING_NAMES.values():
+        causal.update([v] if isinstance(v, str) else v)
+    if arch is not None:
+        return ("decoder" if arch in causal else "encoder"), arch
+    model_type = getattr(config, "model_type", None)
+    if model_type in modeling_auto.MODEL_FOR_CAUSAL_LM_MAPPING_NAMES and \
+            model_type not in modeling_auto.MODEL_FOR_MASKED_LM_MAPPING_NAMES:
+        return "decoder", None
+    return "encoder", None
+
+
+def _load_hf_dir(path: Path) -> Source:
     import transformers
 
     try:
-        config = json.loads((path / "config.json").read_text())
-        arch = ((config.get("architectures") if isinstance(config, dict) else None) or ["AutoModel"])[0]
-        cls = getattr(transformers, arch, None) or transformers.AutoModel
-        model = cls.from_pretrained(str(path), local_files_only=True, dtype=torch.float32).eval()
+        config = transformers.AutoConfig.from_pretrained(str(path), local_files_only=True)
+        kind, arch = hf_folder_kind(config)
+        if kind == "seq2seq":
+            loader: Any = transformers.AutoModelForSeq2SeqLM
+        elif kind == "decoder":
+            loader = transformers.AutoModelForCausalLM
+        else:
+            loader = getattr(transformers, arch, None) if arch else None
+            loader = loader or transformers.AutoModel
+        model = loader.from_pretrained(str(path), local_files_only=True, dtype=torch.float32).eval()
         tok = None
         if (path / "tokenizer_config.json").is_file() or (path / "tokenizer.json").is_file():
             tok = transformers.AutoTokenizer.from_pretrained(str(path), local_files_only=True)  # type: ignore[no-untyped-call]
-    except (OSError, ValueError, KeyError, TypeError) as exc:  # unreadable config, missing weights or tokenizer
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, ImportError) as exc:
+        # an unreadable config, missing weights or tokenizer, a model type this transformers lacks
         raise ManifestError(f"cannot load the Hugging Face folder {path}: {type(exc).__name__}: {exc}") from exc
-    return Source(path.name, model, tok)
+    return Source(path.name, model, tok, kind=kind)

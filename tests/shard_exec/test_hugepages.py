@@ -69,8 +69,8 @@ def test_a_miner_stage_and_the_client_head_load_into_huge_pages(smol: Sharded) -
     layers = smol.model.model.layers  # the unsharded model's: block 1 is layers 10-19
     assert all(torch.equal(w, layers[10 + int(k.split(".")[0])].get_parameter(k.split(".", 1)[1]))
                for k, w in weights.items())
-    assert torch.equal(client["embed.weight"], smol.model.model.embed_tokens.weight)
+    assert torch.equal(client["model.embed_tokens.weight"], smol.model.model.embed_tokens.weight)
     if huge_pages_possible():
         first = min(p.data_ptr() for p in weights.values())
         assert anon_huge_kib(first) >= 0.9 * sum(p.numel() * 4 for p in weights.values()) / 1024
-        assert anon_huge_kib(client["embed.weight"].data_ptr()) >= 2048
+        assert anon_huge_kib(client["model.embed_tokens.weight"].data_ptr()) >= 2048

@@ -17,7 +17,8 @@ from nesachain.shard_exec.shard_files import load_stage, parse_range
 
 def test_shard_folder_manifest_and_partial_load(tiny_gpt2: Sharded) -> None:
     m = tiny_gpt2.manifest
-    assert m["architecture"] == "hf-decoder" and m["hf"]["family"] == "gpt2" and m["dtype"] == "float32"
+    assert m["architecture"] == "hf-decoder" and m["dtype"] == "float32" and m["format"] == 2
+    assert [s["path"] for s in m["hf"]["plan"]["stacks"]] == ["transformer.h"]  # found, not looked up
     assert [b["units"] for b in m["blocks"]] == [[0, 2], [2, 4]]
     layers = tiny_gpt2.model.transformer.h
     whole = sum(t.numel() * t.element_size() for t in [*layers.parameters(), *layers.buffers()])
