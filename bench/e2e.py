@@ -38,17 +38,34 @@ PROMPT = "Write one sentence about the sea."
 
 
 async def off_chain(net: Localnet, shards: Path, client, max_tokens: int) -> tuple[float, float]:
+    """The pipeline alone: a session already open on chain (untimed, as chain miners serve chain sessions only),
+    then the same generation through the same miners, timed; then closed (untimed)."""
     from nesachain.client import GenerationStats, Sampling, load_tokenizer
+    from nesachain.modules.inference.msgs import MsgCloseSession, MsgOpenSession
+    from nesachain.modules.inference.types import max_cost
+    from nesachain.protocol.auth import sign_open
+    from nesachain.protocol.sessions import chain_session_base
+    from nesachain.wallet import queries
+    from nesachain.wallet.txs import account_of, send_msgs
 
-    route = find_route(candidates(net.rpc(0), MODEL), 30)
+    rpc, key = net.rpc(0), net.keyring().signing_key("faucet")
+    route = find_route(candidates(rpc, MODEL), 30)
+    escrow = max_cost(1, 30, max_tokens, queries.inference_params(rpc)["protocol_fee_ppm"])
+    opened = send_msgs(rpc, key, [MsgOpenSession(account_of(key), MODEL, route.as_chain_route(), max_tokens, escrow)])
+    sid, chain_id = int(opened.responses()[0]["session_id"]), rpc.chain_id()
+    route = route.authorized(lambda hop, attempt, url: sign_open(key, chain_id, sid, hop, attempt,
+                                                                 route.miner_at(url) or ""))
     tok = load_tokenizer(shards)
     text = tok.apply_chat_template([{"role": "user", "content": PROMPT}], tokenize=False, add_generation_prompt=True)
     ids = tok(text, add_special_tokens=False, return_tensors="pt").input_ids
     stats = GenerationStats()
     t0 = time.perf_counter()
-    async for _ in client.generate(route, ids, max_tokens, Sampling(), stop_at_eos=False, stats=stats):
+    async for _ in client.generate(route, ids, max_tokens, Sampling(), stop_at_eos=False, stats=stats,
+                                   session_base=chain_session_base(sid)):
         pass
-    return stats.ttft_s, time.perf_counter() - t0
+    elapsed = time.perf_counter() - t0
+    send_msgs(rpc, key, [MsgCloseSession(account_of(key), sid, stats.new_tokens)])
+    return stats.ttft_s, elapsed
 
 
 async def on_chain(net: Localnet, shards: Path, client, max_tokens: int) -> tuple[float, float, int]:
@@ -99,7 +116,7 @@ def main() -> None:
     md()
     md("| path | time to first token s | time to last token s | to settled s |")
     md("|---|---:|---:|---:|")
-    md(f"| pipeline only (no chain) | {med(o[0] for o in off):.2f} | {med(o[1] for o in off):.2f} | – |")
+    md(f"| pipeline only (session already open) | {med(o[0] for o in off):.2f} | {med(o[1] for o in off):.2f} | – |")
     md(f"| request with on-chain session | {med(o[0] for o in on):.2f} | {med(o[1] for o in on):.2f} | "
        f"{med(settle):.1f} |")
     md()

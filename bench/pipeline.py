@@ -69,7 +69,8 @@ def start_miners(shard_dir: Path, ranges: list[str], threads: int, cpus: list[in
     procs = []
     for rng, cpu in zip(ranges, cpus, strict=True):
         cmd = [sys.executable, "-m", "nesachain.cli.main", "miner", "start", "--model", str(shard_dir),
-               "--blocks", rng, "--port", "0", "--threads", str(threads), "--exit-with-parent", str(os.getpid())]
+               "--blocks", rng, "--port", "0", "--threads", str(threads), "--exit-with-parent", str(os.getpid()),
+               "--push-allow", "127.0.0.1"]
         if not warm_ahead:
             cmd.append("--no-warm-ahead")
         pin = None if cpu is None else (lambda c=cpu: os.sched_setaffinity(0, {c}))

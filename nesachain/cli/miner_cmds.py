@@ -45,6 +45,13 @@ def register(subparsers: Any) -> None:
     p.add_argument("--max-tensor-mb", type=float, default=64.0, help="largest tensor accepted")
     p.add_argument("--no-warm-ahead", dest="warm_ahead", action="store_false",
                    help="do not warm the compute path just before a steady session's next step is due")
+    p.add_argument("--max-sessions-per-client", type=int, default=32,
+                   help="open sessions one client account (off chain: one peer address) may hold")
+    p.add_argument("--max-connections-per-peer", type=int, default=32, help="WebSockets one peer address may hold")
+    p.add_argument("--idle-connection-timeout", type=float, default=30.0,
+                   help="seconds before a WebSocket that holds no session and sends nothing is closed")
+    p.add_argument("--push-allow", action="append", default=[], metavar="HOST[:PORT]",
+                   help="off chain: where sessions may push their outputs (repeatable; on chain the route decides)")
     p.add_argument("--exit-with-parent", nargs="?", type=int, const=0, default=None, metavar="PID",
                    help="stop when the process that started this miner exits (for scripts and tests); a script "
                         "that passes its own PID is covered even if it dies before the miner has started")
@@ -55,6 +62,10 @@ def register(subparsers: Any) -> None:
     chain.add_argument("--bond", default="1000000", help="unes to bond (default 1000000)")
     chain.add_argument("--node", default=os.environ.get("NESAD_NODE", "http://127.0.0.1:26657"))
     chain.add_argument("--state-file", help="where result salts are kept (default: HOME/miner-<key>.json)")
+    chain.add_argument("--log-dir", type=Path, help="where chain sessions' step logs are kept until they settle "
+                                                    "(default: HOME/miner-<key>-logs)")
+    chain.add_argument("--log-quota-mb", type=float, default=4096.0,
+                       help="step-log store size past which new chain sessions are refused")
     add_keyring_options(chain)
     p.set_defaults(func=miner_start)
     p = nsub.add_parser("info", help="print a miner's /info")
@@ -79,21 +90,31 @@ def miner_settings(args: argparse.Namespace) -> MinerSettings:
               ("--max-sessions", args.max_sessions, args.max_sessions >= 1, ">= 1"),
               ("--memory-budget-mb", args.memory_budget_mb, args.memory_budget_mb > 0, "> 0"),
               ("--session-timeout", args.session_timeout, args.session_timeout > 0, "> 0 seconds"),
-              ("--max-tensor-mb", args.max_tensor_mb, args.max_tensor_mb > 0, "> 0")]
+              ("--max-tensor-mb", args.max_tensor_mb, args.max_tensor_mb > 0, "> 0"),
+              ("--max-sessions-per-client", args.max_sessions_per_client, args.max_sessions_per_client >= 1, ">= 1"),
+              ("--max-connections-per-peer", args.max_connections_per_peer, args.max_connections_per_peer >= 1,
+               ">= 1"),
+              ("--log-quota-mb", args.log_quota_mb, args.log_quota_mb > 0, "> 0"),
+              ("--idle-connection-timeout", args.idle_connection_timeout, args.idle_connection_timeout > 0,
+               "> 0 seconds")]
     for flag, value, ok, rule in limits:
         if not ok or value != value:  # value != value: nan
             raise ConfigError(f"{flag} must be {rule}, got {value}")
     server = {"host": args.host, "port": args.port, "threads": args.threads, "max_length": args.max_length,
               "memory_budget": int(args.memory_budget_mb * 2**20), "max_sessions": args.max_sessions,
               "session_idle_timeout": args.session_timeout, "max_tensor_bytes": int(args.max_tensor_mb * 2**20),
-              "max_message_bytes": max(int(args.max_tensor_mb * 2**20) * 2, 8 << 20), "warm_ahead": args.warm_ahead}
+              "max_message_bytes": max(int(args.max_tensor_mb * 2**20) * 2, 8 << 20), "warm_ahead": args.warm_ahead,
+              "max_sessions_per_client": args.max_sessions_per_client,
+              "max_connections_per_peer": args.max_connections_per_peer,
+              "idle_connection_timeout": args.idle_connection_timeout,
+              "log_quota_bytes": int(args.log_quota_mb * 2**20), "push_allow": tuple(args.push_allow)}
     chain = None
     if args.owner is not None:
         if args.miner_key is None:
             raise ConfigError("--owner needs --miner-key (the miner's own key, distinct from the owner's)")
         state = Path(args.state_file) if args.state_file else Path(args.home) / f"miner-{args.miner_key}.json"
         chain = OnChain(args.node, keyring_from(args), args.owner, args.miner_key, parse_amount(args.bond), state,
-                        args.model_id)
+                        args.model_id, args.log_dir)
     return MinerSettings(args.model, args.blocks, args.num_blocks, server, chain, parent)
 
 

@@ -72,6 +72,7 @@ class _HopState:
     blocks: list[int]  # [start, end): sent on open, so that a miner serving other blocks refuses
     conn: MinerConnection | None = None
     sid: str = ""
+    token: str = ""  # what the miner's "opened" gave: the previous hop's miner shows it when it pushes here
     attempt: int = 0  # the failover count in ``sid``
     dead: set[str] = field(default_factory=set)
     history: list[HopInput] = field(default_factory=list)
@@ -121,11 +122,14 @@ class RemotePipeline:
                    "batch": self.batch, "blocks": hop.blocks}
             if self.block_hashes is not None:
                 req["block_hashes"] = list(self.block_hashes[hop.blocks[0] : hop.blocks[1]])
-            await conn.request(req, "opened")
+            if self.route.authorize is not None:
+                req["auth"] = self.route.authorize(i, attempt, url)
+            opened = await conn.request(req, "opened")
         except BaseException:
             await conn.close()
             raise
         hop.conn, hop.sid, hop.attempt = conn, sid, attempt
+        hop.token = str(opened.get("token", ""))
 
     async def _attach(self, i: int, replay: bool) -> str:
         """Open a session on the first live miner of hop i; replay its history if asked."""
@@ -164,7 +168,8 @@ class RemotePipeline:
     def _push_list(self, i: int) -> list[dict[str, str]]:
         if not self.route.push:
             return []
-        return [{"url": h.conn.url, "session": h.sid} for h in self._hops[i + 1 :] if h.conn is not None]
+        return [{"url": h.conn.url, "session": h.sid, "token": h.token} for h in self._hops[i + 1 :]
+                if h.conn is not None]
 
     async def run_step(self, tensors: dict[str, torch.Tensor], values: dict[str, Any] | None = None,
                        position: int = 0) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:

@@ -27,6 +27,7 @@ from nesachain.client.routing import PREFERENCES, MinerCandidate, find_route
 from nesachain.errors import ConfigError, NesaError, RPCError
 from nesachain.modules.inference.msgs import MsgAddStandIn, MsgCloseSession, MsgOpenSession
 from nesachain.modules.inference.types import max_cost
+from nesachain.protocol.auth import sign_open
 from nesachain.protocol.endpoints import http_url, ws_url
 from nesachain.protocol.sessions import chain_session_base
 from nesachain.wallet import queries
@@ -132,15 +133,22 @@ async def run_request(rpc: CometRPC, key: SigningKey, shards: Path, model_id: st
     me = account_of(key)
     open_msg = MsgOpenSession(me, model_id, route.as_chain_route(), max_tokens, escrow)
     check_msgs([open_msg])
-    opened = await asyncio.to_thread(send_msgs, rpc, key, [open_msg])
+    chain_id = await asyncio.to_thread(rpc.chain_id)
+    opened = await asyncio.to_thread(send_msgs, rpc, key, [open_msg], chain_id=chain_id)
     if not opened.ok:
         raise NesaError(f"opening the session was refused: code {opened.code} ({opened.codespace}): {opened.log}")
     result = RequestResult(int(opened.responses()[0]["session_id"]), route, escrow, opened_height=opened.height)
+
+    def authorize(hop: int, attempt: int, url: str) -> dict[str, Any]:
+        """The miners serve this chain session only to its client: each hop's open carries our signature."""
+        return sign_open(key, chain_id, result.session_id, hop, attempt, route.miner_at(url) or "")
+
     if on_open is not None:
         on_open(result)
     stats = GenerationStats()
     try:
-        async for t in client.generate(route, ids, max_tokens, Sampling(), stop_at_eos=True, stats=stats,
+        async for t in client.generate(route.authorized(authorize), ids, max_tokens, Sampling(), stop_at_eos=True,
+                                       stats=stats,
                                        session_base=chain_session_base(result.session_id)):
             result.tokens.append(t)
             if on_token is not None and t != client.head.eos_token_id:

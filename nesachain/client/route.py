@@ -7,13 +7,17 @@ address) and one a user types (``parse_route``: peers by address only).
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
 
 from nesachain.client.errors import RouteError
 from nesachain.protocol.endpoints import EndpointError, ws_url
 from nesachain.protocol.messages import SCHEMES
 
-__all__ = ["Hop", "Peer", "Route", "parse_route"]
+__all__ = ["Authorizer", "Hop", "Peer", "Route", "parse_route"]
+
+Authorizer = Callable[[int, int, str], dict[str, Any]]  # (route hop, failover attempt, miner URL) -> open's auth
 
 
 @dataclass(frozen=True)
@@ -64,6 +68,8 @@ class Route:
     push: bool = True
     edge_scheme: str | None = None
     cost: float = 0.0
+    # a chain session's: signs the open of (hop, failover attempt) on the miner at a URL (``protocol.auth``)
+    authorize: Authorizer | None = field(default=None, compare=False)
 
     @property
     def client_scheme(self) -> str:
@@ -76,6 +82,10 @@ class Route:
     def compressed(self, scheme: str, edge_scheme: str | None = None, push: bool = True) -> Route:
         """This route with other compression settings."""
         return dataclasses.replace(self, scheme=scheme, edge_scheme=edge_scheme, push=push)
+
+    def authorized(self, authorize: Authorizer) -> Route:
+        """This route for a chain session: each hop's open carries what ``authorize(hop, attempt, url)`` signs."""
+        return dataclasses.replace(self, authorize=authorize)
 
     def validate(self, n_blocks: int) -> None:
         """The hops must cover blocks 0..n_blocks contiguously, with known schemes."""

@@ -48,10 +48,10 @@ def start_miner(net: Localnet, i: int, shard_dir: Path, blocks: tuple[int, int] 
     return f"127.0.0.1:{port}"
 
 
-def start_verifier(net: Localnet, i: int, shards: dict[str, Path]) -> None:
+def start_verifier(net: Localnet, i: int, shards: dict[str, Path], program: Sequence[str] = NESAD) -> None:
     """Validator i's verifier, signing with ``operator<i>``."""
     cmd = _cli(net, "verifier", "start", f"operator{i}", "--node", f"http://127.0.0.1:{net.ports(i).rpc}",
-               "--poll", "0.5", *[a for m, d in shards.items() for a in ("--shards", f"{m}={d}")])
+               "--poll", "0.5", *[a for m, d in shards.items() for a in ("--shards", f"{m}={d}")], program=program)
     net.spawn(f"verifier{i}", cmd, net.root / f"verifier{i}.log")
 
 

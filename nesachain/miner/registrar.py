@@ -2,8 +2,10 @@
 
 When the server listens, ``register`` checks that the shards it loaded are the ones registered on
 chain (block by block sha256) and refuses to start otherwise; then it runs, beside the server,
-the chain agent (registration, heartbeats) and the result agent (commit–reveal of each session's
-step-log root). ``deregister`` stops both. When the owner unbonds the miner, the chain agent stops
+the chain agent (registration, heartbeats), the result agent (commit–reveal of each session's
+step-log root, read from the server's log store) and the pruner (drops the logs of settled sessions).
+Until then it rules, through ``gate.ChainGate``, on every session opened, step log read and push.
+``deregister`` stops them. When the owner unbonds the miner, the chain agent stops
 heartbeating; once every session that names the miner has settled, ``wait_done`` returns and the
 miner stops.
 
@@ -25,9 +27,13 @@ import structlog
 
 from nesachain.errors import NesaError
 from nesachain.miner.chain_agent import ChainAgent, MinerSpec, run_chain_agent
+from nesachain.miner.gate import ChainGate
 from nesachain.miner.placement import choose_blocks
 from nesachain.miner.results import ResultAgent
-from nesachain.shard_exec.server.registration import Mover
+from nesachain.protocol.errors import WireError
+from nesachain.protocol.messages import ErrorCode
+from nesachain.protocol.sessions import parse_chain_session_name
+from nesachain.shard_exec.server.registration import Admission, ServerHandle
 from nesachain.wallet import queries
 from nesachain.wallet.keyring import Keyring
 from nesachain.wallet.rpc import CometRPC
@@ -36,9 +42,12 @@ from nesachain.wallet.view import ChainView
 __all__ = ["ChainRegistrar"]
 
 log = structlog.get_logger("nesachain.miner")
+PRUNE_EVERY = 10  # polls between passes over the stored step logs
 
 
 class ChainRegistrar:
+    chain = True  # every session on this miner is a chain session
+
     def __init__(self, rpc_url: str, keyring: Keyring, owner: str, miner: str, model_id: str, bond: int,
                  memory_mb: int, state_file: Path, poll_s: float = 1.0, num_blocks: int | None = None,
                  result_agent: type[ResultAgent] = ResultAgent) -> None:
@@ -50,6 +59,7 @@ class ChainRegistrar:
         self._stop = asyncio.Event()
         self._done = asyncio.Event()  # unbonded, and every session it served has settled
         self._tasks: list[asyncio.Task[None]] = []
+        self.gate: ChainGate | None = None  # made by ``register`` (it reads the miner's key)
 
     def check_hashes(self, rpc: CometRPC, info: dict[str, Any]) -> None:
         start, end = info["blocks"]
@@ -76,8 +86,10 @@ class ChainRegistrar:
             return int(current["block_start"]), int(current["block_end"])
         return choose_blocks(agent.active_spans(), n_blocks, self.num_blocks)
 
-    async def register(self, info: dict[str, Any], move: Mover) -> None:
+    async def register(self, server: ServerHandle) -> None:
         rpc = CometRPC(self.rpc_url)
+        info = server.info()
+        self.gate = ChainGate(rpc, (await asyncio.to_thread(self.keyring.show, self.miner)).address)
         await asyncio.to_thread(self.check_hashes, rpc, info)
         start, end = info["blocks"]
         endpoint = urlparse(str(info["url"])).netloc  # host:port; clients add ws:// or http://
@@ -89,7 +101,7 @@ class ChainRegistrar:
             await asyncio.to_thread(self.check_hashes, rpc, candidate)
 
         async def on_move(new_start: int, new_end: int) -> None:
-            await move(new_start, new_end, check)
+            await server.move_to(new_start, new_end, check)
 
         registered: asyncio.Future[tuple[int, int]] = asyncio.get_running_loop().create_future()
         task = asyncio.create_task(run_chain_agent(self.rpc_url, self.keyring, self.owner, self.miner, spec,
@@ -100,8 +112,9 @@ class ChainRegistrar:
         chain = ChainView(rpc, self.keyring.signing_key(self.owner))
         miner_address = self.keyring.show(self.miner).address
         self._tasks.append(asyncio.create_task(self._after_agent(task, chain, miner_address)))
-        agent = self.result_agent(chain, miner_address, f"http://{endpoint}", self.state_file)
+        agent = self.result_agent(chain, miner_address, server.step_log, self.state_file)
         self._tasks.append(asyncio.create_task(self._results(agent)))
+        self._tasks.append(asyncio.create_task(self._prune(server, rpc)))
         log.info("miner_on_chain", miner=miner_address, model=self.model_id, blocks=[start, end],
                  rebalancing=bool(self.num_blocks))
 
@@ -137,10 +150,44 @@ class ChainRegistrar:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), timeout=self.poll_s)
 
+    async def _prune(self, server: ServerHandle, rpc: CometRPC) -> None:
+        """Drop the step logs of sessions that have settled on chain (their commitments and challenges are
+        over), so the store's quota goes to new sessions; a log of a session the chain does not know (never
+        opened there) goes too. Every ``PRUNE_EVERY`` polls."""
+        polls = 0
+        while not self._stop.is_set():
+            if polls % PRUNE_EVERY == 0:
+                try:
+                    for name in await asyncio.to_thread(server.logged_sessions):
+                        parsed = parse_chain_session_name(name)
+                        s = None if parsed is None else await asyncio.to_thread(queries.session, rpc, parsed[0])
+                        if s is None or s["status"] == "settled":
+                            server.forget_log(name)
+                            log.info("step_log_pruned", session=name)
+                except NesaError as exc:
+                    log.warning("step_log_prune_failed", error=str(exc))
+            polls += 1
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), timeout=self.poll_s)
+
     async def wait_done(self) -> None:
         await self._done.wait()
 
-    async def deregister(self, info: dict[str, Any]) -> None:
+    def _ready(self) -> ChainGate:
+        if self.gate is None:
+            raise WireError(ErrorCode.FORBIDDEN, "this miner is still registering on chain")
+        return self.gate
+
+    async def admit_open(self, name: str, auth: Any, peer: str) -> Admission:
+        return await asyncio.to_thread(self._ready().admit_open, name, auth)
+
+    async def admit_read(self, name: str, auth_header: str | None) -> None:
+        await asyncio.to_thread(self._ready().admit_read, name, auth_header)
+
+    async def may_push(self, name: str, url: str) -> bool | None:
+        return await asyncio.to_thread(self._ready().may_push, name, url)
+
+    async def deregister(self) -> None:
         self._stop.set()
         for task in self._tasks:
             with contextlib.suppress(Exception):

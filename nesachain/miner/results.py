@@ -1,8 +1,8 @@
 """A miner's result agent: after a session closes, commit H(merkle root of the step log ‖ salt),
 then reveal root and salt (docs/protocol.md).
 
-The step log comes from the miner's own HTTP endpoint (``/sessions/chain-<id>/log``), so the
-agent can run inside the miner process or beside it. Salts are kept in a JSON file written
+The step log comes from the miner's own log store (``ServerHandle.step_log``), where chain sessions'
+logs stay until they settle. Salts are kept in a JSON file written
 atomically, so a restart between commit and reveal still reveals.
 """
 
@@ -19,7 +19,7 @@ from nesachain.files import read_json, write_json_atomic
 from nesachain.modules.inference.msgs import MsgCommitResult, MsgRevealResult
 from nesachain.modules.inference.types import result_commitment
 from nesachain.protocol.sessions import hop_session_name
-from nesachain.protocol.steplog import fetch_json, log_url, step_log_root
+from nesachain.protocol.steplog import step_log_root
 from nesachain.tx.msg import Msg
 from nesachain.types.address import decode_address
 from nesachain.wallet.txs import account_of
@@ -31,14 +31,13 @@ log = structlog.get_logger("nesachain.results")
 
 
 class ResultAgent:
-    def __init__(self, chain: ChainView, miner: str, miner_url: str, state_file: Path,
-                 fetch: Callable[[str], Any] = fetch_json) -> None:
+    def __init__(self, chain: ChainView, miner: str, read_log: Callable[[str], list[dict[str, Any]] | None],
+                 state_file: Path) -> None:
         self.chain = chain
         self.miner = miner
         self.owner = account_of(chain.key)
-        self.miner_url = miner_url.rstrip("/")
+        self.read_log = read_log  # a session's step log by name: the miner's own store (``ServerHandle.step_log``)
         self.state_file = state_file
-        self.fetch = fetch
         self._state: dict[str, dict[str, Any]] = read_json(state_file, {})
 
     def _save(self) -> None:
@@ -85,8 +84,7 @@ class ResultAgent:
                                bytes.fromhex(kept["salt"]), kept["n_steps"])
 
     def _commit_msg(self, s: dict[str, Any], hop: int, key: str) -> Msg:
-        log_doc = self.fetch(log_url(self.miner_url, hop_session_name(s, hop)))
-        steps = [] if log_doc is None else log_doc["steps"]
+        steps = self.read_log(hop_session_name(s, hop)) or []
         root, n = step_log_root(steps)
         salt = secrets.token_bytes(32)
         self._state[key] = {"root": root.hex(), "salt": salt.hex(), "n_steps": n}

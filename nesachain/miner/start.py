@@ -41,6 +41,7 @@ class OnChain:
     bond: int
     state_file: Path  # where result salts are kept across restarts
     model_id: str | None = None  # None: the shard manifest's
+    log_dir: Path | None = None  # the step-log store (None: beside the state file, <state file stem>-logs)
 
 
 @dataclass(frozen=True)
@@ -69,7 +70,11 @@ def start_miner(settings: MinerSettings, on_ready: Callable[[dict[str, Any]], No
         raise NesaError("--num-blocks lets the chain choose the blocks: it needs --owner and --miner-key")
     else:
         start, end = registrar.initial_blocks(manifest["n_blocks"])
-    cfg = MinerConfig(shard_dir=settings.shard_dir, start=start, end=end, **settings.server)
+    server = dict(settings.server)
+    if settings.chain is not None:
+        chain = settings.chain
+        server["log_dir"] = chain.log_dir or chain.state_file.with_name(f"{chain.state_file.stem}-logs")
+    cfg = MinerConfig(shard_dir=settings.shard_dir, start=start, end=end, **server)
     asyncio.run(serve_forever(cfg, on_ready, registrar=registrar, parent=settings.parent, server_class=server_class))
 
 

@@ -8,10 +8,14 @@ session's is random.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["chain_session_base", "chain_session_name", "hop_session_name", "session_name"]
+__all__ = ["chain_session_base", "chain_session_name", "hop_session_name", "parse_chain_session_name",
+           "session_name"]
+
+_CHAIN_NAME = re.compile(r"chain-(\d{1,20})-(\d{1,5})-(\d{1,5})")
 
 
 def session_name(base: str, hop: int, attempt: int = 0) -> str:
@@ -36,3 +40,9 @@ def hop_session_name(session: Mapping[str, Any], index: int) -> str:
     h = session["hops"][index]
     route_hop = index if h["stands_in_for"] < 0 else h["stands_in_for"]
     return chain_session_name(int(session["id"]), int(route_hop), int(h["attempt"]))
+
+
+def parse_chain_session_name(name: str) -> tuple[int, int, int] | None:
+    """(session id, hop, attempt) of a chain session's name on a miner; None for any other name."""
+    m = _CHAIN_NAME.fullmatch(name)
+    return None if m is None else (int(m.group(1)), int(m.group(2)), int(m.group(3)))

@@ -5,7 +5,6 @@ Restarted, it comes back on the blocks it is registered for; an impossible N is 
 
 from __future__ import annotations
 
-import asyncio
 import json
 import signal
 import subprocess
@@ -16,12 +15,12 @@ from typing import Any
 
 import pytest
 
-from nesachain.client import DecoderClient, load_tokenizer, parse_route
+from nesachain.client import load_tokenizer
 from nesachain.localnet.net import REPO, Localnet
 from nesachain.localnet.swarm import ensure_shards, start_miner, wait_active_miners
 from nesachain.shard_exec.reference import local_generate
 from nesachain.wallet import queries
-from tests.integration.conftest import free_base_port
+from tests.integration.conftest import free_base_port, generate_in_session
 from tests.integration.test_staking_localnet import wait_until
 
 pytestmark = [pytest.mark.localnet, pytest.mark.slow]
@@ -54,7 +53,7 @@ def test_miner_with_num_blocks_fills_the_gap_then_moves_when_duplicated(tmp_path
     try:
         net.up(wait_height=2)
         net.guard()
-        addr0 = start_miner(net, 0, shards, (0, 10))
+        start_miner(net, 0, shards, (0, 10))
         wait_active_miners(net, MODEL, 1)
         addr2 = start_miner(net, 2, shards, 10)  # --num-blocks 10: the agent chooses
         wait_active_miners(net, MODEL, 2)
@@ -70,20 +69,13 @@ def test_miner_with_num_blocks_fills_the_gap_then_moves_when_duplicated(tmp_path
                    timeout=120, poll=1.0)
         assert info(addr1)["blocks"] == list(first)
 
-        hops = sorted([(addr0, (0, 10)), (addr1, first), (addr2, other)], key=lambda h: h[1])
-        route = parse_route(",".join(f"{a}@{lo}:{hi}" for a, (lo, hi) in hops))
-        client = DecoderClient.from_shard_dir(shards)
         tok = load_tokenizer(shards)
         ids = tok("The capital of France is", add_special_tokens=False, return_tensors="pt").input_ids
-
-        async def generate() -> list[int]:
-            return [t async for t in client.generate(route, ids, 8)]
-
         from nesachain.models import load_smollm2
 
         model, _ = load_smollm2()
         expected, _, _ = local_generate(model, ids, 8)
-        assert asyncio.run(generate()) == expected
+        assert generate_in_session(net, shards, MODEL, ids, 8) == expected  # through miner0, miner1 and miner2
 
         net.kill("miner2", signal.SIGTERM)
         logged = (net.root / "miner2.log").stat().st_size  # the log is appended to

@@ -15,15 +15,13 @@ from tests.wallet.fakes import LATE, MINER, RACED, STEPS, FakeChain, session
 
 def test_result_agent_commits_root_then_reveals_what_it_committed(tmp_path):
     chain = FakeChain(SigningKey(b"\x05" * 32), [session("committing")])
-    agent = ResultAgent(chain, MINER, "http://miner:7000", tmp_path / "s.json",  # type: ignore[arg-type]
-                        fetch=lambda url: {"steps": STEPS})
+    agent = ResultAgent(chain, MINER, lambda name: STEPS, tmp_path / "s.json")  # type: ignore[arg-type]
     assert agent.tick() == 1
     commit = chain.sent[0]
     assert isinstance(commit, MsgCommitResult)
     chain.sessions_[0]["hops"][0]["commitment"] = commit.commitment.hex()
     # a restarted agent still knows the salt
-    agent2 = ResultAgent(chain, MINER, "http://miner:7000", tmp_path / "s.json",  # type: ignore[arg-type]
-                         fetch=lambda url: {"steps": STEPS})
+    agent2 = ResultAgent(chain, MINER, lambda name: STEPS, tmp_path / "s.json")  # type: ignore[arg-type]
     assert agent2.tick() == 1
     reveal = chain.sent[1]
     assert isinstance(reveal, MsgRevealResult)
@@ -36,8 +34,7 @@ def test_result_agent_keeps_a_salt_until_its_reveal_is_taken_and_drops_those_of_
     """A reveal that lost a sequence race to another tx of the owner (another miner's agent) is sent
     again next pass; a salt whose session left the commit-reveal phase is dropped."""
     chain = FakeChain(SigningKey(b"\x05" * 32), [session("committing"), session("committing", id=8)])
-    agent = ResultAgent(chain, MINER, "http://miner:7000", tmp_path / "s.json",  # type: ignore[arg-type]
-                        fetch=lambda url: {"steps": STEPS})
+    agent = ResultAgent(chain, MINER, lambda name: STEPS, tmp_path / "s.json")  # type: ignore[arg-type]
     assert agent.tick() == 1 and len(chain.sent) == 2  # both commits in one tx
     for s, commit in zip(chain.sessions_, chain.sent, strict=True):
         s["hops"][0]["commitment"] = commit.commitment.hex()
@@ -65,12 +62,12 @@ def test_result_agent_of_a_stand_in_commits_the_log_of_its_failover_session(tmp_
     s = session("committing")
     s["hops"] = [other, {**s["hops"][0], "stands_in_for": 0, "attempt": 2, "tokens": 3}]
     chain = FakeChain(SigningKey(b"\x05" * 32), [s])
-    urls: list[str] = []
-    agent = ResultAgent(chain, MINER, "http://miner:7000", tmp_path / "s.json",  # type: ignore[arg-type]
-                        fetch=lambda url: urls.append(url) or {"steps": STEPS})
+    names: list[str] = []
+    agent = ResultAgent(chain, MINER, lambda name: names.append(name) or STEPS,  # type: ignore[arg-type]
+                        tmp_path / "s.json")
     assert agent.tick() == 1 and isinstance(chain.sent[0], MsgCommitResult)
-    assert urls == ["http://miner:7000/sessions/chain-7-0-2/log"]  # the client's 2nd failover session of hop 0
+    assert names == ["chain-7-0-2"]  # the client's 2nd failover session of hop 0
     s["hops"][1]["tokens"] = 0  # took over after the last token: nothing to commit, nothing to pay
     chain.sent.clear()
-    assert ResultAgent(chain, MINER, "http://miner:7000", tmp_path / "t.json",  # type: ignore[arg-type]
-                       fetch=lambda url: {"steps": STEPS}).tick() == 0
+    agent = ResultAgent(chain, MINER, lambda name: STEPS, tmp_path / "t.json")  # type: ignore[arg-type]
+    assert agent.tick() == 0

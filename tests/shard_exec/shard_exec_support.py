@@ -48,20 +48,28 @@ def _read_lines(proc: subprocess.Popen[str], out: queue.Queue[str]) -> None:
         out.put(line)
 
 
+NEW_FLAGS = {"--push-allow", "--max-connections-per-peer", "--max-sessions-per-client", "--idle-connection-timeout"}
+
+
 def start_miners(shard_dir: Path, ranges: list[str], log_dir: Path, *extra: str,
                  cpu: int | None = None) -> list[MinerProc]:
     """Start one miner per block range in parallel (all pinned to ``cpu`` if given); wait (bounded) until
     each prints its URL."""
+    old = os.environ.get("NESA_ADVERSARIAL_OLD")  # an older checkout's miners (see tests/adversarial/conftest.py)
     env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", OMP_NUM_THREADS="1",
-               PYTHONPATH=os.pathsep.join([str(HERE), str(REPO), os.environ.get("PYTHONPATH", "")]))
+               PYTHONPATH=os.pathsep.join([*([old] if old else []), str(HERE), str(REPO),
+                                           os.environ.get("PYTHONPATH", "")]))
+    flags = ["--push-allow", "127.0.0.1", *extra]
+    if old:  # flags that checkout did not have yet
+        flags = [f for i, f in enumerate(flags) if f not in NEW_FLAGS and (i == 0 or flags[i - 1] not in NEW_FLAGS)]
     started = []
     for rng in ranges:
         log_path = log_dir / f"miner-{shard_dir.name}-{rng.replace(':', '_')}-{time.monotonic_ns()}.log"
         cmd = [sys.executable, "-m", "nesachain.cli.main", "miner", "start", "--model", str(shard_dir),
-               "--blocks", rng, "--port", "0", "--threads", "1", "--exit-with-parent", str(os.getpid()), *extra]
+               "--blocks", rng, "--port", "0", "--threads", "1", "--exit-with-parent", str(os.getpid()), *flags]
         pin = None if cpu is None else (lambda: os.sched_setaffinity(0, {cpu}))
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=open(log_path, "w"), text=True, env=env,
-                                cwd=str(REPO), preexec_fn=pin)
+                                cwd=old or str(REPO), preexec_fn=pin)
         lines: queue.Queue[str] = queue.Queue()
         threading.Thread(target=_read_lines, args=(proc, lines), daemon=True).start()
         started.append((proc, rng, log_path, lines))

@@ -4,6 +4,7 @@ production entry point can start one; ``faulty_miner.py`` runs ``nesad miner sta
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -15,7 +16,7 @@ from nesachain.shard_exec.server.server import MinerServer
 from nesachain.shard_exec.server.sessions import Session
 from nesachain.tx.msg import Msg
 
-__all__ = ["DataWithholdingServer", "PerturbingServer", "SilentResultAgent", "perturbing"]
+__all__ = ["DataWithholdingServer", "PerturbingServer", "SilentResultAgent", "hostile_log_server", "perturbing"]
 
 
 class PerturbingServer(MinerServer):
@@ -58,3 +59,40 @@ class SilentResultAgent(ResultAgent):
 
     def reveal_msg(self, session_id: int, kept: dict[str, Any]) -> Msg | None:
         return None
+
+
+def hostile_log_server(kind: str) -> type[MinerServer]:
+    """A miner that serves steps honestly but answers a verifier's step-log requests with ``kind`` of garbage:
+    ``list`` (a JSON list), ``types`` (a step "x", digests that are not hex), ``huge`` (a 300 MB body), or
+    ``slow`` (one byte every 5 s)."""
+
+    @web.middleware
+    async def garbage(request: web.Request,
+                      handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
+        parts = request.path.strip("/").split("/")
+        if len(parts) < 3 or parts[0] != "sessions":
+            return await handler(request)
+        if kind == "list":
+            return web.json_response([1, 2, 3])
+        if kind == "types":
+            return web.json_response({"session": parts[1], "steps": [{"step": "x", "position": None,
+                                                                       "in_digest": "zz", "out_digest": 7}]})
+        response = web.StreamResponse(headers={"Content-Type": "application/json"})
+        await response.prepare(request)
+        if kind == "huge":
+            chunk = b" " * (1 << 20)
+            for _ in range(300):
+                await response.write(chunk)
+        else:  # slow
+            for _ in range(120):
+                await response.write(b" ")
+                await asyncio.sleep(5)
+        return response
+
+    class HostileLogServer(MinerServer):
+        def app(self) -> web.Application:
+            app = super().app()
+            app.middlewares.append(garbage)
+            return app
+
+    return HostileLogServer

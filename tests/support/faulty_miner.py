@@ -1,7 +1,8 @@
 """``python tests/support/faulty_miner.py FAULT ARGS…``: ``nesad miner start ARGS…`` with a fault put in.
 
-FAULT is ``perturb=REL`` (outputs with relative noise REL), ``no-reveal`` (commits, never reveals) or
-``refuse-data`` (serves no frames to verifiers). The localnet's ``start_miner(program=…)`` runs it.
+FAULT is ``perturb=REL`` (outputs with relative noise REL), ``no-reveal`` (commits, never reveals),
+``refuse-data`` (serves no frames to verifiers) or ``hostile-log=KIND`` (answers verifiers with garbage:
+list, types, huge, slow). The localnet's ``start_miner(program=…)`` runs it.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from faults import DataWithholdingServer, SilentResultAgent, perturbing
+from faults import DataWithholdingServer, SilentResultAgent, hostile_log_server, perturbing
 
 from nesachain.cli.main import build_parser
 from nesachain.cli.miner_cmds import miner_settings, print_ready
@@ -25,7 +26,9 @@ def seams(fault: str) -> dict[str, Any]:
         return {"result_agent": SilentResultAgent}
     if fault == "refuse-data":
         return {"server_class": DataWithholdingServer}
-    raise SystemExit(f"unknown fault {fault!r}: perturb=REL, no-reveal or refuse-data")
+    if fault.startswith("hostile-log="):
+        return {"server_class": hostile_log_server(fault.removeprefix("hostile-log="))}
+    raise SystemExit(f"unknown fault {fault!r}: perturb=REL, no-reveal, refuse-data or hostile-log=KIND")
 
 
 def main(argv: list[str]) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections import OrderedDict
 
 import aiohttp
 import structlog
@@ -18,19 +19,27 @@ log = structlog.get_logger(__name__)
 
 
 class PeerPool:
-    """One WebSocket per next-hop URL, opened on first use and reopened once after a failure."""
+    """One WebSocket per next-hop URL, opened on first use and reopened once after a failure; at most
+    ``max_peers`` at once (the least recently used closes first)."""
 
-    def __init__(self, max_message_bytes: int, connect_timeout: float = 5.0) -> None:
+    def __init__(self, max_message_bytes: int, connect_timeout: float = 5.0, max_peers: int = 64) -> None:
         self._max = max_message_bytes
         self._timeout = connect_timeout
+        self.max_peers = max_peers
         self._http: aiohttp.ClientSession | None = None
-        self._conns: dict[str, aiohttp.ClientWebSocketResponse] = {}
+        self._conns: OrderedDict[str, aiohttp.ClientWebSocketResponse] = OrderedDict()
         self._readers: dict[str, asyncio.Task[None]] = {}
         self._lock = asyncio.Lock()
 
     async def _connect(self, url: str) -> aiohttp.ClientWebSocketResponse:
         if self._http is None:
             self._http = aiohttp.ClientSession()
+        while len(self._conns) >= self.max_peers:
+            old_url, oldest = self._conns.popitem(last=False)
+            reader = self._readers.pop(old_url, None)
+            if reader is not None:
+                reader.cancel()
+            await oldest.close()
         ws = await self._http.ws_connect(url, max_msg_size=2 * self._max,
                                          timeout=aiohttp.ClientWSTimeout(ws_close=self._timeout))
         self._conns[url] = ws
@@ -54,6 +63,7 @@ class PeerPool:
                     ws = self._conns.get(url)
                     if ws is None or ws.closed:
                         ws = await asyncio.wait_for(self._connect(url), self._timeout)
+                    self._conns.move_to_end(url)
                 await ws.send_bytes(data)
                 return
             except (TimeoutError, aiohttp.ClientError, OSError, ConnectionError) as exc:

@@ -1,6 +1,6 @@
 """The miner's aiohttp application: thin handlers around the stage runner and the session table.
 
-    GET /ws                        WebSocket session protocol (``nesachain.protocol.messages``)
+    GET /ws                        WebSocket session protocol (``sockets``; messages: ``nesachain.protocol.messages``)
     GET /info                      model, served blocks, measured throughput, queue length, memory
     GET /health                    "ok"
     GET /sessions/{sid}/...        the step log (``nesachain.shard_exec.server.steplog_http``)
@@ -17,22 +17,21 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Self
 
-import aiohttp
 import structlog
 import torch
-from aiohttp import WSCloseCode, web
+from aiohttp import web
 
 from nesachain.protocol.errors import WireError
 from nesachain.protocol.frames import warm_codecs
-from nesachain.protocol.messages import SCHEMES, ErrorCode, decode_message, encode_message, error_message
-from nesachain.protocol.steplog import step_digest
+from nesachain.protocol.messages import SCHEMES, ErrorCode
 from nesachain.shard_exec.errors import ShardExecError
 from nesachain.shard_exec.server.config import MinerConfig
+from nesachain.shard_exec.server.logstore import LogStore
 from nesachain.shard_exec.server.push import PeerPool
 from nesachain.shard_exec.server.registration import HashCheck, MinerRegistrar, NullRegistrar
-from nesachain.shard_exec.server.sessions import Session, SessionTable, StepRecord
+from nesachain.shard_exec.server.sessions import Session, SessionTable
+from nesachain.shard_exec.server.sockets import SessionSockets
 from nesachain.shard_exec.server.steplog_http import StepLogRoutes
-from nesachain.shard_exec.server.stepping import decode_open, decode_step
 from nesachain.shard_exec.server.warm import StepWarmer, pinned_to_one_cpu
 from nesachain.shard_exec.shard_files import block_hashes, block_range_problem, load_stage, read_manifest
 from nesachain.shard_exec.stage import StageRunner
@@ -57,12 +56,14 @@ class MinerServer:
     """Serves blocks [cfg.start, cfg.end) of one sharded model. Build with ``await MinerServer.create``."""
 
     def __init__(self, cfg: MinerConfig, runner: StageRunner, manifest: dict[str, Any],
-                 registrar: MinerRegistrar | None = None) -> None:
+                 registrar: MinerRegistrar | None = None, store: LogStore | None = None) -> None:
         self.cfg, self.runner, self.manifest = cfg, runner, manifest
         self.hashes = block_hashes(manifest)  # every block's, in order; a miner serves a slice
         self.registrar = registrar or NullRegistrar()
-        self.table = SessionTable(cfg)
+        self.table = SessionTable(cfg, store=store)
         self.peers = PeerPool(cfg.max_message_bytes)
+        self.sockets = SessionSockets(self)
+        self.bytes_per_token = 0  # of a step's inputs, uncompressed (set by ``create`` from the runner's probe)
         self.compute_lock = asyncio.Lock()
         # steps and warm-ups share this one thread; warm-ups only where steps then run on the same core
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="compute")
@@ -73,7 +74,6 @@ class MinerServer:
         self.tokens_per_s = 0.0
         self.port = cfg.port
         self._runner: web.AppRunner | None = None
-        self._sockets: set[web.WebSocketResponse] = set()  # open server-side WebSockets (clients, pushing peers)
         self._sweeper: asyncio.Task[None] | None = None
 
     @classmethod
@@ -82,9 +82,15 @@ class MinerServer:
         if cfg.threads > 0:
             torch.set_num_threads(cfg.threads)
         manifest = read_manifest(cfg.shard_dir)
+        store = None
+        if registrar is not None and registrar.chain:
+            if cfg.log_dir is None:
+                raise ShardExecError("a chain miner needs a folder for its step logs (log_dir)")
+            store = await asyncio.to_thread(LogStore.create, cfg.log_dir, cfg.log_quota_bytes)
         runner = await asyncio.to_thread(load_stage, cfg.shard_dir, cfg.start, cfg.end)
-        server = cls(cfg, runner, manifest, registrar)
+        server = cls(cfg, runner, manifest, registrar, store)
         server.tokens_per_s = await asyncio.to_thread(server._measure)
+        server.bytes_per_token = _bytes_per_token(runner)
         return server
 
     def _measure(self, runner: StageRunner | None = None) -> float:
@@ -107,10 +113,10 @@ class MinerServer:
     # -- lifecycle ---------------------------------------------------------------------------------
     def app(self) -> web.Application:
         app = web.Application(client_max_size=self.cfg.max_message_bytes)
-        app.router.add_get("/ws", self._ws)
+        app.router.add_get("/ws", self.sockets.handle)
         app.router.add_get("/info", self._info)
         app.router.add_get("/health", self._health)
-        StepLogRoutes(self.table, self.cfg).add_to(app)
+        StepLogRoutes(self.table, self.registrar).add_to(app)
         return app
 
     async def start(self) -> int:
@@ -123,14 +129,17 @@ class MinerServer:
         if sockets:
             self.port = sockets[0].getsockname()[1]
         self._sweeper = asyncio.create_task(self._sweep())
-        await self.registrar.register(self.info(), self.move_to)
+        await self.registrar.register(self)
         log.info("miner_listening", url=self.url, blocks=f"{self.cfg.start}:{self.cfg.end}",
                  tokens_per_s=round(self.tokens_per_s, 1))
+        if not self.registrar.chain:
+            log.warning("miner_off_chain", reason="started without --owner: any client may open sessions, step "
+                        "logs are kept in memory (bounded) and readable by anyone; pushes only to --push-allow")
         return self.port
 
     async def stop(self) -> None:
         with contextlib.suppress(Exception):
-            await self.registrar.deregister(self.info())
+            await self.registrar.deregister()
         if self._sweeper is not None:
             self._sweeper.cancel()
         if self.warmer is not None:
@@ -139,11 +148,11 @@ class MinerServer:
         # aiohttp waits for open handlers before it stops; a peer's push socket stays open as long as that
         # peer runs, so a miner would hang for the whole shutdown timeout. Close them: clients fail over.
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(asyncio.gather(*(ws.close(code=WSCloseCode.GOING_AWAY, message=b"miner stopping")
-                                                    for ws in list(self._sockets)), return_exceptions=True),
-                                   STOP_TIMEOUT)
+            await asyncio.wait_for(self.sockets.close_all(b"miner stopping"), STOP_TIMEOUT)
         if self._runner is not None:
             await self._runner.cleanup()
+        if self.table.store is not None:
+            self.table.store.close()
         self._pool.shutdown(wait=False)
 
     async def move_to(self, start: int, end: int, check: HashCheck | None = None) -> dict[str, Any]:
@@ -167,8 +176,7 @@ class MinerServer:
             closed = list(self.table.open)
             for sid in closed:
                 self.table.remove(sid)
-        await asyncio.gather(*(ws.close(code=WSCloseCode.GOING_AWAY, message=b"miner moved to other blocks")
-                               for ws in list(self._sockets)), return_exceptions=True)
+        await self.sockets.close_all(b"miner moved to other blocks")
         log.info("miner_blocks_moved", old=f"{old[0]}:{old[1]}", new=f"{start}:{end}", closed_sessions=len(closed),
                  tokens_per_s=round(self.tokens_per_s, 1))
         return self.info()
@@ -203,6 +211,18 @@ class MinerServer:
             "schemes": schemes, "url": self.url, "port": self.port,
         }
 
+    # -- what the registrar may do (``registration.ServerHandle``) --------------------------------------
+    def step_log(self, name: str) -> list[dict[str, Any]] | None:
+        records = self.table.log_of(name)
+        return None if records is None else [r.public() for r in records]
+
+    def logged_sessions(self) -> list[str]:
+        return [] if self.table.store is None else self.table.store.names()
+
+    def forget_log(self, name: str) -> None:
+        if self.table.store is not None and name not in self.table.open:
+            self.table.store.delete(name)
+
     # -- HTTP ----------------------------------------------------------------------------------------
     async def _info(self, request: web.Request) -> web.Response:
         return web.json_response(self.info())
@@ -210,88 +230,10 @@ class MinerServer:
     async def _health(self, request: web.Request) -> web.Response:
         return web.Response(text="ok")
 
-    # -- WebSocket -----------------------------------------------------------------------------------
-    async def _ws(self, request: web.Request) -> web.WebSocketResponse:
-        ws = web.WebSocketResponse(max_msg_size=2 * self.cfg.max_message_bytes)
-        await ws.prepare(request)
-        owned: set[str] = set()
-        self._sockets.add(ws)
-        try:
-            async for msg in ws:
-                if msg.type == aiohttp.WSMsgType.BINARY:
-                    await self._dispatch(ws, msg.data, owned)
-                elif msg.type == aiohttp.WSMsgType.TEXT:
-                    await ws.send_bytes(error_message(ErrorCode.MALFORMED, "send binary msgpack messages"))
-        finally:
-            self._sockets.discard(ws)
-            for sid in owned:
-                sess = self.table.open.get(sid)
-                if sess is not None and sess.owner is ws:
-                    self.table.remove(sid)
-        return ws
-
-    async def _dispatch(self, ws: web.WebSocketResponse, data: bytes, owned: set[str]) -> None:
-        sid: Any = None
-        step: Any = None
-        try:
-            req = decode_message(data, self.cfg.max_message_bytes)
-            sid, step = req.get("session"), req.get("step")
-            op = req["op"]
-            if op == "open":
-                await ws.send_bytes(self._open(ws, req, owned))
-            elif op == "step":
-                await self._step(ws, req)
-            elif op == "close":
-                self.table.get(sid)
-                self.table.remove(sid)
-                owned.discard(sid)
-                await ws.send_bytes(encode_message({"op": "closed", "session": sid}))
-            elif op == "ping":
-                await ws.send_bytes(encode_message({"op": "pong", "queue_length": self.queue_length}))
-            else:
-                raise WireError(ErrorCode.BAD_REQUEST, f"unknown op {op!r}")
-        except WireError as exc:
-            target = self._error_target(ws, sid)
-            await target.send_bytes(error_message(exc.code, exc.message, _s(sid), _i(step)))
-        except (ConnectionResetError, aiohttp.ClientConnectionResetError):
-            pass
-        except Exception as exc:  # keep serving other sessions; report without a traceback
-            log.exception("step_internal_error", session=_s(sid))
-            with contextlib.suppress(Exception):
-                await ws.send_bytes(error_message(ErrorCode.INTERNAL, type(exc).__name__, _s(sid), _i(step)))
-
-    def _error_target(self, ws: web.WebSocketResponse, sid: Any) -> web.WebSocketResponse:
-        """Errors about a pushed step go to the session's owner (the client), not to the pushing peer."""
-        sess = self.table.open.get(sid) if isinstance(sid, str) else None
-        if sess is not None and sess.owner is not ws and not sess.owner.closed:
-            return sess.owner  # type: ignore[no-any-return]
-        return ws
-
-    def _open(self, ws: web.WebSocketResponse, req: dict[str, Any], owned: set[str]) -> bytes:
-        sid, max_length, batch, scheme = decode_open(req, self.cfg.max_length, self.cfg.start, self.cfg.end,
-                                                     self.hashes[self.cfg.start : self.cfg.end])
-        reserved = self.runner.session_bytes(batch, max_length)
-        now = self.table.clock()
-        sess = Session(sid, ws, batch, max_length, scheme, reserved, None, created=now, last_used=now)
-        for victim in self.table.add(sess):
-            log.info("session_evicted", session=victim)
-        sess.state = self.runner.new_state(batch, max_length)
-        owned.add(sid)
-        return encode_message({"op": "opened", "session": sid, "reserved_bytes": reserved})
-
-    async def _step(self, ws: web.WebSocketResponse, req: dict[str, Any]) -> None:
-        sess = self.table.get(req.get("session"))
-        step, position, frames, values, tensors = decode_step(req, self.cfg.max_tensor_bytes)
-        if step == sess.next_step - 1 and sess.log and await self._resend(sess, ws, step, frames, values):
-            return
-        if step != sess.next_step:
-            raise WireError(ErrorCode.OUT_OF_ORDER, f"step {step} but session expects {sess.next_step}")
-        if sess.busy:
-            raise WireError(ErrorCode.OUT_OF_ORDER, f"step {sess.next_step} is still running")
-        n_tokens = self.runner.n_tokens(tensors)
-        if sess.tokens + n_tokens > sess.max_length:
-            raise WireError(ErrorCode.PAST_MAX_LENGTH,
-                            f"{sess.tokens} + {n_tokens} tokens exceed the session's max_length {sess.max_length}")
+    # -- steps (the WebSocket protocol is ``sockets.SessionSockets``) ------------------------------------
+    async def compute_step(self, sess: Session, tensors: dict[str, torch.Tensor], values: dict[str, Any],
+                           position: int, n_tokens: int) -> tuple[dict[str, bytes], dict[str, Any], float]:
+        """One step's compute, queued behind the others on the compute thread: (output frames, values, ms)."""
         if self.warmer is not None:
             self.warmer.arrived(asyncio.get_running_loop().time(), decode=n_tokens == 1)
             self._step_coming.set()
@@ -305,21 +247,12 @@ class MinerServer:
                 t0 = time.perf_counter()
                 out_frames, out_v = await asyncio.get_running_loop().run_in_executor(
                     self._pool, self._compute, sess, tensors, values, position)
-                compute_ms = (time.perf_counter() - t0) * 1000
+                return out_frames, out_v, (time.perf_counter() - t0) * 1000
         finally:
             sess.busy = False
-        sess.next_step += 1
-        sess.tokens += n_tokens
-        sess.last_used = self.table.clock()
-        self.steps_served += 1
-        self.table.record(sess, StepRecord(step, position, n_tokens, step_digest(frames, values),
-                                           step_digest(out_frames, out_v), self.table.wall_clock(), frames,
-                                           out_frames, out_v, values))
-        pushed = await self._push(req, step, position, out_frames, out_v)
-        reply = {"op": "result", "session": sess.sid, "step": step, "tensors": out_frames, "values": out_v,
-                 "pushed": pushed, "compute_ms": compute_ms}
-        target = sess.owner if not sess.owner.closed else ws
-        await target.send_bytes(encode_message(reply))
+
+    def step_finished(self) -> None:
+        """After a step's answer is sent: plan warm-ups ahead of the next one when nothing else is queued."""
         if self.warmer is not None and not self.queue_length:
             self.warmer.step_done(asyncio.get_running_loop())
 
@@ -342,36 +275,8 @@ class MinerServer:
         made: tests put a cheating miner's outputs here (a subclass), no flag of a production entry point."""
         return self.runner.run(tensors, values, position, sess.state)
 
-    async def _resend(self, sess: Session, ws: web.WebSocketResponse, step: int, frames: dict[str, bytes],
-                      values: dict[str, Any]) -> bool:
-        """A repeated last step with identical input (a retry after a failover) gets the same answer."""
-        rec = sess.log[-1]
-        if rec.step != step or rec.out_frames is None or rec.in_digest != step_digest(frames, values):
-            return False
-        reply = {"op": "result", "session": sess.sid, "step": step, "tensors": rec.out_frames,
-                 "values": rec.out_values or {}, "pushed": False, "duplicate": True, "compute_ms": 0.0}
-        await (sess.owner if not sess.owner.closed else ws).send_bytes(encode_message(reply))
-        return True
 
-    async def _push(self, req: dict[str, Any], step: int, position: int, frames: dict[str, bytes],
-                    values: dict[str, Any]) -> bool:
-        push = req.get("push") or []
-        if req.get("replay") or not isinstance(push, list) or not push or not isinstance(push[0], dict):
-            return False
-        nxt = push[0]
-        msg = {"op": "step", "session": nxt.get("session"), "step": step, "position": position,
-               "tensors": frames, "values": values, "push": push[1:], "pushed": True}
-        try:
-            await self.peers.send(str(nxt.get("url")), encode_message(msg))
-        except ShardExecError as exc:
-            log.warning("push_failed", peer=nxt.get("url"), error=str(exc))
-            return False
-        return True
-
-
-def _s(v: Any) -> str | None:
-    return v if isinstance(v, str) else None
-
-
-def _i(v: Any) -> int | None:
-    return v if isinstance(v, int) and not isinstance(v, bool) else None
+def _bytes_per_token(runner: StageRunner) -> int:
+    """Uncompressed bytes of a step's inputs per token (per sample for a graph stage), from the runner's probe."""
+    tensors, _, n = runner.probe()
+    return max(1, sum(t.numel() * t.element_size() for t in tensors.values()) // max(1, n))

@@ -21,6 +21,7 @@ from nesachain.protocol.errors import WireError
 from nesachain.protocol.frames import TensorStreams
 from nesachain.protocol.messages import ErrorCode
 from nesachain.shard_exec.server.config import MinerConfig
+from nesachain.shard_exec.server.logstore import LogStore
 
 __all__ = ["Session", "SessionTable", "StepRecord"]
 
@@ -54,6 +55,16 @@ class StepRecord:
                 "in_digest": self.in_digest, "out_digest": self.out_digest, "at": self.at,
                 "tensors_retained": self.in_frames is not None}
 
+    def stored(self) -> dict[str, Any]:
+        """The record as the log store keeps it (frames and values included)."""
+        return {**self.frames(), "n_tokens": self.n_tokens, "in_digest": self.in_digest,
+                "out_digest": self.out_digest, "at": self.at}
+
+    @classmethod
+    def from_stored(cls, d: dict[str, Any]) -> StepRecord:
+        return cls(int(d["step"]), int(d["position"]), int(d["n_tokens"]), str(d["in_digest"]), str(d["out_digest"]),
+                   float(d["at"]), d.get("in"), d.get("out"), d.get("out_values"), d.get("in_values"))
+
 
 @dataclass
 class Session:
@@ -72,6 +83,11 @@ class Session:
     last_used: float = field(default_factory=time.monotonic)
     log: list[StepRecord] = field(default_factory=list)
     busy: bool = False
+    token: str = ""  # what a pushing peer must show to step this session (the owner's connection needs none)
+    client: str = ""  # the account that opened it (a chain session), or the peer's address (off chain)
+    chain: bool = False  # a chain session: its log is in the log store, kept until the session settles
+    push_to: set[str] = field(default_factory=set)  # next-hop URLs this session may push to, once checked
+    max_step_bytes: int = 1 << 62  # the largest step message its shape allows (set at open)
     outputs: TensorStreams = field(init=False)  # encodes this session's step outputs, in step order
 
     def __post_init__(self) -> None:
@@ -85,8 +101,9 @@ class SessionTable:
     ``StepRecord.at`` is (the retention window)."""
 
     def __init__(self, cfg: MinerConfig, clock: Callable[[], float] = time.monotonic,
-                 wall_clock: Callable[[], float] = time.time) -> None:
+                 wall_clock: Callable[[], float] = time.time, store: LogStore | None = None) -> None:
         self.cfg = cfg
+        self.store = store  # chain sessions' logs (a chain miner); None: every log in memory, bounded
         self.clock, self.wall_clock = clock, wall_clock
         self.open: dict[str, Session] = {}
         self.closed_logs: OrderedDict[str, list[StepRecord]] = OrderedDict()
@@ -98,6 +115,13 @@ class SessionTable:
         """Admit a session, evicting idle ones if the budget needs it; returns the evicted ids."""
         if sess.sid in self.open:
             raise WireError(ErrorCode.SESSION_EXISTS, f"session {sess.sid} is already open")
+        if sess.sid in self.closed_logs:
+            raise WireError(ErrorCode.NAME_USED, f"session name {sess.sid!r} has held a session here: names are never "
+                                                 "reused")
+        mine = [s for s in self.open.values() if s.client == sess.client]
+        if sess.client and len(mine) >= self.cfg.max_sessions_per_client:
+            raise WireError(ErrorCode.BUSY, f"{sess.client} has {len(mine)} sessions open here, the most one client "
+                                            "may")
         evicted: list[str] = []
         if self.reserved + sess.reserved > self.cfg.memory_budget or len(self.open) >= self.cfg.max_sessions:
             now = self.clock()
@@ -116,6 +140,10 @@ class SessionTable:
                             f"{self.cfg.memory_budget} are reserved by {len(self.open)} sessions")
         if len(self.open) >= self.cfg.max_sessions:
             raise WireError(ErrorCode.MEMORY_BUDGET, f"{len(self.open)} sessions open (max {self.cfg.max_sessions})")
+        if sess.chain:
+            if self.store is None:
+                raise WireError(ErrorCode.FORBIDDEN, "this miner serves no chain sessions")
+            self.store.begin(sess.sid)  # name_used or storage_full: refused before anything is reserved
         self.open[sess.sid] = sess
         self.reserved += sess.reserved
         return evicted
@@ -136,6 +164,9 @@ class SessionTable:
         if callable(release):
             release()
         sess.state = None
+        if sess.chain and self.store is not None:
+            self.store.end(sid)  # synced: the result agent may commit to it
+            return sess
         self.closed_logs[sid] = sess.log
         while len(self.closed_logs) > self.cfg.closed_logs_kept:
             _, old = self.closed_logs.popitem(last=False)
@@ -153,7 +184,15 @@ class SessionTable:
         return stale
 
     def record(self, sess: Session, rec: StepRecord) -> None:
-        """Append to the session's log and retain its tensors within the window."""
+        """Append to the session's log: a chain session's goes to the store (frames in memory for its last step
+        only, which a retry may ask again); another's keeps its tensors within the retention window."""
+        if sess.chain and self.store is not None:
+            self.store.append(sess.sid, rec.stored())
+            if sess.log:
+                last = sess.log[-1]
+                last.in_frames = last.out_frames = last.in_values = last.out_values = None
+            sess.log.append(rec)
+            return
         sess.log.append(rec)
         self._retained.append(rec)
         self._retained_bytes += rec.frame_bytes
@@ -172,6 +211,11 @@ class SessionTable:
             rec.in_values = rec.out_values = None
 
     def log_of(self, sid: str) -> list[StepRecord] | None:
+        """A session's log: an open session's as it grows (a chain session's from the store, with its frames),
+        a closed one's while it is kept."""
+        if self.store is not None and self.store.is_chain_name(sid):
+            stored = self.store.records(sid)
+            return None if stored is None else [StepRecord.from_stored(d) for d in stored]
         if sid in self.open:
             return self.open[sid].log
         return self.closed_logs.get(sid)
