@@ -77,7 +77,7 @@ def _first_bad(stage_outs: list[torch.Tensor], ends: list[int], ref: list[torch.
 
 def _layer_inputs(layer: nn.Module, call: Any) -> dict[str, torch.Tensor]:
     """The tensor arguments ``layer`` gets during ``call()``, by name (its first call)."""
-    from nesachain.shard_exec.hf_trace import arg_names
+    from nesachain.shard_exec.hf_watch import arg_names
 
     names = arg_names(layer)
     got: dict[str, torch.Tensor] = {}

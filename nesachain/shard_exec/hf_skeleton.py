@@ -19,6 +19,7 @@ when the model was sharded (``hf_trace``) and travels in the manifest as a ``Lay
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -29,29 +30,52 @@ from torch.utils._pytree import tree_map_only
 
 from nesachain.shard_exec.errors import ManifestError
 
-__all__ = ["LayerIO", "Span", "build_skeleton", "load_weights", "stack_at", "stub_missing"]
+__all__ = ["Carry", "LayerIO", "Span", "build_skeleton", "load_weights", "stack_at", "stub_missing"]
+
+
+@dataclass(frozen=True)
+class Carry:
+    """A tensor a layer returns beside the hidden state and the next layer takes (T5's position bias): output
+    ``out_index`` of layer i is argument ``arg`` (a positional index or a keyword) of layer i + 1; ``name``
+    is what it is called on the wire."""
+
+    name: str
+    out_index: int
+    arg: int | str
 
 
 @dataclass(frozen=True)
 class LayerIO:
-    """Where a layer of a stack takes and returns the hidden state.
+    """Where a layer of a stack takes and returns the hidden state, and what else it passes the next layer.
 
     ``hidden_in``: the positional index (0) or keyword name of the hidden-state argument; ``out_index``:
-    None when a layer returns the hidden state itself, else its index in the returned tuple of ``out_len``."""
+    None when a layer returns the hidden state itself, else its index in the returned tuple of ``out_len``;
+    ``carry``: the tensors besides the hidden state that a stage receives from the previous one and passes on."""
 
     hidden_in: int | str
     out_index: int | None
     out_len: int
+    carry: tuple[Carry, ...] = ()
 
     def hidden_of(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> torch.Tensor:
         h = args[self.hidden_in] if isinstance(self.hidden_in, int) else kwargs[self.hidden_in]
         return h  # type: ignore[no-any-return]
 
-    def with_hidden(self, args: tuple[Any, ...], kwargs: dict[str, Any], h: torch.Tensor
-                    ) -> tuple[tuple[Any, ...], dict[str, Any]]:
-        if isinstance(self.hidden_in, int):
-            return (*args[: self.hidden_in], h, *args[self.hidden_in + 1 :]), kwargs
-        return args, {**kwargs, self.hidden_in: h}
+    def with_inputs(self, args: tuple[Any, ...], kwargs: dict[str, Any], h: torch.Tensor,
+                    carried: dict[str, torch.Tensor]) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        """The arguments with the hidden state ``h`` and the ``carried`` tensors put in."""
+        out_args, out_kwargs = list(args), dict(kwargs)
+        for where, value in [(self.hidden_in, h), *((c.arg, carried[c.name]) for c in self.carry if c.name in carried)]:
+            if isinstance(where, str):
+                out_kwargs[where] = value
+            elif where < len(out_args):
+                out_args[where] = value
+            else:
+                raise ManifestError(f"a layer was called with {len(out_args)} arguments, not {where + 1}")
+        return tuple(out_args), out_kwargs
+
+    def carried_out(self, output: Any) -> dict[str, torch.Tensor]:
+        return {c.name: output[c.out_index] for c in self.carry}
 
     def output(self, h: torch.Tensor) -> Any:
         """What a shell returns: ``h`` where the layer returns its hidden state, None in the other slots."""
@@ -66,17 +90,20 @@ class LayerIO:
         return h  # type: ignore[no-any-return]
 
     def to_json(self) -> dict[str, Any]:
-        return {"hidden_in": self.hidden_in, "out_index": self.out_index, "out_len": self.out_len}
+        return {"hidden_in": self.hidden_in, "out_index": self.out_index, "out_len": self.out_len,
+                "carry": [[c.name, c.out_index, c.arg] for c in self.carry]}
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> LayerIO:
         try:
             hidden_in, out_index, out_len = d["hidden_in"], d["out_index"], int(d["out_len"])
+            carry = tuple(Carry(str(n), int(k), a) for n, k, a in d.get("carry", []))
         except (KeyError, TypeError, ValueError) as exc:
             raise ManifestError(f"a stack's layer_io is malformed: {d!r}") from exc
-        if not isinstance(hidden_in, int | str) or not (out_index is None or isinstance(out_index, int)):
+        if not isinstance(hidden_in, int | str) or not (out_index is None or isinstance(out_index, int)) or \
+                not all(isinstance(c.arg, int | str) and 0 < c.out_index < out_len for c in carry):
             raise ManifestError(f"a stack's layer_io is malformed: {d!r}")
-        return cls(hidden_in, out_index, out_len)
+        return cls(hidden_in, out_index, out_len, carry)
 
 
 def stack_at(model: nn.Module, path: str) -> nn.ModuleList:
@@ -186,11 +213,12 @@ def stub_missing(model: nn.Module, skip: tuple[str, ...]) -> list[str]:
 
 
 class _Stop(Exception):
-    """Ends a call of the model's forward where a span ends, carrying the hidden state there."""
+    """Ends a call of the model's forward where a span ends, carrying the hidden state there (and the tensors
+    the next layer would take besides it)."""
 
-    def __init__(self, value: torch.Tensor) -> None:
+    def __init__(self, value: torch.Tensor, carried: dict[str, torch.Tensor] | None = None) -> None:
         super().__init__()
-        self.value = value
+        self.value, self.carried = value, carried or {}
 
 
 @dataclass
@@ -199,6 +227,7 @@ class _Cut:
     ``inject_out``), and stop before layer ``stop_before`` or after layer ``stop_after``."""
 
     hidden: torch.Tensor | None = None
+    carried: dict[str, torch.Tensor] | None = None  # put in with ``hidden`` before layer ``inject_in``
     inject_in: int | None = None
     inject_out: int | None = None
     stop_before: int | None = None
@@ -223,14 +252,15 @@ class _StackList(nn.ModuleList):
 
 class Span:
     """A stack of layers of which ``held`` have weights here; the others are made shells. Calls of the
-    model's forward through ``run_*`` are cut as the class docstring of the module says."""
+    model's forward through ``run_*`` are cut as the module's docstring says. What a call does is kept per
+    thread, so calls from several threads (a verifier's judges) do not see each other's cuts."""
 
     def __init__(self, layers: nn.ModuleList, io: LayerIO, held: range) -> None:
         if type(layers) is nn.ModuleList:
             layers.__class__ = _StackList  # the stack is never changed after this
         self.layers, self.io, self.held = layers, io, held
         self.n = len(layers)
-        self._cut = _Cut()
+        self._local = threading.local()
         for i, layer in enumerate(layers):
             if i not in held:
                 layer.forward = self._shell(i)
@@ -238,10 +268,17 @@ class Span:
             layers[held.start].register_forward_pre_hook(self._pre_hook(held.start), with_kwargs=True)
             layers[held.stop - 1].register_forward_hook(self._post_hook(held.stop - 1), with_kwargs=True)
 
+    def _cut(self) -> _Cut:
+        cut: _Cut | None = getattr(self._local, "cut", None)
+        if cut is None:
+            cut = self._local.cut = _Cut()
+        return cut
+
     def _shell(self, i: int) -> Callable[..., Any]:
-        io, cut = self.io, self._cut
+        io = self.io
 
         def forward(*args: Any, **kwargs: Any) -> Any:
+            cut = self._cut()
             h = io.hidden_of(args, kwargs)
             if cut.stop_before == i:
                 raise _Stop(h)
@@ -253,53 +290,58 @@ class Span:
         return forward
 
     def _pre_hook(self, i: int) -> Callable[..., Any]:
-        io, cut = self.io, self._cut
+        io = self.io
 
         def hook(module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+            cut = self._cut()
             if cut.stop_before == i:
                 raise _Stop(io.hidden_of(args, kwargs))
             if cut.inject_in == i:
                 assert cut.hidden is not None  # set together by run_stage
-                return io.with_hidden(args, kwargs, cut.hidden)
+                return io.with_inputs(args, kwargs, cut.hidden, cut.carried or {})
             return None
 
         return hook
 
     def _post_hook(self, i: int) -> Callable[..., Any]:
-        io, cut = self.io, self._cut
+        io = self.io
 
         def hook(module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any], output: Any) -> Any:
-            if cut.stop_after == i:
-                raise _Stop(io.hidden_out(output))
+            if self._cut().stop_after == i:
+                raise _Stop(io.hidden_out(output), io.carried_out(output) if i < self.n - 1 else None)
             return None
 
         return hook
 
     def _run(self, call: Callable[[], Any], cut: _Cut) -> Any:
-        c = self._cut
-        c.hidden, c.inject_in, c.inject_out, c.stop_before, c.stop_after = (
-            cut.hidden, cut.inject_in, cut.inject_out, cut.stop_before, cut.stop_after)
+        self._local.cut = cut
         try:
             return call()
         except _Stop as stop:
-            return stop.value
+            return stop
         finally:
-            c.hidden = c.inject_in = c.inject_out = c.stop_before = c.stop_after = None
+            self._local.cut = None
 
-    def run_stage(self, call: Callable[[], Any], hidden: torch.Tensor, start: int, end: int) -> torch.Tensor:
-        """Layers [start, end) on ``hidden`` (the input of layer ``start``): their output."""
-        out = self._run(call, _Cut(hidden, inject_in=start, stop_after=end - 1))
-        if not isinstance(out, torch.Tensor):
+    def run_stage(self, call: Callable[[], Any], hidden: torch.Tensor, start: int, end: int,
+                  carried: dict[str, torch.Tensor] | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Layers [start, end) on ``hidden`` (the input of layer ``start``, with the ``carried`` tensors the
+        previous layer passed it): their output, and what the last of them passes the next layer (nothing
+        after the stack's last layer)."""
+        out = self._run(call, _Cut(hidden, carried, inject_in=start, stop_after=end - 1))
+        if not isinstance(out, _Stop):
             raise ManifestError(f"the model's forward returned before layer {end - 1} ran")
-        return out
+        return out.value, out.carried
 
     def run_embed(self, call: Callable[[], Any]) -> torch.Tensor:
         """What the model computes before its first layer: the first layer's hidden input."""
         out = self._run(call, _Cut(stop_before=0))
-        if not isinstance(out, torch.Tensor):
+        if not isinstance(out, _Stop):
             raise ManifestError("the model's forward returned before its first layer ran")
-        return out
+        return out.value
 
     def run_finish(self, call: Callable[[], Any], hidden: torch.Tensor) -> Any:
         """What the model computes after its last layer, from ``hidden`` (that layer's output): its output."""
-        return self._run(call, _Cut(hidden, inject_out=self.n - 1))
+        out = self._run(call, _Cut(hidden, inject_out=self.n - 1))
+        if isinstance(out, _Stop):
+            raise ManifestError("the model's forward stopped at a layer instead of finishing")
+        return out

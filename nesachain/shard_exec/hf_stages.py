@@ -16,6 +16,10 @@ An encoder-decoder's session on a stage runs, in order:
                        values come from it, and it passes it on to the next stage (a later step may carry
                        it again, identical)
     each later step    {"hidden": (B, 1, C)} -> {"hidden"}
+
+Where a model's layers pass each other more than the hidden state (T5's position bias), a stage's input and
+output also hold those tensors as ``carry.NAME`` (``source_carry.NAME`` in an encoder pass), except after the
+stack's last layer.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ from nesachain.protocol.errors import WireError
 from nesachain.protocol.messages import ErrorCode
 from nesachain.shard_exec.hf_cache import StageCache
 from nesachain.shard_exec.hf_model import HFSpec, Holding
-from nesachain.shard_exec.hf_skeleton import _Stop
+from nesachain.shard_exec.hf_skeleton import Span, _Stop
 from nesachain.shard_exec.stage import Tensors, Values
 
 __all__ = ["DecoderStage", "EncoderStage", "Seq2SeqStage", "build_hf_stage", "check_hidden", "check_mask"]
@@ -63,6 +67,28 @@ def _embeds_for(holding: Holding, h: torch.Tensor) -> torch.Tensor:
     the first held layer gets ``h`` in place of what the forward makes of it; ``h`` itself where it fits."""
     width = holding.spec.embed_width
     return h if h.shape[-1] == width else h.new_zeros(*h.shape[:-1], width)
+
+
+def _carried_in(span: Span, start: int, tensors: Tensors, prefix: str) -> dict[str, torch.Tensor]:
+    """The tensors a stage starting at layer ``start`` > 0 takes besides the hidden state (``prefix`` + their
+    names: T5's position bias), as the previous stage passed them on; at layer 0 the model computes them
+    itself. One that is not sent is not put in: the layer gets what the model's own loop gives it there
+    (a miner's throughput probe sends none; a client sends what the previous hop returned)."""
+    if start == 0 or not span.io.carry:
+        return {}
+    out = {}
+    for c in span.io.carry:
+        t = tensors.get(prefix + c.name)
+        if t is None:
+            continue
+        if not t.is_floating_point():
+            raise WireError(ErrorCode.BAD_DTYPE, f"{prefix + c.name} must be floating point, got {t.dtype}")
+        out[c.name] = t.to(torch.float32)
+    return out
+
+
+def _carried_out(carried: dict[str, torch.Tensor], prefix: str) -> Tensors:
+    return {prefix + name: t for name, t in carried.items()}
 
 
 def _leaf_stops(layer: torch.nn.Module, stop: Callable[[], bool]) -> list[Any]:
@@ -108,15 +134,16 @@ class DecoderStage:
         b, t, _ = h.shape
         if b != cache.batch:
             raise WireError(ErrorCode.BAD_SHAPE, f"batch {b} but the session was opened with {cache.batch}")
+        carried = _carried_in(self.span, self.start, tensors, "carry.")
         cache.begin(position, t)
         try:
             with torch.inference_mode():
-                out = self.span.run_stage(self._call(h, cache), h, self.start, self.end)
+                out, passed = self.span.run_stage(self._call(h, cache), h, self.start, self.end, carried)
         except BaseException:
             cache.rollback()
             raise
         cache.commit()
-        return {"hidden": out}, {}
+        return {"hidden": out, **_carried_out(passed, "carry.")}, {}
 
     def _call(self, h: torch.Tensor, cache: StageCache) -> Callable[[], Any]:
         x = _embeds_for(self.holding, h)
@@ -179,11 +206,12 @@ class EncoderStage:
     def run(self, tensors: Tensors, values: Values, position: int, state: Any) -> tuple[Tensors, Values]:
         h = check_hidden(tensors.get("hidden"), self.width)  # (B, T, C)
         mask = check_mask(tensors.get("attention_mask"), h)
+        carried = _carried_in(self.span, self.start, tensors, "carry.")
         with torch.inference_mode():
             x = _embeds_for(self.holding, h)
-            out = self.span.run_stage(lambda: self.model(inputs_embeds=x, attention_mask=mask), h,
-                                      self.start, self.end)
-        return {"hidden": out, "attention_mask": mask}, {}
+            out, passed = self.span.run_stage(lambda: self.model(inputs_embeds=x, attention_mask=mask), h,
+                                              self.start, self.end, carried)
+        return {"hidden": out, "attention_mask": mask, **_carried_out(passed, "carry.")}, {}
 
     def probe(self) -> tuple[Tensors, Values, int]:
         return {"hidden": torch.randn(1, 16, self.width)}, {}, 16
@@ -251,13 +279,17 @@ class Seq2SeqStage:
                                                        f"{st.max_length}")
         if position != 0 or st.cache.length:
             raise WireError(ErrorCode.OUT_OF_ORDER, "the encoder pass must come first, at position 0")
-        out = src
+        out, passed = src, dict[str, torch.Tensor]()
         if len(self.enc_held):
+            span = self.holding.spans["encoder"]
+            carried = _carried_in(span, self.enc_held.start, tensors, "source_carry.")
             with torch.inference_mode():
-                out = self.holding.spans["encoder"].run_stage(
+                out, passed = span.run_stage(
                     lambda: self.encoder(inputs_embeds=_embeds_for(self.holding, src), attention_mask=mask), src,
-                    self.enc_held.start, self.enc_held.stop)
-        return {"source": out, "source_mask": mask}
+                    self.enc_held.start, self.enc_held.stop, carried)
+        else:  # no encoder layer here: what the previous stage passed goes on
+            passed = {k.removeprefix("source_carry."): t for k, t in tensors.items() if k.startswith("source_carry.")}
+        return {"source": out, "source_mask": mask, **_carried_out(passed, "source_carry.")}
 
     def _decode(self, tensors: Tensors, position: int, st: Seq2SeqState) -> Tensors:
         h = check_hidden(tensors.get("hidden"), self.dec.width)  # (B, T, C)
@@ -279,24 +311,27 @@ class Seq2SeqStage:
         if h.shape[0] != st.cache.batch:
             raise WireError(ErrorCode.BAD_SHAPE, f"batch {h.shape[0]} but the session was opened with "
                                                  f"{st.cache.batch}")
+        span = self.holding.spans["decoder"]
+        carried = _carried_in(span, self.dec_held.start, tensors, "carry.") if len(self.dec_held) else {}
         st.cache.begin(position, h.shape[1])
         enc, mask = st.encoder_output, st.source_mask
         try:
             out = h
+            through = {k.removeprefix("carry."): t for k, t in tensors.items() if k.startswith("carry.")}
             if len(self.dec_held):
                 with torch.inference_mode():
-                    out = self.holding.spans["decoder"].run_stage(
+                    out, through = span.run_stage(
                         lambda: self.decoder(inputs_embeds=_embeds_for(self.holding, h), encoder_hidden_states=enc,
                                              encoder_attention_mask=mask,
                                              past_key_values=st.cache.cache, use_cache=True),
-                        h, self.dec_held.start, self.dec_held.stop)
+                        h, self.dec_held.start, self.dec_held.stop, carried)
         except BaseException:
             st.cache.rollback()
             if fresh:
                 st.encoder_output = st.source_mask = None
             raise
         st.cache.commit()
-        return {"hidden": out, **passed}
+        return {"hidden": out, **passed, **_carried_out(through, "carry.")}
 
     def probe(self) -> tuple[Tensors, Values, int]:
         """A decoder step with a one-token encoder output (sent again at each probe step: the same one)."""

@@ -8,8 +8,9 @@ calls tell
   called exactly once, in order;
 - which argument of a layer is the hidden state and where it is in the layer's output, and that each
   layer's output is the next one's input, unchanged;
-- that nothing with weights runs between two layers, and that layers pass each other nothing but the
-  hidden state (what a stage receives from the previous one must be all it needs);
+- what else each layer passes the next one (T5's position bias), the same for every pair of layers: a stage
+  receives it with the hidden state and passes it on (``LayerIO.carry``);
+- that nothing with weights from outside the stack runs between two layers or inside one;
 - the model's own key/value cache: which layers keep a sliding window, each layer's key and value widths,
   and that layer *i* writes slot *i* of it (and nothing else);
 - the client's fast paths: when the first layer's input is exactly the output of a chain of modules applied
@@ -22,30 +23,19 @@ running the sharded model against the whole one before a shard folder is written
 
 from __future__ import annotations
 
-import inspect
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
-from transformers.cache_utils import Cache, DynamicCache, DynamicSlidingWindowLayer, EncoderDecoderCache
+from transformers.cache_utils import DynamicCache, DynamicSlidingWindowLayer, EncoderDecoderCache
 
 from nesachain.shard_exec.errors import PartitionError
 from nesachain.shard_exec.hf_cache import KVLayout
-from nesachain.shard_exec.hf_skeleton import LayerIO, stack_at
+from nesachain.shard_exec.hf_skeleton import Carry, LayerIO, stack_at
+from nesachain.shard_exec.hf_watch import Call, Recorder, arg_names, recording_cache_writes, same, tensor_args, under
 
-__all__ = ["Plan", "StackPlan", "arg_names", "decoder_start", "find_stacks", "trace_plan"]
-
-
-@dataclass
-class _Call:
-    name: str
-    pre: int
-    args: tuple[Any, ...]
-    kwargs: dict[str, Any]
-    post: int = -1
-    output: Any = None
-    cache_slots: list[int] = field(default_factory=list)  # self-attention cache slots written during the call
+__all__ = ["Plan", "StackPlan", "decoder_start", "find_stacks", "trace_plan"]
 
 
 @dataclass
@@ -98,87 +88,7 @@ def find_stacks(model: nn.Module) -> list[str]:
     return found
 
 
-def _is(a: Any, b: Any) -> bool:
-    """The same tensor, or a view of the same memory with the same shape and strides."""
-    if not isinstance(a, torch.Tensor) or not isinstance(b, torch.Tensor):
-        return False
-    return a is b or (a.data_ptr() == b.data_ptr() and a.shape == b.shape and a.stride() == b.stride()
-                      and a.dtype == b.dtype)
-
-
-def _tensors(args: tuple[Any, ...], kwargs: dict[str, Any], names: list[str] | None = None
-             ) -> list[tuple[str, torch.Tensor]]:
-    """The tensor arguments of a call, each with its parameter's name where ``names`` has it."""
-    names = names or []
-    out = [(names[i] if i < len(names) else f"argument {i}", a) for i, a in enumerate(args)
-           if isinstance(a, torch.Tensor)]
-    return out + [(k, v) for k, v in kwargs.items() if isinstance(v, torch.Tensor)]
-
-
-def arg_names(module: nn.Module) -> list[str]:
-    """The names of ``module.forward``'s positional parameters, in order."""
-    try:
-        params = inspect.signature(module.forward).parameters.values()
-    except (TypeError, ValueError):
-        return []
-    return [p.name for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-
-
-def _under(name: str, path: str) -> bool:
-    return name == path or name.startswith(path + ".")
-
-
-class _Recorder:
-    """Hooks on every module recording each call: its arguments, its output, its place in the order."""
-
-    def __init__(self, model: nn.Module) -> None:
-        self.calls: list[_Call] = []
-        self._open: list[_Call] = []
-        self._seq = 0
-        self._handles = []
-        for name, module in model.named_modules():
-            self._handles.append(module.register_forward_pre_hook(self._pre(name), with_kwargs=True))
-            self._handles.append(module.register_forward_hook(self._post(), with_kwargs=True))
-
-    def _pre(self, name: str) -> Any:
-        def hook(module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-            self._seq += 1
-            call = _Call(name, self._seq, args, dict(kwargs))
-            self.calls.append(call)
-            self._open.append(call)
-
-        return hook
-
-    def _post(self) -> Any:
-        def hook(module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any], output: Any) -> None:
-            self._seq += 1
-            call = self._open.pop()
-            call.post, call.output = self._seq, output
-
-        return hook
-
-    def active(self) -> list[_Call]:
-        return list(self._open)
-
-    def remove(self) -> None:
-        for h in self._handles:
-            h.remove()
-
-
-class _RecordingCache(DynamicCache):
-    """The model's own cache (``DynamicCache(config=...)``) that notes which layer call wrote which slot."""
-
-    recorder: _Recorder | None = None
-
-    def update(self, key_states: torch.Tensor, value_states: torch.Tensor, layer_idx: int,
-               cache_kwargs: dict[str, Any] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        if self.recorder is not None:
-            for call in self.recorder.active():  # every open call, the layer's among them
-                call.cache_slots.append(layer_idx)
-        return super().update(key_states, value_states, layer_idx, cache_kwargs)
-
-
-def _layer_calls(calls: list[_Call], path: str, n: int) -> list[_Call]:
+def _layer_calls(calls: list[Call], path: str, n: int) -> list[Call]:
     names = {f"{path}.{i}": i for i in range(n)}
     mine = [c for c in calls if c.name in names]
     counts = [0] * n
@@ -194,7 +104,7 @@ def _layer_calls(calls: list[_Call], path: str, n: int) -> list[_Call]:
     return mine
 
 
-def _layer_io(path: str, layer_calls: list[_Call], names: list[str]) -> LayerIO:
+def _layer_io(path: str, layer_calls: list[Call], names: list[str]) -> LayerIO:
     first = layer_calls[0]
     if first.args and isinstance(first.args[0], torch.Tensor):
         hidden_in: int | str = 0
@@ -210,26 +120,32 @@ def _layer_io(path: str, layer_calls: list[_Call], names: list[str]) -> LayerIO:
     else:
         raise PartitionError(f"layer 0 of {path} returns a {type(out).__name__}, not its hidden state "
                              "(a tensor, or a tuple that starts with it)")
+    carry: set[Carry] | None = None
     for i in range(1, len(layer_calls)):
         prev, call = layer_calls[i - 1], layer_calls[i]
-        if not _is(io.hidden_of(call.args, call.kwargs), io.hidden_out(prev.output)):
-            raise PartitionError(f"the hidden state changes between layers {i - 1} and {i} of {path}, outside "
-                                 "the layers: a stage could not start at layer {i}")
-        extras = prev.output[1:] if isinstance(prev.output, tuple) else ()
         hidden = io.hidden_of(call.args, call.kwargs)
-        for what, t in _tensors(call.args, call.kwargs, names):
-            if t is not hidden and any(_is(t, e) for e in extras):
-                raise PartitionError(f"layer {i - 1} of {path} passes {what!r} to layer {i} besides the hidden "
-                                     "state: the layers are not independent blocks a stage can start at")
-    return io
+        if not same(hidden, io.hidden_out(prev.output)):
+            raise PartitionError(f"the hidden state changes between layers {i - 1} and {i} of {path}, outside "
+                                 f"the layers: a stage could not start at layer {i}")
+        outs = prev.output if isinstance(prev.output, tuple) else ()
+        found = set()
+        for where, what, t in tensor_args(call.args, call.kwargs, names):
+            ks = [k for k, e in enumerate(outs) if k != io.out_index and same(t, e)]
+            if t is not hidden and ks:
+                found.add(Carry(what, ks[0], where))
+        if carry is not None and found != carry:
+            raise PartitionError(f"layers {i - 1} and {i} of {path} pass each other other tensors than the "
+                                 "layers before them: the layers are not a repeated stack")
+        carry = found
+    return LayerIO(io.hidden_in, io.out_index, io.out_len, tuple(sorted(carry or (), key=lambda c: c.out_index)))
 
 
-def _between(calls: list[_Call], path: str, layer_calls: list[_Call], model: nn.Module) -> None:
+def _between(calls: list[Call], path: str, layer_calls: list[Call], model: nn.Module) -> None:
     """Refuse a module with weights, outside the stack, that runs between two layers or inside one."""
     lo, hi = layer_calls[0].pre, layer_calls[-1].post
     spans = [(c.pre, c.post) for c in layer_calls]
     for c in calls:
-        if _under(c.name, path) or not lo < c.pre < hi or c.post > hi:
+        if under(c.name, path) or not lo < c.pre < hi or c.post > hi:
             continue  # in the stack, outside its run, or an ancestor of it
         module = model.get_submodule(c.name)
         if not any(True for _ in module.parameters()):
@@ -248,8 +164,10 @@ def _kv(t: torch.Tensor | None, what: str) -> tuple[int, int]:
     return int(t.shape[1]), int(t.shape[3])
 
 
-def _layout(cache: DynamicCache, n: int, path: str, what: str) -> list[KVLayout]:
-    if type(cache) not in (DynamicCache, _RecordingCache):
+def _layout(cache: Any, n: int, path: str, what: str) -> list[KVLayout]:
+    if cache is None:
+        raise PartitionError(f"the model returns no {what} when asked to keep one (use_cache=True)")
+    if type(cache) is not DynamicCache:
         raise PartitionError(f"the model keeps its {what} in a {type(cache).__name__}, not in a DynamicCache "
                              "of key/value layers")
     if len(cache.layers) != n:
@@ -262,40 +180,37 @@ def _layout(cache: DynamicCache, n: int, path: str, what: str) -> list[KVLayout]
     return out
 
 
-def _slots(path: str, layer_calls: list[_Call]) -> None:
+def _slots(path: str, layer_calls: list[Call]) -> None:
     for i, call in enumerate(layer_calls):
         if set(call.cache_slots) != {i}:
             raise PartitionError(f"layer {i} of {path} writes cache slots {sorted(set(call.cache_slots))}, not "
                                  f"slot {i} alone: layers share keys and values, and a stage could not keep its own")
 
 
-def _chain_from(calls: list[_Call], start: torch.Tensor, after: int, skip: tuple[str, ...],
+def _chain_from(calls: list[Call], start: torch.Tensor, after: int, skip: tuple[str, ...],
                 target: Any) -> list[str] | None:
     """Modules applied one after another to ``start`` (each to the previous one's output, alone) after call
     number ``after`` until the output is ``target``; None if the calls are not such a chain."""
     chain: list[str] = []
     current = start
     for c in calls:
-        if _is(current, target):
+        if same(current, target):
             return chain
-        if c.pre <= after or any(_under(c.name, s) for s in skip):
+        if c.pre <= after or any(under(c.name, s) for s in skip):
             continue
-        if len(c.args) == 1 and not c.kwargs and _is(c.args[0], current) and isinstance(c.output, torch.Tensor):
-            if chain and _under(c.name, chain[-1]):
+        if len(c.args) == 1 and not c.kwargs and same(c.args[0], current) and isinstance(c.output, torch.Tensor):
+            if chain and under(c.name, chain[-1]):
                 continue  # inside the previous link
             chain.append(c.name)
             current = c.output
-    return chain if _is(current, target) else None
+    return chain if same(current, target) else None
 
 
-def _embed_chain(calls: list[_Call], ids: torch.Tensor, first: _Call, io: LayerIO) -> list[str] | None:
+def _embed_chain(calls: list[Call], ids: torch.Tensor, first: Call, io: LayerIO) -> list[str] | None:
     """Modules that turn the token ids into the first layer's input, one after another, alone."""
     target = io.hidden_of(first.args, first.kwargs)
     before = [c for c in calls if c.post < first.pre and c.name]
-    chain = _chain_from(before, ids, 0, (), target)
-    if chain:
-        return chain
-    return None
+    return _chain_from(before, ids, 0, (), target) or None
 
 
 def trace_plan(model: nn.Module, kind: str, ids: torch.Tensor) -> Plan:
@@ -305,24 +220,24 @@ def trace_plan(model: nn.Module, kind: str, ids: torch.Tensor) -> Plan:
         raise PartitionError(f"{type(model).__name__} has no repeated stack of layers (an nn.ModuleList of one "
                              "layer class): there is nothing to cut between")
     stacks_n = {p: len(stack_at(model, p)) for p in paths}
-    rec = _Recorder(model)
+    rec = Recorder(model)
     try:
-        with torch.inference_mode():
-            out = _example_forward(model, kind, ids, rec)
+        with torch.inference_mode(), recording_cache_writes(rec):
+            out = _example_forward(model, kind, ids)
     except Exception as exc:  # the model's own code: any failure is the reason it cannot be sharded
         raise PartitionError(f"{type(model).__name__} fails on example tokens: {type(exc).__name__}: {exc}") from exc
     finally:
         rec.remove()
     calls = rec.calls
-    used = [p for p in paths if any(_under(c.name, p) and c.name != p for c in calls)]
+    used = [p for p in paths if any(under(c.name, p) and c.name != p for c in calls)]
     want = 2 if kind == "seq2seq" else 1
     if len(used) != want:
         names = ", ".join(used) or "none"
         raise PartitionError(f"{type(model).__name__} runs {len(used)} repeated stacks of layers ({names}); "
                              f"a {kind} model must run {want}")
     stacks: list[StackPlan] = []
-    layer_calls_of: dict[str, list[_Call]] = {}
-    for p in sorted(used, key=lambda p: min(c.pre for c in calls if _under(c.name, p))):
+    layer_calls_of: dict[str, list[Call]] = {}
+    for p in sorted(used, key=lambda p: min(c.pre for c in calls if under(c.name, p))):
         lc = _layer_calls(calls, p, stacks_n[p])
         io = _layer_io(p, lc, arg_names(stack_at(model, p)[0]))
         _between(calls, p, lc, model)
@@ -333,6 +248,8 @@ def trace_plan(model: nn.Module, kind: str, ids: torch.Tensor) -> Plan:
     if kind == "decoder":
         stacks[0].role = "decoder"
         cache = out.past_key_values
+        if isinstance(cache, EncoderDecoderCache) and cache.cross_attention_cache.get_seq_length() == 0:
+            cache = cache.self_attention_cache  # a decoder-only model that could take cross-attention (GPTBigCode)
         stacks[0].cache = _layout(cache, stacks[0].n_layers, stacks[0].path, "key/value cache")
         _slots(stacks[0].path, layer_calls_of[stacks[0].path])
         target = out.logits
@@ -373,29 +290,21 @@ def _seq2seq_parts(model: nn.Module, stacks: list[StackPlan]) -> dict[str, str]:
         raise PartitionError(f"{type(model).__name__} has no get_encoder()/get_decoder()")
     names = {id(m): n for n, m in model.named_modules()}
     enc, dec = names.get(id(get_enc())), names.get(id(get_dec()))
-    if enc is None or dec is None or not _under(stacks[0].path, enc) or not _under(stacks[1].path, dec):
+    if enc is None or dec is None or not under(stacks[0].path, enc) or not under(stacks[1].path, dec):
         raise PartitionError(f"the encoder's and decoder's layers ({stacks[0].path}, {stacks[1].path}) are not "
                              "inside the model's get_encoder() and get_decoder()")
     return {"encoder": enc, "decoder": dec}
 
 
-def _example_forward(model: nn.Module, kind: str, ids: torch.Tensor, rec: _Recorder) -> Any:
-    cfg: Any = model.config
+def _example_forward(model: nn.Module, kind: str, ids: torch.Tensor) -> Any:
+    """The model on ``ids`` as its users call it, its cache (if any) made by the model itself."""
+    mask = torch.ones_like(ids)
     if kind == "encoder":
-        return model(input_ids=ids, attention_mask=torch.ones_like(ids))
-    cache: Cache
+        return model(input_ids=ids, attention_mask=mask)
     if kind == "decoder":
-        cache = _RecordingCache(config=cfg)
-        cache.recorder = rec
-        return model(input_ids=ids, past_key_values=cache, use_cache=True)
-    dec_cfg = cfg.get_text_config(decoder=True) if hasattr(cfg, "get_text_config") else cfg
-    self_cache = _RecordingCache(config=dec_cfg)
-    self_cache.recorder = rec
-    cache = EncoderDecoderCache(self_cache, DynamicCache(config=dec_cfg))
-    start = decoder_start(cfg)
-    dec_ids = torch.cat([torch.tensor([[start]]), ids[:, :2]], dim=1)  # (1, 3)
-    return model(input_ids=ids, attention_mask=torch.ones_like(ids), decoder_input_ids=dec_ids,
-                 past_key_values=cache, use_cache=True)
+        return model(input_ids=ids, use_cache=True)
+    dec_ids = torch.cat([torch.tensor([[decoder_start(model.config)]]), ids[:, :2]], dim=1)  # (1, 3)
+    return model(input_ids=ids, attention_mask=mask, decoder_input_ids=dec_ids, use_cache=True)
 
 
 def decoder_start(config: Any) -> int:

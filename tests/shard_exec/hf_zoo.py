@@ -98,9 +98,15 @@ ARCHS: dict[str, Arch] = {
         d_model=64, encoder_layers=2, decoder_layers=3, encoder_attention_heads=4, decoder_attention_heads=4,
         encoder_ffn_dim=128, decoder_ffn_dim=128, max_position_embeddings=64, decoder_start_token_id=3,
         pad_token_id=3), "seq2seq", ("sinusoidal",)),
+    "t5": Arch("T5ForConditionalGeneration", "T5Config", dict(
+        d_model=64, d_kv=16, d_ff=128, num_layers=2, num_decoder_layers=3, num_heads=4), "seq2seq",
+        ("relative", "tied", "carried position bias")),
     "umt5": Arch("UMT5ForConditionalGeneration", "UMT5Config", dict(
         d_model=64, d_kv=16, d_ff=128, num_layers=2, num_decoder_layers=2, num_heads=4), "seq2seq",
         ("relative", "tied")),
+    "switch_transformers": Arch("SwitchTransformersForConditionalGeneration", "SwitchTransformersConfig", dict(
+        d_model=64, d_kv=16, d_ff=128, num_layers=3, num_decoder_layers=3, num_heads=4, num_experts=4,
+        encoder_sparse_step=1, decoder_sparse_step=1), "seq2seq", ("moe", "relative", "carried position bias")),
     # encoders
     "bert": Arch("BertModel", "BertConfig", dict(hidden_size=64, num_hidden_layers=3, num_attention_heads=4,
                                                  intermediate_size=128), "encoder", ("learned",)),
@@ -118,9 +124,6 @@ ARCHS: dict[str, Arch] = {
 
 # architectures `nesad model shard` refuses, and the reason it gives
 REFUSED: dict[str, tuple[Arch, str]] = {
-    "t5": (Arch("T5ForConditionalGeneration", "T5Config", dict(d_model=64, d_kv=16, d_ff=128, num_layers=2,
-                                                               num_decoder_layers=2, num_heads=4), "seq2seq"),
-           "passes 'position_bias' to layer 1 besides the hidden state"),
     "albert": (Arch("AlbertModel", "AlbertConfig", dict(hidden_size=64, embedding_size=32, num_hidden_layers=3,
                                                         num_attention_heads=4, intermediate_size=128), "encoder"),
                "runs 3 times in one forward: the layers are not a repeated stack of distinct layers"),
@@ -136,7 +139,7 @@ def build(arch: Arch, seed: int = 0) -> Any:
     import transformers
 
     config = getattr(transformers, arch.config)(vocab_size=VOCAB, **arch.sizes)
-    for key, value in (("initializer_range", 0.2), ("init_std", 0.2), ("initializer_factor", 1.0)):
+    for key, value in (("initializer_range", 0.2), ("init_std", 0.2), ("initializer_factor", 20.0)):
         if hasattr(config, key):
             setattr(config, key, value)
     torch.manual_seed(seed)

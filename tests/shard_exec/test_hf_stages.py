@@ -54,3 +54,24 @@ def test_decoder_warm_up_leaves_a_session_bit_identical(smol: Sharded) -> None:
 
     plain, warmed = run(False), run(True)
     assert all(torch.equal(a, b) for a, b in zip(plain, warmed, strict=True))
+
+
+def test_decoder_stage_runs_from_two_threads_at_once_as_one_at_a_time(tiny_gpt2: Sharded) -> None:
+    """A verifier judges challenges in a pool: two sessions stepped at once on one stage get what each gets
+    alone (a stage's cut of the model's forward is kept per thread)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    stage = load_stage(tiny_gpt2.dir, 0, 1)
+    inputs = [torch.randn(1, 24, 64, generator=torch.Generator().manual_seed(s)) for s in (1, 2)]
+
+    def session(hidden: torch.Tensor) -> list[torch.Tensor]:
+        state = stage.new_state(1, 24)
+        outs = [stage.run({"hidden": hidden[:, :4]}, {}, 0, state)[0]["hidden"]]
+        outs += [stage.run({"hidden": hidden[:, i:i + 1]}, {}, i, state)[0]["hidden"] for i in range(4, 24)]
+        return outs
+
+    alone = [session(h) for h in inputs]
+    for _ in range(3):
+        with ThreadPoolExecutor(2) as pool:
+            together = list(pool.map(session, inputs))
+        assert all(torch.equal(a, b) for x, y in zip(alone, together, strict=True) for a, b in zip(x, y, strict=True))

@@ -49,7 +49,8 @@ def _covers(arch: Arch, manifest: dict[str, Any], model: Any) -> None:
         assert not tied
     if "moe" in arch.covers:
         layer = model.get_submodule(dec["path"])[0]
-        assert any(isinstance(m, torch.nn.ModuleList) and len(m) >= 4 for m in layer.modules())  # the experts
+        experts = (torch.nn.ModuleList, torch.nn.ModuleDict)
+        assert any(isinstance(m, experts) and len(m) >= 4 for m in layer.modules())  # the experts, in each layer
 
 
 async def _with_servers(shard_dir: Path, run: Any) -> Any:
