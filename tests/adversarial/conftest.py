@@ -134,7 +134,7 @@ class World:
         return s
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def world(tmp_path_factory: pytest.TempPathFactory, tiny_gpt2: Any) -> Iterator[World]:
     root = tmp_path_factory.mktemp("adversarial")
     template = json.loads((REPO / "genesis" / "localnet.json").read_text())
