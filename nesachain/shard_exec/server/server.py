@@ -173,6 +173,7 @@ class MinerServer:
             old = (self.cfg.start, self.cfg.end)
             self.runner, self.cfg = runner, dataclasses.replace(self.cfg, start=start, end=end)
             self.tokens_per_s = tokens_per_s
+            self.bytes_per_token = _bytes_per_token(runner)  # another stage's inputs (a graph model's differ)
             closed = list(self.table.open)
             for sid in closed:
                 self.table.remove(sid)
