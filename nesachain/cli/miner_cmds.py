@@ -66,6 +66,9 @@ def register(subparsers: Any) -> None:
                                                     "(default: HOME/miner-<key>-logs)")
     chain.add_argument("--log-quota-mb", type=float, default=4096.0,
                        help="step-log store size past which new chain sessions are refused")
+    chain.add_argument("--keep-settled-logs", type=float, default=0.0, metavar="SECONDS",
+                       help="keep a session's step logs this long after it settles (for audits; default 0: "
+                            "pruned at the next pass)")
     add_keyring_options(chain)
     p.set_defaults(func=miner_start)
     p = nsub.add_parser("info", help="print a miner's /info")
@@ -95,6 +98,8 @@ def miner_settings(args: argparse.Namespace) -> MinerSettings:
               ("--max-connections-per-peer", args.max_connections_per_peer, args.max_connections_per_peer >= 1,
                ">= 1"),
               ("--log-quota-mb", args.log_quota_mb, args.log_quota_mb > 0, "> 0"),
+              ("--keep-settled-logs", args.keep_settled_logs, 0 <= args.keep_settled_logs < float("inf"),
+               ">= 0 seconds and finite"),
               ("--idle-connection-timeout", args.idle_connection_timeout, args.idle_connection_timeout > 0,
                "> 0 seconds")]
     for flag, value, ok, rule in limits:
@@ -114,7 +119,7 @@ def miner_settings(args: argparse.Namespace) -> MinerSettings:
             raise ConfigError("--owner needs --miner-key (the miner's own key, distinct from the owner's)")
         state = Path(args.state_file) if args.state_file else Path(args.home) / f"miner-{args.miner_key}.json"
         chain = OnChain(args.node, keyring_from(args), args.owner, args.miner_key, parse_amount(args.bond), state,
-                        args.model_id, args.log_dir)
+                        args.model_id, args.log_dir, args.keep_settled_logs)
     return MinerSettings(args.model, args.blocks, args.num_blocks, server, chain, parent)
 
 

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -50,12 +52,15 @@ class ChainRegistrar:
 
     def __init__(self, rpc_url: str, keyring: Keyring, owner: str, miner: str, model_id: str, bond: int,
                  memory_mb: int, state_file: Path, poll_s: float = 1.0, num_blocks: int | None = None,
-                 result_agent: type[ResultAgent] = ResultAgent) -> None:
+                 result_agent: type[ResultAgent] = ResultAgent, keep_settled_logs_s: float = 0.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.rpc_url, self.keyring, self.owner, self.miner = rpc_url, keyring, owner, miner
         self.model_id, self.bond, self.memory_mb = model_id, bond, memory_mb
         self.num_blocks = num_blocks  # None: the blocks given at start, kept; else chosen and rebalanced
         self.state_file, self.poll_s = state_file, poll_s
         self.result_agent = result_agent  # tests pass a misbehaving subclass
+        self.keep_settled_logs_s, self._clock = keep_settled_logs_s, clock
+        self._settled_seen: dict[str, float] = {}  # session name -> when the pruner first saw it settled
         self._stop = asyncio.Event()
         self._done = asyncio.Event()  # unbonded, and every session it served has settled
         self._tasks: list[asyncio.Task[None]] = []
@@ -153,7 +158,8 @@ class ChainRegistrar:
     async def _prune(self, server: ServerHandle, rpc: CometRPC) -> None:
         """Drop the step logs of sessions that have settled on chain (their commitments and challenges are
         over), so the store's quota goes to new sessions; a log of a session the chain does not know (never
-        opened there) goes too. Every ``PRUNE_EVERY`` polls."""
+        opened there) goes too, at once; a settled one ``keep_settled_logs_s`` after the pruner first saw it
+        settled. Every ``PRUNE_EVERY`` polls."""
         polls = 0
         while not self._stop.is_set():
             if polls % PRUNE_EVERY == 0:
@@ -161,9 +167,15 @@ class ChainRegistrar:
                     for name in await asyncio.to_thread(server.logged_sessions):
                         parsed = parse_chain_session_name(name)
                         s = None if parsed is None else await asyncio.to_thread(queries.session, rpc, parsed[0])
-                        if s is None or s["status"] == "settled":
-                            server.forget_log(name)
-                            log.info("step_log_pruned", session=name)
+                        if s is not None and s["status"] != "settled":
+                            continue
+                        if s is not None:
+                            seen = self._settled_seen.setdefault(name, self._clock())
+                            if self._clock() - seen < self.keep_settled_logs_s:
+                                continue
+                        server.forget_log(name)
+                        self._settled_seen.pop(name, None)
+                        log.info("step_log_pruned", session=name)
                 except NesaError as exc:
                     log.warning("step_log_prune_failed", error=str(exc))
             polls += 1

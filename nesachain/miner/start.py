@@ -42,6 +42,7 @@ class OnChain:
     state_file: Path  # where result salts are kept across restarts
     model_id: str | None = None  # None: the shard manifest's
     log_dir: Path | None = None  # the step-log store (None: beside the state file, <state file stem>-logs)
+    keep_settled_logs_s: float = 0.0  # how long a settled session's step log stays before it is pruned
 
 
 @dataclass(frozen=True)
@@ -87,4 +88,5 @@ def _registrar(settings: MinerSettings, manifest: dict[str, Any],
     memory_mb = int(settings.server.get("memory_budget", MinerConfig.memory_budget) // 2**20)
     return ChainRegistrar(chain.node, chain.keyring, chain.owner, chain.miner_key,
                           chain.model_id or manifest["model_id"], chain.bond, memory_mb, chain.state_file,
-                          num_blocks=settings.num_blocks, result_agent=result_agent)
+                          num_blocks=settings.num_blocks, result_agent=result_agent,
+                          keep_settled_logs_s=chain.keep_settled_logs_s)

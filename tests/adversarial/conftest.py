@@ -57,6 +57,11 @@ def _program(*script: str) -> tuple[str, ...]:
     return ("-c", f"import sys; sys.path.insert(0, {old!r}); from nesachain.cli.main import main; sys.exit(main())")
 
 
+# the tests read a settled session's logs (as an attacker would, and as its verifiers did): the honest miners keep
+# them past settlement; the older checkout has no such flag (and never pruned)
+_KEEP_LOGS = () if os.environ.get("NESA_ADVERSARIAL_OLD") else ("--keep-settled-logs", "3600")
+
+
 @dataclass
 class World:
     net: Localnet
@@ -147,7 +152,7 @@ def world(tmp_path_factory: pytest.TempPathFactory, tiny_gpt2: Any) -> Iterator[
         net.up(wait_height=2)
         net.guard()
         for i, blocks in enumerate([(0, 1), (1, 2), (1, 2)]):
-            start_miner(net, i, tiny_gpt2.dir, blocks, model_id=MODEL, program=_program())
+            start_miner(net, i, tiny_gpt2.dir, blocks, model_id=MODEL, program=_program(), extra=_KEEP_LOGS)
         for j, kind in enumerate(HOSTILE_KINDS):
             start_miner(net, HONEST + j, tiny_gpt2.dir, (1, 2), model_id=MODEL,
                         owner=f"operator{(HONEST + j) % net.n}", program=_program(FAULTY_MINER, f"hostile-log={kind}"))

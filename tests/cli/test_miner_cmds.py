@@ -48,6 +48,8 @@ def test_miner_start_num_blocks_needs_the_chain_and_excludes_blocks(tiny_gpt2: S
     (["--memory-budget-mb", "-5"], "--memory-budget-mb must be > 0"),
     (["--session-timeout", "nan"], "--session-timeout must be > 0 seconds"),
     (["--max-tensor-mb", "0"], "--max-tensor-mb must be > 0"),
+    (["--keep-settled-logs", "-1"], "--keep-settled-logs must be >= 0 seconds and finite"),
+    (["--keep-settled-logs", "inf"], "--keep-settled-logs must be >= 0 seconds and finite"),
     (["--memory-budget-mb", "1e-9"], "miner settings: memory_budget must be > 0"),  # rounds to 0 bytes
     (["--exit-with-parent", str(os.getpid())],  # alive, but not the parent of this (pytest's) process
      f"--exit-with-parent: process {os.getpid()} is not this miner's parent"),
