@@ -4,9 +4,10 @@ and the verifier all take these from here and from nowhere else.
     messages    the WebSocket messages (``encode_message``/``decode_message``) and their error codes
     frames      tensor frames: one format for every tensor (``encode_tensor``/``decode_tensor``)
     sessions    session names on miners (``chain_session_name``, ``hop_session_name``)
-    steplog     step digests, step-log roots, and the step log's HTTP endpoints
+    steplog     step digests, step-log roots, the step log's HTTP endpoints, and reading them back strictly
+    fetch       one HTTP GET of another party's server, bounded in time and bytes
     endpoints   a miner's ``host:port`` and its WebSocket and HTTP URLs
-    errors      ``ProtocolError`` > ``WireError``, ``StepError``
+    errors      ``ProtocolError`` > ``WireError``, ``StepError``, ``StepLogFetchError`` > …
 
 The protocol is described for readers in ``docs/protocol.md``. This package imports nothing of any role.
 """

@@ -16,54 +16,34 @@ Miners serve the log over HTTP (``nesachain.shard_exec.server.steplog_http``):
 
 Reading them back (a verifier reads another party's server, so nothing in an answer is trusted):
 
-- ``bounded_get``: one GET with an overall deadline (every socket read waits only for the time left, so a body
-  dripped a byte at a time fails at the deadline) and a byte cap (a Content-Length over it is refused before
-  anything is read; a body without one is read in chunks and refused as soon as it passes the cap).
+- ``fetch.bounded_get``: one GET with an overall deadline and a byte cap.
 - ``parse_log`` and ``parse_frames``: strict schemas. Types, ranges, digests of 64 lowercase hex digits, steps
   numbered 0, 1, 2, … in order, at most ``max_steps`` of them, names and counts bounded, and every step's frames
   hashing to the digests its log records.
-- ``fetch_log`` and ``fetch_frames``: the two together. Whatever goes wrong is one of the errors below, never
-  another exception:
-
-      ProtocolError
-      └── StepLogFetchError        a step-log read did not give valid data
-          ├── StepLogUnavailable   no answer: the connection failed or was reset, no response by the deadline,
-          │                        HTTP 5xx (the server may answer later)
-          ├── StepLogRefused       HTTP 403: the server refuses this request (``root``, ``n_steps`` if it said)
-          └── StepLogInvalid       the server answered, with something that is not valid step data: a status
-              │                    other than 200/403/404/5xx, a bad or oversize body, one cut short or not
-              │                    complete by the deadline, a schema violation, frames that do not hash to
-              │                    the log's digests
-              └── StepLogNotFound  HTTP 404: it has no such session (or no such frames)
+- ``fetch_log`` and ``fetch_frames``: the two together. Whatever goes wrong is a ``StepLogFetchError``, never
+  another exception (the tree is in ``protocol.errors``).
 """
 
 from __future__ import annotations
 
 import hashlib
-import http.client
-import io
 import json
 import math
 import re
-import socket
-import ssl
 import struct
-import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from typing import Any, Final, TypedDict
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 import msgpack
 
-from nesachain.protocol.errors import ProtocolError
+from nesachain.protocol.errors import StepLogInvalid, StepLogNotFound, StepLogRefused, StepLogUnavailable
+from nesachain.protocol.fetch import HTTPAnswer, bounded_get
 from nesachain.types.merkle import leaf_hash, merkle_root
 
-__all__ = ["DEFAULT_MAX_BYTES", "MAX_NAME", "MAX_POSITION", "MAX_TENSORS", "HTTPAnswer", "LogRecord",
-           "StepFrames", "StepLogFetchError", "StepLogInvalid", "StepLogNotFound", "StepLogRefused",
-           "StepLogUnavailable", "bounded_get", "bundle_digest", "fetch_frames", "fetch_json", "fetch_log",
-           "http_get", "log_url", "parse_frames", "parse_log", "read_log", "step_digest", "step_log_leaves",
-           "step_log_root", "steps_url"]
+__all__ = ["DEFAULT_MAX_BYTES", "MAX_NAME", "MAX_POSITION", "MAX_TENSORS", "LogRecord", "StepFrames",
+           "bundle_digest", "fetch_frames", "fetch_json", "fetch_log", "http_get", "log_url", "parse_frames",
+           "parse_log", "read_log", "step_digest", "step_log_leaves", "step_log_root", "steps_url"]
 
 DEFAULT_MAX_BYTES: Final = 64 * 1024 * 1024  # fetch_json / http_get's cap
 MAX_NAME: Final = 128  # characters of a tensor's or a value's name
@@ -71,8 +51,6 @@ MAX_TENSORS: Final = 64  # frames (and values) on one side of a step
 MAX_POSITION: Final = 1 << 31  # positions and token counts lie below this
 MAX_VALUE_DEPTH: Final = 8  # nesting of a step's values (lists and maps)
 MAX_VALUE_ITEMS: Final = 4096  # items in all of one side's values together
-ERROR_BODY_MAX: Final = 64 * 1024  # bytes read of a 403's (or any non-200's) body
-_CHUNK: Final = 64 * 1024
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 
 
@@ -119,182 +97,7 @@ def steps_url(base: str, session: str, upto: int) -> str:
     return f"{base.rstrip('/')}/sessions/{quote(session, safe='')}/steps?upto={int(upto)}"
 
 
-# ---------------------------------------------------------------------------------------------------- errors
-
-
-class StepLogFetchError(ProtocolError):
-    """A step-log read did not give valid data (see the module's doc for the tree)."""
-
-    def __init__(self, url: str, message: str) -> None:
-        super().__init__(f"{url}: {message}" if url else message)
-        self.url = url
-        self.message = message
-
-
-class StepLogUnavailable(StepLogFetchError):
-    """No answer: the connection failed or was reset, no response came by the deadline, or HTTP 5xx."""
-
-
-class StepLogRefused(StepLogFetchError):
-    """HTTP 403: the server refuses this request; ``root`` and ``n_steps`` as its answer stated them, if it did."""
-
-    def __init__(self, url: str, message: str, root: str | None = None, n_steps: int | None = None) -> None:
-        super().__init__(url, message)
-        self.root = root
-        self.n_steps = n_steps
-
-
-class StepLogInvalid(StepLogFetchError):
-    """The server answered with something that is not valid step data."""
-
-
-class StepLogNotFound(StepLogInvalid):
-    """HTTP 404: the server has no such session, or no such frames."""
-
-
-# ---------------------------------------------------------------------------------------------- bounded GET
-
-
-@dataclass(frozen=True)
-class HTTPAnswer:
-    status: int
-    body: bytearray  # as read, not copied: a body near the cap is held once
-    content_type: str
-
-
-class _DeadlineReader(io.RawIOBase):
-    """A socket's reads, each waiting only for the time left before ``deadline``."""
-
-    def __init__(self, sock: socket.socket, deadline: float, clock: Callable[[], float]) -> None:
-        super().__init__()
-        self._sock, self._deadline, self._clock = sock, deadline, clock
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, b: Any) -> int:
-        left = self._deadline - self._clock()
-        if left <= 0:
-            raise TimeoutError("the deadline passed")
-        self._sock.settimeout(left)
-        return self._sock.recv_into(b)
-
-
-class _DeadlineSocket:
-    """What ``http.client`` uses of a socket (``sendall``, ``makefile``, ``close``), bounded by one deadline. Its
-    ``close`` leaves the socket open (``http.client`` closes it once the head is read, while the response still
-    reads the body): ``bounded_get`` closes it when done."""
-
-    def __init__(self, sock: socket.socket, deadline: float, clock: Callable[[], float]) -> None:
-        self._sock, self._deadline, self._clock = sock, deadline, clock
-
-    def sendall(self, data: bytes) -> None:
-        left = self._deadline - self._clock()
-        if left <= 0:
-            raise TimeoutError("the deadline passed")
-        self._sock.settimeout(left)
-        self._sock.sendall(data)
-
-    def makefile(self, mode: str, *args: Any, **kwargs: Any) -> io.BufferedReader:
-        return io.BufferedReader(_DeadlineReader(self._sock, self._deadline, self._clock))
-
-    def close(self) -> None:
-        pass
-
-
-def _connect(url: str, deadline: float,
-             clock: Callable[[], float]) -> tuple[http.client.HTTPConnection, socket.socket, str]:
-    """A connection to ``url``'s server on a socket bounded by ``deadline``, that socket, and the request target."""
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError as exc:
-        raise StepLogInvalid(url, f"not a usable URL: {exc}") from None
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise StepLogInvalid(url, "not an http(s) URL")
-    host, port = parts.hostname, port or (443 if parts.scheme == "https" else 80)
-    left = deadline - clock()
-    if left <= 0:
-        raise StepLogUnavailable(url, "no time left to connect")
-    try:
-        sock = socket.create_connection((host, port), timeout=left)
-        if parts.scheme == "https":
-            sock.settimeout(max(deadline - clock(), 0.001))
-            sock = ssl.create_default_context().wrap_socket(sock, server_hostname=host)
-    except (OSError, UnicodeError) as exc:  # refused, unreachable, no such host, timed out, TLS failure
-        raise StepLogUnavailable(url, f"cannot connect: {exc}") from None
-    conn = http.client.HTTPConnection(host, port)
-    conn.sock = _DeadlineSocket(sock, deadline, clock)  # http.client uses only sendall, makefile and close
-    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    return conn, sock, target
-
-
-def _content_length(url: str, resp: http.client.HTTPResponse) -> int | None:
-    values = resp.headers.get_all("Content-Length") or []
-    if not values:
-        return None
-    if len(set(values)) != 1 or not (values[0].isascii() and values[0].isdigit()) or len(values[0]) > 18:
-        raise StepLogInvalid(url, f"a bad Content-Length {values!r}")
-    return int(values[0])
-
-
-def _read_body(url: str, resp: http.client.HTTPResponse, cap: int, truncate: bool) -> bytearray:
-    """At most ``cap`` bytes of the body: beyond it StepLogInvalid, or (``truncate``) the first ``cap`` bytes."""
-    length = _content_length(url, resp)
-    if length is not None and length > cap and not truncate:
-        raise StepLogInvalid(url, f"a body of {length} bytes, over the cap of {cap}")
-    buf = bytearray()
-    try:
-        while True:
-            chunk = resp.read1(min(_CHUNK, cap + 1 - len(buf)))  # what has come, up to a chunk
-            if not chunk:
-                if length is not None and len(buf) < length and not truncate:
-                    raise StepLogInvalid(url, f"the body was cut short ({len(buf)} of {length} bytes)")
-                break
-            buf += chunk
-            if len(buf) > cap:
-                if truncate:
-                    del buf[cap:]
-                    break
-                raise StepLogInvalid(url, f"a body of more than {cap} bytes, over the cap")
-    except TimeoutError:
-        raise StepLogInvalid(url, f"the body was not complete by the deadline ({len(buf)} bytes came)") from None
-    except http.client.IncompleteRead as exc:
-        raise StepLogInvalid(url, f"the body was cut short ({len(exc.partial)} bytes, more expected)") from None
-    except http.client.HTTPException as exc:  # a bad chunked encoding
-        raise StepLogInvalid(url, f"a malformed body: {type(exc).__name__}") from None
-    except OSError as exc:  # reset mid-body: the network or the server
-        raise StepLogUnavailable(url, f"the connection broke mid-body: {exc}") from None
-    return buf
-
-
-def bounded_get(url: str, *, deadline_s: float, max_bytes: int, headers: Mapping[str, str] | None = None,
-                clock: Callable[[], float] = time.monotonic) -> HTTPAnswer:
-    """GET ``url``, all of it (connecting, the answer's head, its body) within ``deadline_s`` seconds, reading at
-    most ``max_bytes`` of a 200's body and ``ERROR_BODY_MAX`` of any other. Raises ``StepLogUnavailable`` when no
-    answer comes (connection failed, no response head by the deadline, reset) and ``StepLogInvalid`` for a
-    malformed head, a body over the cap, cut short, or not complete by the deadline."""
-    deadline = clock() + deadline_s
-    conn, sock, target = _connect(url, deadline, clock)
-    try:
-        try:
-            conn.putrequest("GET", target, skip_accept_encoding=True)
-            for name, value in (headers or {}).items():
-                conn.putheader(name, value)
-            conn.putheader("Connection", "close")
-            conn.endheaders()
-            resp = conn.getresponse()
-        except (TimeoutError, ConnectionError) as exc:  # incl. RemoteDisconnected: closed without an answer
-            raise StepLogUnavailable(url, f"no answer by the deadline: {exc or type(exc).__name__}") from None
-        except http.client.HTTPException as exc:  # a malformed status line or headers
-            raise StepLogInvalid(url, f"a malformed HTTP answer: {type(exc).__name__}") from None
-        except OSError as exc:
-            raise StepLogUnavailable(url, f"no answer: {exc}") from None
-        ok = resp.status == 200
-        body = _read_body(url, resp, max_bytes if ok else min(max_bytes, ERROR_BODY_MAX), truncate=not ok)
-        return HTTPAnswer(resp.status, body, resp.getheader("Content-Type", "") or "")
-    finally:
-        sock.close()
+# ------------------------------------------------------------------------------------------ answers, schemas
 
 
 def _ok_body(url: str, answer: HTTPAnswer) -> bytearray:
@@ -322,9 +125,6 @@ def _ok_body(url: str, answer: HTTPAnswer) -> bytearray:
     if 500 <= answer.status <= 599:
         raise StepLogUnavailable(url, f"HTTP {answer.status}")
     raise StepLogInvalid(url, f"HTTP {answer.status}")
-
-
-# ---------------------------------------------------------------------------------------------------- schemas
 
 
 class LogRecord(TypedDict):

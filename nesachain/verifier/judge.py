@@ -23,14 +23,11 @@ from nesachain.errors import ConfigError
 from nesachain.modules.inference.types import MATCH, MISMATCH
 from nesachain.protocol.auth import AUTH_HEADER, STEPLOG_SKEW_S, sign_steplog_read
 from nesachain.protocol.endpoints import http_url
-from nesachain.protocol.errors import ProtocolError
+from nesachain.protocol.errors import ProtocolError, StepLogInvalid, StepLogRefused, StepLogUnavailable
 from nesachain.protocol.sessions import hop_session_name
 from nesachain.protocol.steplog import (
     LogRecord,
     StepFrames,
-    StepLogInvalid,
-    StepLogRefused,
-    StepLogUnavailable,
     fetch_frames,
     fetch_log,
     log_url,

@@ -19,13 +19,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from nesachain.protocol.errors import StepLogInvalid, StepLogNotFound, StepLogRefused, StepLogUnavailable
+from nesachain.protocol.fetch import bounded_get
 from nesachain.protocol.steplog import (
     LogRecord,
-    StepLogInvalid,
-    StepLogNotFound,
-    StepLogRefused,
-    StepLogUnavailable,
-    bounded_get,
     bundle_digest,
     fetch_json,
     fetch_log,

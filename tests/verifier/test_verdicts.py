@@ -23,14 +23,8 @@ from nesachain.errors import ConfigError, RPCError
 from nesachain.modules.inference.msgs import MsgCommitVerdict, MsgRevealVerdict
 from nesachain.modules.inference.types import verdict_commitment
 from nesachain.protocol.auth import AUTH_HEADER, verify_steplog_read
-from nesachain.protocol.steplog import (
-    LogRecord,
-    StepFrames,
-    StepLogInvalid,
-    StepLogNotFound,
-    parse_log,
-    step_log_root,
-)
+from nesachain.protocol.errors import StepLogInvalid, StepLogNotFound
+from nesachain.protocol.steplog import LogRecord, StepFrames, parse_log, step_log_root
 from nesachain.types.address import decode_address
 from nesachain.verifier.errors import CannotCheck
 from nesachain.verifier.judge import ABSTAIN, MATCH, MISMATCH, RETRY, Limits
