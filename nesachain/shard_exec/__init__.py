@@ -1,7 +1,9 @@
-"""Model-agnostic sharded execution: adapters, partitioner, shard folders, KV cache, stage runners, and the
-side-process server that runs a block range for miners (``.server``).
+"""Model-agnostic sharded execution: one adapter for Hugging Face models (``hf_*``: the layers found from the
+model's own forward, stages run through it), torch.fx graphs, the partitioner, shard folders, KV caches, stage
+runners, and the side-process server that runs a block range for miners (``.server``).
 
     write_shards / read_manifest / load_stage       shard folders (per-block safetensors + manifest)
+    hf_check.check_shards                           a shard folder against its whole model (``nesad model check``)
     partition / balanced_layers                     the DP that cuts units into k contiguous stages
     Sampling / choose                               decoding settings (the client and the local reference)
 

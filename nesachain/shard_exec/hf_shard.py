@@ -23,21 +23,26 @@ from nesachain.shard_exec.hf_model import HFSpec, block_key, split_layers
 from nesachain.shard_exec.hf_skeleton import stack_at
 from nesachain.shard_exec.hf_trace import Plan, trace_plan
 
-__all__ = ["example_ids", "hf_kind", "write_hf"]
+__all__ = ["causal_lm_classes", "example_ids", "hf_kind", "write_hf"]
 
 _DROPPED_CONFIG = ("_name_or_path", "transformers_version", "torch_dtype", "dtype")
 
 
-def hf_kind(model: nn.Module) -> str:
-    """"seq2seq" (an encoder-decoder), "decoder" (a class transformers lists for causal LM) or "encoder"."""
+def causal_lm_classes() -> set[str]:
+    """The class names transformers lists for ``AutoModelForCausalLM`` (its registry, not a table of ours)."""
     from transformers.models.auto import modeling_auto
 
+    names: set[str] = set()
+    for v in modeling_auto.MODEL_FOR_CAUSAL_LM_MAPPING_NAMES.values():
+        names.update([v] if isinstance(v, str) else v)
+    return names
+
+
+def hf_kind(model: nn.Module) -> str:
+    """"seq2seq" (an encoder-decoder), "decoder" (a class transformers lists for causal LM) or "encoder"."""
     if getattr(model.config, "is_encoder_decoder", False):
         return "seq2seq"
-    causal: set[str] = set()
-    for v in modeling_auto.MODEL_FOR_CAUSAL_LM_MAPPING_NAMES.values():
-        causal.update([v] if isinstance(v, str) else v)
-    return "decoder" if type(model).__name__ in causal else "encoder"
+    return "decoder" if type(model).__name__ in causal_lm_classes() else "encoder"
 
 
 def example_ids(config: Any, n: int, seed: int = 0) -> torch.Tensor:

@@ -97,12 +97,12 @@ def hf_folder_kind(config: Any) -> tuple[str, str | None]:
     anything else "encoder", loaded as the class the folder names (else ``AutoModel``)."""
     from transformers.models.auto import modeling_auto
 
+    from nesachain.shard_exec.hf_shard import causal_lm_classes
+
     arch = (getattr(config, "architectures", None) or [None])[0]
     if getattr(config, "is_encoder_decoder", False):
         return "seq2seq", None
-    causal: set[str] = set()
-    for v in modeling_auto.MODEL_FOR_CAUSAL_LM_MAPPING_NAMES.values():
-        causal.update([v] if isinstance(v, str) else v)
+    causal = causal_lm_classes()
     if arch is not None:
         return ("decoder" if arch in causal else "encoder"), arch
     model_type = getattr(config, "model_type", None)
