@@ -1,8 +1,14 @@
-"""`nesad tx …`: sign with a keyring key, broadcast, wait for the block, print the outcome."""
+"""`nesad tx …`: sign with a keyring key, broadcast, wait for the block, print the outcome.
+
+Every `nesad tx …` command takes ``--dry-run``: the tx is built and signed as it would be sent (chain id,
+sequence and the chain's fee rule read from the node), and its size, messages, fee and required fee are
+printed; nothing is sent."""
 
 from __future__ import annotations
 
 import argparse
+
+from nacl.signing import SigningKey
 
 from nesachain.cli.common import add_client_options, add_keyring_options, emit, keyring_from, rpc_from
 from nesachain.errors import ConfigError, KeyringError
@@ -10,7 +16,7 @@ from nesachain.modules.bank.msgs import MsgSend
 from nesachain.tx.msg import Msg
 from nesachain.types.address import HRP, AddressError, decode_address, is_address
 from nesachain.types.coin import DENOM, check_amount
-from nesachain.wallet.txs import SEQUENCE_RETRIES, TxOutcome, check_msgs, send_msgs
+from nesachain.wallet.txs import SEQUENCE_RETRIES, TxOutcome, check_msgs, prepare_msgs, send_msgs
 
 __all__ = ["add_tx_options", "broadcast", "parse_amount", "register", "resolve_address"]
 
@@ -18,10 +24,13 @@ __all__ = ["add_tx_options", "broadcast", "parse_amount", "register", "resolve_a
 def add_tx_options(p: argparse.ArgumentParser) -> None:
     add_client_options(p)
     add_keyring_options(p)
-    p.add_argument("--fee", type=int, default=None, help="fee in unes (default: the chain's minimum)")
+    p.add_argument("--fee", type=int, default=None,
+                   help="fee in unes (default: what the chain's fee rule asks of this tx: base + per byte + per msg)")
     p.add_argument("--memo", default="")
     p.add_argument("--sequence", type=int, default=None, help="override the account sequence")
     p.add_argument("--no-wait", action="store_true", help="return after CheckTx, do not wait for the block")
+    p.add_argument("--dry-run", action="store_true",
+                   help="build and sign the tx, print its size, messages and required fee, send nothing")
 
 
 def parse_amount(text: str) -> int:
@@ -52,6 +61,8 @@ def resolve_address(args: argparse.Namespace, name_or_address: str) -> str:
 def broadcast(args: argparse.Namespace, signer: str, msgs: list[Msg]) -> int:
     check_msgs(msgs, sequence=args.sequence, fee=args.fee, memo=args.memo)
     key = keyring_from(args).signing_key(signer)
+    if args.dry_run:
+        return _dry_run(args, key, msgs)
     out: TxOutcome = send_msgs(
         rpc_from(args), key, msgs, chain_id=args.chain_id, fee=args.fee, memo=args.memo,
         sequence=args.sequence, wait=not args.no_wait, retries=SEQUENCE_RETRIES,
@@ -64,6 +75,22 @@ def broadcast(args: argparse.Namespace, signer: str, msgs: list[Msg]) -> int:
            f"code {out.code} ({out.codespace}): {out.log}"
     emit(args, out.to_dict(), text)
     return 1
+
+
+def _dry_run(args: argparse.Namespace, key: SigningKey, msgs: list[Msg]) -> int:
+    signed = prepare_msgs(rpc_from(args), key, msgs, chain_id=args.chain_id, fee=args.fee, memo=args.memo,
+                          sequence=args.sequence)
+    text = "\n".join([
+        "dry run: signed, not sent",
+        f"account: {signed.account} sequence {signed.sequence}",
+        f"size: {signed.size} bytes",
+        f"messages: {signed.n_msgs} ({', '.join(m.TYPE for m in msgs)})",
+        f"fee: {signed.fee}unes",
+        f"required fee: {signed.required_fee}unes" + ("" if signed.fee >= signed.required_fee
+                                                       else " (the chain would refuse this fee)"),
+    ])
+    emit(args, {**signed.to_dict(), "types": [m.TYPE for m in msgs], "sent": False}, text)
+    return 0 if signed.fee >= signed.required_fee else 1
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

@@ -66,6 +66,7 @@ class Tx:
     body_bytes: bytes
     pubkey: bytes
     signature: bytes
+    size: int  # raw bytes as broadcast and carried in blocks: what the fee rule charges per byte
 
     def sign_bytes(self) -> bytes:
         return SIGN_PREFIX + self.body_bytes
@@ -150,7 +151,7 @@ def decode_tx(raw: bytes, *, max_bytes: int) -> Tx:
         if msg.signer() != account:
             raise ErrUnauthorized.wrap(f"{msg.TYPE} must be signed by {msg.signer()}, not by {account}")
     body = TxBody(chain_id, account, sequence, fee, msgs, memo)
-    return Tx(body, body_bytes, pubkey, signature)
+    return Tx(body, body_bytes, pubkey, signature, len(raw))
 
 
 def sign_tx(body: TxBody, key: SigningKey) -> bytes:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+from nesachain.tx.fees import FeeRule
 from nesachain.types.sdk_errors import ErrNotFound
 from nesachain.wallet.rpc import CometRPC
 
@@ -20,9 +21,9 @@ __all__ = [
     "balance",
     "count_sessions",
     "delegations",
+    "fee_rule",
     "inference_params",
     "iter_sessions",
-    "min_fee",
     "miner",
     "miners",
     "model",
@@ -84,8 +85,9 @@ def auth_params(rpc: CometRPC) -> dict[str, Any]:
     return _get(rpc, "auth/params")
 
 
-def min_fee(rpc: CometRPC) -> int:
-    return int(auth_params(rpc)["min_fee"])
+def fee_rule(rpc: CometRPC) -> FeeRule:
+    """The chain's fee rule (``nesachain.tx.fees``): base, per raw byte, per message."""
+    return FeeRule.from_params(auth_params(rpc))
 
 
 # bank ---------------------------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from nacl.signing import SigningKey
 
 from nesachain.errors import ConfigError, RPCError
 from nesachain.tx.ante import sequence_expected
+from nesachain.tx.fees import FeeRule, fee_for
 from nesachain.tx.msg import Msg
 from nesachain.tx.tx import TxBody, check_body_fields, sign_tx
 from nesachain.types.address import address_from_pubkey, encode_address
@@ -21,7 +22,8 @@ from nesachain.types.sdk_errors import ErrInvalidSequence
 from nesachain.wallet import queries
 from nesachain.wallet.rpc import CometRPC
 
-__all__ = ["SEQUENCE_RETRIES", "TxOutcome", "account_of", "check_msgs", "send_msgs"]
+__all__ = ["SEQUENCE_RETRIES", "SignedTx", "TxOutcome", "account_of", "check_msgs", "prepare_msgs", "send_msgs",
+           "sign_msgs"]
 
 SEQUENCE_RETRIES = 4  # what the wallet and the agents pass as send_msgs' ``retries``
 
@@ -58,6 +60,51 @@ class TxOutcome:
     def to_dict(self) -> dict[str, Any]:
         return {"hash": self.hash, "height": self.height, "code": self.code,
                 "codespace": self.codespace, "log": self.log, "stage": self.stage}
+
+
+@dataclass(frozen=True)
+class SignedTx:
+    """A signed tx not sent: what ``nesad tx … --dry-run`` shows."""
+
+    raw: bytes
+    account: str
+    sequence: int
+    fee: int  # the fee it carries
+    required_fee: int  # what the chain's fee rule asks of it
+    n_msgs: int
+
+    @property
+    def size(self) -> int:
+        return len(self.raw)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"account": self.account, "sequence": self.sequence, "bytes": self.size, "msgs": self.n_msgs,
+                "fee": self.fee, "required_fee": self.required_fee}
+
+
+def sign_msgs(key: SigningKey, msgs: list[Msg], *, chain_id: str, sequence: int, rule: FeeRule,
+              fee: int | None = None, memo: str = "") -> SignedTx:
+    """Sign a tx of ``msgs``. Without ``fee``, it pays exactly what ``rule`` asks of the signed tx
+    (its raw bytes and its messages); with one, it pays that (perhaps too little: the chain says so)."""
+    account = account_of(key)
+
+    def sign(with_fee: int) -> bytes:
+        return sign_tx(TxBody(chain_id, account, sequence, with_fee, tuple(msgs), memo), key)
+
+    if fee is None:
+        fee, raw = fee_for(rule, len(msgs), sign)
+    else:
+        raw = sign(fee)
+    return SignedTx(raw, account, sequence, fee, rule.required(len(raw), len(msgs)), len(msgs))
+
+
+def prepare_msgs(rpc: CometRPC, key: SigningKey, msgs: list[Msg], *, chain_id: str | None = None,
+                 fee: int | None = None, memo: str = "", sequence: int | None = None) -> SignedTx:
+    """Sign a tx as ``send_msgs`` would (chain id, sequence and fee rule read from the chain) without
+    sending it."""
+    return sign_msgs(key, msgs, chain_id=chain_id or rpc.chain_id(),
+                     sequence=queries.account_sequence(rpc, account_of(key)) if sequence is None else sequence,
+                     rule=queries.fee_rule(rpc), fee=fee, memo=memo)
 
 
 def account_of(key: SigningKey) -> str:
@@ -125,13 +172,9 @@ def send_msgs(
 
 def _send(rpc: CometRPC, key: SigningKey, account: str, msgs: list[Msg], chain_id: str | None, fee: int | None,
           memo: str, sequence: int | None, wait: bool, timeout: float) -> TxOutcome:
-    chain_id = chain_id or rpc.chain_id()
-    if sequence is None:
-        sequence = queries.account_sequence(rpc, account)
-    if fee is None:
-        fee = queries.min_fee(rpc)
-    raw = sign_tx(TxBody(chain_id, account, sequence, fee, tuple(msgs), memo), key)
-    res = rpc.broadcast_tx_sync(raw)
+    signed = prepare_msgs(rpc, key, msgs, chain_id=chain_id, fee=fee, memo=memo, sequence=sequence)
+    sequence = signed.sequence
+    res = rpc.broadcast_tx_sync(signed.raw)
     if res.code != 0 or not wait:
         return TxOutcome(res.hash, 0, res.code, res.codespace, res.log, "check", res.data)
     committed = _await_commit(rpc, res.hash, account, sequence, timeout)

@@ -53,3 +53,48 @@ def test_cli_tx_sends_again_when_another_tx_of_the_account_took_its_sequence(tmp
     outcomes[:] = outcomes[:1]
     rc, out, _ = run(capsys, "tx", "bank", "send", "a", "a", "5", *home, "--chain-id", "c", "--sequence", "7")
     assert (rc, sent) == (1, [7]) and "code 3 (sdk)" in out
+
+
+class _DryRunNode:
+    """A node that answers the queries a tx needs and fails the test if anything is sent."""
+
+    def __init__(self) -> None:
+        self.sent = 0
+
+    def chain_id(self) -> str:
+        return "dry-1"
+
+    def abci_query(self, path, data=None, height=0):
+        import json
+
+        from nesachain.wallet.rpc import QueryResponse
+
+        answers = {"auth/account": {"address": "x", "sequence": 4},
+                   "auth/params": {"min_fee": 1000, "max_tx_bytes": 65536, "fee_per_byte": 3, "fee_per_msg": 500}}
+        return QueryResponse(0, "", "", json.dumps(answers[path]).encode(), 1)
+
+    def broadcast_tx_sync(self, tx):
+        self.sent += 1
+        raise AssertionError("a dry run sent a tx")
+
+
+def test_cli_tx_dry_run_prints_size_messages_and_required_fee_and_sends_nothing(tmp_path, capsys, monkeypatch):
+    """Before: there was no --dry-run (argparse refused it), and the fee was the flat minimum."""
+    import json
+
+    from nesachain.tx.fees import required_fee
+
+    node = _DryRunNode()
+    monkeypatch.setattr("nesachain.cli.tx_cmds.rpc_from", lambda args: node)
+    home = ["--home", str(tmp_path), "--keyring-backend", "test"]
+    assert run(capsys, "keys", "add", "a", *home)[0] == 0
+    rc, out, err = run(capsys, "tx", "bank", "send", "a", "a", "5", *home, "--dry-run", "-o", "json")
+    assert rc == 0, err
+    shown = json.loads(out)
+    assert shown["sent"] is False and node.sent == 0
+    assert shown["msgs"] == 1 and shown["types"] == ["bank/MsgSend"] and shown["sequence"] == 4
+    assert shown["fee"] == shown["required_fee"] == required_fee(shown["bytes"], 1, min_fee=1000, fee_per_byte=3,
+                                                                   fee_per_msg=500)
+    rc, out, _ = run(capsys, "tx", "bank", "send", "a", "a", "5", *home, "--dry-run", "--fee", "1000")
+    assert rc == 1 and "fee: 1000unes" in out and "(the chain would refuse this fee)" in out and node.sent == 0
+    assert "size: " in out and "messages: 1 (bank/MsgSend)" in out

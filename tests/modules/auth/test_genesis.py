@@ -16,14 +16,16 @@ A, B = encode_address(b"\x01" * 20), encode_address(b"\x02" * 20)
 
 
 def state() -> dict[str, Any]:
-    return {"params": {"min_fee": 7, "max_tx_bytes": 2048}, "accounts": [{"address": A, "sequence": 3},
-                                                                        {"address": B, "sequence": 1}]}
+    return {"params": {"min_fee": 7, "max_tx_bytes": 2048, "fee_per_byte": 2, "fee_per_msg": 30},
+            "accounts": [{"address": A, "sequence": 3}, {"address": B, "sequence": 1}]}
 
 
 @pytest.mark.parametrize(("mutate", "message"), [
     (lambda s: s.update(balances=[]), "unknown auth genesis fields"),
     (lambda s: s.update(params=[]), "auth.params must be a map"),
     (lambda s: s["params"].update(min_fee=-5), "min_fee"),
+    (lambda s: s["params"].update(fee_per_byte=-1), "fee_per_byte"),
+    (lambda s: s["params"].update(fee_per_msg=10**13), "fee_per_msg"),
     (lambda s: s.update(accounts={}), "auth.accounts must be a list"),
     (lambda s: s["accounts"][0].update(sequence=0), r"accounts\[0\].sequence"),
     (lambda s: s["accounts"][0].update(sequence=2**64), r"accounts\[0\].sequence"),
