@@ -42,7 +42,8 @@ __all__ = ["Chain", "FinalizeResult", "QueryResult", "TxResult"]
 log = structlog.get_logger("nesachain.chain")
 
 CHAIN_ID_KEY = b"app/chain_id"
-VERIFIED_CACHE = 20_000  # txs whose decoding and signature check are remembered
+VERIFIED_CACHE = 20_000  # admitted txs whose decoding and signature check are remembered
+VERIFIED_CACHE_BYTES = 64 * 2**20  # and at most this many tx bytes of them (a decoded tx holds ~3x its bytes)
 
 
 @dataclass(frozen=True)
@@ -111,7 +112,8 @@ class Chain:
         self._genesis: CacheStore | None = None
         self._pending: _Pending | None = None
         self._check = CacheStore(store)
-        self._verified: OrderedDict[bytes, Tx] = OrderedDict()  # tx bytes -> decoded, signature checked
+        self._verified: OrderedDict[bytes, Tx] = OrderedDict()  # admitted tx bytes -> decoded, signature checked
+        self._verified_bytes = 0
 
     # Info / InitChain -----------------------------------------------------------------------
     @property
@@ -168,10 +170,15 @@ class Chain:
         return {m.name: m.export_genesis(state) for m in self.modules}
 
     # txs --------------------------------------------------------------------------------------
+    @property
+    def verified_txs(self) -> int:
+        """How many admitted txs have their decoding and signature check remembered."""
+        return len(self._verified)
+
     def _decode(self, raw: bytes, store: CacheStore) -> Tx:
-        """Decode, validate statelessly and verify the signature, once per distinct tx: a tx passes
-        through CheckTx, PrepareProposal, ProcessProposal, FinalizeBlock and rechecks, and the
-        outcome depends on its bytes alone, so later passes reuse it."""
+        """Decode, validate statelessly and verify the signature. A tx passes through CheckTx,
+        PrepareProposal, ProcessProposal, FinalizeBlock and rechecks, and this outcome depends on its
+        bytes alone, so a tx that was admitted once (``_remember``) is taken from the cache."""
         max_bytes = self.auth.params(store).max_tx_bytes
         tx = self._verified.get(raw)
         if tx is not None and len(raw) <= max_bytes:
@@ -179,10 +186,20 @@ class Chain:
             return tx
         tx = decode_tx(raw, max_bytes=max_bytes)
         tx.verify_signature()
-        self._verified[raw] = tx
-        if len(self._verified) > VERIFIED_CACHE:
-            self._verified.popitem(last=False)
         return tx
+
+    def _remember(self, raw: bytes, tx: Tx) -> None:
+        """Cache a tx that passed the whole check (ante and messages), so its sender can pay for it.
+        A refused tx is never cached: it costs its sender nothing, so it must cost the node nothing
+        either (a 64 KB tx decodes to ~181 KB of objects)."""
+        if raw in self._verified:
+            self._verified.move_to_end(raw)
+            return
+        self._verified[raw] = tx
+        self._verified_bytes += len(raw)
+        while len(self._verified) > VERIFIED_CACHE or self._verified_bytes > VERIFIED_CACHE_BYTES:
+            old, _ = self._verified.popitem(last=False)
+            self._verified_bytes -= len(old)
 
     def _run_msgs(self, ctx: Context, tx: Tx) -> bytes:
         """Run each message's handler; the tx's data is the canonical list of their typed responses
@@ -197,37 +214,41 @@ class Chain:
             responses.append(encode_response(handler(ctx, msg)))
         return encode(responses)
 
-    def _deliver(self, parent: Context, raw: bytes) -> TxResult:
-        """Ante then messages on branches of ``parent``; merges what succeeded."""
+    def _deliver(self, parent: Context, raw: bytes) -> tuple[TxResult, Tx | None]:
+        """Ante then messages on branches of ``parent``; merges what succeeded. Returns the result
+        and the decoded tx (None when it does not decode or its signature fails)."""
+        tx: Tx | None = None
         try:
             tx = self._decode(raw, parent.store)
             ante = parent.branch()
             run_ante(ante, tx, self.auth, self.bank, self.auth.params(parent.store).min_fee)
         except ChainError as err:
-            return TxResult.from_error(err)
+            return TxResult.from_error(err), tx
         except Exception as exc:
-            return TxResult.from_error(_internal(exc))
+            return TxResult.from_error(_internal(exc)), tx
         parent.merge(ante)
         ante_events = tuple(ante.events)
         run = parent.branch()
         try:
             data = self._run_msgs(run, tx)
         except ChainError as err:
-            return TxResult.from_error(err, ante_events)
+            return TxResult.from_error(err, ante_events), tx
         except Exception as exc:
-            return TxResult.from_error(_internal(exc), ante_events)
+            return TxResult.from_error(_internal(exc), ante_events), tx
         parent.merge(run)
-        return TxResult(data=data, events=ante_events + tuple(run.events))
+        return TxResult(data=data, events=ante_events + tuple(run.events)), tx
 
     def _admit(self, state: Context, raw: bytes) -> TxResult:
         """The one per-tx validity check of CheckTx, PrepareProposal and ProcessProposal: decoding,
         signature, ante (chain id, sequence, fee) and the messages, run on a branch of ``state``. A tx
-        that passes entirely is applied to ``state``; one that fails leaves no trace there (not even
-        its fee or sequence), so the txs after it are judged as if it had never been sent."""
+        that passes entirely is applied to ``state`` and its decoding cached; one that fails leaves no
+        trace there (not even its fee or sequence) nor in the cache, so the txs after it are judged as
+        if it had never been sent."""
         branch = state.branch()
-        result = self._deliver(branch, raw)
-        if result.ok:
+        result, tx = self._deliver(branch, raw)
+        if result.ok and tx is not None:
             state.merge(branch)
+            self._remember(raw, tx)
         return result
 
     def _scratch(self) -> Context:
@@ -289,7 +310,7 @@ class Chain:
         ctx = Context(block, self.chain_id, height, time_ns, entropy)
         for module in self.modules:
             module.begin_block(ctx, info or BlockInfo())
-        results = [self._deliver(Context(block, self.chain_id, height, time_ns, entropy), raw) for raw in txs]
+        results = [self._deliver(Context(block, self.chain_id, height, time_ns, entropy), raw)[0] for raw in txs]
         updates: list[ValidatorUpdate] = []
         for module in self.modules:
             updates += module.end_block(ctx)
