@@ -1,9 +1,11 @@
-"""A miner's result agent: after a session closes, commit H(merkle root of the step log ‖ salt),
-then reveal root and salt (docs/protocol.md).
+"""A miner's result agent: after a session closes, commit H(merkle root of the step log ‖ step count ‖
+salt), then reveal root, step count and salt (docs/protocol.md).
 
 The step log comes from the miner's own log store (``ServerHandle.step_log``), where chain sessions'
-logs stay until they settle. Salts are kept in a JSON file written
-atomically, so a restart between commit and reveal still reveals.
+logs stay until they settle. A session whose log the store no longer has (or never had) is committed
+nothing: the agent cannot prove that work, so it claims none (the chain then counts the hop as not
+committed: unpaid, with the reputation penalty), instead of committing an empty log. Salts are kept in a
+JSON file written atomically, so a restart between commit and reveal still reveals.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ class ResultAgent:
         self.read_log = read_log  # a session's step log by name: the miner's own store (``ServerHandle.step_log``)
         self.state_file = state_file
         self._state: dict[str, dict[str, Any]] = read_json(state_file, {})
+        self._no_log: set[str] = set()  # sessions already logged as having no step log to commit
 
     def _save(self) -> None:
         write_json_atomic(self.state_file, self._state)
@@ -56,7 +59,9 @@ class ResultAgent:
             key = str(s["id"])
             if not s["hops"][index]["commitment"]:
                 if s["hops"][index]["tokens"] > 0:
-                    commits.append(self._commit_msg(s, index, key))
+                    commit = self._commit_msg(s, index, key)
+                    if commit is not None:
+                        commits.append(commit)
             elif key in self._state:
                 reveal = self.reveal_msg(s["id"], self._state[key])
                 if reveal is not None:
@@ -69,6 +74,7 @@ class ResultAgent:
         # race to another tx of the owner is sent again next pass; salts of sessions that have left the
         # commit-reveal phase are dropped, each checked on its own
         listed = {str(s["id"]) for s in committing}
+        self._no_log &= listed
         done = {str(m.session_id) for m in finished if isinstance(m, MsgRevealResult)}
         done |= {k for k in self._state
                  if k not in listed and not (k.isdigit() and in_phase(self.chain, int(k), "committing"))}
@@ -83,10 +89,16 @@ class ResultAgent:
         return MsgRevealResult(self.owner, self.miner, session_id, bytes.fromhex(kept["root"]),
                                bytes.fromhex(kept["salt"]), kept["n_steps"])
 
-    def _commit_msg(self, s: dict[str, Any], hop: int, key: str) -> Msg:
-        steps = self.read_log(hop_session_name(s, hop)) or []
+    def _commit_msg(self, s: dict[str, Any], hop: int, key: str) -> Msg | None:
+        """The commitment of this miner's step log of hop ``hop``, binding its step count; None without a log."""
+        steps = self.read_log(hop_session_name(s, hop))
+        if not steps:
+            if key not in self._no_log:
+                self._no_log.add(key)
+                log.warning("result_no_step_log", session=s["id"], hop=hop, tokens=s["hops"][hop]["tokens"])
+            return None
         root, n = step_log_root(steps)
         salt = secrets.token_bytes(32)
         self._state[key] = {"root": root.hex(), "salt": salt.hex(), "n_steps": n}
-        return MsgCommitResult(self.owner, self.miner, s["id"], result_commitment(s["id"], decode_address(self.miner),
-                                                                                  root, salt))
+        return MsgCommitResult(self.owner, self.miner, s["id"],
+                               result_commitment(s["id"], decode_address(self.miner), root, n, salt))

@@ -110,7 +110,7 @@ class BusyChain(Harness):
     def commit(self, sid: int, *ms: int) -> None:
         txs = []
         for m in ms:
-            c = result_commitment(sid, decode_address(miner(m)), bytes([m + 1]) * 32, SALT)
+            c = result_commitment(sid, decode_address(miner(m)), bytes([m + 1]) * 32, 11, SALT)
             txs.append(self.tx(key(MINERS[m][0]), [MsgCommitResult(addr(key(MINERS[m][0])), miner(m), sid, c)]))
         self.block(txs)
 

@@ -27,7 +27,7 @@ def test_result_agent_commits_root_then_reveals_what_it_committed(tmp_path):
     assert isinstance(reveal, MsgRevealResult)
     root, _ = step_log_root(STEPS)
     assert (reveal.root, reveal.n_steps) == (root, 4)
-    assert result_commitment(7, decode_address(MINER), reveal.root, reveal.salt) == commit.commitment
+    assert result_commitment(7, decode_address(MINER), reveal.root, 4, reveal.salt) == commit.commitment
 
 
 def test_result_agent_keeps_a_salt_until_its_reveal_is_taken_and_drops_those_of_past_sessions(tmp_path):
@@ -71,3 +71,15 @@ def test_result_agent_of_a_stand_in_commits_the_log_of_its_failover_session(tmp_
     chain.sent.clear()
     agent = ResultAgent(chain, MINER, lambda name: STEPS, tmp_path / "t.json")  # type: ignore[arg-type]
     assert agent.tick() == 0
+
+
+def test_result_agent_without_a_step_log_commits_nothing(tmp_path, capsys):
+    """An agent whose log store no longer holds a session's log (or never did) claims no work for it: no commit,
+    no salt kept, one warning. Before: it committed the root of an empty log and revealed n_steps = 0, which the
+    chain paid in full and never challenged."""
+    chain = FakeChain(SigningKey(b"\x05" * 32), [session("committing")])
+    for log in (None, []):
+        agent = ResultAgent(chain, MINER, lambda name, log=log: log, tmp_path / "s.json")  # type: ignore[arg-type]
+        assert agent.tick() == 0 and agent.tick() == 0
+        assert chain.sent == [] and agent._state == {}
+    assert capsys.readouterr().out.count("result_no_step_log") == 2  # once per agent, not once a pass

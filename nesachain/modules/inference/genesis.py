@@ -17,7 +17,16 @@ from typing import Any, Protocol
 from nesachain.modules.inference.keeper import InferenceKeeper
 from nesachain.modules.inference.msgs import MsgRegisterModel
 from nesachain.modules.inference.params import Params
-from nesachain.modules.inference.types import CONTESTED, MATCH, MISMATCH, SETTLED, STATUSES, Model, Session
+from nesachain.modules.inference.types import (
+    CONTESTED,
+    MATCH,
+    MISMATCH,
+    SETTLED,
+    STATUSES,
+    UNDECIDED,
+    Model,
+    Session,
+)
 from nesachain.store.kv import KVReader, KVStore
 from nesachain.tx.msg import decode_msg
 from nesachain.types.address import decode_address, encode_address
@@ -28,8 +37,8 @@ from nesachain.types.errors import ChainError
 __all__ = ["default_genesis", "export_genesis", "genesis_supply", "init_genesis", "validate_genesis"]
 
 FIELDS = {"params", "models", "sessions", "next_session", "due"}
-HOP_FAILURES = ("", "no_commit", "no_reveal", "challenge_mismatch", "challenge_contested")
-OUTCOMES = ("", MATCH, MISMATCH, CONTESTED, "undecided")
+HOP_FAILURES = ("", "no_commit", "no_reveal", "challenge_mismatch", "challenge_contested", "challenge_undecided")
+OUTCOMES = ("", MATCH, MISMATCH, CONTESTED, UNDECIDED)
 _U64 = 2**64 - 1
 
 
@@ -106,8 +115,11 @@ def _check_challenges(s: Session, raw: Mapping[str, Any], what: str) -> None:
         w = f"{what}.challenges[{c_idx}]"
         if isinstance(c.hop, bool) or not isinstance(c.hop, int) or not 0 <= c.hop < len(s.hops):
             raise ValueError(f"{w}.hop must name one of the session's {len(s.hops)} hops, got {c.hop!r}")
-        for name in ("step", "match_power", "mismatch_power"):
+        for name in ("step", "match_power", "mismatch_power", "commit_deadline", "reveal_deadline"):
             _nat(getattr(c, name), f"{w}.{name}")
+        _nat(c.round, f"{w}.round", 1)
+        if c.commit_deadline > c.reveal_deadline:
+            raise ValueError(f"{w}: its verdict commit deadline is after its reveal deadline")
         for commitment in c.commits.values():
             if len(commitment) != 32:
                 raise ValueError(f"{w}: a verdict commitment must be 32 bytes")

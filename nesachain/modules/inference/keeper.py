@@ -17,6 +17,7 @@ from nesachain.modules.inference.errors import (
     ErrEscrowTooSmall,
     ErrInvalidModel,
     ErrInvalidStandIn,
+    ErrInvalidStepCount,
     ErrMinerUnavailable,
     ErrModelExists,
     ErrNotCommitted,
@@ -41,12 +42,12 @@ from nesachain.modules.inference.events import (
     EVENT_VERDICT_REVEALED,
 )
 from nesachain.modules.inference.expected_keepers import BankKeeper, Miners, Validators
+from nesachain.modules.inference.indexes import InferenceModels, index_keys, registered_model_blocks, session_ids
 from nesachain.modules.inference.params import Params
 from nesachain.modules.inference.types import (
     CHALLENGING,
     COMMITTING,
     OPEN,
-    UNSETTLED,
     Challenge,
     Model,
     Session,
@@ -54,54 +55,14 @@ from nesachain.modules.inference.types import (
     max_cost,
     result_commitment,
     verdict_commitment,
+    verdict_deadlines,
 )
 from nesachain.store.kv import KVReader, KVStore, prefix_end
 from nesachain.types.address import encode_address
 from nesachain.types.context import Context
 from nesachain.types.encoding import decode_canonical, encode
-from nesachain.types.keys import u64
 
 __all__ = ["InferenceKeeper", "InferenceModels", "registered_model_blocks", "session_ids"]
-
-
-def registered_model_blocks(store: KVReader, model_id: str) -> int | None:
-    """The block count of a registered model, or None (reads inference state only)."""
-    raw = store.get(keys.model_key(model_id))
-    return None if raw is None else Model.from_state(decode_canonical(raw)).n_blocks
-
-
-class InferenceModels:
-    """staking's ModelRegistry, answered from the inference module's models."""
-
-    def model_blocks(self, store: KVReader, model_id: str) -> int | None:
-        return registered_model_blocks(store, model_id)
-
-    def miner_in_unsettled_session(self, store: KVReader, miner: bytes) -> bool:
-        """Whether a session not yet settled names ``miner`` (in its route or as a stand-in): a look at
-        the miner's index, whatever the number of sessions."""
-        for status in UNSETTLED:
-            prefix = keys.miner_prefix(miner, status)
-            if next(iter(store.iterate(prefix, prefix_end(prefix))), None) is not None:
-                return True
-        return False
-
-
-def session_ids(store: KVReader, status: str | None = None, miner: bytes | None = None) -> list[int]:
-    """Ids of the sessions of ``status`` (one of STATUSES, "unsettled", or None: any) naming ``miner``
-    (None: any), ascending; from the indexes, so the cost follows the sessions that match."""
-    statuses = UNSETTLED if status == "unsettled" else (status,) if status is not None else None
-    if miner is not None:
-        prefixes = [keys.miner_prefix(miner, st) for st in statuses] if statuses else [keys.miner_prefix(miner)]
-    elif statuses is not None:
-        prefixes = [keys.status_prefix(st) for st in statuses]
-    else:
-        prefixes = [keys.SESSION]
-    return sorted(int.from_bytes(key[-8:], "big") for p in prefixes for key, _ in store.iterate(p, prefix_end(p)))
-
-
-def _index_keys(s: Session) -> list[bytes]:
-    return sorted({keys.status_prefix(s.status) + u64(s.id),
-                   *(keys.miner_prefix(h.miner, s.status) + u64(s.id) for h in s.hops)})
 
 
 class InferenceKeeper:
@@ -155,8 +116,8 @@ class InferenceKeeper:
     def set_session(self, store: KVStore, s: Session) -> None:
         """Write ``s`` and move its index entries (status, and miners with status) along with it."""
         old = self.session(store, s.id)
-        before = _index_keys(old) if old is not None else []
-        after = _index_keys(s)
+        before = index_keys(old) if old is not None else []
+        after = index_keys(s)
         for key in before:
             if key not in after:
                 store.delete(key)
@@ -172,7 +133,7 @@ class InferenceKeeper:
             return 0
         sessions = list(self.sessions(store))
         for s in sessions:
-            for key in _index_keys(s):
+            for key in index_keys(s):
                 store.set(key, b"")
         store.set(keys.INDEX_VERSION, b"1")
         return len(sessions)
@@ -323,6 +284,12 @@ class InferenceKeeper:
 
     def reveal_result(self, ctx: Context, session_id: int, owner: bytes, miner: bytes, root: bytes, salt: bytes,
                       n_steps: int) -> None:
+        """Reveal root, salt and step count. The count must lie in [from_token + 1, max_tokens] for a hop that
+        served tokens: its log holds the ``from_token`` steps a stand-in replays, then one step per token it
+        served (the prefill, then one decode step per further token), and no session runs more than
+        ``max_tokens`` steps. A count short of from_token + tokens is taken, and pays only the tokens it
+        covers (``SessionHop.proven_tokens``); one above is not refused, because the tokens are the client's
+        word, and pays no more than the tokens."""
         s = self.must_session(ctx.store, session_id)
         if s.status != COMMITTING:
             raise ErrWrongPhase.wrap(f"session {s.id} is {s.status}")
@@ -334,8 +301,13 @@ class InferenceKeeper:
             raise ErrNotCommitted.wrap(f"miner {encode_address(miner)} in session {s.id}")
         if hop.revealed:
             raise ErrAlreadyCommitted.wrap(f"miner {encode_address(miner)} already revealed")
-        if result_commitment(s.id, miner, root, salt) != hop.commitment:
+        if result_commitment(s.id, miner, root, n_steps, salt) != hop.commitment:
             raise ErrRevealMismatch.wrap(f"miner {encode_address(miner)} in session {s.id}")
+        if n_steps > s.max_tokens:
+            raise ErrInvalidStepCount.wrap(f"{n_steps} steps in a session of at most {s.max_tokens} tokens")
+        if hop.tokens > 0 and n_steps <= hop.from_token:
+            raise ErrInvalidStepCount.wrap(
+                f"{n_steps} steps cover none of the {hop.tokens} tokens served from token {hop.from_token}")
         hops = list(s.hops)
         hops[i] = replace(hop, root=root, n_steps=n_steps, revealed=True)
         self.set_session(ctx.store, s.with_(hops=tuple(hops)))
@@ -348,6 +320,9 @@ class InferenceKeeper:
             raise ErrWrongPhase.wrap(f"session {s.id} is {s.status}, not challenging")
         if not 0 <= challenge < len(s.challenges):
             raise ErrUnknownChallenge.wrap(f"session {s.id} has {len(s.challenges)} challenges")
+        if not s.challenges[challenge].is_open:
+            raise ErrWrongPhase.wrap(f"challenge {challenge} of session {s.id} is decided: "
+                                     f"{s.challenges[challenge].outcome}")
         if self.validators.voting_power(ctx.store, validator) <= 0:
             raise ErrNotValidator.wrap(encode_address(validator))
         return s, challenge
@@ -360,9 +335,10 @@ class InferenceKeeper:
     def commit_verdict(self, ctx: Context, session_id: int, challenge: int, validator: bytes,
                        commitment: bytes) -> None:
         s, idx = self._challenge(ctx, session_id, challenge, validator)
-        if ctx.height > s.verdict_commit_deadline:
-            raise ErrDeadlinePassed.wrap(f"verdict commit deadline was height {s.verdict_commit_deadline}")
         c = s.challenges[idx]
+        commit_deadline, _ = verdict_deadlines(s, c)
+        if ctx.height > commit_deadline:
+            raise ErrDeadlinePassed.wrap(f"verdict commit deadline was height {commit_deadline}")
         if validator.hex() in c.commits:
             raise ErrAlreadyCommitted.wrap(f"validator {encode_address(validator)} already committed a verdict")
         self._put_challenge(ctx, s, idx, replace(c, commits={**c.commits, validator.hex(): commitment}))
@@ -371,11 +347,12 @@ class InferenceKeeper:
     def reveal_verdict(self, ctx: Context, session_id: int, challenge: int, validator: bytes, verdict: str,
                        salt: bytes) -> None:
         s, idx = self._challenge(ctx, session_id, challenge, validator)
-        if ctx.height <= s.verdict_commit_deadline:
-            raise ErrWrongPhase.wrap(f"verdicts are revealed after height {s.verdict_commit_deadline}")
-        if ctx.height > s.verdict_reveal_deadline:
-            raise ErrDeadlinePassed.wrap(f"verdict reveal deadline was height {s.verdict_reveal_deadline}")
         c = s.challenges[idx]
+        commit_deadline, reveal_deadline = verdict_deadlines(s, c)
+        if ctx.height <= commit_deadline:
+            raise ErrWrongPhase.wrap(f"verdicts are revealed after height {commit_deadline}")
+        if ctx.height > reveal_deadline:
+            raise ErrDeadlinePassed.wrap(f"verdict reveal deadline was height {reveal_deadline}")
         key = validator.hex()
         if key not in c.commits:
             raise ErrNotCommitted.wrap(f"validator {encode_address(validator)} committed no verdict")

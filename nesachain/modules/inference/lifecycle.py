@@ -2,18 +2,23 @@
 
     open ──close──▶ committing ──reveal deadline──▶ (no challenge) settled
                                                └──▶ challenging ──verdict deadline──▶ settled
+                                                        ▲                │ (a hop's round decided nothing)
+                                                        └── next round ──┘
 
 At the reveal deadline a miner that served tokens (a route hop, or a stand-in the client reported
 after a failover) with no commitment or no reveal is penalized (reputation failure) and unpaid.
 Challenges are drawn from block entropy: each revealed (session, miner) is challenged with
-probability challenge_rate, at a step drawn the same way. At the verdict deadline each
-challenge is tallied by stake: ≥ 2/3 of all voting power saying "mismatch" slashes the miner's
-bond and applies the reputation penalty; ≥ 2/3 saying "match" applies the reward. Short of both,
-more than 1/3 saying "mismatch" ("contested") withholds that miner's pay for the session, back to
-the client, without a slash or a reputation change: honest validators hold more than 2/3 of the
-power, so the rest cannot withhold an honest miner's pay, while a cheat the verifiers are too slow
-to convict in time is no longer paid. Anything else ("undecided") decides nothing and pays. No
-account can decide alone.
+probability challenge_rate, at a step drawn uniformly from [0, n_steps), decode steps included.
+At a round's verdict deadline each open challenge is tallied by stake: ≥ 2/3 of all voting power
+saying "mismatch" slashes the miner's bond and applies the reputation penalty; ≥ 2/3 saying "match"
+applies the reward. Short of both, more than 1/3 saying "mismatch" ("contested") withholds that
+miner's pay for the session, back to the client, without a slash or a reputation change: honest
+validators hold more than 2/3 of the power, so the rest cannot withhold an honest miner's pay, while
+a cheat the verifiers are too slow to convict in time is no longer paid. Anything else ("undecided")
+never pays: the miner's share stays in escrow and a new challenge of the same hop is drawn (another
+step, the entropy of the deadline's block), as a new entry with its own index and deadlines; after
+``max_undecided_rounds`` undecided rounds the share returns to the client, with no slash. A session
+settles when no challenge is open. No account can decide alone.
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ from nesachain.modules.inference.types import (
     MISMATCH,
     OPEN,
     SETTLED,
+    UNDECIDED,
     Challenge,
     Session,
     SessionHop,
@@ -66,9 +72,34 @@ def end_block(k: InferenceKeeper, ctx: Context) -> None:
             _after_verdicts(k, ctx, s)
 
 
-def _draw(entropy: bytes, session_id: int, hop: int) -> tuple[int, int]:
-    d = hashlib.sha256(b"nesachain/challenge" + entropy + u64(session_id) + u64(hop)).digest()
-    return int.from_bytes(d[:8], "big") % PPM, int.from_bytes(d[8:16], "big")
+def _draw(entropy: bytes, session_id: int, hop: int, round_: int) -> tuple[int, int]:
+    """(a roll in [0, PPM), a 128-bit number for the step) for a hop's round-``round_`` challenge; the step is
+    this number mod n_steps, uniform over [0, n_steps) up to 2^-64."""
+    d = hashlib.sha256(b"nesachain/challenge/v2" + entropy + u64(session_id) + u64(hop) + u64(round_)).digest()
+    return int.from_bytes(d[:8], "big") % PPM, int.from_bytes(d[8:24], "big")
+
+
+def _new_challenge(k: InferenceKeeper, ctx: Context, s: Session, index: int, hop_index: int, step: int,
+                   round_: int) -> Challenge:
+    """Challenge ``index`` of ``s``: step ``step`` of hop ``hop_index``, open for verdicts from now."""
+    p = k.params(ctx.store)
+    commit_deadline = ctx.height + p.verdict_commit_window
+    c = Challenge(hop=hop_index, step=step, round=round_, commit_deadline=commit_deadline,
+                  reveal_deadline=commit_deadline + p.verdict_reveal_window)
+    ctx.emit(EVENT_CHALLENGE_CREATED, session_id=s.id, challenge=index, miner=encode_address(s.hops[hop_index].miner),
+             step=step, round=round_, commit_deadline=c.commit_deadline, reveal_deadline=c.reveal_deadline)
+    return c
+
+
+def _challenge_round(k: InferenceKeeper, ctx: Context, s: Session, new: list[Challenge]) -> None:
+    """Open a round of ``new`` challenges (appended to ``s``'s), or settle ``s`` when there is none."""
+    if not new:
+        _settle(k, ctx, s)
+        return
+    s = s.with_(status=CHALLENGING, challenges=(*s.challenges, *new), verdict_commit_deadline=new[0].commit_deadline,
+                verdict_reveal_deadline=new[0].reveal_deadline)
+    k.set_session(ctx.store, s)
+    k.schedule(ctx.store, s.verdict_reveal_deadline, s.id)
 
 
 def _after_reveals(k: InferenceKeeper, ctx: Context, s: Session) -> None:
@@ -84,31 +115,28 @@ def _after_reveals(k: InferenceKeeper, ctx: Context, s: Session) -> None:
             k.miners.record_miner_outcome(ctx, hop.miner, failed=True)
             ctx.emit(EVENT_MINER_PENALIZED, session_id=s.id, miner=encode_address(hop.miner), reason=reason)
             continue
-        roll, step = _draw(ctx.entropy, s.id, i)
+        roll, step = _draw(ctx.entropy, s.id, i, 1)
         if hop.n_steps > 0 and roll < p.challenge_rate_ppm:
-            challenges.append(Challenge(hop=i, step=step % hop.n_steps))
-            ctx.emit(EVENT_CHALLENGE_CREATED, session_id=s.id, challenge=len(challenges) - 1,
-                     miner=encode_address(hop.miner), step=step % hop.n_steps)
-    s = s.with_(hops=tuple(hops), challenges=tuple(challenges))
-    if not challenges:
-        _settle(k, ctx, s)
-        return
-    s = s.with_(status=CHALLENGING, verdict_commit_deadline=ctx.height + p.verdict_commit_window,
-                verdict_reveal_deadline=ctx.height + p.verdict_commit_window + p.verdict_reveal_window)
-    k.set_session(ctx.store, s)
-    k.schedule(ctx.store, s.verdict_reveal_deadline, s.id)
+            challenges.append(_new_challenge(k, ctx, s, len(challenges), i, step % hop.n_steps, 1))
+    _challenge_round(k, ctx, s.with_(hops=tuple(hops)), challenges)
 
 
 def _after_verdicts(k: InferenceKeeper, ctx: Context, s: Session) -> None:
+    """Tally the open round. A hop whose challenge decided nothing keeps its share in escrow and is challenged
+    again at a fresh step, until ``max_undecided_rounds`` rounds have decided nothing: then its share goes back
+    to the client, with no slash and no reputation change."""
     p = k.params(ctx.store)
     total = k.validators.total_voting_power(ctx.store)
     hops = list(s.hops)
-    decided: list[Challenge] = []
-    for c in s.challenges:
+    challenges = list(s.challenges)
+    redraw: list[Challenge] = []
+    for idx, c in enumerate(s.challenges):
+        if not c.is_open:
+            continue
         power = {MATCH: 0, MISMATCH: 0}
         for validator_hex, verdict in sorted(c.reveals.items()):
             power[verdict] += k.validators.voting_power(ctx.store, bytes.fromhex(validator_hex))
-        outcome = "undecided"
+        outcome = UNDECIDED
         hop = hops[c.hop]
         if total > 0 and 3 * power[MISMATCH] >= 2 * total:
             outcome = MISMATCH
@@ -122,20 +150,27 @@ def _after_verdicts(k: InferenceKeeper, ctx: Context, s: Session) -> None:
         elif total > 0 and 3 * power[MISMATCH] > total:
             outcome = CONTESTED
             hops[c.hop] = replace(hop, failed="challenge_contested")
-        decided.append(replace(c, outcome=outcome, match_power=power[MATCH], mismatch_power=power[MISMATCH]))
-        ctx.emit(EVENT_CHALLENGE_DECIDED, session_id=s.id, miner=encode_address(hop.miner), outcome=outcome,
-                 match_power=power[MATCH], mismatch_power=power[MISMATCH], total_power=total)
-    _settle(k, ctx, s.with_(hops=tuple(hops), challenges=tuple(decided)))
+        elif c.round < p.max_undecided_rounds:
+            _, step = _draw(ctx.entropy, s.id, c.hop, c.round + 1)
+            redraw.append(_new_challenge(k, ctx, s, len(challenges) + len(redraw), c.hop, step % hop.n_steps,
+                                         c.round + 1))
+        else:
+            hops[c.hop] = replace(hop, failed="challenge_undecided")
+        challenges[idx] = replace(c, outcome=outcome, match_power=power[MATCH], mismatch_power=power[MISMATCH])
+        ctx.emit(EVENT_CHALLENGE_DECIDED, session_id=s.id, challenge=idx, miner=encode_address(hop.miner),
+                 outcome=outcome, round=c.round, match_power=power[MATCH], mismatch_power=power[MISMATCH],
+                 total_power=total)
+    _challenge_round(k, ctx, s.with_(hops=tuple(hops), challenges=tuple(challenges)), redraw)
 
 
 def _settle(k: InferenceKeeper, ctx: Context, s: Session) -> None:
-    """Pay each unpenalized miner blocks × the tokens it served × price, the fee to the fee pool, the
-    rest back."""
+    """Pay each unpenalized miner blocks × the tokens its revealed steps cover × price, the fee to the fee
+    pool, the rest back."""
     p = k.params(ctx.store)
     hops: list[SessionHop] = []
     total = 0
     for hop in s.hops:
-        pay = 0 if hop.failed else hop.blocks * hop.tokens * s.price
+        pay = 0 if hop.failed else hop.blocks * hop.proven_tokens * s.price
         if pay:
             m = k.miners.get_miner(ctx.store, hop.miner)
             payee = m.owner if m is not None else hop.miner

@@ -205,7 +205,7 @@ class MsgCommitResult(_Fields):
     owner: str
     miner: str
     session_id: int
-    commitment: bytes  # result_commitment(session, miner, root, salt)
+    commitment: bytes  # result_commitment(session, miner, root, n_steps, salt)
 
     def validate_basic(self) -> None:
         check_address(self.owner, "owner")
@@ -231,7 +231,7 @@ class MsgRevealResult(_Fields):
     session_id: int
     root: bytes  # merkle root of the miner's step log for the session
     salt: bytes
-    n_steps: int
+    n_steps: int  # steps in that log; must be the count committed to, and fit the hop's tokens (the keeper)
 
     def validate_basic(self) -> None:
         check_address(self.owner, "owner")

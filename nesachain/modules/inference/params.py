@@ -22,6 +22,7 @@ class Params:
     session_timeout: int = 600  # blocks an open session may stay open before it closes with no tokens
     min_model_deposit: int = 1_000_000
     max_route_hops: int = 64
+    max_undecided_rounds: int = 3  # rounds of challenges on one hop that decide nothing before its share goes back
 
     def validate(self) -> None:
         for f in fields(self):
@@ -32,7 +33,7 @@ class Params:
             if getattr(self, name) > PPM:
                 raise ValueError(f"inference.{name} must be at most {PPM}")
         for name in ("commit_window", "reveal_window", "verdict_commit_window", "verdict_reveal_window",
-                     "session_timeout", "max_route_hops"):
+                     "session_timeout", "max_route_hops", "max_undecided_rounds"):
             if getattr(self, name) < 1:
                 raise ValueError(f"inference.{name} must be at least 1")
 

@@ -10,8 +10,8 @@ from nesachain.modules.inference.params import PPM
 from nesachain.types.address import decode_address, encode_address
 from nesachain.types.keys import u64
 
-__all__ = ["SESSION_FILTERS", "STATUSES", "UNSETTLED", "Challenge", "Model", "Session", "SessionHop", "max_cost",
-           "result_commitment", "verdict_commitment"]
+__all__ = ["SESSION_FILTERS", "STATUSES", "UNDECIDED", "UNSETTLED", "Challenge", "Model", "Session", "SessionHop",
+           "max_cost", "result_commitment", "verdict_commitment", "verdict_deadlines"]
 
 OPEN, COMMITTING, CHALLENGING, SETTLED = "open", "committing", "challenging", "settled"
 STATUSES = (OPEN, COMMITTING, CHALLENGING, SETTLED)
@@ -19,6 +19,7 @@ UNSETTLED = (OPEN, COMMITTING, CHALLENGING)
 SESSION_FILTERS = (*STATUSES, "unsettled")  # what the sessions query (and `nesad query inference sessions`) takes
 MATCH, MISMATCH = "match", "mismatch"
 CONTESTED = "contested"  # a tally outcome, never a verdict: > 1/3 of the power said mismatch
+UNDECIDED = "undecided"  # a tally outcome: neither 2/3 either way nor > 1/3 mismatch (a new round is drawn)
 
 
 def max_cost(price: int, blocks: int, max_tokens: int, fee_ppm: int) -> int:
@@ -27,9 +28,10 @@ def max_cost(price: int, blocks: int, max_tokens: int, fee_ppm: int) -> int:
     return pay + pay * fee_ppm // PPM
 
 
-def result_commitment(session_id: int, miner: bytes, root: bytes, salt: bytes) -> bytes:
-    """What a miner commits: binds its step-log root to this session and this miner."""
-    return hashlib.sha256(b"nesachain/result/v1" + u64(session_id) + miner + root + salt).digest()
+def result_commitment(session_id: int, miner: bytes, root: bytes, n_steps: int, salt: bytes) -> bytes:
+    """What a miner commits: binds its step-log root and its step count to this session and this miner, so
+    the count it reveals (what it is paid for and challenged on) is fixed before any challenge is drawn."""
+    return hashlib.sha256(b"nesachain/result/v2" + u64(session_id) + miner + root + u64(n_steps) + salt).digest()
 
 
 def verdict_commitment(session_id: int, challenge: int, validator: bytes, verdict: str, salt: bytes) -> bytes:
@@ -72,7 +74,8 @@ class SessionHop:
     root: bytes = b""
     n_steps: int = 0
     revealed: bool = False
-    failed: str = ""  # why it is unpaid: "no_commit", "no_reveal", "challenge_mismatch", "challenge_contested"
+    failed: str = ""  # why it is unpaid: "no_commit", "no_reveal", "challenge_mismatch", "challenge_contested",
+    # "challenge_undecided" (max_undecided_rounds rounds decided nothing)
     paid: int = 0
     stands_in_for: int = -1  # a stand-in (a failover the client reported): the route hop whose blocks it took
     attempt: int = 0  # the client's failover count for that route hop when this miner took over
@@ -83,16 +86,41 @@ class SessionHop:
     def blocks(self) -> int:
         return self.end - self.start
 
+    @property
+    def proven_tokens(self) -> int:
+        """The tokens its revealed step count covers, those it can be paid for: its log holds steps
+        0..n_steps-1 (a stand-in's first ``from_token`` are its replay of the earlier steps), and token t of
+        the session is step t's output (step 0 the prefill, each later step one decode), so it covers
+        min(tokens, n_steps − from_token) of the tokens it served."""
+        if not self.revealed:
+            return 0
+        return min(self.tokens, max(0, self.n_steps - self.from_token))
+
 
 @dataclass(frozen=True)
 class Challenge:
     hop: int
-    step: int
+    step: int  # drawn uniformly from [0, the hop's n_steps)
     commits: dict[str, bytes] = field(default_factory=dict)  # validator operator hex -> commitment
     reveals: dict[str, str] = field(default_factory=dict)  # validator operator hex -> verdict
-    outcome: str = ""  # "match", "mismatch", "contested" or "undecided" once tallied
+    outcome: str = ""  # "match", "mismatch", "contested" or "undecided" once tallied; "" while open
     match_power: int = 0
     mismatch_power: int = 0
+    round: int = 1  # 1 for the first challenge of a hop, k + 1 for the one drawn after round k decided nothing
+    commit_deadline: int = 0  # last height for verdict commitments on it
+    reveal_deadline: int = 0  # last height for verdict reveals; it is tallied at the end of this block
+
+    @property
+    def is_open(self) -> bool:
+        return not self.outcome
+
+
+def verdict_deadlines(s: Session, c: Challenge) -> tuple[int, int]:
+    """A challenge's (verdict commit, verdict reveal) deadlines: its own, or its session's for a challenge
+    stored before challenges carried their own (those all belong to one round)."""
+    if c.reveal_deadline:
+        return c.commit_deadline, c.reveal_deadline
+    return s.verdict_commit_deadline, s.verdict_reveal_deadline
 
 
 @dataclass(frozen=True)
@@ -110,7 +138,7 @@ class Session:
     closed_height: int = 0
     commit_deadline: int = 0
     reveal_deadline: int = 0
-    verdict_commit_deadline: int = 0
+    verdict_commit_deadline: int = 0  # the open round's deadlines (every open challenge has these)
     verdict_reveal_deadline: int = 0
     challenges: tuple[Challenge, ...] = ()
     fee: int = 0

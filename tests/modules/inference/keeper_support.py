@@ -31,9 +31,18 @@ def open_and_close(env: Env, tokens: int = 10) -> int:
     return s.id
 
 
-def commit_reveal(env: Env, sid: int, miner: bytes, *, reveal: bool = True, steps: int = 11) -> bytes:
+def honest_steps(env: Env, sid: int, miner: bytes) -> int:
+    """The steps an honest miner's log holds: a stand-in's replay of the tokens before it, then one a token."""
+    s = env.keeper.session(env.store, sid)
+    hop = s.hops[s.hop_index(miner)]
+    return hop.from_token + hop.tokens
+
+
+def commit_reveal(env: Env, sid: int, miner: bytes, *, reveal: bool = True, steps: int | None = None) -> bytes:
+    """Commit (and reveal) ``miner``'s result: ``steps`` steps, the honest count unless given."""
     root = bytes([miner[0]]) * 32
-    env.keeper.commit_result(env.ctx(), sid, OWNER, miner, result_commitment(sid, miner, root, SALT))
+    steps = honest_steps(env, sid, miner) if steps is None else steps
+    env.keeper.commit_result(env.ctx(), sid, OWNER, miner, result_commitment(sid, miner, root, steps, SALT))
     if reveal:
         env.keeper.reveal_result(env.ctx(), sid, OWNER, miner, root, SALT, steps)
     return root
@@ -52,15 +61,25 @@ def verdict(env: Env, sid: int, ch: int, validator: bytes, v: str) -> None:
     env.keeper.commit_verdict(env.ctx(), sid, ch, validator, verdict_commitment(sid, ch, validator, v, SALT))
 
 
-def all_match(env: Env, s: Session) -> Session:
-    """Three of the four validators commit and reveal "match" on each of ``s``'s challenges; past the
-    verdict deadline the session settles."""
-    for ch in range(len(s.challenges)):
-        for v in VALIDATORS[:3]:
-            verdict(env, s.id, ch, v, "match")
+def vote_round(env: Env, s: Session, votes: dict[int, dict[bytes, str]]) -> Session:
+    """Validators commit, then reveal, ``votes`` (challenge index -> validator -> verdict) in ``s``'s open
+    round; past the round's verdict deadline it is tallied. Returns the session then."""
+    for ch, by in sorted(votes.items()):
+        for v, vote in by.items():
+            verdict(env, s.id, ch, v, vote)
     env.height = s.verdict_commit_deadline + 1
-    for ch in range(len(s.challenges)):
-        for v in VALIDATORS[:3]:
-            env.keeper.reveal_verdict(env.ctx(), s.id, ch, v, "match", SALT)
+    for ch, by in sorted(votes.items()):
+        for v, vote in by.items():
+            env.keeper.reveal_verdict(env.ctx(), s.id, ch, v, vote, SALT)
     env.end_block(s.verdict_reveal_deadline)
     return env.keeper.session(env.store, s.id)
+
+
+def open_challenges(s: Session) -> list[int]:
+    return [i for i, c in enumerate(s.challenges) if c.is_open]
+
+
+def all_match(env: Env, s: Session) -> Session:
+    """Three of the four validators commit and reveal "match" on each of ``s``'s open challenges; past the
+    verdict deadline the session settles."""
+    return vote_round(env, s, {ch: dict.fromkeys(VALIDATORS[:3], "match") for ch in open_challenges(s)})
