@@ -37,7 +37,7 @@ from nesachain.protocol.steplog import (
 from nesachain.verifier.errors import CannotCheck, MinerFault, MinerUnavailable
 
 __all__ = ["ABSTAIN", "MATCH", "MISMATCH", "RETRY", "HTTPStepLogSource", "Judgement", "Limits", "StepLogSource",
-           "check_challenge", "relative_deviation"]
+           "challenge_deadlines", "check_challenge", "relative_deviation"]
 
 ABSTAIN: Final = "abstain"  # this verifier cannot check the challenge: it commits nothing, and does not try again
 RETRY: Final = "retry"  # not judged yet (the miner or this verifier's node did not answer): tried again next pass
@@ -138,6 +138,16 @@ def relative_deviation(mine: torch.Tensor, theirs: torch.Tensor) -> float:
         return 0.0
     floor = 1e-2 * float(a.abs().median()) + 1e-12
     return float(((a - b).abs() / a.abs().clamp_min(floor)).median())
+
+
+def challenge_deadlines(s: Mapping[str, Any], idx: int) -> tuple[int, int]:
+    """(verdict commit, verdict reveal) deadlines of challenge ``idx`` of session ``s`` as the chain's
+    ``inference/session`` gives it: each challenge's own (a round drawn after an undecided one has later ones),
+    or the session's where a chain gives none."""
+    c = s["challenges"][idx]
+    if c.get("reveal_deadline"):
+        return int(c["commit_deadline"]), int(c["reveal_deadline"])
+    return int(s["verdict_commit_deadline"]), int(s["verdict_reveal_deadline"])
 
 
 def check_challenge(chain: Chain, replayer: Replaying, source: StepLogSource, s: Mapping[str, Any], idx: int,

@@ -66,6 +66,7 @@ from nesachain.verifier.judge import (
     Judgement,
     Limits,
     StepLogSource,
+    challenge_deadlines,
     check_challenge,
     relative_deviation,
 )
@@ -158,12 +159,15 @@ class Verifier:
         challenging = list(self.chain.sessions("challenging"))
         for s in challenging:
             for idx, c in enumerate(s["challenges"]):
+                if c.get("outcome"):  # tallied: a later round's challenge is a new entry
+                    continue
                 key = f"{s['id']}/{idx}"
-                if self.operator not in c["commits"] and height < s["verdict_commit_deadline"]:
+                commit_deadline, reveal_deadline = challenge_deadlines(s, idx)
+                if self.operator not in c["commits"] and height < commit_deadline:
                     if key not in self._abstained and key not in self._running:
-                        pending.append((s["verdict_commit_deadline"], key, s, idx))
+                        pending.append((commit_deadline, key, s, idx))
                 elif (self.operator in c["commits"] and self.operator not in c["reveals"] and key in self._state
-                      and s["verdict_commit_deadline"] < height <= s["verdict_reveal_deadline"]):
+                      and commit_deadline < height <= reveal_deadline):
                     st = self._state[key]
                     reveals.append(MsgRevealVerdict(self.operator, s["id"], idx, st["verdict"],
                                                     bytes.fromhex(st["salt"])))
@@ -218,7 +222,7 @@ class Verifier:
         """The commit of a judgement reached in time; for no verdict, what to remember and log."""
         miner = s["hops"][s["challenges"][idx]["hop"]]["miner"]
         if j.outcome in (MATCH, MISMATCH):
-            if height >= s["verdict_commit_deadline"]:
+            if height >= challenge_deadlines(s, idx)[0]:
                 log.warning("verdict_too_late", session=s["id"], challenge=idx, miner=miner, verdict=j.outcome)
                 return None
             log.info("verdict", session=s["id"], challenge=idx, miner=miner, verdict=j.outcome, reason=j.reason)
@@ -260,7 +264,8 @@ class Verifier:
             now = self.chain.height() if height is None else height
         except RPCError as exc:
             return Judgement(RETRY, f"{why}; and this verifier's node: {exc}")
-        near = now >= int(s["verdict_commit_deadline"]) - self.limits.margin_blocks
+        idx = int(key.split("/")[1])
+        near = now >= challenge_deadlines(s, idx)[0] - self.limits.margin_blocks
         if near and tries >= 2:
             return Judgement(MISMATCH, f"did not serve its step data to validators ({tries} tries): {why}")
         return Judgement(RETRY, f"try {tries}: {why}")

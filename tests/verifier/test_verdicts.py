@@ -332,3 +332,22 @@ def test_verifier_log_over_its_own_cap_abstains_without_asking(tmp_path: Path, r
 def test_limits_bad_value_raises_config_error(bad: dict[str, Any]) -> None:
     with pytest.raises(ConfigError):
         Limits(**bad).validate()
+
+
+def test_verifier_judges_a_redrawn_challenge_in_its_own_window_and_leaves_decided_ones(tmp_path: Path) -> None:
+    """A round that decided nothing is followed by a new challenge entry of the same hop, with its own index and
+    deadlines; the verifier judges, commits and reveals that one in its window, and never the tallied one.
+    Before: it judged every challenge of a challenging session against the session's deadlines, so it committed
+    on the tallied challenge 0 too (a tx the chain refuses)."""
+    s = challenged(ROOT, deadline=40)
+    s["challenges"][0].update(outcome="undecided", commit_deadline=20, reveal_deadline=30)
+    s["challenges"].append({"hop": 0, "step": 3, "commits": {}, "reveals": {}, "outcome": "", "round": 2,
+                            "commit_deadline": 40, "reveal_deadline": 50})
+    chain = Chain(KEY, [s])
+    chain.h = 25
+    v = fake_verifier(tmp_path, chain, X, X)
+    assert v.tick() == 1
+    assert [(type(m), m.challenge) for m in chain.sent] == [(MsgCommitVerdict, 1)]
+    s["challenges"][1]["commits"][account_of(chain.key)] = chain.sent[0].commitment.hex()
+    chain.h = 41
+    assert v.tick() == 1 and isinstance(chain.sent[1], MsgRevealVerdict) and chain.sent[1].challenge == 1
