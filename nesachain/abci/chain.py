@@ -8,7 +8,6 @@ registered code: nothing a tx contains can raise out of here.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
@@ -17,6 +16,7 @@ from typing import Any
 
 import structlog
 
+from nesachain.abci.entropy import block_entropy
 from nesachain.abci.router import Router
 from nesachain.modules.auth.keeper import AuthKeeper
 from nesachain.modules.auth.module import AuthModule
@@ -87,6 +87,7 @@ class _Pending:
     height: int
     store: CacheStore
     app_hash: bytes
+    block_hash: bytes
     validator_updates: list[ValidatorUpdate] = field(default_factory=list)
 
 
@@ -305,8 +306,12 @@ class Chain:
         block_hash: bytes = b"",
         info: BlockInfo | None = None,
     ) -> FinalizeResult:
+        """Execute block ``height`` (``block_hash`` is its CometBFT hash, kept at Commit as the next
+        block's previous hash): stage its writes and compute the app hash. The block's entropy comes from
+        the previous block's hash and this block's time (``abci.entropy``), never from this block's hash,
+        which its proposer shapes through its choice of txs."""
         block = self._base_store()
-        entropy = hashlib.sha256(b"nesachain/entropy" + block_hash + height.to_bytes(8, "big")).digest()
+        entropy = block_entropy(height, self.store.block_hash, time_ns)
         ctx = Context(block, self.chain_id, height, time_ns, entropy)
         for module in self.modules:
             module.begin_block(ctx, info or BlockInfo())
@@ -318,7 +323,7 @@ class Chain:
         if self._genesis is not None:
             writes = {**self._genesis.writes(), **writes}
         app_hash = self.store.hash_with(writes)
-        self._pending = _Pending(height, block, app_hash, updates)
+        self._pending = _Pending(height, block, app_hash, block_hash, updates)
         return FinalizeResult(tuple(results), tuple(ctx.events), tuple(updates), app_hash)
 
     def commit(self) -> int:
@@ -329,7 +334,7 @@ class Chain:
         writes = pending.store.writes()
         if self._genesis is not None:
             writes = {**self._genesis.writes(), **writes}
-        self.store.commit(writes, pending.height, pending.app_hash)
+        self.store.commit(writes, pending.height, pending.app_hash, pending.block_hash)
         self._genesis = None
         self._pending = None
         self._check = CacheStore(self.store)

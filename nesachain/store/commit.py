@@ -4,8 +4,10 @@ The app hash commits to every key and value. Keys fall into 256 buckets by the f
 sha256(key); a bucket's hash is sha256 over its entries in key order (each length-prefixed), and
 the app hash is sha256 over the 256 bucket hashes. A block only rehashes the buckets it touched.
 
-``commit(writes, height, app_hash)`` applies a block's writes and records its height and app hash
-in one sqlite transaction, so a crash leaves either the old block or the new one, never a mix.
+``commit(writes, height, app_hash, block_hash)`` applies a block's writes and records its height, app
+hash and block hash in one sqlite transaction, so a crash leaves either the old block or the new one,
+never a mix. The block hash is not state (the app hash does not commit to it): it is kept so that the
+next block's entropy can name the previous block's hash after a restart.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ class CommitStore:
         self._bucket_hashes: list[bytes] = [_hash_bucket({}) for _ in range(_N_BUCKETS)]
         self.height = 0
         self.app_hash = b""
+        self.block_hash = b""  # CometBFT's hash of the last committed block (b"" before the first)
         self._db: sqlite3.Connection | None = None
         if path is not None:
             self._open(Path(path))
@@ -66,6 +69,7 @@ class CommitStore:
         if "height" in meta:
             self.height = int(meta["height"])
             self.app_hash = bytes(meta["app_hash"])
+            self.block_hash = bytes(meta.get("block_hash", b""))
         self._bucket_hashes = [_hash_bucket(b) for b in self._buckets]
 
     def _put(self, key: bytes, value: bytes) -> None:
@@ -114,8 +118,9 @@ class CommitStore:
         return h.digest()
 
     # commit
-    def commit(self, writes: Mapping[bytes, bytes | None], height: int, app_hash: bytes) -> None:
-        """Apply a block's writes and record height and app hash, atomically on disk."""
+    def commit(self, writes: Mapping[bytes, bytes | None], height: int, app_hash: bytes,
+               block_hash: bytes = b"") -> None:
+        """Apply a block's writes and record its height, app hash and block hash, atomically on disk."""
         if self._db is not None:
             db = self._db
             db.execute("BEGIN IMMEDIATE")
@@ -127,6 +132,7 @@ class CommitStore:
                         db.execute("INSERT OR REPLACE INTO kv (k, v) VALUES (?, ?)", (key, value))
                 db.execute("INSERT OR REPLACE INTO meta (k, v) VALUES ('height', ?)", (str(height).encode(),))
                 db.execute("INSERT OR REPLACE INTO meta (k, v) VALUES ('app_hash', ?)", (app_hash,))
+                db.execute("INSERT OR REPLACE INTO meta (k, v) VALUES ('block_hash', ?)", (block_hash,))
                 db.execute("COMMIT")
             except BaseException:
                 db.execute("ROLLBACK")
@@ -149,3 +155,4 @@ class CommitStore:
             self._bucket_hashes[idx] = digest
         self.height = height
         self.app_hash = app_hash
+        self.block_hash = block_hash

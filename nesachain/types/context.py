@@ -1,7 +1,8 @@
 """The context every keeper call gets: the store to use, block data and an event sink.
 
 Block data is the only source of time (``time_ns`` from the header) and randomness (``entropy``,
-derived from the previous block's hash) in the state machine.
+derived from the previous block's hash and this block's time, the weighted median of the last commit's
+precommit timestamps: see ``nesachain.abci.entropy``) in the state machine.
 """
 
 from __future__ import annotations
