@@ -14,6 +14,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from nacl.signing import SigningKey
+
 from nesachain.cli.common import add_client_options, add_keyring_options, emit, keyring_from, rpc_from, subcommands
 from nesachain.cli.tx_cmds import add_tx_options, broadcast, parse_amount, resolve_address
 from nesachain.errors import ConfigError, RPCError
@@ -27,35 +29,57 @@ from nesachain.modules.staking.msgs import (
     MsgUnjail,
     MsgUpdateMiner,
     miner_pop_bytes,
+    validator_pop_bytes,
 )
 from nesachain.wallet import queries
 from nesachain.wallet.txs import check_msgs
 
-__all__ = ["consensus_pubkey_from", "parse_blocks", "register"]
+__all__ = ["consensus_key_from", "consensus_proof", "parse_blocks", "register"]
 
 
-def consensus_pubkey_from(pubkey: str | None, key_file: str | None) -> bytes:
-    """The ed25519 consensus key, from base64 text or a CometBFT priv_validator_key.json."""
-    if (pubkey is None) == (key_file is None):
-        raise ConfigError("give exactly one of --pubkey (base64) or --priv-validator-key (path to the JSON file)")
-    if key_file is not None:
-        try:
-            doc = json.loads(Path(key_file).read_text())
-            text = doc["pub_key"]["value"]
-            kind = doc["pub_key"].get("type", "")
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise ConfigError(f"cannot read the consensus key from {key_file}: {exc}") from None
-        if kind != "tendermint/PubKeyEd25519":
-            raise ConfigError(f"{key_file} holds a {kind!r} key; nesachain validators use ed25519")
-    else:
-        text = pubkey
+def _b64(text: object, what: str, size: int) -> bytes:
     try:
         raw = base64.b64decode(str(text), validate=True)
     except (binascii.Error, ValueError):
-        raise ConfigError("the consensus pubkey is not base64") from None
-    if len(raw) != 32:
-        raise ConfigError(f"the consensus pubkey has {len(raw)} bytes; ed25519 keys have 32")
+        raise ConfigError(f"the {what} is not base64") from None
+    if len(raw) != size:
+        raise ConfigError(f"the {what} has {len(raw)} bytes; it must have {size}")
     return raw
+
+
+def consensus_key_from(key_file: str) -> SigningKey:
+    """The node's ed25519 consensus key, from a CometBFT priv_validator_key.json (its private key is
+    base64 of seed ‖ public key)."""
+    try:
+        doc = json.loads(Path(key_file).read_text())
+        priv, pub = doc["priv_key"], doc["pub_key"]
+        kinds = (priv.get("type", ""), pub.get("type", ""))
+        priv_text, pub_text = priv["value"], pub["value"]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise ConfigError(f"cannot read the consensus key from {key_file}: {exc}") from None
+    if kinds != ("tendermint/PrivKeyEd25519", "tendermint/PubKeyEd25519"):
+        raise ConfigError(f"{key_file} holds {kinds[0]!r} keys; nesachain validators use ed25519")
+    raw = _b64(priv_text, "consensus private key", 64)
+    key = SigningKey(raw[:32])
+    if bytes(key.verify_key) != raw[32:] or bytes(key.verify_key) != _b64(pub_text, "consensus pubkey", 32):
+        raise ConfigError(f"{key_file}: the private key does not match its public key")
+    return key
+
+
+def consensus_proof(pubkey: str | None, pop: str | None, key_file: str | None, chain_id: str,
+                    operator: str) -> tuple[bytes, bytes]:
+    """The consensus pubkey and its proof of possession (a signature over the chain id and the operator):
+    signed here with the key of a priv_validator_key.json, or given as base64 (``--pubkey`` and ``--pop``,
+    for a key kept elsewhere, e.g. by a remote signer)."""
+    if key_file is not None:
+        if pubkey is not None or pop is not None:
+            raise ConfigError("give either --priv-validator-key, or --pubkey with --pop, not both")
+        key = consensus_key_from(key_file)
+        return bytes(key.verify_key), bytes(key.sign(validator_pop_bytes(chain_id, operator)).signature)
+    if pubkey is None or pop is None:
+        raise ConfigError("give --priv-validator-key (path to the node's JSON file), or --pubkey and --pop "
+                          "(base64 of the consensus key's signature; see `nesad tx staking pop-bytes`)")
+    return _b64(pubkey, "consensus pubkey", 32), _b64(pop, "proof of possession", 64)
 
 
 def parse_blocks(text: str) -> tuple[int, int]:
@@ -76,10 +100,17 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("from_key", help="operator key in the keyring (self-bonds, later unjails)")
     p.add_argument("--amount", required=True, help="self-bond in unes")
     p.add_argument("--moniker", required=True)
-    p.add_argument("--pubkey", help="consensus public key, base64")
-    p.add_argument("--priv-validator-key", help="path to the node's config/priv_validator_key.json")
+    p.add_argument("--priv-validator-key",
+                   help="path to the node's config/priv_validator_key.json (signs the proof of possession)")
+    p.add_argument("--pubkey", help="consensus public key, base64 (with --pop, for a key kept elsewhere)")
+    p.add_argument("--pop", help="base64 signature by the consensus key over `nesad tx staking pop-bytes`")
     add_tx_options(p)
     p.set_defaults(func=_create_validator)
+    p = st.add_parser("pop-bytes", help="what a consensus key kept elsewhere signs for create-validator (hex)")
+    p.add_argument("operator", help="operator address or key name")
+    add_client_options(p)
+    add_keyring_options(p)
+    p.set_defaults(func=_pop_bytes)
     for name, fn, what in (("delegate", _delegate, "bond unes to a validator"),
                            ("undelegate", _undelegate, "unbond unes (returned after the unbonding period)")):
         p = st.add_parser(name, help=what)
@@ -169,9 +200,19 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 # tx handlers --------------------------------------------------------------------------------------
 def _create_validator(args: argparse.Namespace) -> int:
     operator = resolve_address(args, args.from_key)
-    pubkey = consensus_pubkey_from(args.pubkey, args.priv_validator_key)
-    msg = MsgCreateValidator(operator, pubkey, args.moniker, parse_amount(args.amount))
-    return broadcast(args, args.from_key, [msg])
+    amount = parse_amount(args.amount)
+    consensus_proof(args.pubkey, args.pop, args.priv_validator_key, "", operator)  # files and flags, before the node
+    args.chain_id = args.chain_id or rpc_from(args).chain_id()  # the proof of possession signs it
+    pubkey, pop = consensus_proof(args.pubkey, args.pop, args.priv_validator_key, args.chain_id, operator)
+    return broadcast(args, args.from_key, [MsgCreateValidator(operator, pubkey, args.moniker, amount, pop)])
+
+
+def _pop_bytes(args: argparse.Namespace) -> int:
+    operator = resolve_address(args, args.operator)
+    chain_id = args.chain_id or rpc_from(args).chain_id()
+    data = validator_pop_bytes(chain_id, operator)
+    emit(args, {"chain_id": chain_id, "operator": operator, "sign_bytes_hex": data.hex()}, data.hex())
+    return 0
 
 
 def _delegate(args: argparse.Namespace) -> int:

@@ -24,7 +24,6 @@ from nesachain.modules.inference.msgs import (
 )
 from nesachain.modules.inference.types import result_commitment, verdict_commitment
 from nesachain.modules.staking.msgs import (
-    MsgCreateValidator,
     MsgDelegate,
     MsgMinerHeartbeat,
     MsgUnbondMiner,
@@ -40,10 +39,10 @@ from tests.modules.staking.conftest import (
     addr,
     cons_addr,
     cons_key,
+    create_validator_msg,
     genesis,
     key,
     miner_key,
-    pub,
     register_miner_msg,
 )
 
@@ -133,7 +132,7 @@ def busy_chain() -> BusyChain:
     c.block()
     c.block([c.tx(key(o), [register_miner_msg(o, m, a, b, model=model)]) for m, (o, model, a, b) in MINERS.items()])
     c.block([c.tx(key(6), [MsgDelegate(addr(key(6)), addr(key(0)), 3_000_000)]),
-             c.tx(key(5), [MsgCreateValidator(addr(key(5)), pub(cons_key(5)), "five", 12_000_000)]),
+             c.tx(key(5), [create_validator_msg(key(5), cons_key(5), "five", 12_000_000)]),
              c.tx(key(0), [MsgSend(addr(key(0)), addr(key(9)), 123_456)])])
 
     # session 1: settled; hop 0 matched, hop 1 judged a mismatch (slashed), hop 2 never committed

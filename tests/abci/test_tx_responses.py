@@ -12,7 +12,6 @@ from nesachain.abci.chain import Chain
 from nesachain.modules.bank.msgs import MsgSend
 from nesachain.modules.inference.msgs import MsgOpenSession
 from nesachain.modules.staking.msgs import (
-    MsgCreateValidator,
     MsgDelegate,
     MsgMinerHeartbeat,
     MsgUnbondMiner,
@@ -23,7 +22,17 @@ from nesachain.store import CommitStore
 from nesachain.tx.msg import _MSGS, encode_response
 from nesachain.types import sdk_errors as sdk
 from nesachain.types.encoding import decode_canonical, encode
-from tests.modules.staking.conftest import MODEL, Harness, addr, cons_key, key, miner_key, pub, register_miner_msg
+from tests.modules.staking.conftest import (
+    MODEL,
+    Harness,
+    addr,
+    cons_key,
+    create_validator_msg,
+    key,
+    miner_key,
+    pub,
+    register_miner_msg,
+)
 
 
 def responses(data: bytes) -> list[dict[str, object]]:
@@ -41,7 +50,7 @@ def test_finalize_block_bank_send_tx_data_is_its_empty_response() -> None:
 def test_finalize_block_staking_txs_data_carries_their_typed_responses() -> None:
     h = Harness()
     h.block()
-    r = h.run(key(5), MsgCreateValidator(addr(key(5)), pub(cons_key(5)), "five", 12_000_000))
+    r = h.run(key(5), create_validator_msg(key(5), cons_key(5), "five", 12_000_000))
     assert responses(r.data) == [{"cons_address": cons_address_hex(pub(cons_key(5)))}]
     r = h.run(key(6), MsgDelegate(addr(key(6)), addr(key(0)), 3_000_000))
     shares = h.q("staking/delegations", delegator=addr(key(6)))["delegations"][0]["shares"]

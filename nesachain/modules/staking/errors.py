@@ -23,6 +23,10 @@ ErrJailPeriod = register(CODESPACE, 12, "jail period has not ended")
 ErrTombstoned = register(CODESPACE, 13, "validator is tombstoned for double-signing and can never be unjailed")
 ErrPowerTooLow = register(CODESPACE, 14, "validator's tokens give no consensus power; cannot unjail")
 ErrDelegationTooSmall = register(CODESPACE, 15, "delegation too small to buy one share")
+ErrMaxUnbondingEntries = register(CODESPACE, 16, "too many unbonding entries for this delegator and validator "
+                                                 "(max_entries)")
+ErrInvalidConsPossession = register(CODESPACE, 17, "consensus key proof of possession does not verify")
+ErrSelfDelegationTooLow = register(CODESPACE, 18, "operator's self-delegation below min_self_delegation")
 # miners and models
 ErrUnknownModel = register(CODESPACE, 20, "model is not registered")
 ErrInvalidBlockRange = register(CODESPACE, 21, "invalid block range for the model")

@@ -4,7 +4,8 @@ Two ways in:
 - ``create_validators``: ``[{operator, pubkey (base64 ed25519), moniker, amount}]``, each run as a
   MsgCreateValidator at genesis: the self-bond is locked from the operator's bank balance. This is
   how a new network (and the localnet) gets its first validators; InitChain returns the set they form.
-- exported state (``validators``, ``delegations``, ``unbonding``, ``signing_infos`` with their missed
+- exported state (``validators``, ``delegations`` with the heights their shares were bonded at (``tranches``;
+  an entry without them counts as bonded at genesis), ``unbonding``, ``signing_infos`` with their missed
   blocks, ``miners`` with bonds, reputation, heartbeat deadlines and unbonding, ``next_id``): the
   tokens these hold are not in any bank balance, so import mints them into the supply and locks them
   at once. The indexes (consensus keys, delegations by validator, unbonding queues, miners by owner,
@@ -21,7 +22,7 @@ import base64
 from collections.abc import Mapping
 from typing import Any
 
-from nesachain.modules.staking import keys
+from nesachain.modules.staking import keys, tranches
 from nesachain.modules.staking.keeper import StakingKeeper
 from nesachain.modules.staking.miner_keeper import MinerKeeper
 from nesachain.modules.staking.msgs import check_pubkey
@@ -115,6 +116,11 @@ def validate_genesis(state: Mapping[str, Any]) -> None:
             pairs.add((delegator, op))
             if _nonneg(d["shares"], f"staking.delegations[{i}].shares") == 0:
                 raise ValueError(f"staking.delegations[{i}]: a delegation holds shares (none is left out)")
+            if "tranches" in d:
+                try:
+                    tranches.check(d["tranches"], d["shares"])
+                except ValueError as exc:
+                    raise ValueError(f"staking.delegations[{i}]: {exc}") from None
             shares[op] -= d["shares"]
         bad = [encode_address(op) for op, left in shares.items() if left != 0]
         if bad:
@@ -122,7 +128,7 @@ def validate_genesis(state: Mapping[str, Any]) -> None:
         next_id = _nonneg(state.get("next_id", 1), "staking.next_id")
         if next_id < 1:
             raise ValueError("staking.next_id must be at least 1")
-        _check_unbonding(_list(state, "unbonding"), operators, next_id)
+        _check_unbonding(_list(state, "unbonding"), operators, next_id, params.max_entries)
         _check_miners(_list(state, "miners"))
         _check_signing_infos(_list(state, "signing_infos"), cons, params.signed_blocks_window)
     except (KeyError, TypeError, AttributeError) as exc:
@@ -131,8 +137,9 @@ def validate_genesis(state: Mapping[str, Any]) -> None:
         raise ValueError(f"staking genesis: {exc.log}") from None
 
 
-def _check_unbonding(entries: list[Any], operators: set[bytes], next_id: int) -> None:
+def _check_unbonding(entries: list[Any], operators: set[bytes], next_id: int, max_entries: int) -> None:
     ids: set[int] = set()
+    per_pair: dict[tuple[bytes, bytes], int] = {}
     for i, raw in enumerate(entries):
         what = f"staking.unbonding[{i}]"
         e = UnbondingEntry.from_json(raw)
@@ -144,6 +151,12 @@ def _check_unbonding(entries: list[Any], operators: set[bytes], next_id: int) ->
             raise ValueError(f"{what}: id {e.id} is a duplicate or not in [1, staking.next_id {next_id})")
         if e.completion_height < e.creation_height:
             raise ValueError(f"{what}: completes at {e.completion_height}, before its creation {e.creation_height}")
+        if not 0 <= _nonneg(e.bonded_height, f"{what}.bonded_height") <= e.creation_height:
+            raise ValueError(f"{what}: bonded at {e.bonded_height}, after its creation {e.creation_height}")
+        pair = (e.delegator, e.validator)
+        per_pair[pair] = per_pair.get(pair, 0) + 1
+        if per_pair[pair] > max_entries:
+            raise ValueError(f"{what}: more than max_entries {max_entries} entries of one delegator and validator")
         ids.add(e.id)
 
 
@@ -217,9 +230,8 @@ def init_genesis(staking: StakingKeeper, slashing: SlashingKeeper, miners: Miner
         store.set(keys.cons_index_key(v.cons_address), v.operator)
         hold(v.operator, v.tokens)
     for d in state.get("delegations", []):
-        delegator, op = decode_address(d["delegator"]), decode_address(d["validator"])
-        store.set(keys.delegation_key(delegator, op), encode(d["shares"]))
-        store.set(keys.delegation_by_val_key(op, delegator), b"")
+        held = tranches.check(d["tranches"], d["shares"]) if "tranches" in d else ((0, d["shares"]),)
+        staking.set_delegation(store, decode_address(d["delegator"]), decode_address(d["validator"]), held)
     for raw in state.get("unbonding", []):
         e = UnbondingEntry.from_json(raw)
         staking.set_unbonding(store, e)
@@ -263,8 +275,9 @@ def export_genesis(staking: StakingKeeper, slashing: SlashingKeeper, miners: Min
         "create_validators": [],
         "validators": [v.to_json(params.power_reduction, staking.last_power(store, v.operator))
                        for v in staking.validators(store)],
-        "delegations": [{"delegator": encode_address(d), "validator": encode_address(op), "shares": s}
-                        for d, op, s in staking.all_delegations(store)],
+        "delegations": [{"delegator": encode_address(d), "validator": encode_address(op),
+                         "shares": tranches.total(held), "tranches": [[h, n] for h, n in held]}
+                        for d, op, held in staking.all_delegations(store)],
         "unbonding": [e.to_json() for e in staking.unbonding_entries(store)],
         "signing_infos": signing,
         "miners": [m.to_json() for m in miners.miners(store)],

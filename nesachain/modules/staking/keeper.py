@@ -7,20 +7,30 @@ the supply (nothing goes to the fee pool), so after every block
 
     sum(balances) + fee pool + validator tokens + unbonding + miner bonds == supply.
 
-Delegations hold shares of a validator: a delegation is worth ``shares * tokens // total shares``,
-so a slash of the validator's tokens reaches every delegator in proportion. Shares minted round
-down and shares burned round up, so rounding never moves value from one delegator to another.
+Delegations hold shares of a validator: a delegation is worth ``shares * tokens // total shares``.
+Shares minted round down and shares burned round up, so rounding never moves value from one
+delegator to another. A delegation keeps its shares by the height they were bonded at
+(``tranches.py``), so a slash for an infraction at height H burns a fraction of the shares bonded at
+H (and of the unbonding entries that left after H), never of stake bonded later: the share price,
+and so every later delegation, is untouched.
+
+Unbonding entries per (delegator, validator) pair are capped at ``max_entries`` (Cosmos' 7), so
+``slash`` walks at most that many per delegator. An operator whose undelegation leaves less than
+``min_self_delegation`` bonded to its own validator is jailed (as in Cosmos); it unjails once it has
+bonded enough again.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 
-from nesachain.modules.staking import keys
+from nesachain.modules.staking import keys, tranches
 from nesachain.modules.staking.errors import (
     ErrDelegationTooSmall,
     ErrDuplicateConsKey,
     ErrInsufficientShares,
+    ErrMaxUnbondingEntries,
     ErrNoDelegation,
     ErrUnknownValidator,
     ErrValidatorDrained,
@@ -46,7 +56,9 @@ from nesachain.types.encoding import decode_canonical, encode
 from nesachain.types.keys import u64
 from nesachain.types.module import ValidatorUpdate
 
-__all__ = ["StakingKeeper"]
+__all__ = ["SELF_DELEGATION_JAIL", "StakingKeeper"]
+
+SELF_DELEGATION_JAIL = "self_delegation_below_min"  # the jail reason
 
 
 def scan(store: KVReader, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
@@ -121,14 +133,17 @@ class StakingKeeper:
         return self.must_validator(store, operator)
 
     # delegations ------------------------------------------------------------------------------
-    def delegation(self, store: KVReader, delegator: bytes, operator: bytes) -> int:
+    def delegation_tranches(self, store: KVReader, delegator: bytes, operator: bytes) -> tranches.Tranches:
         raw = store.get(keys.delegation_key(delegator, operator))
-        return 0 if raw is None else int(decode_canonical(raw))
+        return () if raw is None else tuple((int(h), int(n)) for h, n in decode_canonical(raw))
+
+    def delegation(self, store: KVReader, delegator: bytes, operator: bytes) -> int:
+        return tranches.total(self.delegation_tranches(store, delegator, operator))
 
     def delegations_of(self, store: KVReader, delegator: bytes) -> Iterator[tuple[bytes, int]]:
         prefix = keys.DELEGATION + bytes([len(delegator)]) + delegator
         for key, raw in scan(store, prefix):
-            yield keys.split_lp(key, len(prefix))[0], int(decode_canonical(raw))
+            yield keys.split_lp(key, len(prefix))[0], sum(int(n) for _, n in decode_canonical(raw))
 
     def delegations_to(self, store: KVReader, operator: bytes) -> Iterator[tuple[bytes, int]]:
         prefix = keys.DELEGATION_BY_VAL + bytes([len(operator)]) + operator
@@ -136,18 +151,18 @@ class StakingKeeper:
             delegator = keys.split_lp(key, len(prefix))[0]
             yield delegator, self.delegation(store, delegator, operator)
 
-    def all_delegations(self, store: KVReader) -> Iterator[tuple[bytes, bytes, int]]:
+    def all_delegations(self, store: KVReader) -> Iterator[tuple[bytes, bytes, tranches.Tranches]]:
         for key, raw in scan(store, keys.DELEGATION):
             delegator, off = keys.split_lp(key, len(keys.DELEGATION))
             operator, _ = keys.split_lp(key, off)
-            yield delegator, operator, int(decode_canonical(raw))
+            yield delegator, operator, tuple((int(h), int(n)) for h, n in decode_canonical(raw))
 
-    def _set_delegation(self, store: KVStore, delegator: bytes, operator: bytes, shares: int) -> None:
-        if shares == 0:
+    def set_delegation(self, store: KVStore, delegator: bytes, operator: bytes, held: tranches.Tranches) -> None:
+        if not held:
             store.delete(keys.delegation_key(delegator, operator))
             store.delete(keys.delegation_by_val_key(operator, delegator))
         else:
-            store.set(keys.delegation_key(delegator, operator), encode(shares))
+            store.set(keys.delegation_key(delegator, operator), encode([[h, n] for h, n in held]))
             store.set(keys.delegation_by_val_key(operator, delegator), b"")
 
     def _add_delegation(self, ctx: Context, delegator: bytes, val: Validator, amount: int) -> int:
@@ -158,8 +173,8 @@ class StakingKeeper:
         if shares == 0:
             raise ErrDelegationTooSmall.wrap(f"{amount}unes buys no share of {encode_address(val.operator)}")
         self.set_validator(ctx.store, val.with_(tokens=val.tokens + amount, shares=val.shares + shares))
-        have = self.delegation(ctx.store, delegator, val.operator)
-        self._set_delegation(ctx.store, delegator, val.operator, have + shares)
+        held = self.delegation_tranches(ctx.store, delegator, val.operator)
+        self.set_delegation(ctx.store, delegator, val.operator, tranches.add(held, ctx.height, shares))
         ctx.emit(EVENT_DELEGATE, delegator=encode_address(delegator), validator=encode_address(val.operator),
                  amount=f"{amount}unes", shares=shares)
         return shares
@@ -175,33 +190,47 @@ class StakingKeeper:
 
     def undelegate(self, ctx: Context, delegator: bytes, operator: bytes, amount: int) -> UnbondingEntry:
         store = ctx.store
+        params = self.params(store)
         val = self.must_validator(store, operator)
-        have = self.delegation(store, delegator, operator)
-        if have == 0:
+        held = self.delegation_tranches(store, delegator, operator)
+        if not held:
             raise ErrNoDelegation.wrap(f"{encode_address(delegator)} has no delegation to {encode_address(operator)}")
-        worth = val.tokens_for(have)
+        worth = val.tokens_for(tranches.total(held))
         if amount > worth:
             raise ErrInsufficientShares.wrap(f"asked for {amount}unes, the delegation is worth {worth}unes")
+        entries = sum(1 for _ in scan(store, keys.unbonding_pair_prefix(delegator, operator)))
+        if entries >= params.max_entries:
+            raise ErrMaxUnbondingEntries.wrap(f"{encode_address(delegator)} has {entries} entries unbonding from "
+                                              f"{encode_address(operator)}; wait for one to complete")
         burn = val.shares_to_remove(amount)
-        self._set_delegation(store, delegator, operator, have - burn)
-        self.set_validator(store, val.with_(tokens=val.tokens - amount, shares=val.shares - burn))
-        completion = ctx.height + self.params(store).unbonding_blocks
-        entry = UnbondingEntry(self._next_id(store), delegator, operator, amount, ctx.height, completion)
+        left, bonded_height = tranches.remove_newest(held, burn)
+        self.set_delegation(store, delegator, operator, left)
+        val = val.with_(tokens=val.tokens - amount, shares=val.shares - burn)
+        self.set_validator(store, val)
+        completion = ctx.height + params.unbonding_blocks
+        entry = UnbondingEntry(self._next_id(store), delegator, operator, amount, ctx.height, completion,
+                               bonded_height)
         self.set_unbonding(store, entry)
         ctx.emit(EVENT_UNBOND, delegator=encode_address(delegator), validator=encode_address(operator),
                  amount=f"{amount}unes", completion_height=completion)
+        if delegator == operator and not val.jailed and self.self_delegation(store, val) < params.min_self_delegation:
+            self.jail(ctx, operator, ctx.height, SELF_DELEGATION_JAIL)  # it may unjail once it bonds enough again
         return entry
+
+    def self_delegation(self, store: KVReader, val: Validator) -> int:
+        """What the operator's own delegation to its validator is worth, in unes."""
+        return val.tokens_for(self.delegation(store, val.operator, val.operator))
 
     # unbonding --------------------------------------------------------------------------------
     def set_unbonding(self, store: KVStore, e: UnbondingEntry) -> None:
         store.set(keys.unbonding_key(e.completion_height, e.id), encode(e.to_state()))
         store.set(keys.unbonding_by_val_key(e.validator, e.id), u64(e.completion_height))
-        store.set(keys.unbonding_by_del_key(e.delegator, e.id), u64(e.completion_height))
+        store.set(keys.unbonding_by_del_key(e.delegator, e.validator, e.id), u64(e.completion_height))
 
     def _delete_unbonding(self, store: KVStore, e: UnbondingEntry) -> None:
         store.delete(keys.unbonding_key(e.completion_height, e.id))
         store.delete(keys.unbonding_by_val_key(e.validator, e.id))
-        store.delete(keys.unbonding_by_del_key(e.delegator, e.id))
+        store.delete(keys.unbonding_by_del_key(e.delegator, e.validator, e.id))
 
     def unbonding_entries(self, store: KVReader) -> Iterator[UnbondingEntry]:
         for _, raw in scan(store, keys.UNBONDING):
@@ -233,21 +262,30 @@ class StakingKeeper:
 
     # slashing primitives ----------------------------------------------------------------------
     def slash(self, ctx: Context, operator: bytes, infraction_height: int, fraction_ppm: int, reason: str) -> int:
-        """Burn ``fraction_ppm`` of the validator's tokens and of the unbonding entries that left it
-        at or after ``infraction_height`` (they were at stake when it misbehaved). Returns unes burned."""
+        """Burn ``fraction_ppm`` of the stake that was bonded to the validator at ``infraction_height``:
+        of each delegation's shares bonded at or before it (the share price does not move, so stake
+        bonded later is untouched), and of each unbonding entry that left at or after it and had been
+        bonded at or before it. Returns unes burned."""
         store = ctx.store
         val = self.must_validator(store, operator)
-        cut_tokens = val.tokens * fraction_ppm // PPM
-        burned = cut_tokens
+        burned = 0
         for e in list(self.unbonding_from(store, val.operator)):
-            if e.creation_height < infraction_height:
+            if e.creation_height < infraction_height or e.bonded_height > infraction_height:
                 continue
             cut = e.amount * fraction_ppm // PPM
             if cut:
-                self.set_unbonding(store, UnbondingEntry(e.id, e.delegator, e.validator, e.amount - cut,
-                                                          e.creation_height, e.completion_height))
+                self.set_unbonding(store, replace(e, amount=e.amount - cut))
                 burned += cut
-        self.set_validator(store, val.with_(tokens=val.tokens - cut_tokens))
+        cut_shares = 0
+        for delegator, _ in list(self.delegations_to(store, val.operator)):
+            held = self.delegation_tranches(store, delegator, val.operator)
+            cut = tranches.at_stake(held, infraction_height) * fraction_ppm // PPM
+            if cut:
+                self.set_delegation(store, delegator, val.operator, tranches.cut_at_stake(held, infraction_height, cut))
+                cut_shares += cut
+        cut_tokens = cut_shares * val.tokens // val.shares if val.shares else 0  # rounds down: the price never falls
+        self.set_validator(store, val.with_(tokens=val.tokens - cut_tokens, shares=val.shares - cut_shares))
+        burned += cut_tokens
         if burned:
             self.bank.burn_locked(ctx, burned)
         ctx.emit(EVENT_SLASH, validator=encode_address(val.operator), cons_address=cons_address_hex(val.pubkey),

@@ -15,11 +15,11 @@ NEXT_ID = PREFIX + b"next_id"  # -> next unbonding-entry id (int)
 VALIDATOR = PREFIX + b"val/"  # VALIDATOR + lp(operator) -> Validator
 CONS_INDEX = PREFIX + b"cons/"  # CONS_INDEX + lp(consensus address) -> operator address
 LAST_POWER = PREFIX + b"power/"  # LAST_POWER + lp(operator) -> power last sent to CometBFT (int)
-DELEGATION = PREFIX + b"del/"  # DELEGATION + lp(delegator) + lp(operator) -> shares (int)
+DELEGATION = PREFIX + b"del/"  # DELEGATION + lp(delegator) + lp(operator) -> [[height, shares], …] (tranches.py)
 DELEGATION_BY_VAL = PREFIX + b"delv/"  # + lp(operator) + lp(delegator) -> b"" (reverse index)
 UNBONDING = PREFIX + b"ubd/"  # UNBONDING + u64(completion height) + u64(id) -> UnbondingEntry
 UNBONDING_BY_VAL = PREFIX + b"ubdv/"  # + lp(operator) + u64(id) -> u64(completion height)
-UNBONDING_BY_DEL = PREFIX + b"ubdd/"  # + lp(delegator) + u64(id) -> u64(completion height)
+UNBONDING_BY_DEL = PREFIX + b"ubdd/"  # + lp(delegator) + lp(operator) + u64(id) -> u64(completion height)
 SIGNING_INFO = PREFIX + b"sign/"  # SIGNING_INFO + lp(consensus address) -> SigningInfo
 MISSED = PREFIX + b"miss/"  # MISSED + lp(consensus address) + u64(window index) -> b"\x01"
 MINER = PREFIX + b"miner/"  # MINER + lp(miner address) -> Miner
@@ -56,8 +56,13 @@ def unbonding_by_val_key(operator: bytes, entry_id: int) -> bytes:
     return UNBONDING_BY_VAL + lp(operator) + u64(entry_id)
 
 
-def unbonding_by_del_key(delegator: bytes, entry_id: int) -> bytes:
-    return UNBONDING_BY_DEL + lp(delegator) + u64(entry_id)
+def unbonding_by_del_key(delegator: bytes, operator: bytes, entry_id: int) -> bytes:
+    return unbonding_pair_prefix(delegator, operator) + u64(entry_id)
+
+
+def unbonding_pair_prefix(delegator: bytes, operator: bytes) -> bytes:
+    """Every unbonding entry of one (delegator, validator) pair: at most ``max_entries``."""
+    return UNBONDING_BY_DEL + lp(delegator) + lp(operator)
 
 
 def signing_info_key(cons_address: bytes) -> bytes:

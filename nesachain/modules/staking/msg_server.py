@@ -5,7 +5,13 @@ from __future__ import annotations
 from nacl.exceptions import BadSignatureError
 from nacl.signing import VerifyKey
 
-from nesachain.modules.staking.errors import ErrInvalidMinerKey, ErrInvalidPossession, ErrSelfBondTooLow
+from nesachain.modules.staking.errors import (
+    ErrInvalidConsPossession,
+    ErrInvalidMinerKey,
+    ErrInvalidPossession,
+    ErrSelfBondTooLow,
+    ErrSelfDelegationTooLow,
+)
 from nesachain.modules.staking.keeper import StakingKeeper
 from nesachain.modules.staking.miner_keeper import MinerKeeper
 from nesachain.modules.staking.msgs import (
@@ -26,6 +32,7 @@ from nesachain.modules.staking.msgs import (
     MsgUpdateMiner,
     MsgUpdateMinerResponse,
     miner_pop_bytes,
+    validator_pop_bytes,
 )
 from nesachain.modules.staking.slashing import SlashingKeeper
 from nesachain.modules.staking.types import Miner, cons_address_hex
@@ -44,9 +51,17 @@ class MsgServer:
     # validators
     def create_validator(self, ctx: Context, msg: MsgCreateValidator) -> MsgCreateValidatorResponse:
         operator = check_address(msg.operator, "operator")
-        reduction = self._staking.params(ctx.store).power_reduction
-        if msg.amount < reduction:
-            raise ErrSelfBondTooLow.wrap(f"self-bond {msg.amount}unes < power_reduction {reduction}unes")
+        params = self._staking.params(ctx.store)
+        if msg.amount < params.power_reduction:
+            raise ErrSelfBondTooLow.wrap(f"self-bond {msg.amount}unes < power_reduction {params.power_reduction}unes")
+        if msg.amount < params.min_self_delegation:
+            raise ErrSelfDelegationTooLow.wrap(f"self-bond {msg.amount}unes < min_self_delegation "
+                                               f"{params.min_self_delegation}unes")
+        try:
+            VerifyKey(msg.pubkey).verify(validator_pop_bytes(ctx.chain_id, msg.operator), msg.pop)
+        except (BadSignatureError, ValueError):
+            raise ErrInvalidConsPossession.wrap(f"consensus key {cons_address_hex(msg.pubkey)} did not sign "
+                                                f"operator {msg.operator} on chain {ctx.chain_id!r}") from None
         self._staking.create_validator(ctx, operator, msg.pubkey, msg.moniker, msg.amount)
         return MsgCreateValidatorResponse(cons_address_hex(msg.pubkey))
 

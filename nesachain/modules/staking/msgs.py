@@ -11,6 +11,7 @@ from nacl.bindings import crypto_core_ed25519_is_valid_point
 
 from nesachain.modules.staking.errors import (
     ErrInvalidBlockRange,
+    ErrInvalidConsPossession,
     ErrInvalidConsPubKey,
     ErrInvalidEndpoint,
     ErrInvalidMinerKey,
@@ -26,6 +27,7 @@ from nesachain.types.sdk_errors import ErrInvalidCoins
 
 __all__ = [
     "MINER_POP_PREFIX",
+    "VALIDATOR_POP_PREFIX",
     "MsgCreateValidator",
     "MsgCreateValidatorResponse",
     "MsgDelegate",
@@ -43,6 +45,7 @@ __all__ = [
     "MsgUpdateMiner",
     "MsgUpdateMinerResponse",
     "miner_pop_bytes",
+    "validator_pop_bytes",
 ]
 
 MAX_MONIKER = 64
@@ -51,12 +54,19 @@ _ENDPOINT = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z
 MAX_MEMORY_MB = 16 * 1024 * 1024  # 16 TiB
 MAX_THROUGHPUT = 10**12
 MINER_POP_PREFIX = b"nesachain/miner-pop/v1\x00"
+VALIDATOR_POP_PREFIX = b"nesachain/validator-pop/v1\x00"
 _INT64 = 2**63 - 1
 
 
 def miner_pop_bytes(chain_id: str, owner: str) -> bytes:
     """What the miner key signs to prove the owner holds it: binds key, owner and chain."""
     return MINER_POP_PREFIX + chain_id.encode() + b"\x00" + owner.encode()
+
+
+def validator_pop_bytes(chain_id: str, operator: str) -> bytes:
+    """What the consensus key signs to prove the operator holds it (no one can bond behind a node's key
+    that is not theirs): binds key, operator and chain."""
+    return VALIDATOR_POP_PREFIX + chain_id.encode() + b"\x00" + operator.encode()
 
 
 def check_pubkey(value: bytes, what: str, err: ErrorCode = ErrInvalidConsPubKey) -> bytes:
@@ -108,10 +118,14 @@ class MsgCreateValidator(_Base):
     pubkey: bytes  # ed25519 consensus key, priv_validator_key.json's pub_key
     moniker: str
     amount: int  # self-bond in unes
+    pop: bytes  # the consensus key's ed25519 signature over validator_pop_bytes(chain id, operator)
 
     def validate_basic(self) -> None:
         check_address(self.operator, "operator")
         check_pubkey(self.pubkey, "consensus pubkey")
+        if len(self.pop) != 64:
+            raise ErrInvalidConsPossession.wrap(f"the proof of possession must be a 64-byte ed25519 signature, "
+                                                f"got {len(self.pop)} bytes")
         if not 0 < len(self.moniker) <= MAX_MONIKER or not self.moniker.isprintable():
             raise ErrInvalidMoniker.wrap(f"moniker must be 1-{MAX_MONIKER} printable characters")
         _amount(self.amount, "self-bond")

@@ -25,6 +25,8 @@ class Params:
     power_reduction: int = 1_000_000  # unes per unit of consensus power (1 NES = 1 power)
     max_validators: int = 100
     unbonding_blocks: int = 100_800  # ~1 week of 6 s blocks
+    max_entries: int = 7  # unbonding entries at once per (delegator, validator) pair, as Cosmos
+    min_self_delegation: int = 1_000_000  # unes an operator keeps bonded to its own validator, or it is jailed
     # slashing
     signed_blocks_window: int = 10_000
     min_signed_per_window: int = 500_000  # ppm of the window a validator must sign
@@ -40,6 +42,8 @@ class Params:
         _int("power_reduction", self.power_reduction, 1, 10**18)
         _int("max_validators", self.max_validators, 1, 10_000)
         _int("unbonding_blocks", self.unbonding_blocks, 1, 10**9)
+        _int("max_entries", self.max_entries, 1, 100)
+        _int("min_self_delegation", self.min_self_delegation, 1, 2**64 - 1)
         _int("signed_blocks_window", self.signed_blocks_window, 2, 1_000_000)
         _int("min_signed_per_window", self.min_signed_per_window, 0, PPM)
         _int("downtime_jail_blocks", self.downtime_jail_blocks, 0, 10**9)

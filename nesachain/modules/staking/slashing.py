@@ -7,8 +7,12 @@ two heights later) until ``height + downtime_jail_blocks``, and its window is re
 send MsgUnjail.
 
 Double-signing (DUPLICATE_VOTE, and LIGHT_CLIENT_ATTACK alike): the validator is slashed
-``slash_fraction_double_sign`` (also on unbonding entries created at or after the infraction
-height), jailed and tombstoned: it can never unjail, and its consensus key can never be reused.
+``slash_fraction_double_sign`` of the stake bonded to it at the infraction height (delegations bonded
+later are untouched; unbonding entries created at or after the infraction are cut), jailed and
+tombstoned: it can never unjail, and its consensus key can never be reused.
+
+Unjailing also needs the operator's own delegation to be worth at least ``min_self_delegation``
+(an operator that undelegated below it was jailed for it).
 
 Slashed tokens are burned (they leave the supply); see ``keeper.py``.
 """
@@ -16,7 +20,13 @@ Slashed tokens are burned (they leave the supply); see ``keeper.py``.
 from __future__ import annotations
 
 from nesachain.modules.staking import keys
-from nesachain.modules.staking.errors import ErrJailPeriod, ErrNotJailed, ErrPowerTooLow, ErrTombstoned
+from nesachain.modules.staking.errors import (
+    ErrJailPeriod,
+    ErrNotJailed,
+    ErrPowerTooLow,
+    ErrSelfDelegationTooLow,
+    ErrTombstoned,
+)
 from nesachain.modules.staking.events import EVENT_LIVENESS, EVENT_TOMBSTONE, EVENT_UNJAIL
 from nesachain.modules.staking.keeper import StakingKeeper, scan
 from nesachain.modules.staking.types import SigningInfo, Validator, cons_address_hex
@@ -116,8 +126,13 @@ class SlashingKeeper:
             raise ErrNotJailed.wrap(f"validator {encode_address(operator)}")
         if ctx.height < val.jailed_until:
             raise ErrJailPeriod.wrap(f"jailed until height {val.jailed_until}, now {ctx.height}")
-        if val.power(self.staking.params(store).power_reduction) == 0:
+        params = self.staking.params(store)
+        if val.power(params.power_reduction) == 0:
             raise ErrPowerTooLow.wrap(f"validator {encode_address(operator)} holds {val.tokens}unes")
+        own = self.staking.self_delegation(store, val)
+        if own < params.min_self_delegation:
+            raise ErrSelfDelegationTooLow.wrap(f"the operator's own delegation is worth {own}unes, "
+                                               f"min_self_delegation is {params.min_self_delegation}unes")
         self.staking.set_validator(store, val.with_(jailed=False, jailed_until=0))
         self.reset_window(store, val.cons_address, ctx.height)
         ctx.emit(EVENT_UNJAIL, validator=encode_address(operator))

@@ -120,6 +120,7 @@ class UnbondingEntry:
     amount: int
     creation_height: int
     completion_height: int
+    bonded_height: int = 0  # the oldest height its shares were bonded at (see tranches.py)
 
     def to_state(self) -> dict[str, Any]:
         return asdict(self)
@@ -135,7 +136,7 @@ class UnbondingEntry:
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> UnbondingEntry:
         return cls(d["id"], decode_address(d["delegator"]), decode_address(d["validator"]), d["amount"],
-                   d["creation_height"], d["completion_height"])
+                   d["creation_height"], d["completion_height"], d.get("bonded_height", 0))
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ import pytest
 from nacl.signing import SigningKey
 
 from nesachain.abci.chain import Chain, FinalizeResult, TxResult
-from nesachain.modules.staking.msgs import MsgRegisterMiner, miner_pop_bytes
+from nesachain.modules.staking.msgs import MsgCreateValidator, MsgRegisterMiner, miner_pop_bytes, validator_pop_bytes
 from nesachain.store import CommitStore
 from nesachain.tx.msg import Msg
 from nesachain.tx.tx import TxBody, sign_tx
@@ -87,6 +87,14 @@ def model_entry(model_id: str, n_blocks: int, owner: str) -> dict[str, Any]:
     """A registered model (block hashes are placeholders: these tests serve no shard files)."""
     return {"owner": owner, "model_id": model_id, "architecture": "test", "n_blocks": n_blocks,
             "block_hashes": ["0" * 64] * n_blocks, "price": 1, "deposit": 1_000_000}
+
+
+def create_validator_msg(operator: SigningKey, cons: SigningKey, moniker: str, amount: int, *,
+                         chain_id: str = CHAIN_ID) -> MsgCreateValidator:
+    """A create-validator whose consensus key proves possession (signs the chain id and the operator)."""
+    o = addr(operator)
+    pop = cons.sign(validator_pop_bytes(chain_id, o)).signature
+    return MsgCreateValidator(o, pub(cons), moniker, amount, bytes(pop))
 
 
 def register_miner_msg(owner: int, m: int, start: int, end: int, *, bond: int = 2_000_000, model: str = MODEL,

@@ -11,7 +11,6 @@ import pytest
 from nesachain.abci.chain import Chain
 from nesachain.modules.staking.genesis import validate_genesis
 from nesachain.modules.staking.msgs import (
-    MsgCreateValidator,
     MsgDelegate,
     MsgMinerHeartbeat,
     MsgUndelegate,
@@ -24,6 +23,7 @@ from tests.modules.staking.conftest import (
     addr,
     cons_addr,
     cons_key,
+    create_validator_msg,
     genesis,
     key,
     miner_key,
@@ -34,7 +34,7 @@ from tests.modules.staking.conftest import (
 
 def busy_history(h: Harness) -> None:
     """Blocks with every kind of staking state: delegations, unbondings, a jail, a tombstone, miners."""
-    h.block([h.tx(key(5), [MsgCreateValidator(addr(key(5)), pub(cons_key(5)), "five", 12_000_000)]),
+    h.block([h.tx(key(5), [create_validator_msg(key(5), cons_key(5), "five", 12_000_000)]),
              h.tx(key(6), [MsgDelegate(addr(key(6)), addr(key(0)), 3_000_000)])])
     h.block([h.tx(key(4), [register_miner_msg(4, 0, 0, 15)]), h.tx(key(7), [register_miner_msg(7, 1, 15, 30)])])
     h.block(misbehavior=[("duplicate_vote", cons_addr(cons_key(2)), 10, 2)])

@@ -27,6 +27,7 @@ from tests.modules.staking.conftest import (
     Harness,
     addr,
     cons_key,
+    create_validator_msg,
     key,
     miner_key,
     pub,
@@ -38,15 +39,15 @@ SIGNER = 5
 CASES: dict[str, tuple[Callable[[], Msg], str, int, bool]] = {
     # name: (msg, codespace, code, stateless: rejected before the fee is taken)
     "bond_more_than_balance": (
-        lambda: MsgCreateValidator(addr(key(SIGNER)), pub(cons_key(SIGNER)), "big", FUNDS + 1), "sdk", 5, False),
+        lambda: create_validator_msg(key(SIGNER), cons_key(SIGNER), "big", FUNDS + 1), "sdk", 5, False),
     "delegate_more_than_balance": (
         lambda: MsgDelegate(addr(key(SIGNER)), addr(key(0)), FUNDS), "sdk", 5, False),
     "duplicate_consensus_key": (
-        lambda: MsgCreateValidator(addr(key(SIGNER)), pub(cons_key(0)), "copycat", SELF_BOND), CODESPACE, 3, False),
+        lambda: create_validator_msg(key(SIGNER), cons_key(0), "copycat", SELF_BOND), CODESPACE, 3, False),
     "duplicate_operator": (
-        lambda: MsgCreateValidator(addr(key(0)), pub(cons_key(SIGNER)), "again", SELF_BOND), CODESPACE, 2, False),
+        lambda: create_validator_msg(key(0), cons_key(SIGNER), "again", SELF_BOND), CODESPACE, 2, False),
     "self_bond_below_power_reduction": (
-        lambda: MsgCreateValidator(addr(key(SIGNER)), pub(cons_key(SIGNER)), "tiny", 999_999), CODESPACE, 9, False),
+        lambda: create_validator_msg(key(SIGNER), cons_key(SIGNER), "tiny", 999_999), CODESPACE, 9, False),
     "delegate_to_unknown_validator": (
         lambda: MsgDelegate(addr(key(SIGNER)), addr(key(7)), 1_000_000), CODESPACE, 4, False),
     "undelegate_from_unknown_validator": (
@@ -56,10 +57,10 @@ CASES: dict[str, tuple[Callable[[], Msg], str, int, bool]] = {
         lambda: MsgUndelegate(addr(key(SIGNER)), addr(key(0)), 1), CODESPACE, 7, False),
     "unjail_not_jailed": (lambda: MsgUnjail(addr(key(0))), CODESPACE, 11, False),
     "consensus_key_31_bytes": (
-        lambda: MsgCreateValidator(addr(key(SIGNER)), pub(cons_key(SIGNER))[:31], "short", SELF_BOND),
+        lambda: MsgCreateValidator(addr(key(SIGNER)), pub(cons_key(SIGNER))[:31], "short", SELF_BOND, bytes(64)),
         CODESPACE, 5, True),
     "consensus_key_not_a_point": (
-        lambda: MsgCreateValidator(addr(key(SIGNER)), bytes(32), "zero", SELF_BOND), CODESPACE, 5, True),
+        lambda: MsgCreateValidator(addr(key(SIGNER)), bytes(32), "zero", SELF_BOND, bytes(64)), CODESPACE, 5, True),
     "miner_key_not_a_point": (
         lambda: replace(register_miner_msg(SIGNER, 0, 0, 10), pubkey=b"\x01" + bytes(31)), CODESPACE, 26, True),
     "miner_block_range_outside_model": (

@@ -4,8 +4,8 @@ would send (last commit votes, misbehavior)."""
 from __future__ import annotations
 
 from nesachain.modules.staking.errors import CODESPACE
-from nesachain.modules.staking.msgs import MsgCreateValidator, MsgDelegate, MsgUndelegate, MsgUnjail
-from tests.modules.staking.conftest import SELF_BOND, Harness, addr, cons_addr, cons_key, key, pub
+from nesachain.modules.staking.msgs import MsgDelegate, MsgUndelegate, MsgUnjail
+from tests.modules.staking.conftest import SELF_BOND, Harness, addr, cons_addr, cons_key, create_validator_msg, key, pub
 
 DOWNTIME_CUT = SELF_BOND * 10_000 // 1_000_000  # 1 %
 DOUBLE_SIGN_CUT = SELF_BOND * 50_000 // 1_000_000  # 5 %
@@ -83,7 +83,7 @@ def test_double_sign_slashes_jails_and_tombstones_forever(h: Harness) -> None:
     res = h.run(key(2), MsgUnjail(addr(key(2))))
     assert (res.codespace, res.code) == (CODESPACE, 13)
     # the consensus key can never come back under another operator
-    res = h.run(key(5), MsgCreateValidator(addr(key(5)), pub(cons_key(2)), "again", SELF_BOND))
+    res = h.run(key(5), create_validator_msg(key(5), cons_key(2), "again", SELF_BOND))
     assert (res.codespace, res.code) == (CODESPACE, 3)
 
 
