@@ -8,6 +8,13 @@ after MsgUnbondMiner. A miner with no heartbeat (MsgMinerHeartbeat or MsgUpdateM
 
 The inference module calls ``record_outcome`` after each judged challenge or timeout and
 ``slash`` when a stake-weighted verdict finds a wrong result.
+
+Bond floor: a miner whose bond slashing takes below ``min_miner_bond`` turns inactive at once (no route
+or stand-in may name it, its own server opens no chain session), and no heartbeat or update makes it
+active again: only a top-up does. Its owner tops it up by registering the same miner key again
+(MsgRegisterMiner, the same model): the message's ``bond`` is added to what is left, which must then
+reach ``min_miner_bond``; endpoint, blocks and capacity are the message's, reputation and registration
+height stay. (A registration of a miner key that exists otherwise is refused, as before.)
 """
 
 from __future__ import annotations
@@ -92,10 +99,13 @@ class MinerKeeper:
         store.set(keys.miner_key(m.miner), encode(m.to_state()))
 
     def _beat(self, ctx: Context, m: Miner) -> Miner:
-        """Record a heartbeat now; re-queue the inactivity deadline."""
+        """Record a heartbeat now; re-queue the inactivity deadline. A miner below the bond floor stays
+        inactive, with no deadline queued (as genesis import rebuilds the queue: active miners only)."""
         store = ctx.store
         if m.status != MINER_UNBONDING and m.heartbeat_deadline:
             store.delete(keys.heartbeat_key(m.heartbeat_deadline, m.miner))
+        if m.bond < self.staking.params(store).min_miner_bond:
+            return m.with_(status=MINER_INACTIVE, last_heartbeat=ctx.height, heartbeat_deadline=0)
         deadline = ctx.height + self.staking.params(store).miner_heartbeat_timeout
         store.set(keys.heartbeat_key(deadline, m.miner), b"")
         if m.status == MINER_INACTIVE:
@@ -105,11 +115,12 @@ class MinerKeeper:
     def register(self, ctx: Context, m: Miner) -> Miner:
         store = ctx.store
         params = self.staking.params(store)
+        existing = self.miner(store, m.miner)
+        if existing is not None:
+            return self._top_up(ctx, existing, m)
         if m.bond < params.min_miner_bond:
             raise ErrMinerBondTooLow.wrap(f"bond {m.bond}unes < {params.min_miner_bond}unes")
         self.check_range(store, m.model_id, m.block_start, m.block_end)
-        if self.miner(store, m.miner) is not None:
-            raise ErrMinerExists.wrap(f"miner {encode_address(m.miner)}")
         self.bank.lock(ctx, m.owner, m.bond)
         m = self._beat(ctx, m.with_(reputation=START_REPUTATION, registered_height=ctx.height, status=MINER_ACTIVE,
                                     heartbeat_deadline=0))
@@ -119,6 +130,26 @@ class MinerKeeper:
                  model_id=m.model_id, block_start=m.block_start, block_end=m.block_end, endpoint=m.endpoint,
                  bond=f"{m.bond}unes", throughput=m.throughput)
         return m
+
+    def _top_up(self, ctx: Context, old: Miner, m: Miner) -> Miner:
+        """The registration ``m`` of a miner key that exists: a top-up where ``old`` is below the bond floor
+        (same owner and model, not unbonding), which ``m.bond`` must lift to ``min_miner_bond``."""
+        store = ctx.store
+        floor = self.staking.params(store).min_miner_bond
+        who = encode_address(m.miner)
+        if old.owner != m.owner or old.status == MINER_UNBONDING or old.bond >= floor or old.model_id != m.model_id:
+            raise ErrMinerExists.wrap(f"miner {who}: only its owner tops up a miner below the bond floor, same model")
+        if old.bond + m.bond < floor:
+            raise ErrMinerBondTooLow.wrap(f"bond {old.bond}unes left + {m.bond}unes < {floor}unes")
+        self.check_range(store, m.model_id, m.block_start, m.block_end)
+        self.bank.lock(ctx, m.owner, m.bond)
+        new = self._beat(ctx, old.with_(bond=old.bond + m.bond, endpoint=m.endpoint, block_start=m.block_start,
+                                        block_end=m.block_end, memory_mb=m.memory_mb, throughput=m.throughput))
+        self._save(store, new)
+        ctx.emit(EVENT_REGISTER_MINER, miner=who, owner=encode_address(m.owner), model_id=m.model_id,
+                 block_start=m.block_start, block_end=m.block_end, endpoint=m.endpoint, bond=f"{new.bond}unes",
+                 throughput=m.throughput)
+        return new
 
     def update(self, ctx: Context, owner: bytes, miner: bytes, endpoint: str, start: int, end: int,
                memory_mb: int, throughput: int) -> Miner:
@@ -179,13 +210,22 @@ class MinerKeeper:
         return r
 
     def slash(self, ctx: Context, miner: bytes, fraction_ppm: int, reason: str) -> int:
-        """Burn ``fraction_ppm`` of a miner's bond (unbonding bonds too); returns unes burned."""
-        m = self.must_miner(ctx.store, miner)
+        """Burn ``fraction_ppm`` of a miner's bond (unbonding bonds too); returns unes burned. An active miner
+        left below ``min_miner_bond`` turns inactive until its owner tops it up."""
+        store = ctx.store
+        m = self.must_miner(store, miner)
         cut = m.bond * min(fraction_ppm, PPM) // PPM
-        self._save(ctx.store, m.with_(bond=m.bond - cut))
+        slashed = m.with_(bond=m.bond - cut)
+        below = slashed.bond < self.staking.params(store).min_miner_bond
+        if below and m.status == MINER_ACTIVE:
+            store.delete(keys.heartbeat_key(m.heartbeat_deadline, m.miner))
+            slashed = slashed.with_(status=MINER_INACTIVE, heartbeat_deadline=0)
+        self._save(store, slashed)
         if cut:
             self.bank.burn_locked(ctx, cut)
         ctx.emit(EVENT_SLASH_MINER, miner=encode_address(miner), reason=reason, burned=f"{cut}unes")
+        if slashed.status != m.status:
+            ctx.emit(EVENT_MINER_INACTIVE, miner=encode_address(miner), last_heartbeat=m.last_heartbeat)
         return cut
 
     # end block --------------------------------------------------------------------------------
