@@ -91,6 +91,8 @@ def validate_genesis(state: Mapping[str, Any]) -> None:
                 raise ValueError(f"{what}.moniker must be 1-64 characters")
             if _nonneg(c["amount"], f"{what}.amount") < params.power_reduction:
                 raise ValueError(f"{what}.amount is below power_reduction {params.power_reduction}")
+            if c["amount"] < params.min_self_delegation:
+                raise ValueError(f"{what}.amount is below min_self_delegation {params.min_self_delegation}")
             if op in operators or address_from_pubkey(pubkey) in cons:
                 raise ValueError(f"{what}: duplicate operator or consensus key")
             operators.add(op)

@@ -78,6 +78,8 @@ def test_default_genesis_is_valid_and_has_no_validators() -> None:
         (lambda s: s["create_validators"][1].update(pubkey=s["create_validators"][0]["pubkey"]), "duplicate"),
         (lambda s: s["create_validators"][0].update(pubkey="AAAA"), "32 bytes"),
         (lambda s: s["create_validators"][0].update(amount=5), "below power_reduction"),
+        (lambda s: s["params"].update(min_self_delegation=SELF_BOND + 1), "below min_self_delegation"),
+        (lambda s: s["params"].update(max_entries=0), "max_entries"),
     ],
 )
 def test_validate_genesis_names_the_problem(mutate: object, message: str) -> None:
