@@ -98,7 +98,8 @@ class NesaApp:
         return abci.ResponseInitChain(app_hash=app_hash, validators=_validator_updates(updates))
 
     def query(self, req: abci.RequestQuery) -> abci.ResponseQuery:
-        """Query connection, any time: answer from committed state (JSON in, JSON out)."""
+        """Query connection, any time, on the server's query thread (outside the lock FinalizeBlock
+        holds): answer from the last committed state (JSON in, JSON out), a code for every refusal."""
         r = self.chain.query(req.path, req.data)
         return abci.ResponseQuery(code=r.code, codespace=r.codespace, log=r.log, value=r.value, height=r.height)
 

@@ -8,7 +8,6 @@ registered code: nothing a tx contains can raise out of here.
 
 from __future__ import annotations
 
-import json
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -17,6 +16,7 @@ from typing import Any
 import structlog
 
 from nesachain.abci.entropy import block_entropy
+from nesachain.abci.query import QUERY_MAX_SCAN, QueryResult, answer_query
 from nesachain.abci.router import Router
 from nesachain.modules.auth.keeper import AuthKeeper
 from nesachain.modules.auth.module import AuthModule
@@ -35,7 +35,7 @@ from nesachain.types.encoding import encode
 from nesachain.types.errors import ChainError
 from nesachain.types.events import EVENT_MESSAGE, Event
 from nesachain.types.module import AppModule, BlockInfo, ValidatorUpdate
-from nesachain.types.sdk_errors import ErrInternal, ErrInvalidRequest, ErrNotFound, ErrUnknownRequest
+from nesachain.types.sdk_errors import ErrInternal, ErrUnknownRequest
 
 __all__ = ["Chain", "FinalizeResult", "QueryResult", "TxResult"]
 
@@ -73,15 +73,6 @@ class FinalizeResult:
     app_hash: bytes
 
 
-@dataclass(frozen=True)
-class QueryResult:
-    code: int = 0
-    codespace: str = ""
-    log: str = ""
-    value: bytes = b""
-    height: int = 0
-
-
 @dataclass
 class _Pending:
     height: int
@@ -97,8 +88,9 @@ def _internal(exc: BaseException) -> ChainError:
 
 
 class Chain:
-    def __init__(self, store: CommitStore) -> None:
+    def __init__(self, store: CommitStore, *, query_max_scan: int = QUERY_MAX_SCAN) -> None:
         self.store = store
+        self.query_max_scan = query_max_scan
         raw = store.get(CHAIN_ID_KEY)
         self.chain_id = "" if raw is None else raw.decode()
         self.auth = AuthKeeper()
@@ -342,24 +334,6 @@ class Chain:
 
     # queries ----------------------------------------------------------------------------------
     def query(self, path: str, data: bytes) -> QueryResult:
-        fn = self.router.query(path)
-        if fn is None:
-            known = ", ".join(self.router.query_paths())
-            return self._query_error(ErrUnknownRequest.wrap(f"unknown query path {path!r}; known: {known}"))
-        try:
-            params = json.loads(data.decode()) if data else {}
-            if not isinstance(params, dict):
-                raise ValueError("query data must be a JSON object")
-            value = fn(self.store, params)
-        except ChainError as err:
-            return self._query_error(err)
-        except LookupError as exc:
-            return self._query_error(ErrNotFound.wrap(str(exc)))
-        except (ValueError, UnicodeDecodeError) as exc:
-            return self._query_error(ErrInvalidRequest.wrap(str(exc)))
-        except Exception as exc:
-            return self._query_error(_internal(exc))
-        return QueryResult(value=json.dumps(value, sort_keys=True).encode(), height=self.height)
-
-    def _query_error(self, err: ChainError) -> QueryResult:
-        return QueryResult(err.code, err.codespace, err.log, height=self.height)
+        """Answer a query from the last committed state, never the block being finalized; safe on another
+        thread than FinalizeBlock and Commit (see ``abci.query``)."""
+        return answer_query(self.router, self.store, path, data, self.query_max_scan)

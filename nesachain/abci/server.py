@@ -1,8 +1,10 @@
 """The asyncio ABCI socket server CometBFT connects to (four connections: consensus, mempool,
 query, snapshot — all to one address, told apart only by the requests they send).
 
-Each connection's requests are answered strictly in order, one at a time, under one app-wide
-lock. Flush is answered after everything before it has been written and drained. An exception
+Each connection's requests are answered strictly in order, one at a time. Consensus, mempool and
+snapshot requests run under one app-wide lock; queries run in a worker thread outside it, against the
+last commit (``abci.query``), so a public-RPC user's queries never hold up FinalizeBlock or Commit.
+Flush is answered after everything before it has been written and drained. An exception
 from the app becomes a ResponseException, which makes CometBFT stop: that is wanted, since the
 app can no longer be trusted to agree with the others. (Tx problems never get here: they are
 result codes.)
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import structlog
@@ -31,6 +34,8 @@ class ABCIServer:
         self._host = host
         self._port = port
         self._lock = asyncio.Lock()
+        # one thread: queries wait for each other, never for the lock (threads start on first use)
+        self._queries = ThreadPoolExecutor(max_workers=1, thread_name_prefix="abci-query")
         self._server: asyncio.base_events.Server | None = None
 
     async def start(self) -> None:
@@ -47,6 +52,7 @@ class ABCIServer:
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
+        self._queries.shutdown(wait=False, cancel_futures=True)
 
     @property
     def port(self) -> int:
@@ -78,6 +84,7 @@ class ABCIServer:
     async def _answer(self, frame: bytes, writer: asyncio.StreamWriter) -> None:
         req = abci.Request()
         resp = abci.Response()
+        result: Any
         try:
             req.ParseFromString(frame)
             kind = req.WhichOneof("value")
@@ -86,9 +93,13 @@ class ABCIServer:
                 resp.flush.SetInParent()
             elif kind is None:
                 resp.exception.error = "empty request"
+            elif kind == "query":
+                loop = asyncio.get_running_loop()
+                result = await loop.run_in_executor(self._queries, self._app.handle, kind, req.query)
+                resp.query.CopyFrom(result)
             else:
                 async with self._lock:
-                    result: Any = self._app.handle(kind, getattr(req, kind))
+                    result = self._app.handle(kind, getattr(req, kind))
                 getattr(resp, kind).CopyFrom(result)
         except Exception as exc:  # the app is broken; CometBFT must stop rather than diverge
             log.exception("abci_exception", error=repr(exc))

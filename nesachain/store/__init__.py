@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from nesachain.store.commit import CommitStore
+from nesachain.store.commit import CommitStore, CommitView, ScanLimitExceeded
 from nesachain.store.kv import CacheStore, KVReader, KVStore, prefix_end
 
-__all__ = ["CacheStore", "CommitStore", "KVReader", "KVStore", "prefix_end"]
+__all__ = ["CacheStore", "CommitStore", "CommitView", "KVReader", "KVStore", "ScanLimitExceeded", "prefix_end"]
