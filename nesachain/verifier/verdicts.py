@@ -28,10 +28,11 @@ Whose fault decides the verdict (``nesachain.verifier.errors``; the checks are i
   to validators. A 403 counts as a refusal because the verifier's requests are always signed by its operator
   for that very challenge; it is tried again first because a miner whose node lags a block or two does not yet
   see the challenge. Where this verifier's own clock is more than half the allowed skew from its node's last
-  block time, a 403 is its own fault: it abstains.
-- **abstain (commit nothing)**: this verifier cannot check: no shards of the model, its copy's hashes are not the
-  chain's, its node does not answer (tried again next pass), its clock is off, or the replay is over its own
-  caps on tokens or state, or an unexpected error in its own code (logged with its traceback). Never "mismatch".
+  block time, a 403 is its own fault: it tries again, never "mismatch".
+- **abstain (commit and reveal "abstain")**: this verifier cannot check: no shards of the model, its copy's hashes are
+  not the chain's, or the replay is over its own caps on tokens or state, or an unexpected error in its own code
+  (logged with its traceback). Never "mismatch". The abstain decides nothing, but the chain counts it apart from a
+  miss (no verdict at all). Its node not answering or its clock being off are retried, never abstained.
 
 Challenges are judged in a bounded pool (``Limits.workers``, of which ``Limits.replays`` replay at once),
 earliest verdict deadline first; a judgement still running at the end of a pass is collected by a later one.
@@ -221,16 +222,17 @@ class Verifier:
     def _conclude(self, key: str, s: dict[str, Any], idx: int, j: Judgement, height: int) -> Msg | None:
         """The commit of a judgement reached in time; for no verdict, what to remember and log."""
         miner = s["hops"][s["challenges"][idx]["hop"]]["miner"]
-        if j.outcome in (MATCH, MISMATCH):
+        if j.outcome in (MATCH, MISMATCH, ABSTAIN):
             if height >= challenge_deadlines(s, idx)[0]:
                 log.warning("verdict_too_late", session=s["id"], challenge=idx, miner=miner, verdict=j.outcome)
                 return None
-            log.info("verdict", session=s["id"], challenge=idx, miner=miner, verdict=j.outcome, reason=j.reason)
+            if j.outcome == ABSTAIN:  # said on chain, so the chain counts it apart from a miss; decides nothing
+                self._abstained[key] = j.reason
+                log.warning("verdict_abstain", session=s["id"], challenge=idx, miner=miner, reason=j.reason)
+            else:
+                log.info("verdict", session=s["id"], challenge=idx, miner=miner, verdict=j.outcome, reason=j.reason)
             return self._commit_msg(s, idx, key, j.outcome)
-        if j.outcome == ABSTAIN:
-            self._abstained[key] = j.reason
-        log.warning("verdict_abstain" if j.outcome == ABSTAIN else "verdict_retry", session=s["id"], challenge=idx,
-                    miner=miner, reason=j.reason)
+        log.warning("verdict_retry", session=s["id"], challenge=idx, miner=miner, reason=j.reason)
         return None
 
     def judge(self, s: dict[str, Any], idx: int, height: int | None = None) -> Judgement:

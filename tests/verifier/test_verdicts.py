@@ -181,21 +181,27 @@ def honest_server(run: MinerRun) -> Iterator[StepLogServer]:
         yield srv
 
 
-def test_verifier_without_shards_abstains_and_commits_nothing(tmp_path: Path, run: MinerRun,
-                                                              honest_server: StepLogServer) -> None:
-    """It asks the miner nothing, commits nothing, and does not judge the challenge again, even at the deadline.
-    Failed before: it committed "mismatch" ("could not check: this verifier holds no shards of tiny-llama")."""
+def test_verifier_without_shards_abstains_and_says_so_on_chain(tmp_path: Path, run: MinerRun,
+                                                                honest_server: StepLogServer) -> None:
+    """It asks the miner nothing, commits "abstain" (then reveals it, so the chain counts an abstain, not a miss),
+    and does not judge the challenge again, even at the deadline. Failed before: it committed "mismatch" ("could not
+    check: this verifier holds no shards of tiny-llama"); before verifier incentives it committed nothing."""
     chain = JudgeChain(KEY, [session_for(run, 4)], honest_server.endpoint)
     v = Verifier(chain, ShardReplayer({}, lambda model_id: []), tmp_path / "v.json", limits=FAST)
     judgement = v.judge(chain.sessions_[0], 0, chain.h)
     assert judgement.outcome == ABSTAIN and "holds no shards" in judgement.reason
-    assert v.tick() == 0 and chain.sent == []
+    assert v.tick() == 1 and [type(m) for m in chain.sent] == [MsgCommitVerdict]
+    assert v._state["7/0"]["verdict"] == ABSTAIN
+    chain.sessions_[0]["challenges"][0]["commits"][account_of(KEY)] = chain.sent[0].commitment.hex()
     chain.h = 19  # the last block before the deadline
-    assert v.tick() == 0 and chain.sent == [] and honest_server.requests == []
+    assert v.tick() == 0 and len(chain.sent) == 1 and honest_server.requests == []
+    chain.h = 21
+    assert v.tick() == 1 and isinstance(chain.sent[1], MsgRevealVerdict) and chain.sent[1].verdict == ABSTAIN
 
 
-def test_verifier_with_differing_hashes_abstains_and_commits_nothing(tmp_path: Path, tiny_llama: Path, run: MinerRun,
-                                                                     honest_server: StepLogServer) -> None:
+def test_verifier_with_differing_hashes_abstains_and_never_says_mismatch(tmp_path: Path, tiny_llama: Path,
+                                                                         run: MinerRun,
+                                                                         honest_server: StepLogServer) -> None:
     """Failed before: it committed "mismatch" ("could not check: shards of tiny-llama … differ from the hashes
     registered on chain")."""
     chain = JudgeChain(KEY, [session_for(run, 4)], honest_server.endpoint, h=19)
@@ -203,7 +209,7 @@ def test_verifier_with_differing_hashes_abstains_and_commits_nothing(tmp_path: P
                  limits=FAST)
     judgement = v.judge(chain.sessions_[0], 0, chain.h)
     assert judgement.outcome == ABSTAIN and "differ from the hashes registered on chain" in judgement.reason
-    assert v.tick() == 0 and chain.sent == [] and honest_server.requests == []
+    assert v.tick() == 1 and v._state["7/0"]["verdict"] == ABSTAIN and honest_server.requests == []
 
 
 def test_verifier_whose_node_is_unreachable_commits_nothing(tmp_path: Path, run: MinerRun) -> None:

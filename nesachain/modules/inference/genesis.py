@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Protocol
 
+from nesachain.modules.inference import verifiers
 from nesachain.modules.inference.keeper import InferenceKeeper
 from nesachain.modules.inference.msgs import MsgRegisterModel
 from nesachain.modules.inference.params import Params
@@ -24,9 +25,11 @@ from nesachain.modules.inference.types import (
     SETTLED,
     STATUSES,
     UNDECIDED,
+    VERDICTS,
     Model,
     Session,
 )
+from nesachain.modules.inference.verifiers import VerifierStats
 from nesachain.store.kv import KVReader, KVStore
 from nesachain.tx.msg import decode_msg
 from nesachain.types.address import decode_address, encode_address
@@ -36,7 +39,7 @@ from nesachain.types.errors import ChainError
 
 __all__ = ["default_genesis", "export_genesis", "genesis_supply", "init_genesis", "validate_genesis"]
 
-FIELDS = {"params", "models", "sessions", "next_session", "due"}
+FIELDS = {"params", "models", "sessions", "next_session", "due", "verifier_stats"}
 HOP_FAILURES = ("", "no_commit", "no_reveal", "challenge_mismatch", "challenge_contested", "challenge_undecided")
 OUTCOMES = ("", MATCH, MISMATCH, CONTESTED, UNDECIDED)
 _U64 = 2**64 - 1
@@ -125,8 +128,8 @@ def _check_challenges(s: Session, raw: Mapping[str, Any], what: str) -> None:
                 raise ValueError(f"{w}: a verdict commitment must be 32 bytes")
         if not set(c.reveals) <= set(c.commits):
             raise ValueError(f"{w}: a validator revealed a verdict it never committed")
-        if any(v not in (MATCH, MISMATCH) for v in c.reveals.values()):
-            raise ValueError(f"{w}: a verdict must be {MATCH!r} or {MISMATCH!r}")
+        if any(v not in VERDICTS for v in c.reveals.values()):
+            raise ValueError(f"{w}: a verdict must be one of {VERDICTS}")
         if c.outcome not in OUTCOMES:
             raise ValueError(f"{w}.outcome must be one of {OUTCOMES}, got {c.outcome!r}")
         miner = raw["challenges"][c_idx].get("miner")
@@ -137,7 +140,7 @@ def _check_challenges(s: Session, raw: Mapping[str, Any], what: str) -> None:
 def _check_session(s: Session, raw: Mapping[str, Any], models: Mapping[str, int], what: str) -> None:
     for name in ("id", "max_tokens", "escrow", "price", "opened_height", "tokens", "closed_height",
                  "commit_deadline", "reveal_deadline", "verdict_commit_deadline", "verdict_reveal_deadline", "fee",
-                 "refund"):
+                 "refund", "verifier_rewards"):
         _nat(getattr(s, name), f"{what}.{name}", 1 if name in ("id", "max_tokens") else 0)
     _nat(s.escrow, f"{what}.escrow", 0, MAX_AMOUNT)
     if not isinstance(s.model_id, str) or s.model_id not in models:
@@ -155,7 +158,9 @@ def _check_session(s: Session, raw: Mapping[str, Any], models: Mapping[str, int]
         if paid + s.fee + s.refund != s.escrow:
             raise ValueError(f"{what}: a settled session's pay {paid} + fee {s.fee} + refund {s.refund} must "
                              f"add up to its escrow {s.escrow}")
-    elif paid or s.fee or s.refund:
+        if s.verifier_rewards > s.fee:
+            raise ValueError(f"{what}: verifier rewards {s.verifier_rewards} exceed the fee {s.fee} they are part of")
+    elif paid or s.fee or s.refund or s.verifier_rewards:
         raise ValueError(f"{what}: a session that has not settled has paid nothing yet (pay, fee and refund are 0)")
 
 
@@ -207,6 +212,15 @@ def validate_genesis(state: Mapping[str, Any]) -> None:
         if (height, sid) in due:
             raise ValueError(f"inference.due[{i}]: session {sid} is scheduled twice at height {height}")
         due.add((height, sid))
+    seen: set[bytes] = set()
+    for i, entry in enumerate(_list(state, "verifier_stats")):
+        try:
+            st = VerifierStats.from_json(entry)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise ValueError(f"inference.verifier_stats[{i}] is malformed: {exc}") from None
+        if st.validator in seen:
+            raise ValueError(f"inference.verifier_stats[{i}]: {entry['validator']} appears twice")
+        seen.add(st.validator)
 
 
 def genesis_supply(state: Mapping[str, Any]) -> int:
@@ -236,6 +250,8 @@ def init_genesis(k: InferenceKeeper, bank: GenesisBank, ctx: Context, state: Map
     k.set_next_session_id(store, state.get("next_session", 1))
     for entry in state.get("due", []):
         k.schedule(store, entry["height"], entry["session_id"])
+    for entry in state.get("verifier_stats", []):
+        verifiers.set_stats(store, VerifierStats.from_json(entry))
 
 
 def export_genesis(k: InferenceKeeper, store: KVReader) -> dict[str, Any]:
@@ -250,4 +266,5 @@ def export_genesis(k: InferenceKeeper, store: KVReader) -> dict[str, Any]:
         "sessions": [s.to_json() for s in k.sessions(store)],
         "next_session": k.next_session_id(store),
         "due": [{"height": h, "session_id": sid} for h, sid in k.due(store)],
+        "verifier_stats": [st.to_json() for st in verifiers.all_stats(store)],
     }

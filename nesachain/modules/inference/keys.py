@@ -18,6 +18,7 @@ BY_STATUS = PREFIX + b"by_status/"
 # BY_MINER + lp(miner address) + lp(status) + u64(session id) -> b"" : every miner a session names (route or stand-in)
 BY_MINER = PREFIX + b"by_miner/"
 INDEX_VERSION = PREFIX + b"index_version"  # -> b"1" once the indexes cover every session
+VERIFIER = PREFIX + b"verifier/"  # VERIFIER + lp(validator operator) -> its verifier counts (verifiers.py)
 
 
 def model_key(model_id: str) -> bytes:
@@ -30,6 +31,10 @@ def session_key(session_id: int) -> bytes:
 
 def due_key(height: int, session_id: int) -> bytes:
     return DUE + u64(height) + u64(session_id)
+
+
+def verifier_key(validator: bytes) -> bytes:
+    return VERIFIER + lp(validator)
 
 
 def status_prefix(status: str) -> bytes:

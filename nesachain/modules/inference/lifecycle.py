@@ -26,7 +26,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import replace
 
-from nesachain.modules.inference import keys
+from nesachain.modules.inference import keys, verifiers
 from nesachain.modules.inference.events import (
     EVENT_CHALLENGE_CREATED,
     EVENT_CHALLENGE_DECIDED,
@@ -135,7 +135,8 @@ def _after_verdicts(k: InferenceKeeper, ctx: Context, s: Session) -> None:
             continue
         power = {MATCH: 0, MISMATCH: 0}
         for validator_hex, verdict in sorted(c.reveals.items()):
-            power[verdict] += k.validators.voting_power(ctx.store, bytes.fromhex(validator_hex))
+            if verdict in power:  # an abstain decides nothing
+                power[verdict] += k.validators.voting_power(ctx.store, bytes.fromhex(validator_hex))
         outcome = UNDECIDED
         hop = hops[c.hop]
         if total > 0 and 3 * power[MISMATCH] >= 2 * total:
@@ -157,6 +158,7 @@ def _after_verdicts(k: InferenceKeeper, ctx: Context, s: Session) -> None:
         else:
             hops[c.hop] = replace(hop, failed="challenge_undecided")
         challenges[idx] = replace(c, outcome=outcome, match_power=power[MATCH], mismatch_power=power[MISMATCH])
+        verifiers.count_tally(k.validators, ctx.store, c, outcome)
         ctx.emit(EVENT_CHALLENGE_DECIDED, session_id=s.id, challenge=idx, miner=encode_address(hop.miner),
                  outcome=outcome, round=c.round, match_power=power[MATCH], mismatch_power=power[MISMATCH],
                  total_power=total)
@@ -164,8 +166,8 @@ def _after_verdicts(k: InferenceKeeper, ctx: Context, s: Session) -> None:
 
 
 def _settle(k: InferenceKeeper, ctx: Context, s: Session) -> None:
-    """Pay each unpenalized miner blocks × the tokens its revealed steps cover × price, the fee to the fee
-    pool, the rest back."""
+    """Pay each unpenalized miner blocks × the tokens its revealed steps cover × price, the fee to the
+    validators whose verdicts agreed (``verifier_reward_ppm`` of it) and the fee pool, the rest back."""
     p = k.params(ctx.store)
     hops: list[SessionHop] = []
     total = 0
@@ -181,9 +183,11 @@ def _settle(k: InferenceKeeper, ctx: Context, s: Session) -> None:
     refund = s.escrow - total - fee
     if refund < 0:  # open_session's escrow check makes this impossible; never mint to cover it
         raise ValueError(f"session {s.id} owes {total + fee}unes from an escrow of {s.escrow}unes")
-    if fee:
-        k.bank.locked_to_fee_pool(ctx, fee)
+    rewards = verifiers.reward_verifiers(k.bank, k.validators, ctx, s, fee, p.verifier_reward_ppm)
+    if fee - rewards:
+        k.bank.locked_to_fee_pool(ctx, fee - rewards)
     if refund:
         k.bank.unlock(ctx, s.client, refund)
-    k.set_session(ctx.store, s.with_(status=SETTLED, hops=tuple(hops), fee=fee, refund=refund))
+    k.set_session(ctx.store, s.with_(status=SETTLED, hops=tuple(hops), fee=fee, refund=refund,
+                                     verifier_rewards=rewards))
     ctx.emit(EVENT_SESSION_SETTLED, session_id=s.id, paid=total, fee=fee, refund=refund)

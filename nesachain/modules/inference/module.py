@@ -66,7 +66,7 @@ class InferenceModule:
     def queries(self) -> Mapping[str, QueryFn]:
         q = self._queries
         return {"model": q.model, "models": q.models, "session": q.session, "sessions": q.sessions,
-                "params": q.params}
+                "params": q.params, "verifier_stats": q.verifier_stats}
 
     def begin_block(self, ctx: Context, info: BlockInfo) -> None:
         indexed = self.keeper.ensure_indexes(ctx.store)  # one read a block, once a chain written before them

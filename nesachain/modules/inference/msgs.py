@@ -281,14 +281,14 @@ class MsgRevealVerdict(_Fields):
     validator: str
     session_id: int
     challenge: int
-    verdict: str  # "match" or "mismatch"
+    verdict: str  # "match", "mismatch" or "abstain" (it could not check: counted apart from a miss)
     salt: bytes
 
     def validate_basic(self) -> None:
         check_address(self.validator, "validator")
         _ids(session_id=self.session_id, challenge=self.challenge)
-        if self.verdict not in ("match", "mismatch"):
-            raise ErrInvalidSessionMsg.wrap("verdict must be 'match' or 'mismatch'")
+        if self.verdict not in ("match", "mismatch", "abstain"):
+            raise ErrInvalidSessionMsg.wrap("verdict must be 'match', 'mismatch' or 'abstain'")
         _salt(self.salt)
 
     def signer(self) -> str:

@@ -23,13 +23,14 @@ class Params:
     min_model_deposit: int = 1_000_000
     max_route_hops: int = 64
     max_undecided_rounds: int = 3  # rounds of challenges on one hop that decide nothing before its share goes back
+    verifier_reward_ppm: int = 500_000  # of a session's fee, to validators whose verdicts agreed with the outcome
 
     def validate(self) -> None:
         for f in fields(self):
             v = getattr(self, f.name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 0:
                 raise ValueError(f"inference.{f.name} must be a non-negative integer")
-        for name in ("challenge_rate_ppm", "slash_fraction_ppm", "protocol_fee_ppm"):
+        for name in ("challenge_rate_ppm", "slash_fraction_ppm", "protocol_fee_ppm", "verifier_reward_ppm"):
             if getattr(self, name) > PPM:
                 raise ValueError(f"inference.{name} must be at most {PPM}")
         for name in ("commit_window", "reveal_window", "verdict_commit_window", "verdict_reveal_window",

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from nesachain.modules.inference import verifiers
 from nesachain.modules.inference.keeper import InferenceKeeper, session_ids
 from nesachain.modules.inference.types import SESSION_FILTERS
 from nesachain.store.kv import KVReader
@@ -61,6 +62,18 @@ class Queries:
         ids = session_ids(store, status, None if miner is None else check_address(miner, "miner"))
         page = [self._k.session(store, i) for i in ids[offset : offset + limit]]
         return {"sessions": [s.to_json() for s in page if s is not None], "total": len(ids)}
+
+    def verifier_stats(self, store: KVReader, params: Mapping[str, Any]) -> dict[str, Any]:
+        """What each validator did with the challenges tallied while it had power (agreed, disagreed, undecided,
+        abstained, missed) and the rewards it earned; one ``validator``'s, or a page of all, by address bytes."""
+        validator = params.get("validator")
+        if validator is not None:
+            if not isinstance(validator, str):
+                raise ValueError("validator must be a nesa1… address")
+            return verifiers.stats(store, check_address(validator, "validator")).to_json()
+        limit, offset = _page(params)
+        every = list(verifiers.all_stats(store))
+        return {"verifier_stats": [st.to_json() for st in every[offset : offset + limit]], "total": len(every)}
 
     def params(self, store: KVReader, params: Mapping[str, Any]) -> dict[str, Any]:
         return self._k.params(store).to_dict()

@@ -10,14 +10,16 @@ from nesachain.modules.inference.params import PPM
 from nesachain.types.address import decode_address, encode_address
 from nesachain.types.keys import u64
 
-__all__ = ["SESSION_FILTERS", "STATUSES", "UNDECIDED", "UNSETTLED", "Challenge", "Model", "Session", "SessionHop",
-           "max_cost", "result_commitment", "verdict_commitment", "verdict_deadlines"]
+__all__ = ["ABSTAIN", "SESSION_FILTERS", "STATUSES", "UNDECIDED", "UNSETTLED", "VERDICTS", "Challenge", "Model",
+           "Session", "SessionHop", "max_cost", "result_commitment", "verdict_commitment", "verdict_deadlines"]
 
 OPEN, COMMITTING, CHALLENGING, SETTLED = "open", "committing", "challenging", "settled"
 STATUSES = (OPEN, COMMITTING, CHALLENGING, SETTLED)
 UNSETTLED = (OPEN, COMMITTING, CHALLENGING)
 SESSION_FILTERS = (*STATUSES, "unsettled")  # what the sessions query (and `nesad query inference sessions`) takes
 MATCH, MISMATCH = "match", "mismatch"
+ABSTAIN = "abstain"  # a verdict that says "I could not check": counted apart from a miss, decides nothing
+VERDICTS = (MATCH, MISMATCH, ABSTAIN)
 CONTESTED = "contested"  # a tally outcome, never a verdict: > 1/3 of the power said mismatch
 UNDECIDED = "undecided"  # a tally outcome: neither 2/3 either way nor > 1/3 mismatch (a new round is drawn)
 
@@ -143,6 +145,7 @@ class Session:
     challenges: tuple[Challenge, ...] = ()
     fee: int = 0
     refund: int = 0
+    verifier_rewards: int = 0  # the part of ``fee`` paid to validators whose verdicts agreed with the outcome
 
     def with_(self, **changes: Any) -> Session:
         return replace(self, **changes)

@@ -56,6 +56,9 @@ class FakeValidators:
     def total_voting_power(self, store: KVReader) -> int:
         return sum(self.powers.values())
 
+    def last_powers(self, store: KVReader) -> dict[bytes, int]:
+        return dict(self.powers)
+
 
 CLIENT, OWNER = b"\x01" * 20, b"\x02" * 20
 MINERS = [b"\x10" * 20, b"\x11" * 20, b"\x12" * 20]

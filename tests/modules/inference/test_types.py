@@ -16,15 +16,16 @@ SESSION = Session(3, b"\x01" * 20, "toy", (
 
 def test_session_stored_encoding_is_pinned_and_reads_challenges_stored_before_rounds() -> None:
     """A session's stored bytes change only on purpose: this digest changed last when challenges got their
-    round and their own verdict deadlines (it did not change when ``SessionHop`` was renamed from ``Hop``).
-    A challenge stored before then reads as round 1, with its session's deadlines."""
+    round and their own verdict deadlines and sessions their verifier rewards (it did not change when
+    ``SessionHop`` was renamed from ``Hop``). A challenge stored before then reads as round 1, with its
+    session's deadlines."""
     old = Session(3, b"\x01" * 20, "toy", (
         SessionHop(b"\x10" * 20, 0, 2, commitment=b"c" * 32, root=b"r" * 32, n_steps=5, revealed=True, paid=30,
                    tokens=5),
         SessionHop(b"\x11" * 20, 0, 2, stands_in_for=0, attempt=1, from_token=2, failed="no_commit")),
         20, 999, 3, 7, status="challenging", challenges=(Challenge(0, 4, {"aa": b"x" * 32}, {"aa": "match"}),))
     digest = hashlib.sha256(encode(old.to_state())).hexdigest()
-    assert digest == "ca9cd5d8a4187280d031ab75d23d06bdac069a1ca27cfccdea97bbe177b0146a"
+    assert digest == "d2f049467d86bd23738edb2984c97573289f01c2c0eecc63d5e1386f9e6a5e8b"
     assert Session.from_state(decode_canonical(encode(old.to_state()))) == old
     before = old.to_state()
     for c in before["challenges"]:
