@@ -7,9 +7,8 @@ import asyncio
 import sys
 from pathlib import Path
 
-from nesachain.cli.common import emit, keyring_from, rpc_from
+from nesachain.cli.common import add_client_options, add_keyring_options, emit, keyring_from, rpc_from
 from nesachain.cli.inference_format import format_session
-from nesachain.cli.tx_cmds import add_tx_options
 from nesachain.client.observed import ObservedSpeeds
 from nesachain.client.request import RequestResult, await_settled, run_request
 from nesachain.client.routing import PREFERENCES
@@ -28,7 +27,10 @@ def register(isub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg
     p.add_argument("--scheme", default="none", help="activation compression: none, fp16, blockwise8, mixed8")
     p.add_argument("--raw", action="store_true", help="send the prompt as is (no chat template)")
     p.add_argument("--settle-timeout", type=float, default=180.0, help="seconds to wait for 'settled' (0: don't)")
-    add_tx_options(p)
+    # several txs (open, close) with the wallet's fees and sequences: a single tx's --fee, --memo, --sequence,
+    # --no-wait or --dry-run would mean nothing here, so they are not taken
+    add_client_options(p)
+    add_keyring_options(p)
     p.set_defaults(func=_request)
 
 

@@ -98,3 +98,14 @@ def test_cli_tx_dry_run_prints_size_messages_and_required_fee_and_sends_nothing(
     rc, out, _ = run(capsys, "tx", "bank", "send", "a", "a", "5", *home, "--dry-run", "--fee", "1000")
     assert rc == 1 and "fee: 1000unes" in out and "(the chain would refuse this fee)" in out and node.sent == 0
     assert "size: " in out and "messages: 1 (bank/MsgSend)" in out
+
+
+@pytest.mark.parametrize("option", [["--dry-run"], ["--fee", "5000"], ["--sequence", "3"], ["--no-wait"]])
+def test_cli_inference_request_refuses_single_tx_options_before_running_anything(tmp_path, capsys, option):
+    """A request sends several txs (open, then close) and pays a real escrow. Before: it took the single-tx
+    options and ignored them, so ``--dry-run`` opened a session, ran the prompt and paid for it."""
+    with pytest.raises(SystemExit) as exc:
+        run(capsys, "tx", "inference", "request", "a", "--model", "m", "--shards", str(tmp_path), "--prompt", "hi",
+            "--home", str(tmp_path), "--keyring-backend", "test", "--node", "http://127.0.0.1:1", *option)
+    assert exc.value.code == 2
+    assert f"unrecognized arguments: {option[0]}" in capsys.readouterr().err
