@@ -49,6 +49,7 @@ def _tx_fields(r: TxResult) -> dict[str, Any]:
 class NesaApp:
     def __init__(self, chain: Chain) -> None:
         self.chain = chain
+        self.query_pause: Callable[[], object] | None = None  # the server's: queries give way to consensus
         self._handlers: dict[str, Callable[[Any], Message]] = {
             "echo": self.echo,
             "info": self.info,
@@ -100,7 +101,7 @@ class NesaApp:
     def query(self, req: abci.RequestQuery) -> abci.ResponseQuery:
         """Query connection, any time, on the server's query thread (outside the lock FinalizeBlock
         holds): answer from the last committed state (JSON in, JSON out), a code for every refusal."""
-        r = self.chain.query(req.path, req.data)
+        r = self.chain.query(req.path, req.data, self.query_pause)
         return abci.ResponseQuery(code=r.code, codespace=r.codespace, log=r.log, value=r.value, height=r.height)
 
     def check_tx(self, req: abci.RequestCheckTx) -> abci.ResponseCheckTx:

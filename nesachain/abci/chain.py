@@ -9,7 +9,7 @@ registered code: nothing a tx contains can raise out of here.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -333,7 +333,7 @@ class Chain:
         return pending.height
 
     # queries ----------------------------------------------------------------------------------
-    def query(self, path: str, data: bytes) -> QueryResult:
+    def query(self, path: str, data: bytes, pause: Callable[[], object] | None = None) -> QueryResult:
         """Answer a query from the last committed state, never the block being finalized; safe on another
-        thread than FinalizeBlock and Commit (see ``abci.query``)."""
-        return answer_query(self.router, self.store, path, data, self.query_max_scan)
+        thread than FinalizeBlock and Commit, calling ``pause`` now and then (see ``abci.query``)."""
+        return answer_query(self.router, self.store, path, data, self.query_max_scan, pause)

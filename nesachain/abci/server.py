@@ -3,7 +3,8 @@ query, snapshot — all to one address, told apart only by the requests they sen
 
 Each connection's requests are answered strictly in order, one at a time. Consensus, mempool and
 snapshot requests run under one app-wide lock; queries run in a worker thread outside it, against the
-last commit (``abci.query``), so a public-RPC user's queries never hold up FinalizeBlock or Commit.
+last commit (``abci.query``), so a public-RPC user's queries never hold up FinalizeBlock or Commit;
+they pause while a request under the lock runs, so they do not share its CPU either.
 Flush is answered after everything before it has been written and drained. An exception
 from the app becomes a ResponseException, which makes CometBFT stop: that is wanted, since the
 app can no longer be trusted to agree with the others. (Tx problems never get here: they are
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -24,6 +26,8 @@ from nesachain.abci.app import NesaApp
 from nesachain.abci.framing import FrameError, FrameReader, encode_frame
 
 __all__ = ["ABCIServer"]
+
+QUERY_PAUSE_S = 1.0  # the longest a query waits for consensus at one pause before it reads on
 
 log = structlog.get_logger("nesachain.abci")
 
@@ -36,7 +40,14 @@ class ABCIServer:
         self._lock = asyncio.Lock()
         # one thread: queries wait for each other, never for the lock (threads start on first use)
         self._queries = ThreadPoolExecutor(max_workers=1, thread_name_prefix="abci-query")
+        self._idle = threading.Event()  # clear while a request runs under the lock; queries wait for it
+        self._idle.set()
+        app.query_pause = self._give_way
         self._server: asyncio.base_events.Server | None = None
+
+    def _give_way(self) -> None:
+        """A query's pause (on the query thread): wait while consensus or the mempool is being served."""
+        self._idle.wait(QUERY_PAUSE_S)
 
     async def start(self) -> None:
         self._server = await asyncio.start_server(self._serve, self._host, self._port)
@@ -99,7 +110,11 @@ class ABCIServer:
                 resp.query.CopyFrom(result)
             else:
                 async with self._lock:
-                    result = self._app.handle(kind, getattr(req, kind))
+                    self._idle.clear()
+                    try:
+                        result = self._app.handle(kind, getattr(req, kind))
+                    finally:
+                        self._idle.set()
                 getattr(resp, kind).CopyFrom(result)
         except Exception as exc:  # the app is broken; CometBFT must stop rather than diverge
             log.exception("abci_exception", error=repr(exc))

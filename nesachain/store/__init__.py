@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from nesachain.store.commit import CommitStore, CommitView, ScanLimitExceeded
+from nesachain.store.commit import CommitStore
 from nesachain.store.kv import CacheStore, KVReader, KVStore, prefix_end
+from nesachain.store.view import CommitView, ScanLimitExceeded
 
 __all__ = ["CacheStore", "CommitStore", "CommitView", "KVReader", "KVStore", "ScanLimitExceeded", "prefix_end"]

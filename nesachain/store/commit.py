@@ -4,11 +4,11 @@ The app hash commits to every key and value. Keys fall into 256 buckets by the f
 sha256(key); a bucket's hash is sha256 over its entries in key order (each length-prefixed), and
 the app hash is sha256 over the 256 bucket hashes. A block only rehashes the buckets it touched.
 
-Queries read a ``CommitView`` (``read_view``): the last commit, read from another thread than the one
-that runs FinalizeBlock and Commit. FinalizeBlock stages in caches above this store and never touches
-it; Commit changes it in place between two bumps of a generation counter (a seqlock), so a view tells
-whether everything it read belongs to one commit (``CommitView.current``) and a reader retries if not.
-A view also counts the entries it reads and refuses to read past its cap (``ScanLimitExceeded``).
+Queries read a ``CommitView`` (``read_view``, ``store/view.py``): one commit, read from another thread
+than the one that runs FinalizeBlock and Commit, while later commits land. FinalizeBlock stages in
+caches above this store and never touches it. Commit changes it in place, but first records the values
+its writes replace (the last ``HISTORY`` commits' are kept), so a view reads the state of the commit it
+was opened at for as long as those records reach back to it.
 
 ``commit(writes, height, app_hash, block_hash)`` applies a block's writes and records its height, app
 hash and block hash in one sqlite transaction, so a crash leaves either the old block or the new one,
@@ -22,13 +22,16 @@ import bisect
 import hashlib
 import sqlite3
 import struct
-from collections.abc import Iterator, Mapping
+import threading
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
-__all__ = ["CommitStore", "CommitView", "ScanLimitExceeded"]
+from nesachain.store.view import CommitView
+
+__all__ = ["HISTORY", "CommitStore"]
 
 _N_BUCKETS = 256
-_CHUNK = 256  # keys a view copies at a time while it iterates
+HISTORY = 16  # commits whose replaced values are kept for views opened before them
 
 
 def _bucket(key: bytes) -> int:
@@ -57,7 +60,12 @@ class CommitStore:
         self.height = 0
         self.app_hash = b""
         self.block_hash = b""  # CometBFT's hash of the last committed block (b"" before the first)
-        self._generation = 0  # odd while Commit changes the memory state (read by views on other threads)
+        # for views on other threads: (commits applied, height), replaced as one; per commit, the values
+        # its writes replaced (None: absent), recorded before it changes anything; a lock held only to
+        # change the sorted key list or to cut a slice of it
+        self._tip = (0, 0)
+        self._history: list[tuple[int, dict[bytes, bytes | None]]] = []
+        self._keys_lock = threading.Lock()
         self._db: sqlite3.Connection | None = None
         if path is not None:
             self._open(Path(path))
@@ -78,6 +86,7 @@ class CommitStore:
             self.height = int(meta["height"])
             self.app_hash = bytes(meta["app_hash"])
             self.block_hash = bytes(meta.get("block_hash", b""))
+        self._tip = (0, self.height)
         self._bucket_hashes = [_hash_bucket(b) for b in self._buckets]
 
     def _put(self, key: bytes, value: bytes) -> None:
@@ -85,6 +94,16 @@ class CommitStore:
             self._keys.append(key)
         self._data[key] = value
         self._buckets[_bucket(key)][key] = value
+
+    def __getstate__(self) -> dict[str, object]:
+        """For copies (tests deep-copy whole chains): everything but the lock, which a copy gets anew."""
+        state = dict(self.__dict__)
+        del state["_keys_lock"]
+        return state
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        self.__dict__.update(state)
+        self._keys_lock = threading.Lock()
 
     def close(self) -> None:
         if self._db is not None:
@@ -146,18 +165,22 @@ class CommitStore:
                 db.execute("ROLLBACK")
                 raise
         changed = self._bucket_hashes_with(writes)
-        self._generation += 1
+        generation = self._tip[0] + 1
+        self._history.append((generation, {key: self._data.get(key) for key in writes}))
+        if len(self._history) > HISTORY:
+            del self._history[0]
         for key, value in writes.items():
             idx = _bucket(key)
             if value is None:
                 if key in self._data:
+                    with self._keys_lock:
+                        del self._keys[bisect.bisect_left(self._keys, key)]
                     del self._data[key]
                     del self._buckets[idx][key]
-                    pos = bisect.bisect_left(self._keys, key)
-                    del self._keys[pos]
             else:
                 if key not in self._data:
-                    bisect.insort(self._keys, key)
+                    with self._keys_lock:
+                        bisect.insort(self._keys, key)
                 self._data[key] = value
                 self._buckets[idx][key] = value
         for idx, digest in changed.items():
@@ -165,63 +188,11 @@ class CommitStore:
         self.height = height
         self.app_hash = app_hash
         self.block_hash = block_hash
-        self._generation += 1
+        self._tip = (generation, height)
 
-    def read_view(self, max_scan: int) -> CommitView:
-        """A read view of the last commit that reads at most ``max_scan`` entries (gets and iterated items)."""
-        return CommitView(self, max_scan)
-
-
-class ScanLimitExceeded(Exception):
-    """A view was asked to read more entries than its cap."""
-
-    def __init__(self, max_scan: int) -> None:
-        super().__init__(f"read more than {max_scan} entries")
-        self.max_scan = max_scan
-
-
-class CommitView:
-    """The last commit of a ``CommitStore``, for a reader on another thread (a KVReader).
-
-    Nothing here blocks the thread that commits: a Commit that lands while the view is read makes
-    ``current()`` false, and what was read must then be thrown away (it may mix two commits, or miss
-    keys). Every entry read counts against ``max_scan``.
-    """
-
-    def __init__(self, store: CommitStore, max_scan: int) -> None:
-        self._store = store
-        self._generation = store._generation
-        self.height = store.height
-        self.max_scan = max_scan
-        self.scanned = 0
-
-    def current(self) -> bool:
-        """True when no Commit ran while this view was read: everything it read is the commit at ``height``."""
-        return self._generation % 2 == 0 and self._store._generation == self._generation
-
-    def _count(self) -> None:
-        self.scanned += 1
-        if self.scanned > self.max_scan:
-            raise ScanLimitExceeded(self.max_scan)
-
-    def get(self, key: bytes) -> bytes | None:
-        self._count()
-        return self._store._data.get(key)
-
-    def iterate(self, start: bytes, end: bytes | None) -> Iterator[tuple[bytes, bytes]]:
-        """Like ``CommitStore.iterate``, copying keys a chunk at a time (a commit may change the list meanwhile)."""
-        keys, data = self._store._keys, self._store._data
-        i = bisect.bisect_left(keys, start)
-        while True:
-            chunk = keys[i : i + _CHUNK]
-            for key in chunk:
-                if end is not None and key >= end:
-                    return
-                value = data.get(key)
-                if value is None:  # deleted by a commit meanwhile: current() is false already
-                    continue
-                self._count()
-                yield key, value
-            if len(chunk) < _CHUNK:
-                return
-            i += _CHUNK
+    def read_view(self, max_scan: int, pause: Callable[[], object] | None = None) -> CommitView:
+        """A read view of the last commit that reads at most ``max_scan`` entries (gets and iterated items),
+        calling ``pause`` every few hundred (a reader's way to give way to the thread that commits)."""
+        generation, height = self._tip
+        return CommitView(self._data, self._keys, self._keys_lock, self._history, generation, height, max_scan,
+                          pause)
