@@ -18,6 +18,7 @@ from nesachain.abci.framing import FrameReader, encode_frame
 from nesachain.abci.server import ABCIServer
 from nesachain.store import CommitStore
 from nesachain.store.kv import KVReader
+from tests.abci.busy_chain import BusyChain
 from tests.abci.conftest import CHAIN_ID, FUNDS, addr, genesis, key, new_chain, send_tx
 
 
@@ -133,3 +134,18 @@ def test_query_past_the_scan_cap_gets_the_query_too_large_code() -> None:
     small.finalize_block(1, [])
     small.commit()
     assert json.loads(small.query("staking/pool", b"").value)["invariant_holds"]
+
+
+@pytest.mark.parametrize("path", ["staking/validators", "staking/miners"])
+def test_list_query_past_the_scan_cap_gets_the_code_and_a_page_within_it_answers(busy: BusyChain, path: str) -> None:
+    """The busy chain's validators and miners lists read 15 and 6 entries: with a cap of 5 both are refused,
+    with the code, and their pages answer under the default cap. The sessions query pages through an index,
+    so one of its pages reads less than the cap."""
+    capped = Chain(busy.chain.store, query_max_scan=5)
+    r = capped.query(path, json.dumps({"limit": 1}).encode())
+    assert (r.codespace, r.code) == (ErrQueryTooLarge.codespace, ErrQueryTooLarge.code)
+    assert f"{path} would read more than 5 entries" in r.log
+    page = json.loads(busy.chain.query(path, json.dumps({"limit": 1, "offset": 1}).encode()).value)
+    assert page["total"] >= 2 and len(next(v for k, v in page.items() if k != "total")) == 1
+    sessions = capped.query("inference/sessions", json.dumps({"limit": 1}).encode())
+    assert sessions.code == 0 and len(json.loads(sessions.value)["sessions"]) == 1
