@@ -2,6 +2,8 @@
 
 ``ModelRegistry`` is how staking checks that a miner serves a real model's real blocks: the
 inference module's model registry (``nesachain.modules.inference.keeper.registered_model_blocks``).
+``ValidatorHooks`` is how another module hears that a validator starts its duties afresh (the inference
+keeper, whose verdict window restarts then, as x/slashing's missed-blocks counter does).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from typing import Protocol
 from nesachain.store.kv import KVReader, KVStore
 from nesachain.types.context import Context
 
-__all__ = ["BankKeeper", "ModelRegistry"]
+__all__ = ["BankKeeper", "ModelRegistry", "ValidatorHooks"]
 
 
 class BankKeeper(Protocol):
@@ -41,4 +43,11 @@ class ModelRegistry(Protocol):
     def miner_in_unsettled_session(self, store: KVReader, miner: bytes) -> bool:
         """Whether a session that has not settled names the miner: its unbonding waits for it, so that
         it can still be challenged, slashed and paid."""
+        ...
+
+
+class ValidatorHooks(Protocol):
+    def after_validator_bonded(self, ctx: Context, operator: bytes) -> None:
+        """The validator joined the set or unjailed (Cosmos' AfterValidatorBonded): what counts its duties
+        starts afresh."""
         ...

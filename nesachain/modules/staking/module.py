@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from nesachain.modules.staking import genesis
-from nesachain.modules.staking.expected_keepers import BankKeeper, ModelRegistry
+from nesachain.modules.staking.expected_keepers import BankKeeper, ModelRegistry, ValidatorHooks
 from nesachain.modules.staking.keeper import StakingKeeper
 from nesachain.modules.staking.miner_keeper import MinerKeeper
 from nesachain.modules.staking.msg_server import MsgServer
@@ -52,6 +52,10 @@ class StakingModule:
         """Count tokens another module holds (e.g. inference escrow) in the ``staking/pool``
         supply invariant: balances + fee pool + bonded + unbonding + miner bonds + holders == supply."""
         self._queries.holders[name] = total
+
+    def add_validator_hooks(self, hooks: ValidatorHooks) -> None:
+        """Tell ``hooks`` whenever a validator joins the set or unjails."""
+        self.slashing.hooks.append(hooks)
 
     def default_genesis(self) -> dict[str, Any]:
         return genesis.default_genesis()

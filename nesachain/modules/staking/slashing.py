@@ -4,7 +4,8 @@ Downtime (Cosmos x/slashing): every validator in the last commit has a bitmap ov
 ``signed_blocks_window`` blocks. When its misses in the window exceed ``max_missed_blocks`` (after a
 first full window since it joined), it is slashed ``slash_fraction_downtime``, jailed (power 0 from
 two heights later) until ``height + downtime_jail_blocks``, and its window is reset. It may then
-send MsgUnjail.
+send MsgUnjail. Joining the set and unjailing also tell ``hooks`` (the inference module's verdict window
+restarts then too).
 
 Double-signing (DUPLICATE_VOTE, and LIGHT_CLIENT_ATTACK alike): the validator is slashed
 ``slash_fraction_double_sign`` of the stake bonded to it at the infraction height (delegations bonded
@@ -28,6 +29,7 @@ from nesachain.modules.staking.errors import (
     ErrTombstoned,
 )
 from nesachain.modules.staking.events import EVENT_LIVENESS, EVENT_TOMBSTONE, EVENT_UNJAIL
+from nesachain.modules.staking.expected_keepers import ValidatorHooks
 from nesachain.modules.staking.keeper import StakingKeeper, scan
 from nesachain.modules.staking.types import SigningInfo, Validator, cons_address_hex
 from nesachain.store.kv import KVReader, KVStore
@@ -46,6 +48,7 @@ VALIDATOR_UPDATE_DELAY = 2
 class SlashingKeeper:
     def __init__(self, staking: StakingKeeper) -> None:
         self.staking = staking
+        self.hooks: list[ValidatorHooks] = []  # told when a validator joins the set or unjails
 
     # signing infos ----------------------------------------------------------------------------
     def signing_info(self, store: KVReader, cons: bytes) -> SigningInfo | None:
@@ -115,6 +118,8 @@ class SlashingKeeper:
     def on_bonded(self, ctx: Context, val: Validator) -> None:
         """A validator (re)joined the set: its liveness window starts now."""
         self.reset_window(ctx.store, val.cons_address, ctx.height)
+        for hooks in self.hooks:
+            hooks.after_validator_bonded(ctx, val.operator)
 
     # unjail -----------------------------------------------------------------------------------
     def unjail(self, ctx: Context, operator: bytes) -> None:
@@ -135,4 +140,6 @@ class SlashingKeeper:
                                                f"min_self_delegation is {params.min_self_delegation}unes")
         self.staking.set_validator(store, val.with_(jailed=False, jailed_until=0))
         self.reset_window(store, val.cons_address, ctx.height)
+        for hooks in self.hooks:
+            hooks.after_validator_bonded(ctx, operator)
         ctx.emit(EVENT_UNJAIL, validator=encode_address(operator))
