@@ -99,6 +99,7 @@ class Chain:
         self.inference = InferenceModule(
             InferenceKeeper(self.bank, self.staking.miners, self.staking.keeper), self.bank)
         self.staking.add_holder("inference", self.inference.keeper.escrowed)
+        self.staking.add_validator_hooks(self.inference.keeper)  # its verdict window restarts on (re)joining
         self.bank_module = BankModule(self.bank)
         self.modules: list[AppModule] = [AuthModule(self.auth), self.bank_module, self.staking, self.inference]
         self.router = Router(self.modules)

@@ -10,7 +10,8 @@ __all__ = [
     "EVENT_CHALLENGE_CREATED", "EVENT_CHALLENGE_DECIDED", "EVENT_MINER_PENALIZED", "EVENT_MINER_SLASHED",
     "EVENT_MODEL_REGISTERED", "EVENT_RESULT_COMMITTED", "EVENT_RESULT_REVEALED", "EVENT_SESSIONS_INDEXED",
     "EVENT_SESSION_CLOSED", "EVENT_SESSION_OPENED", "EVENT_SESSION_SETTLED", "EVENT_STAND_IN_ADDED",
-    "EVENT_VERDICT_COMMITTED", "EVENT_VERDICT_REVEALED", "EVENT_VERIFIER_REWARDED",
+    "EVENT_VERDICT_COMMITTED", "EVENT_VERDICT_MISSED", "EVENT_VERDICT_REVEALED", "EVENT_VERIFIER_JAILED",
+    "EVENT_VERIFIER_REWARDED",
 ]
 
 EVENT_MODEL_REGISTERED = "model_registered"
@@ -27,6 +28,8 @@ EVENT_MINER_SLASHED = "miner_slashed"  # a 2/3 mismatch verdict
 EVENT_CHALLENGE_DECIDED = "challenge_decided"
 EVENT_SESSION_SETTLED = "session_settled"
 EVENT_VERIFIER_REWARDED = "verifier_rewarded"  # a validator's share of a session's fee for agreeing verdicts
+EVENT_VERDICT_MISSED = "verdict_missed"  # a validator with power revealed nothing on a tallied challenge
+EVENT_VERIFIER_JAILED = "verifier_jailed"  # it missed too many in its verdict window: slashed and jailed
 EVENT_SESSIONS_INDEXED = "sessions_indexed"  # once, on a chain whose sessions predate the indexes
 
 ATTR_SESSION_ID = "session_id"
@@ -52,5 +55,7 @@ ATTRIBUTES: dict[str, tuple[str, ...]] = {
                               "mismatch_power", "total_power"),
     EVENT_SESSION_SETTLED: (ATTR_SESSION_ID, "paid", "fee", "refund"),
     EVENT_VERIFIER_REWARDED: (ATTR_SESSION_ID, ATTR_VALIDATOR, "amount"),
+    EVENT_VERDICT_MISSED: (ATTR_SESSION_ID, ATTR_CHALLENGE, ATTR_VALIDATOR, "missed", "window"),
+    EVENT_VERIFIER_JAILED: (ATTR_VALIDATOR, "missed", "window", "slashed", "jailed_until"),
     EVENT_SESSIONS_INDEXED: ("sessions",),
 }

@@ -63,3 +63,11 @@ class Validators(Protocol):
     def last_powers(self, store: KVReader) -> dict[bytes, int]:
         """Operator -> power of the validator set as last sent to CometBFT (jailed ones included)."""
         ...
+
+    def slash(self, ctx: Context, operator: bytes, infraction_height: int, fraction_ppm: int, reason: str) -> int:
+        """Burn a fraction of the stake bonded to the validator at that height (as downtime does); returns unes."""
+        ...
+
+    def jail(self, ctx: Context, operator: bytes, until: int, reason: str) -> None:
+        """Jail the validator until that height (it leaves the set two heights later and may unjail then)."""
+        ...

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Protocol
 
-from nesachain.modules.inference import verifiers
+from nesachain.modules.inference import verdict_window, verifiers
 from nesachain.modules.inference.keeper import InferenceKeeper
 from nesachain.modules.inference.msgs import MsgRegisterModel
 from nesachain.modules.inference.params import Params
@@ -29,6 +29,7 @@ from nesachain.modules.inference.types import (
     Model,
     Session,
 )
+from nesachain.modules.inference.verdict_window import VerdictWindow
 from nesachain.modules.inference.verifiers import VerifierStats
 from nesachain.store.kv import KVReader, KVStore
 from nesachain.tx.msg import decode_msg
@@ -39,7 +40,7 @@ from nesachain.types.errors import ChainError
 
 __all__ = ["default_genesis", "export_genesis", "genesis_supply", "init_genesis", "validate_genesis"]
 
-FIELDS = {"params", "models", "sessions", "next_session", "due", "verifier_stats"}
+FIELDS = {"params", "models", "sessions", "next_session", "due", "verifier_stats", "verdict_windows"}
 HOP_FAILURES = ("", "no_commit", "no_reveal", "challenge_mismatch", "challenge_contested", "challenge_undecided")
 OUTCOMES = ("", MATCH, MISMATCH, CONTESTED, UNDECIDED)
 _U64 = 2**64 - 1
@@ -221,6 +222,17 @@ def validate_genesis(state: Mapping[str, Any]) -> None:
         if st.validator in seen:
             raise ValueError(f"inference.verifier_stats[{i}]: {entry['validator']} appears twice")
         seen.add(st.validator)
+    seen = set()
+    for i, entry in enumerate(_list(state, "verdict_windows")):
+        try:
+            w = VerdictWindow.from_json(entry)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise ValueError(f"inference.verdict_windows[{i}] is malformed: {exc}") from None
+        if len(w.bitmap) != (params.verdict_window + 7) // 8:
+            raise ValueError(f"inference.verdict_windows[{i}]: its bitmap is not {params.verdict_window} bits")
+        if w.validator in seen:
+            raise ValueError(f"inference.verdict_windows[{i}]: {entry['validator']} appears twice")
+        seen.add(w.validator)
 
 
 def genesis_supply(state: Mapping[str, Any]) -> int:
@@ -252,6 +264,8 @@ def init_genesis(k: InferenceKeeper, bank: GenesisBank, ctx: Context, state: Map
         k.schedule(store, entry["height"], entry["session_id"])
     for entry in state.get("verifier_stats", []):
         verifiers.set_stats(store, VerifierStats.from_json(entry))
+    for entry in state.get("verdict_windows", []):
+        verdict_window.set_window(store, VerdictWindow.from_json(entry))
 
 
 def export_genesis(k: InferenceKeeper, store: KVReader) -> dict[str, Any]:
@@ -267,4 +281,5 @@ def export_genesis(k: InferenceKeeper, store: KVReader) -> dict[str, Any]:
         "next_session": k.next_session_id(store),
         "due": [{"height": h, "session_id": sid} for h, sid in k.due(store)],
         "verifier_stats": [st.to_json() for st in verifiers.all_stats(store)],
+        "verdict_windows": [w.to_json() for w in verdict_window.all_windows(store)],
     }

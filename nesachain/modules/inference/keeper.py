@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import replace
 
-from nesachain.modules.inference import keys
+from nesachain.modules.inference import keys, verdict_window
 from nesachain.modules.inference.errors import (
     ErrAlreadyCommitted,
     ErrDeadlinePassed,
@@ -70,6 +70,10 @@ class InferenceKeeper:
         self.bank = bank
         self.miners = miners
         self.validators = validators
+
+    def after_validator_bonded(self, ctx: Context, operator: bytes) -> None:
+        """Staking's hook: the validator joined the set or unjailed, so its verdict window starts afresh."""
+        verdict_window.reset(ctx.store, operator)
 
     # params, models -----------------------------------------------------------------------------
     def params(self, store: KVReader) -> Params:

@@ -19,6 +19,8 @@ BY_STATUS = PREFIX + b"by_status/"
 BY_MINER = PREFIX + b"by_miner/"
 INDEX_VERSION = PREFIX + b"index_version"  # -> b"1" once the indexes cover every session
 VERIFIER = PREFIX + b"verifier/"  # VERIFIER + lp(validator operator) -> its verifier counts (verifiers.py)
+# VERDICT_WINDOW + lp(validator operator) -> its misses over the last challenges (verdict_window.py)
+VERDICT_WINDOW = PREFIX + b"verdict_window/"
 
 
 def model_key(model_id: str) -> bytes:
@@ -35,6 +37,10 @@ def due_key(height: int, session_id: int) -> bytes:
 
 def verifier_key(validator: bytes) -> bytes:
     return VERIFIER + lp(validator)
+
+
+def verdict_window_key(validator: bytes) -> bytes:
+    return VERDICT_WINDOW + lp(validator)
 
 
 def status_prefix(status: str) -> bytes:

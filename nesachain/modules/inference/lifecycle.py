@@ -158,7 +158,7 @@ def _after_verdicts(k: InferenceKeeper, ctx: Context, s: Session) -> None:
         else:
             hops[c.hop] = replace(hop, failed="challenge_undecided")
         challenges[idx] = replace(c, outcome=outcome, match_power=power[MATCH], mismatch_power=power[MISMATCH])
-        verifiers.count_tally(k.validators, ctx.store, c, outcome)
+        verifiers.count_tally(k.validators, ctx, p, s.id, idx, c, outcome)
         ctx.emit(EVENT_CHALLENGE_DECIDED, session_id=s.id, challenge=idx, miner=encode_address(hop.miner),
                  outcome=outcome, round=c.round, match_power=power[MATCH], mismatch_power=power[MISMATCH],
                  total_power=total)

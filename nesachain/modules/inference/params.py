@@ -24,19 +24,32 @@ class Params:
     max_route_hops: int = 64
     max_undecided_rounds: int = 3  # rounds of challenges on one hop that decide nothing before its share goes back
     verifier_reward_ppm: int = 500_000  # of a session's fee, to validators whose verdicts agreed with the outcome
+    # missed verdicts (verdict_window.py; x/slashing's downtime rule over challenges instead of blocks)
+    verdict_window: int = 100  # the last challenges counted per validator
+    min_verdict_share_ppm: int = 500_000  # of them a validator must reveal a verdict on (an abstain counts)
+    miss_slash_ppm: int = 100  # of its stake, burned when it misses more (0.01 %, as downtime)
+    verdict_jail_blocks: int = 600  # then it is jailed this long (as downtime_jail_blocks)
 
     def validate(self) -> None:
         for f in fields(self):
             v = getattr(self, f.name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 0:
                 raise ValueError(f"inference.{f.name} must be a non-negative integer")
-        for name in ("challenge_rate_ppm", "slash_fraction_ppm", "protocol_fee_ppm", "verifier_reward_ppm"):
+        for name in ("challenge_rate_ppm", "slash_fraction_ppm", "protocol_fee_ppm", "verifier_reward_ppm",
+                     "min_verdict_share_ppm", "miss_slash_ppm"):
             if getattr(self, name) > PPM:
                 raise ValueError(f"inference.{name} must be at most {PPM}")
         for name in ("commit_window", "reveal_window", "verdict_commit_window", "verdict_reveal_window",
-                     "session_timeout", "max_route_hops", "max_undecided_rounds"):
+                     "session_timeout", "max_route_hops", "max_undecided_rounds", "verdict_window"):
             if getattr(self, name) < 1:
                 raise ValueError(f"inference.{name} must be at least 1")
+        if self.verdict_window > 10_000:
+            raise ValueError("inference.verdict_window must be at most 10000 (its bitmap is one state entry)")
+
+    @property
+    def max_missed_verdicts(self) -> int:
+        """Misses tolerated inside one verdict window; one more slashes and jails the validator."""
+        return self.verdict_window - self.verdict_window * self.min_verdict_share_ppm // PPM
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

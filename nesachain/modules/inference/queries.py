@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from nesachain.modules.inference import verifiers
+from nesachain.modules.inference import verdict_window, verifiers
 from nesachain.modules.inference.keeper import InferenceKeeper, session_ids
 from nesachain.modules.inference.types import SESSION_FILTERS
 from nesachain.store.kv import KVReader
@@ -65,15 +65,23 @@ class Queries:
 
     def verifier_stats(self, store: KVReader, params: Mapping[str, Any]) -> dict[str, Any]:
         """What each validator did with the challenges tallied while it had power (agreed, disagreed, undecided,
-        abstained, missed) and the rewards it earned; one ``validator``'s, or a page of all, by address bytes."""
+        abstained, missed), the rewards it earned, and its current verdict window (``window``: the challenges it
+        holds and the misses among them, out of ``verdict_window``); one ``validator``'s, or a page of all, by
+        address bytes."""
         validator = params.get("validator")
         if validator is not None:
             if not isinstance(validator, str):
                 raise ValueError("validator must be a nesa1… address")
-            return verifiers.stats(store, check_address(validator, "validator")).to_json()
+            return self._with_window(store, verifiers.stats(store, check_address(validator, "validator")))
         limit, offset = _page(params)
         every = list(verifiers.all_stats(store))
-        return {"verifier_stats": [st.to_json() for st in every[offset : offset + limit]], "total": len(every)}
+        return {"verifier_stats": [self._with_window(store, st) for st in every[offset : offset + limit]],
+                "total": len(every)}
+
+    def _with_window(self, store: KVReader, st: verifiers.VerifierStats) -> dict[str, Any]:
+        n = self._k.params(store).verdict_window
+        w = verdict_window.window(store, st.validator)
+        return {**st.to_json(), "window": {"challenges": min(w.counted, n), "missed": w.missed, "size": n}}
 
     def params(self, store: KVReader, params: Mapping[str, Any]) -> dict[str, Any]:
         return self._k.params(store).to_dict()

@@ -8,8 +8,8 @@ decided outcome, "match" or "mismatch"), ``disagreed`` (it revealed the other on
 a verdict on a challenge that ended contested or undecided), ``abstained`` (it revealed "abstain": it could not
 check) or ``missed`` (it revealed nothing). At settlement, ``verifier_reward_ppm`` of the session's fee is split
 evenly over its challenges decided "match" or "mismatch", and each one's part among the validators that revealed
-that outcome, by voting power (rounded down; the remainder stays in the fee pool's share). Misses are only
-counted here: jailing a validator that misses too many is a later step.
+that outcome, by voting power (rounded down; the remainder stays in the fee pool's share). Each count also goes
+into the validator's verdict window (``verdict_window.py``), where too many misses slash and jail it.
 """
 
 from __future__ import annotations
@@ -18,10 +18,10 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
-from nesachain.modules.inference import keys
+from nesachain.modules.inference import keys, verdict_window
 from nesachain.modules.inference.events import EVENT_VERIFIER_REWARDED
 from nesachain.modules.inference.expected_keepers import BankKeeper, Validators
-from nesachain.modules.inference.params import PPM
+from nesachain.modules.inference.params import PPM, Params
 from nesachain.modules.inference.types import ABSTAIN, MATCH, MISMATCH, Challenge, Session
 from nesachain.store.kv import KVReader, KVStore, prefix_end
 from nesachain.types.address import decode_address, encode_address
@@ -73,10 +73,13 @@ def all_stats(store: KVReader) -> Iterator[VerifierStats]:
         yield VerifierStats(validator, **decode_canonical(raw))
 
 
-def count_tally(validators: Validators, store: KVStore, c: Challenge, outcome: str) -> None:
-    """Count what every validator with voting power did with challenge ``c``, tallied as ``outcome``."""
+def count_tally(validators: Validators, ctx: Context, p: Params, session_id: int, index: int, c: Challenge,
+                outcome: str) -> None:
+    """Count what every validator with voting power did with challenge ``index`` of the session, tallied as
+    ``outcome``, and each one's verdict or miss in its verdict window (which may slash and jail it)."""
+    store = ctx.store
     for operator in sorted(validators.last_powers(store)):
-        if validators.voting_power(store, operator) <= 0:
+        if validators.voting_power(store, operator) <= 0:  # jailed or out of the set: not expected to vote
             continue
         verdict = c.reveals.get(operator.hex())
         if verdict is None:
@@ -89,6 +92,8 @@ def count_tally(validators: Validators, store: KVStore, c: Challenge, outcome: s
             field = "undecided"
         st = stats(store, operator)
         set_stats(store, replace(st, challenges=st.challenges + 1, **{field: getattr(st, field) + 1}))
+        verdict_window.record(validators, ctx, p, operator, field == "missed", session_id=session_id,
+                              challenge=index)
 
 
 def reward_verifiers(bank: BankKeeper, validators: Validators, ctx: Context, s: Session, fee: int,

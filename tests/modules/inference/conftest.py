@@ -49,6 +49,8 @@ class FakeMiners:
 @dataclass
 class FakeValidators:
     powers: dict[bytes, int] = field(default_factory=dict)
+    slashes: list[tuple[bytes, int, int, str]] = field(default_factory=list)
+    jailed: dict[bytes, int] = field(default_factory=dict)  # operator -> jailed until
 
     def voting_power(self, store: KVReader, operator: bytes) -> int:
         return self.powers.get(operator, 0)
@@ -57,7 +59,16 @@ class FakeValidators:
         return sum(self.powers.values())
 
     def last_powers(self, store: KVReader) -> dict[bytes, int]:
-        return dict(self.powers)
+        return dict(self.powers) | dict.fromkeys(self.jailed, 0)
+
+    def slash(self, ctx: Context, operator: bytes, infraction_height: int, fraction_ppm: int, reason: str) -> int:
+        self.slashes.append((operator, infraction_height, fraction_ppm, reason))
+        return 7
+
+    def jail(self, ctx: Context, operator: bytes, until: int, reason: str) -> None:
+        """Jailed: no voting power (it stays in the last set it was sent in, with power 0 here)."""
+        self.jailed[operator] = until
+        self.powers.pop(operator, None)
 
 
 CLIENT, OWNER = b"\x01" * 20, b"\x02" * 20
