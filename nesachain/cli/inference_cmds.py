@@ -70,6 +70,12 @@ def register_query(qsub: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p = isub.add_parser("params", help="inference params")
     add_client_options(p)
     p.set_defaults(func=lambda a: _show(a, "params", queries.inference_params(rpc_from(a))))
+    p = isub.add_parser("verifier-stats", help="what validators' verifiers did with challenges: agreed, disagreed, "
+                        "undecided, abstained, missed, rewards, and misses in the verdict window")
+    p.add_argument("operator", nargs="?", help="one validator's operator (address or key name); all if left out")
+    add_client_options(p)
+    add_keyring_options(p)
+    p.set_defaults(func=_verifier_stats)
 
 
 def _models(args: argparse.Namespace) -> int:
@@ -87,6 +93,15 @@ def _session(args: argparse.Namespace) -> int:
 def _sessions(args: argparse.Namespace) -> int:
     miner = resolve_address(args, args.miner) if args.miner else None
     return _show(args, "sessions", queries.sessions_page(rpc_from(args), args.status, miner, args.limit, args.offset))
+
+
+def _verifier_stats(args: argparse.Namespace) -> int:
+    rpc = rpc_from(args)
+    if args.operator:
+        found = [queries.verifier_stats(rpc, resolve_address(args, args.operator))]
+    else:
+        found = queries.verifier_stats_all(rpc)
+    return _show(args, "verifier_stats", {"verifier_stats": found, "total": len(found)})
 
 
 def _show(args: argparse.Namespace, name: str, res: dict[str, Any]) -> int:

@@ -1,11 +1,12 @@
-"""Text forms of inference query results (sessions with their commitments, challenges, payments)."""
+"""Text forms of inference query results (sessions with their commitments, challenges, payments; verifier
+counts)."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
-__all__ = ["format_result", "format_session"]
+__all__ = ["format_result", "format_session", "format_verifier"]
 
 
 def format_result(name: str, res: dict[str, Any]) -> str:
@@ -17,7 +18,17 @@ def format_result(name: str, res: dict[str, Any]) -> str:
     if name == "models":
         return "\n".join(f"{m['model_id']}\t{m['architecture']}\t{m['n_blocks']} blocks\t{m['price']}unes/token/block"
                          for m in res["models"]) or "(no models)"
+    if name == "verifier_stats":
+        return "\n".join(format_verifier(v) for v in res["verifier_stats"]) or "(no validator counted yet)"
     return json.dumps(res, indent=2, sort_keys=True)
+
+
+def format_verifier(v: dict[str, Any]) -> str:
+    w = v["window"]
+    return (f"{v['validator']}\tchallenges {v['challenges']}\tagreed {v['agreed']}\tdisagreed {v['disagreed']}\t"
+            f"undecided {v['undecided']}\tabstained {v['abstained']}\tmissed {v['missed']}\t"
+            f"window: missed {w['missed']} of the last {w['challenges']} (size {w['size']})\t"
+            f"rewards {v['rewards']}unes")
 
 
 def format_session(s: dict[str, Any]) -> str:

@@ -36,6 +36,8 @@ __all__ = [
     "unbonding",
     "validator",
     "validators",
+    "verifier_stats",
+    "verifier_stats_all",
 ]
 
 STAKING_PAGE = 1000  # the staking module's largest page
@@ -171,6 +173,17 @@ def iter_sessions(rpc: CometRPC, status: str | None = None, miner: str | None = 
     """Every session of ``status`` naming ``miner``, oldest first; the chain filters them through its indexes,
     so a poll costs what matches, not every session ever opened."""
     return _pages(rpc, "inference/sessions", "sessions", _where(status=status, miner=miner), INFERENCE_PAGE)
+
+
+def verifier_stats(rpc: CometRPC, validator: str) -> dict[str, Any]:
+    """What a validator's verifier did with the challenges tallied while it had power (agreed, disagreed,
+    undecided, abstained, missed), its rewards, and its verdict ``window`` (misses among the last challenges)."""
+    return _get(rpc, "inference/verifier_stats", {"validator": validator})
+
+
+def verifier_stats_all(rpc: CometRPC) -> list[dict[str, Any]]:
+    """Every counted validator's ``verifier_stats``, by operator address bytes."""
+    return list(_pages(rpc, "inference/verifier_stats", "verifier_stats", {}, INFERENCE_PAGE))
 
 
 def count_sessions(rpc: CometRPC, status: str | None = None, miner: str | None = None) -> int:
