@@ -26,42 +26,16 @@ import os
 import signal
 import subprocess
 import sys
-import threading
-import urllib.request
 from pathlib import Path
-from typing import Any
 
 import torch
+from pipeline import info, start_miners  # bench/pipeline.py: miner processes on 127.0.0.1, their /info
 from report import Lines, add_write_docs_flag, write_sections  # bench/report.py: docs/benchmarks.md
 from scratch import scratch_dir  # bench/scratch.py: the folders, removed at exit
 
 REPO = Path(__file__).resolve().parents[1]
 NEW_TOKENS = 16
 RSS = "def rss(): return int([l for l in open('/proc/self/status') if l.startswith('VmRSS')][0].split()[1]) / 1024"
-
-
-def start_miners(shard_dir: Path, ranges: list[str]) -> list[tuple[subprocess.Popen[str], str]]:
-    env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", OMP_NUM_THREADS="1")
-    procs = [subprocess.Popen([sys.executable, "-m", "nesachain.cli.main", "miner", "start", "--model", str(shard_dir),
-                               "--blocks", rng, "--port", "0", "--threads", "1", "--exit-with-parent",
-                               str(os.getpid())], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-                              cwd=str(REPO)) for rng in ranges]
-    out = []
-    for p in procs:
-        assert p.stdout is not None and p.stderr is not None
-        line = p.stdout.readline()
-        if not line.startswith("miner listening"):
-            p.kill()
-            raise SystemExit(f"miner failed to start: {line!r}; " + " | ".join(p.stderr.read().splitlines()[-5:]))
-        threading.Thread(target=p.stderr.read, daemon=True).start()
-        url = dict(f.split("=", 1) for f in line.split()[2:])["url"]
-        out.append((p, url.removeprefix("ws://").removesuffix("/ws")))
-    return out
-
-
-def info(addr: str) -> dict[str, Any]:
-    with urllib.request.urlopen(f"http://{addr}/info", timeout=10) as resp:
-        return json.loads(resp.read())  # type: ignore[no-any-return]
 
 
 def whole_rss(folder: Path, ids: list[int]) -> tuple[float, float, list[int]]:
@@ -125,7 +99,7 @@ def main() -> None:
     ids = example_ids(src.model.config, 8, seed=3)
     del src
     ranges = [f"{i}:{i + 1}" for i in range(args.blocks)]
-    miners = start_miners(shard_dir, ranges)
+    miners = start_miners(shard_dir, ranges, threads=1, cpus=[None] * len(ranges))
     try:
         client = DecoderClient.from_shard_dir(shard_dir)
         route = parse_route(",".join(f"{addr}@{r}" for (_, addr), r in zip(miners, ranges, strict=True)), push=False)

@@ -12,7 +12,7 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 
@@ -36,6 +36,19 @@ def load_tokenizer(shard_dir: Path) -> Any:
 
     return AutoTokenizer.from_pretrained(str(shard_dir / manifest["tokenizer"]),  # type: ignore[no-untyped-call]
                                          local_files_only=True)
+
+
+H = TypeVar("H", DecoderHead, EncoderHead, Seq2SeqHead)
+
+
+def _head_of(shard_dir: Path, kind: type[H], what: str) -> tuple[H, dict[str, Any]]:
+    """The client's part of a shard folder's model (its head), and the manifest; ManifestError if the model is
+    not ``what``."""
+    manifest = read_manifest(shard_dir)
+    head = build_head(manifest, load_client_state(shard_dir))
+    if not isinstance(head, kind):
+        raise ManifestError(f"{manifest['model_id']} is not {what}")
+    return head, manifest
 
 
 @dataclass
@@ -66,10 +79,7 @@ class DecoderClient:
 
     @classmethod
     def from_shard_dir(cls, shard_dir: Path) -> DecoderClient:
-        manifest = read_manifest(shard_dir)
-        head = build_head(manifest, load_client_state(shard_dir))
-        if not isinstance(head, DecoderHead):
-            raise ManifestError(f"{manifest['model_id']} is not a decoder")
+        head, manifest = _head_of(shard_dir, DecoderHead, "a decoder")
         return cls(head, manifest["n_blocks"], block_hashes(manifest))
 
     async def open(self, route: Route, max_length: int, timeout: float = 30.0,
@@ -136,10 +146,7 @@ class EncoderClient:
 
     @classmethod
     def from_shard_dir(cls, shard_dir: Path) -> EncoderClient:
-        manifest = read_manifest(shard_dir)
-        head = build_head(manifest, load_client_state(shard_dir))
-        if not isinstance(head, EncoderHead):
-            raise ManifestError(f"{manifest['model_id']} is not an encoder")
+        head, manifest = _head_of(shard_dir, EncoderHead, "an encoder")
         return cls(head, manifest["n_blocks"], load_tokenizer(shard_dir), block_hashes(manifest))
 
     async def hidden(self, pipe: RemotePipeline, batch: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -177,10 +184,7 @@ class Seq2SeqClient:
 
     @classmethod
     def from_shard_dir(cls, shard_dir: Path) -> Seq2SeqClient:
-        manifest = read_manifest(shard_dir)
-        head = build_head(manifest, load_client_state(shard_dir))
-        if not isinstance(head, Seq2SeqHead):
-            raise ManifestError(f"{manifest['model_id']} is not an encoder-decoder")
+        head, manifest = _head_of(shard_dir, Seq2SeqHead, "an encoder-decoder")
         return cls(head, manifest["n_blocks"], block_hashes(manifest))
 
     async def generate(self, route: Route, src: torch.Tensor, max_new_tokens: int,

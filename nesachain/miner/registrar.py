@@ -164,15 +164,20 @@ class ChainRegistrar:
         while not self._stop.is_set():
             if polls % PRUNE_EVERY == 0:
                 try:
-                    for name in await asyncio.to_thread(server.logged_sessions):
-                        parsed = parse_chain_session_name(name)
-                        s = None if parsed is None else await asyncio.to_thread(queries.session, rpc, parsed[0])
-                        if s is not None and s["status"] != "settled":
-                            continue
-                        if s is not None:
-                            seen = self._settled_seen.setdefault(name, self._clock())
-                            if self._clock() - seen < self.keep_settled_logs_s:
+                    names = await asyncio.to_thread(server.logged_sessions)
+                    live = set(names)
+                    self._settled_seen = {n: t for n, t in self._settled_seen.items() if n in live}
+                    for name in names:
+                        if name not in self._settled_seen:  # settled stays settled: the node is asked until then
+                            parsed = parse_chain_session_name(name)
+                            s = None if parsed is None else await asyncio.to_thread(queries.session, rpc, parsed[0])
+                            if s is not None and s["status"] != "settled":
                                 continue
+                            if s is not None:
+                                self._settled_seen[name] = self._clock()
+                        if name in self._settled_seen and \
+                                self._clock() - self._settled_seen[name] < self.keep_settled_logs_s:
+                            continue
                         server.forget_log(name)
                         self._settled_seen.pop(name, None)
                         log.info("step_log_pruned", session=name)

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 import pytest
 
+from nesachain.modules.inference import genesis
+from nesachain.modules.inference.keeper import InferenceKeeper
 from nesachain.modules.inference.types import Session, max_cost, result_commitment, verdict_commitment
+from nesachain.store import CacheStore, CommitStore
+from nesachain.types.context import Context
 from nesachain.types.errors import ChainError
 from tests.modules.inference.conftest import CLIENT, MINERS, OWNER, PARAMS, PRICE, VALIDATORS, Env
 
@@ -83,3 +90,16 @@ def all_match(env: Env, s: Session) -> Session:
     """Three of the four validators commit and reveal "match" on each of ``s``'s open challenges; past the
     verdict deadline the session settles."""
     return vote_round(env, s, {ch: dict.fromkeys(VALIDATORS[:3], "match") for ch in open_challenges(s)})
+
+
+def genesis_round_trip(env: Env) -> tuple[dict[str, Any], CacheStore]:
+    """Export ``env``'s inference state (as JSON), validate it, import it into a fresh store and check that
+    exporting that gives the same state; (the state, the fresh store)."""
+    state = json.loads(json.dumps(genesis.export_genesis(env.keeper, env.store)))
+    genesis.validate_genesis(state)
+    store = CacheStore(CommitStore())
+    bank = type(env.bank)()
+    k = InferenceKeeper(bank, env.miners, env.validators)
+    genesis.init_genesis(k, bank, Context(store, "test", 1, entropy=b"e" * 32), state)
+    assert json.loads(json.dumps(genesis.export_genesis(k, store))) == state
+    return state, store

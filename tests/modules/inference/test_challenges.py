@@ -17,6 +17,7 @@ from tests.modules.inference.keeper_support import (
     STANDINS,
     challenged,
     commit_reveal,
+    genesis_round_trip,
     open_and_close,
     open_challenges,
     rejected,
@@ -195,20 +196,11 @@ def test_a_session_in_a_later_round_exports_and_imports_to_the_same_state(env):
     import json
 
     from nesachain.modules.inference import genesis
-    from nesachain.modules.inference.keeper import InferenceKeeper
-    from nesachain.store import CacheStore, CommitStore
-    from nesachain.types.context import Context
 
     s = challenged(env)
     s = vote_round(env, s, {1: dict.fromkeys(VALIDATORS, "match")})  # hops 0 and 2 go to round 2
     assert [c.round for c in s.challenges if c.is_open] == [2, 2]
-    state = json.loads(json.dumps(genesis.export_genesis(env.keeper, env.store)))
-    genesis.validate_genesis(state)
-    store = CacheStore(CommitStore())
-    bank = type(env.bank)()
-    k = InferenceKeeper(bank, env.miners, env.validators)
-    genesis.init_genesis(k, bank, Context(store, "test", 1, entropy=b"e" * 32), state)
-    assert json.loads(json.dumps(genesis.export_genesis(k, store))) == state
+    state, store = genesis_round_trip(env)
     mine = dict(env.store.iterate(b"inference/", b"inference0"))
     assert dict(store.iterate(b"inference/", b"inference0")) == mine
     bad = json.loads(json.dumps(state))

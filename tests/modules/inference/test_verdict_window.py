@@ -9,14 +9,11 @@ from dataclasses import replace
 import pytest
 
 from nesachain.modules.inference import genesis, verdict_window
-from nesachain.modules.inference.keeper import InferenceKeeper
 from nesachain.modules.inference.params import Params
 from nesachain.modules.inference.queries import Queries
-from nesachain.store import CacheStore, CommitStore
 from nesachain.types.address import encode_address
-from nesachain.types.context import Context
 from tests.modules.inference.conftest import PARAMS, VALIDATORS, Env
-from tests.modules.inference.keeper_support import challenged, vote_round
+from tests.modules.inference.keeper_support import challenged, genesis_round_trip, vote_round
 
 V0, V1, V2, V3 = VALIDATORS
 # 3 challenges a session; a full window is 2 sessions, and more than 3 misses in it jail
@@ -92,14 +89,8 @@ def test_verdict_window_restarts_when_staking_says_the_validator_bonded_again(en
 def test_verdict_window_genesis_round_trip_keeps_windows(env: Env) -> None:
     env.keeper.set_params(env.store, P)
     sessions(env, 1, None)
-    state = json.loads(json.dumps(genesis.export_genesis(env.keeper, env.store)))
+    state, store = genesis_round_trip(env)
     assert [w["missed"] for w in state["verdict_windows"]] == [0, 0, 0, 3]
-    genesis.validate_genesis(state)
-    store = CacheStore(CommitStore())
-    bank = type(env.bank)()
-    k = InferenceKeeper(bank, env.miners, env.validators)
-    genesis.init_genesis(k, bank, Context(store, "test", 1, entropy=b"e" * 32), state)
-    assert json.loads(json.dumps(genesis.export_genesis(k, store))) == state
     assert verdict_window.window(store, V3) == verdict_window.window(env.store, V3)
     for bad, match in [({"bitmap": "0700"}, "6 bits"), ({"missed": 2}, "does not match"), ({"extra": 1}, "exactly")]:
         broken = json.loads(json.dumps(state))

@@ -9,16 +9,13 @@ from dataclasses import replace
 import pytest
 
 from nesachain.modules.inference import genesis
-from nesachain.modules.inference.keeper import InferenceKeeper
 from nesachain.modules.inference.msgs import MsgRevealVerdict
 from nesachain.modules.inference.queries import Queries
 from nesachain.modules.inference.types import max_cost
-from nesachain.store import CacheStore, CommitStore
 from nesachain.types.address import encode_address
-from nesachain.types.context import Context
 from nesachain.types.errors import ChainError
 from tests.modules.inference.conftest import CLIENT, MINERS, OWNER, PARAMS, PRICE, VALIDATORS
-from tests.modules.inference.keeper_support import ROUTE, commit_reveal, vote_round
+from tests.modules.inference.keeper_support import ROUTE, commit_reveal, genesis_round_trip, vote_round
 
 V0, V1, V2, V3 = VALIDATORS
 P = replace(PARAMS, protocol_fee_ppm=500_000, verifier_reward_ppm=600_000)
@@ -71,13 +68,7 @@ def test_agreeing_validators_share_the_fee_by_power_and_misses_are_counted_apart
     assert page["total"] == 4 and len(page["verifier_stats"]) == 2
 
     # genesis mirrors the counts
-    state = json.loads(json.dumps(genesis.export_genesis(env.keeper, env.store)))
-    genesis.validate_genesis(state)
-    store = CacheStore(CommitStore())
-    bank = type(env.bank)()
-    k = InferenceKeeper(bank, env.miners, env.validators)
-    genesis.init_genesis(k, bank, Context(store, "test", 1, entropy=b"e" * 32), state)
-    assert json.loads(json.dumps(genesis.export_genesis(k, store))) == state
+    state, _ = genesis_round_trip(env)
     twice = json.loads(json.dumps(state))
     twice["verifier_stats"].append(twice["verifier_stats"][0])
     with pytest.raises(ValueError, match="twice"):
